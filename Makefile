@@ -1,0 +1,138 @@
+# rwkvlab Makefile: probes its dependencies, says what it found, builds the library, CLI and tests.
+#   make            build build/rwkvlab (release, fp32)
+#   make test       Criterion suite (fp32 tests + fp64 gradient checks)
+#   make debug-test the same suite built with ASan + UBSan
+#   make demo       the main job: RWKV-7 on S5 (swaps) and S3, accuracy-vs-length table
+#   make bench      training throughput vs the machine's sgemm rate -> stdout (see BENCHMARKS.md)
+#   make deps       install the Debian packages (root) or print the apt-get line
+#   make data       copy tokenizer vocab and eval sets from ../shared/data into data/
+# Switches: NO_OMP=1 (no OpenMP), NO_CUDA=1 (ignore nvcc), V=1 (echo commands).
+
+DEB_PKGS := build-essential pkg-config libgsl-dev libhdf5-dev libopenblas-dev libinih-dev \
+            libcjson-dev libcriterion-dev python3
+PKGS     := gsl hdf5 openblas inih libcjson criterion
+
+CC      ?= cc
+CSTD    := -std=c11 -D_GNU_SOURCE
+WARN    := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wno-sign-compare
+OPT     := -O2 -march=native -fno-fast-math
+Q       := $(if $(V),,@)
+
+# ---- dependency probe (pkg-config), printed once --------------------------------------------
+pc_ok    = $(shell pkg-config --exists $(1) 2>/dev/null && echo yes || echo no)
+HAVE_GSL      := $(call pc_ok,gsl)
+HAVE_HDF5     := $(call pc_ok,hdf5)
+HAVE_OPENBLAS := $(call pc_ok,openblas)
+HAVE_INIH     := $(call pc_ok,inih)
+HAVE_CJSON    := $(call pc_ok,libcjson)
+HAVE_CRIT     := $(call pc_ok,criterion)
+MISSING  := $(foreach p,GSL HDF5 OPENBLAS INIH CJSON,$(if $(filter no,$(HAVE_$(p))),$(p)))
+
+# GSL brings its own reference CBLAS; we link OpenBLAS's CBLAS instead (drop -lgslcblas).
+DEP_CFLAGS := $(shell pkg-config --cflags gsl hdf5 openblas inih libcjson 2>/dev/null)
+DEP_LIBS   := $(filter-out -lgslcblas,$(shell pkg-config --libs gsl hdf5 openblas inih libcjson 2>/dev/null)) -lm
+CRIT_LIBS  := $(shell pkg-config --libs criterion 2>/dev/null)
+
+# OpenMP: a compile-and-link probe, not an assumption.
+ifeq ($(NO_OMP),1)
+  HAVE_OMP := off (NO_OMP=1)
+  OMP_FLAGS :=
+else
+  HAVE_OMP := $(shell printf '#include <omp.h>\nint main(void){return omp_get_max_threads()<1;}\n' | \
+                $(CC) -fopenmp -x c - -o /tmp/rwkvlab_omp_probe.$$$$ >/dev/null 2>&1 && echo yes || echo no; \
+                rm -f /tmp/rwkvlab_omp_probe.*)
+  OMP_FLAGS := $(if $(filter yes,$(HAVE_OMP)),-fopenmp)
+endif
+
+# CUDA: optional; the GPU path is built when nvcc exists (later issue), reported either way.
+ifeq ($(NO_CUDA),1)
+  HAVE_CUDA := off (NO_CUDA=1)
+else
+  NVCC := $(shell command -v nvcc 2>/dev/null)
+  HAVE_CUDA := $(if $(NVCC),yes ($(NVCC), sm_90),no)
+endif
+
+GIT_VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+
+ifndef RWKVLAB_PROBED
+export RWKVLAB_PROBED := 1
+$(info rwkvlab build: gsl=$(HAVE_GSL) hdf5=$(HAVE_HDF5) openblas=$(HAVE_OPENBLAS) inih=$(HAVE_INIH) cjson=$(HAVE_CJSON) criterion=$(HAVE_CRIT) openmp=$(HAVE_OMP) cuda=$(HAVE_CUDA) version=$(GIT_VERSION))
+endif
+
+CFLAGS_BASE := $(CSTD) $(WARN) $(OMP_FLAGS) $(DEP_CFLAGS) -Icore -Itasks -DRWKVLAB_VERSION='"$(GIT_VERSION)"'
+LDLIBS      := $(OMP_FLAGS) $(DEP_LIBS)
+SAN         := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+# ---- sources ------------------------------------------------------------------------------------
+LIB_SRC   := $(filter-out core/main.c,$(wildcard core/*.c)) $(wildcard tasks/*.c)
+CLI_SRC   := core/main.c
+T32_SRC   := $(wildcard tests/test_*.c)
+T64_SRC   := $(wildcard tests/grad_*.c)
+HDRS      := $(wildcard core/*.h tasks/*.h tests/*.h)
+
+# flavour -> flags: rel (fp32), f64 (fp64, gradient checks), dbg / dbg64 (sanitizers)
+FL_rel    := $(OPT) -g
+FL_f64    := $(OPT) -g -DRWKV_F64
+FL_dbg    := -O1 -g $(SAN)
+FL_dbg64  := -O1 -g $(SAN) -DRWKV_F64
+
+objs = $(patsubst %.c,build/$(1)/%.o,$(2))
+
+.PHONY: all check-deps test debug-test demo bench deps data clean
+all: check-deps build/rwkvlab
+
+check-deps:
+	@if [ -n "$(strip $(MISSING))" ]; then \
+	  echo "rwkvlab: missing libraries: $(MISSING). Run 'make deps' (or: apt-get install -y $(DEB_PKGS))"; exit 1; fi
+
+define flavour
+build/$(1)/%.o: %.c $(HDRS) | check-deps
+	@mkdir -p $$(dir $$@)
+	@$(if $(V),,echo "  CC[$(1)] $$<")
+	$(Q)$(CC) $(CFLAGS_BASE) $(FL_$(1)) -c $$< -o $$@
+build/$(1)/librwkvlab.a: $(call objs,$(1),$(LIB_SRC))
+	$(Q)rm -f $$@ && ar rcs $$@ $$^
+endef
+$(foreach f,rel f64 dbg dbg64,$(eval $(call flavour,$(f))))
+
+build/rwkvlab: $(call objs,rel,$(CLI_SRC)) build/rel/librwkvlab.a
+	$(Q)$(CC) $(FL_rel) -o $@ $^ $(LDLIBS)
+	@echo "  LD $@"
+build/test_f32: $(call objs,rel,$(T32_SRC)) build/rel/librwkvlab.a
+	$(Q)$(CC) $(FL_rel) -o $@ $^ $(LDLIBS) $(CRIT_LIBS)
+build/test_f64: $(call objs,f64,$(T64_SRC)) build/f64/librwkvlab.a
+	$(Q)$(CC) $(FL_f64) -o $@ $^ $(LDLIBS) $(CRIT_LIBS)
+build/dtest_f32: $(call objs,dbg,$(T32_SRC)) build/dbg/librwkvlab.a
+	$(Q)$(CC) $(FL_dbg) -o $@ $^ $(LDLIBS) $(CRIT_LIBS)
+build/dtest_f64: $(call objs,dbg64,$(T64_SRC)) build/dbg64/librwkvlab.a
+	$(Q)$(CC) $(FL_dbg64) -o $@ $^ $(LDLIBS) $(CRIT_LIBS)
+build/rwkvlab_dbg: $(call objs,dbg,$(CLI_SRC)) build/dbg/librwkvlab.a
+	$(Q)$(CC) $(FL_dbg) -o $@ $^ $(LDLIBS)
+
+# Tests run from the repository root; integration tests call build/rwkvlab (or RWKVLAB_BIN).
+TEST_ENV := OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1
+test: check-deps build/rwkvlab build/test_f32 build/test_f64
+	$(TEST_ENV) RWKVLAB_BIN=build/rwkvlab ./build/test_f64 --jobs 1
+	$(TEST_ENV) RWKVLAB_BIN=build/rwkvlab ./build/test_f32 --jobs 1
+
+debug-test: check-deps build/rwkvlab_dbg build/dtest_f32 build/dtest_f64
+	$(TEST_ENV) ASAN_OPTIONS=detect_leaks=0 RWKVLAB_BIN=build/rwkvlab_dbg ./build/dtest_f64 --jobs 1
+	$(TEST_ENV) ASAN_OPTIONS=detect_leaks=0 RWKVLAB_BIN=build/rwkvlab_dbg ./build/dtest_f32 --jobs 1
+
+demo: build/rwkvlab
+	bash experiments/demo.sh
+
+bench: build/rwkvlab
+	OPENBLAS_NUM_THREADS=1 ./build/rwkvlab bench
+
+deps:
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q $(DEB_PKGS); \
+	 else echo "run as root: apt-get install -y $(DEB_PKGS)"; fi
+
+data:
+	@mkdir -p data
+	@if [ -d ../shared/data ]; then cp -ru ../shared/data/. data/ && chmod -R u+w data && echo "data/ filled from ../shared/data"; \
+	 else echo "../shared/data not found: download the files listed in README.md (Data) into data/"; fi
+
+clean:
+	rm -rf build

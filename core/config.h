@@ -1,0 +1,86 @@
+/* config.h -- the one validated run configuration, parsed from INI (inih) plus --set overrides.
+ *
+ * Sections and keys (defaults in config_defaults; every key documented in README "Config reference"):
+ *   [experiment] name, seeds (comma list; first is used by `train`), notes
+ *   [model]      arch (rwkv7), layers, d_model, head_size, eig_range (standard|extended),
+ *                lora_w, lora_a, lora_v, lora_g (0 = official formula), init (official)
+ *   [task]       name (s5|a5|s3), variant (full|swaps|swaps3), train_len, test_lens (list),
+ *                test_size (sequences per test length)
+ *   [train]      steps, batch, lr, lr_min, warmup, schedule (cosine|constant), weight_decay, grad_clip,
+ *                beta1, beta2, adam_eps, w0_lr_mult, eval_every, early_stop, log_every, ckpt_every,
+ *                chunk (WKV checkpoint interval K; 0 = store all states), threads (0 = OpenMP default),
+ *                l2wrap (0|1)
+ *   [log]        trajectories, trajectory_len
+ *   [sweep]      any "section.key = v1, v2, ..." (stored verbatim for `rwkvlab sweep`)
+ * Errors name the file and line, the key, and the allowed values.
+ */
+#ifndef RWKV_CONFIG_H
+#define RWKV_CONFIG_H
+
+#include "common.h"
+
+#define CFG_MAX_LIST 32
+#define CFG_MAX_SWEEP 16
+#define CFG_STR 128
+
+typedef struct {
+    struct {
+        char name[CFG_STR];
+        long seeds[CFG_MAX_LIST];
+        int nseeds;
+        char notes[256];
+    } experiment;
+    struct {
+        char arch[CFG_STR];      /* rwkv7 */
+        int layers;              /* L >= 1 */
+        int d_model;             /* C */
+        int head_size;           /* N, divides C */
+        char eig_range[CFG_STR]; /* standard | extended */
+        int lora_w, lora_a, lora_v, lora_g; /* 0 = official formula */
+        char init[CFG_STR];      /* official */
+    } model;
+    struct {
+        char name[CFG_STR];      /* s5 | a5 | s3 */
+        char variant[CFG_STR];   /* full | swaps | swaps3 */
+        int train_len;
+        int test_lens[CFG_MAX_LIST];
+        int ntest_lens;
+        int test_size;
+    } task;
+    struct {
+        long steps;
+        int batch;
+        double lr, lr_min;
+        long warmup;
+        char schedule[CFG_STR]; /* cosine | constant */
+        double weight_decay, grad_clip;
+        double beta1, beta2, adam_eps;
+        double w0_lr_mult;
+        long eval_every, log_every, ckpt_every;
+        double early_stop;      /* stop when train-length test seq acc >= this; 0 = off */
+        int chunk;
+        int threads;
+        int l2wrap;
+    } train;
+    struct {
+        int trajectories;
+        int trajectory_len;     /* 0 = the largest test length */
+    } log;
+    struct {
+        char key[CFG_MAX_SWEEP][CFG_STR];
+        char values[CFG_MAX_SWEEP][512];
+        int n;
+    } sweep;
+} RunConfig;
+
+void config_defaults(RunConfig *c);
+/* Parse an INI file over the current values. Returns 0, or -1 with err = "FILE:LINE: ..." */
+int config_load(RunConfig *c, const char *path, Err *err);
+/* Apply one "section.key=value" override (same validation as the file). */
+int config_set(RunConfig *c, const char *assignment, Err *err);
+/* Cross-field checks (head_size divides d_model, lengths positive, ...). */
+int config_validate(const RunConfig *c, Err *err);
+/* The resolved config as INI text (every key, parseable by config_load). Caller frees. */
+char *config_to_ini(const RunConfig *c);
+
+#endif

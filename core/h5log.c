@@ -1,0 +1,629 @@
+/* h5log.c -- the run.h5 writer: root attributes, appended /train and /eval records, probe
+ * trajectories with state norms and transition-matrix eigenvalues (schema: h5log.h and
+ * analysis/README.md).
+ *
+ * Rules:
+ *   - Every HDF5 call goes through H5_TRY, which on failure records file:line, the operation, the
+ *     run.h5 path and the innermost HDF5 error description in `err`, then jumps to the cleanup label.
+ *     HDF5's automatic error-stack printing is switched off.
+ *   - /train and /eval are groups of 1-D extendible datasets (chunked, max dims unlimited) of equal
+ *     length, one element per record; step and length are int64, the rest float64. Each append
+ *     extends every dataset of the group by one and then flushes the file, so a crash loses at most
+ *     the record being written. Records arrive in increasing step order; h5log_reopen relies on it.
+ *   - Trajectory arrays are float32, gzip level 4, chunked along T so a chunk holds at least one
+ *     time step (several when a step's slice is small). Eigenvalues are computed in double precision
+ *     with gsl_eigen_nonsymm, one workspace per h5log_trajectory call.
+ * Dimension legend (common.h): L layers, T tokens, H heads, N head size, C = H*N.
+ */
+#include "h5log.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <gsl/gsl_eigen.h>
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_matrix.h>
+#include <gsl/gsl_vector.h>
+#include <hdf5.h>
+
+#define H5LOG_CHUNK 256                 /* records per chunk of the /train and /eval datasets */
+#define H5LOG_TRAJ_CHUNK_BYTES (64 << 10) /* target minimum chunk size of trajectory arrays */
+#define H5LOG_GZIP_LEVEL 4
+
+enum { H5LOG_I64, H5LOG_F64 };
+
+typedef struct {
+    const char *name;
+    int type; /* H5LOG_I64 or H5LOG_F64 */
+} H5LogField;
+
+/* Field tables shared by create, reopen and append: the order here is the argument order. */
+static const H5LogField h5log_train_fields[] = {
+    {"step", H5LOG_I64}, {"loss", H5LOG_F64},      {"acc", H5LOG_F64},
+    {"lr", H5LOG_F64},   {"grad_norm", H5LOG_F64}, {"tokens_per_s", H5LOG_F64},
+};
+static const H5LogField h5log_eval_fields[] = {
+    {"step", H5LOG_I64}, {"length", H5LOG_I64}, {"token_acc", H5LOG_F64}, {"seq_acc", H5LOG_F64},
+};
+#define H5LOG_NTRAIN ((int)(sizeof h5log_train_fields / sizeof h5log_train_fields[0]))
+#define H5LOG_NEVAL ((int)(sizeof h5log_eval_fields / sizeof h5log_eval_fields[0]))
+
+/* One appendable group (/train or /eval). */
+typedef struct {
+    const char *gname;
+    const H5LogField *fields;
+    int nfields;
+    hid_t group;
+    hid_t ds[8];
+    hsize_t n; /* records written */
+} H5LogGroup;
+
+struct H5Log {
+    char *path;
+    hid_t file;
+    H5LogGroup train, eval;
+};
+
+/* ---- error capture ----------------------------------------------------------------------------- */
+
+/* H5Ewalk2 callback: walking downward, the last description seen is the innermost (most specific,
+ * e.g. the OS error of an open). */
+static herr_t h5log_walk_cb(unsigned n, const H5E_error2_t *e, void *data) {
+    char *buf = data;
+    (void)n;
+    if (e && e->desc && e->desc[0]) snprintf(buf, 512, "%s", e->desc);
+    return 0;
+}
+
+static int h5log_fail(Err *err, const char *file, int line, const char *path, const char *op) {
+    char detail[512] = "";
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, h5log_walk_cb, detail);
+    H5Eclear2(H5E_DEFAULT);
+    return err_set(err, "run.h5 '%s': HDF5 failed to %s (%s:%d)%s%s", path ? path : "?", op, file,
+                   line, detail[0] ? ": " : "", detail);
+}
+
+/* Evaluate an HDF5 call (hid_t or herr_t); negative -> fill err and goto fail. Needs `err`,
+ * `path` and a `fail:` label in scope. */
+#define H5_TRY(expr, op)                                                                    \
+    do {                                                                                    \
+        if ((expr) < 0) {                                                                   \
+            h5log_fail(err, __FILE__, __LINE__, path, op);                                  \
+            goto fail;                                                                      \
+        }                                                                                   \
+    } while (0)
+
+static void h5log_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+static void h5log_close_id(hid_t *id, herr_t (*closer)(hid_t)) {
+    if (*id >= 0) closer(*id);
+    *id = H5I_INVALID_HID;
+}
+
+static void h5log_group_init(H5LogGroup *g, const char *gname, const H5LogField *f, int nf) {
+    g->gname = gname;
+    g->fields = f;
+    g->nfields = nf;
+    g->group = H5I_INVALID_HID;
+    for (int i = 0; i < 8; i++) g->ds[i] = H5I_INVALID_HID;
+    g->n = 0;
+}
+
+static void h5log_group_close(H5LogGroup *g) {
+    for (int i = 0; i < g->nfields; i++) h5log_close_id(&g->ds[i], H5Dclose);
+    h5log_close_id(&g->group, H5Gclose);
+}
+
+static H5Log *h5log_alloc(const char *path) {
+    H5Log *h = xcalloc(1, sizeof *h);
+    h->path = xmalloc(strlen(path) + 1);
+    strcpy(h->path, path);
+    h->file = H5I_INVALID_HID;
+    h5log_group_init(&h->train, "train", h5log_train_fields, H5LOG_NTRAIN);
+    h5log_group_init(&h->eval, "eval", h5log_eval_fields, H5LOG_NEVAL);
+    return h;
+}
+
+void h5log_close(H5Log *h) {
+    if (!h) return;
+    h5log_group_close(&h->train);
+    h5log_group_close(&h->eval);
+    if (h->file >= 0) {
+        H5Fflush(h->file, H5F_SCOPE_LOCAL);
+        H5Fclose(h->file);
+    }
+    H5Eclear2(H5E_DEFAULT);
+    free(h->path);
+    free(h);
+}
+
+/* ---- root attributes --------------------------------------------------------------------------- */
+
+static int h5log_attr_str(hid_t obj, const char *name, const char *val, const char *path, Err *err) {
+    hid_t type = H5I_INVALID_HID, space = H5I_INVALID_HID, attr = H5I_INVALID_HID;
+    const char *v = val ? val : "";
+    char op[128];
+    snprintf(op, sizeof op, "write root attribute '%s'", name);
+    H5_TRY(type = H5Tcopy(H5T_C_S1), op);
+    H5_TRY(H5Tset_size(type, H5T_VARIABLE), op);
+    H5_TRY(H5Tset_cset(type, H5T_CSET_UTF8), op);
+    H5_TRY(space = H5Screate(H5S_SCALAR), op);
+    H5_TRY(attr = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT), op);
+    H5_TRY(H5Awrite(attr, type, &v), op);
+    H5Aclose(attr);
+    H5Sclose(space);
+    H5Tclose(type);
+    return 0;
+fail:
+    if (attr >= 0) H5Aclose(attr);
+    if (space >= 0) H5Sclose(space);
+    if (type >= 0) H5Tclose(type);
+    return -1;
+}
+
+static int h5log_attr_i64(hid_t obj, const char *name, long val, const char *path, Err *err) {
+    hid_t space = H5I_INVALID_HID, attr = H5I_INVALID_HID;
+    int64_t v = val;
+    char op[128];
+    snprintf(op, sizeof op, "write root attribute '%s'", name);
+    H5_TRY(space = H5Screate(H5S_SCALAR), op);
+    H5_TRY(attr = H5Acreate2(obj, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT), op);
+    H5_TRY(H5Awrite(attr, H5T_NATIVE_INT64, &v), op);
+    H5Aclose(attr);
+    H5Sclose(space);
+    return 0;
+fail:
+    if (attr >= 0) H5Aclose(attr);
+    if (space >= 0) H5Sclose(space);
+    return -1;
+}
+
+/* ---- appendable groups ------------------------------------------------------------------------- */
+
+static hid_t h5log_file_type(int t) { return t == H5LOG_I64 ? H5T_STD_I64LE : H5T_IEEE_F64LE; }
+static hid_t h5log_mem_type(int t) { return t == H5LOG_I64 ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE; }
+
+static int h5log_group_create(hid_t file, H5LogGroup *g, const char *path, Err *err) {
+    hid_t space = H5I_INVALID_HID, dcpl = H5I_INVALID_HID;
+    hsize_t dims[1] = {0}, maxdims[1] = {H5S_UNLIMITED}, chunk[1] = {H5LOG_CHUNK};
+    char op[128];
+    snprintf(op, sizeof op, "create group /%s", g->gname);
+    H5_TRY(g->group = H5Gcreate2(file, g->gname, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), op);
+    H5_TRY(space = H5Screate_simple(1, dims, maxdims), op);
+    H5_TRY(dcpl = H5Pcreate(H5P_DATASET_CREATE), op);
+    H5_TRY(H5Pset_chunk(dcpl, 1, chunk), op);
+    for (int i = 0; i < g->nfields; i++) {
+        snprintf(op, sizeof op, "create dataset /%s/%s", g->gname, g->fields[i].name);
+        H5_TRY(g->ds[i] = H5Dcreate2(g->group, g->fields[i].name, h5log_file_type(g->fields[i].type),
+                                     space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
+               op);
+    }
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    g->n = 0;
+    return 0;
+fail:
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (space >= 0) H5Sclose(space);
+    return -1;
+}
+
+/* Current length of a 1-D dataset, or -1. */
+static int h5log_ds_len(hid_t ds, hsize_t *n) {
+    hid_t space = H5Dget_space(ds);
+    if (space < 0) return -1;
+    int ok = H5Sget_simple_extent_ndims(space) == 1 && H5Sget_simple_extent_dims(space, n, NULL) == 1;
+    H5Sclose(space);
+    return ok ? 0 : -1;
+}
+
+/* Open the datasets of /<group> in an existing file and cut every dataset to the leading records with
+ * step <= last_step (and to the shortest dataset, in case a crash interrupted an append). */
+static int h5log_group_reopen(hid_t file, H5LogGroup *g, long last_step, const char *path, Err *err) {
+    int64_t *steps = NULL;
+    char op[160];
+    snprintf(op, sizeof op, "open group /%s (not a run.h5 written by rwkvlab?)", g->gname);
+    H5_TRY(g->group = H5Gopen2(file, g->gname, H5P_DEFAULT), op);
+    hsize_t keep = (hsize_t)-1;
+    for (int i = 0; i < g->nfields; i++) {
+        snprintf(op, sizeof op, "open dataset /%s/%s", g->gname, g->fields[i].name);
+        H5_TRY(g->ds[i] = H5Dopen2(g->group, g->fields[i].name, H5P_DEFAULT), op);
+        hsize_t n = 0;
+        if (h5log_ds_len(g->ds[i], &n) != 0) {
+            H5Eclear2(H5E_DEFAULT);
+            err_set(err, "run.h5 '%s': /%s/%s is not a 1-D dataset", path, g->gname, g->fields[i].name);
+            goto fail;
+        }
+        if (n < keep) keep = n;
+    }
+    /* fields[0] is step */
+    steps = xmalloc((keep ? keep : 1) * sizeof *steps);
+    if (keep > 0) {
+        hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
+        hsize_t start[1] = {0}, count[1] = {keep};
+        snprintf(op, sizeof op, "read /%s/step", g->gname);
+        int bad = (fspace = H5Dget_space(g->ds[0])) < 0 ||
+                  H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+                  (mspace = H5Screate_simple(1, count, NULL)) < 0 ||
+                  H5Dread(g->ds[0], H5T_NATIVE_INT64, mspace, fspace, H5P_DEFAULT, steps) < 0;
+        if (bad) h5log_fail(err, __FILE__, __LINE__, path, op);
+        if (mspace >= 0) H5Sclose(mspace);
+        if (fspace >= 0) H5Sclose(fspace);
+        if (bad) goto fail;
+    }
+    hsize_t cnt = 0;
+    while (cnt < keep && steps[cnt] <= (int64_t)last_step) cnt++;
+    for (int i = 0; i < g->nfields; i++) {
+        hsize_t dims[1] = {cnt};
+        snprintf(op, sizeof op, "truncate /%s/%s to %llu records", g->gname, g->fields[i].name,
+                 (unsigned long long)cnt);
+        H5_TRY(H5Dset_extent(g->ds[i], dims), op);
+    }
+    g->n = cnt;
+    free(steps);
+    return 0;
+fail:
+    free(steps);
+    return -1;
+}
+
+/* Append one record (vals[i] is a long* for I64 fields, a double* for F64 fields), then flush. */
+static int h5log_append(H5Log *h, H5LogGroup *g, const void *const *vals, Err *err) {
+    const char *path = h ? h->path : NULL;
+    hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
+    char op[128];
+    if (!h || h->file < 0) return err_set(err, "h5log: append to /%s on a closed log", g ? g->gname : "?");
+    hsize_t n1[1] = {g->n + 1}, start[1] = {g->n}, one[1] = {1};
+    H5_TRY(mspace = H5Screate_simple(1, one, NULL), "create memory dataspace");
+    for (int i = 0; i < g->nfields; i++) {
+        snprintf(op, sizeof op, "append to /%s/%s", g->gname, g->fields[i].name);
+        int64_t iv = 0;
+        const void *src = vals[i];
+        if (g->fields[i].type == H5LOG_I64) {
+            iv = *(const long *)vals[i];
+            src = &iv;
+        }
+        H5_TRY(H5Dset_extent(g->ds[i], n1), op);
+        H5_TRY(fspace = H5Dget_space(g->ds[i]), op);
+        H5_TRY(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, one, NULL), op);
+        H5_TRY(H5Dwrite(g->ds[i], h5log_mem_type(g->fields[i].type), mspace, fspace, H5P_DEFAULT, src),
+               op);
+        H5Sclose(fspace);
+        fspace = H5I_INVALID_HID;
+    }
+    H5Sclose(mspace);
+    mspace = H5I_INVALID_HID;
+    g->n++;
+    H5_TRY(H5Fflush(h->file, H5F_SCOPE_LOCAL), "flush");
+    return 0;
+fail:
+    if (fspace >= 0) H5Sclose(fspace);
+    if (mspace >= 0) H5Sclose(mspace);
+    return -1;
+}
+
+/* ---- create / reopen --------------------------------------------------------------------------- */
+
+H5Log *h5log_create(const char *path, const H5RunAttrs *attrs, Err *err) {
+    if (!path || !attrs) {
+        err_set(err, "h5log_create: missing path or attributes");
+        return NULL;
+    }
+    h5log_quiet();
+    if (access(path, F_OK) == 0) {
+        err_set(err, "run.h5 '%s' already exists; refusing to overwrite it (use --resume to continue "
+                     "that run, or choose a new run directory)",
+                path);
+        return NULL;
+    }
+    H5Log *h = h5log_alloc(path);
+    H5_TRY(h->file = H5Fcreate(path, H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT), "create the file");
+    /* the attribute helpers fill err themselves */
+    if (h5log_attr_str(h->file, "config", attrs->config_ini, path, err) != 0 ||
+        h5log_attr_str(h->file, "code_version", attrs->code_version, path, err) != 0 ||
+        h5log_attr_i64(h->file, "seed", attrs->seed, path, err) != 0 ||
+        h5log_attr_str(h->file, "arch", attrs->arch, path, err) != 0 ||
+        h5log_attr_i64(h->file, "param_count", attrs->param_count, path, err) != 0 ||
+        h5log_attr_i64(h->file, "state_size", attrs->state_size, path, err) != 0 ||
+        h5log_attr_str(h->file, "eig_range", attrs->eig_range, path, err) != 0 ||
+        h5log_attr_str(h->file, "scalar", REAL_NAME, path, err) != 0)
+        goto fail;
+    if (h5log_group_create(h->file, &h->train, path, err) != 0) goto fail;
+    if (h5log_group_create(h->file, &h->eval, path, err) != 0) goto fail;
+    H5_TRY(H5Fflush(h->file, H5F_SCOPE_LOCAL), "flush");
+    return h;
+fail: {
+    /* drop our half-written file so that a retry is not refused as "already exists" */
+    int created = h->file >= 0;
+    h5log_close(h);
+    if (created) unlink(path);
+    return NULL;
+}
+}
+
+H5Log *h5log_reopen(const char *path, long last_step, Err *err) {
+    if (!path) {
+        err_set(err, "h5log_reopen: missing path");
+        return NULL;
+    }
+    h5log_quiet();
+    if (access(path, R_OK | W_OK) != 0) {
+        err_set(err, "cannot reopen run.h5 '%s' for --resume: %s", path, strerror(errno));
+        return NULL;
+    }
+#if H5_VERSION_GE(1, 12, 0)
+    htri_t is_h5 = H5Fis_accessible(path, H5P_DEFAULT);
+#else
+    htri_t is_h5 = H5Fis_hdf5(path);
+#endif
+    if (is_h5 <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        err_set(err, "cannot reopen '%s' for --resume: not an HDF5 file (corrupted or wrong path?)", path);
+        return NULL;
+    }
+    H5Log *h = h5log_alloc(path);
+    H5_TRY(h->file = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT),
+           "open the file read-write (is another process writing it?)");
+    if (h5log_group_reopen(h->file, &h->train, last_step, path, err) != 0) goto fail;
+    if (h5log_group_reopen(h->file, &h->eval, last_step, path, err) != 0) goto fail;
+    H5_TRY(H5Fflush(h->file, H5F_SCOPE_LOCAL), "flush");
+    return h;
+fail:
+    h5log_close(h);
+    return NULL;
+}
+
+int h5log_train(H5Log *h, long step, double loss, double acc, double lr, double grad_norm,
+                double tokens_per_s, Err *err) {
+    if (!h) return err_set(err, "h5log_train: log is NULL");
+    const void *vals[] = {&step, &loss, &acc, &lr, &grad_norm, &tokens_per_s};
+    return h5log_append(h, &h->train, vals, err);
+}
+
+int h5log_eval(H5Log *h, long step, int length, double token_acc, double seq_acc, Err *err) {
+    if (!h) return err_set(err, "h5log_eval: log is NULL");
+    long len = length;
+    const void *vals[] = {&step, &len, &token_acc, &seq_acc};
+    return h5log_append(h, &h->eval, vals, err);
+}
+
+int h5log_flush(H5Log *h, Err *err) {
+    if (!h || h->file < 0) return err_set(err, "h5log_flush: log is not open");
+    const char *path = h->path;
+    H5_TRY(H5Fflush(h->file, H5F_SCOPE_LOCAL), "flush");
+    return 0;
+fail:
+    return -1;
+}
+
+/* ---- transition eigenvalues -------------------------------------------------------------------- */
+
+typedef struct {
+    double re, im;
+} H5LogEig;
+
+static int h5log_eig_cmp(const void *pa, const void *pb) {
+    const H5LogEig *x = pa, *y = pb;
+    if (x->re != y->re) return x->re > y->re ? -1 : 1;
+    if (x->im != y->im) return x->im > y->im ? -1 : 1;
+    return 0;
+}
+
+/* Workspace for repeated N x N eigenproblems. */
+typedef struct {
+    int N;
+    gsl_matrix *m;
+    gsl_vector_complex *eval;
+    gsl_eigen_nonsymm_workspace *ws;
+    H5LogEig *pairs;
+} H5LogEigWs;
+
+static int h5log_eigws_init(H5LogEigWs *e, int N) {
+    memset(e, 0, sizeof *e);
+    e->N = N;
+    e->m = gsl_matrix_alloc(N, N);
+    e->eval = gsl_vector_complex_alloc(N);
+    e->ws = gsl_eigen_nonsymm_alloc(N);
+    e->pairs = xmalloc((size_t)N * sizeof *e->pairs);
+    return e->m && e->eval && e->ws ? 0 : -1;
+}
+
+static void h5log_eigws_free(H5LogEigWs *e) {
+    if (e->ws) gsl_eigen_nonsymm_free(e->ws);
+    if (e->eval) gsl_vector_complex_free(e->eval);
+    if (e->m) gsl_matrix_free(e->m);
+    free(e->pairs);
+    memset(e, 0, sizeof *e);
+}
+
+/* M[i][j] = w[i]*(i==j) - kk[i]*a[j]*kk[j]; eigenvalues sorted (desc re, then desc im). */
+static int h5log_eig_solve(H5LogEigWs *e, const float *w, const float *a, const float *kk, double *re,
+                           double *im) {
+    int N = e->N;
+    for (int i = 0; i < N; i++)
+        if (!isfinite(w[i]) || !isfinite(a[i]) || !isfinite(kk[i])) return -1;
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++)
+            gsl_matrix_set(e->m, i, j,
+                           (i == j ? (double)w[i] : 0.0) - (double)kk[i] * (double)a[j] * (double)kk[j]);
+    /* GSL's default handler aborts; report non-convergence as a return value instead. */
+    gsl_error_handler_t *old = gsl_set_error_handler_off();
+    int st = gsl_eigen_nonsymm(e->m, e->eval, e->ws);
+    gsl_set_error_handler(old);
+    if (st != GSL_SUCCESS) return -1;
+    for (int i = 0; i < N; i++) {
+        gsl_complex z = gsl_vector_complex_get(e->eval, i);
+        e->pairs[i].re = GSL_REAL(z);
+        e->pairs[i].im = GSL_IMAG(z);
+    }
+    qsort(e->pairs, N, sizeof *e->pairs, h5log_eig_cmp);
+    for (int i = 0; i < N; i++) {
+        re[i] = e->pairs[i].re;
+        im[i] = e->pairs[i].im;
+    }
+    return 0;
+}
+
+int transition_eigenvalues(int N, const float *w, const float *a, const float *kk, double *re, double *im) {
+    if (N < 1 || !w || !a || !kk || !re || !im) return -1;
+    H5LogEigWs e;
+    int rc = h5log_eigws_init(&e, N) == 0 ? h5log_eig_solve(&e, w, a, kk, re, im) : -1;
+    h5log_eigws_free(&e);
+    return rc;
+}
+
+/* ---- trajectories ------------------------------------------------------------------------------ */
+
+/* Write a float32 array [dims] gzip-compressed, chunked along dim 0 (time). */
+static int h5log_write_f32(hid_t grp, const char *name, int rank, const hsize_t *dims, const float *data,
+                           const char *path, Err *err) {
+    hid_t space = H5I_INVALID_HID, dcpl = H5I_INVALID_HID, ds = H5I_INVALID_HID;
+    hsize_t chunk[4];
+    char op[128];
+    snprintf(op, sizeof op, "write trajectory dataset '%s'", name);
+    size_t slice = sizeof(float);
+    for (int r = 1; r < rank; r++) {
+        chunk[r] = dims[r];
+        slice *= dims[r];
+    }
+    hsize_t ct = H5LOG_TRAJ_CHUNK_BYTES / slice;
+    if (ct < 1) ct = 1;
+    if (ct > dims[0]) ct = dims[0];
+    chunk[0] = ct;
+    H5_TRY(space = H5Screate_simple(rank, dims, NULL), op);
+    H5_TRY(dcpl = H5Pcreate(H5P_DATASET_CREATE), op);
+    H5_TRY(H5Pset_chunk(dcpl, rank, chunk), op);
+    H5_TRY(H5Pset_deflate(dcpl, H5LOG_GZIP_LEVEL), op);
+    H5_TRY(ds = H5Dcreate2(grp, name, H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT), op);
+    H5_TRY(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), op);
+    H5Dclose(ds);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    return 0;
+fail:
+    if (ds >= 0) H5Dclose(ds);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (space >= 0) H5Sclose(space);
+    return -1;
+}
+
+static int h5log_write_i32(hid_t grp, const char *name, hsize_t T, const int *data, const char *path,
+                           Err *err) {
+    hid_t space = H5I_INVALID_HID, ds = H5I_INVALID_HID;
+    hsize_t dims[1] = {T};
+    char op[128];
+    snprintf(op, sizeof op, "write trajectory dataset '%s'", name);
+    H5_TRY(space = H5Screate_simple(1, dims, NULL), op);
+    H5_TRY(ds = H5Dcreate2(grp, name, H5T_STD_I32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), op);
+    H5_TRY(H5Dwrite(ds, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), op);
+    H5Dclose(ds);
+    H5Sclose(space);
+    return 0;
+fail:
+    if (ds >= 0) H5Dclose(ds);
+    if (space >= 0) H5Sclose(space);
+    return -1;
+}
+
+/* Open `name` under `parent`, creating it if absent. */
+static hid_t h5log_group_open_or_create(hid_t parent, const char *name) {
+    htri_t ex = H5Lexists(parent, name, H5P_DEFAULT);
+    if (ex < 0) return H5I_INVALID_HID;
+    return ex ? H5Gopen2(parent, name, H5P_DEFAULT)
+              : H5Gcreate2(parent, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+}
+
+/* Writes /trajectories/probe<p>; an existing probe<p> (e.g. from before a --resume) is replaced. */
+int h5log_trajectory(H5Log *h, int probe, int L, int T, int H, int N, const int *tokens,
+                     const int *targets, const int *pred, const float *state, const float *decay,
+                     const float *a, const float *kk, Err *err) {
+    if (!h || h->file < 0) return err_set(err, "h5log_trajectory: log is not open");
+    const char *path = h->path;
+    if (probe < 0 || L < 1 || T < 1 || H < 1 || N < 1)
+        return err_set(err, "h5log_trajectory: bad shape probe=%d L=%d T=%d H=%d N=%d", probe, L, T, H, N);
+    if (!tokens || !targets || !pred || !state || !decay || !a || !kk)
+        return err_set(err, "h5log_trajectory: NULL array for probe %d", probe);
+
+    hid_t troot = H5I_INVALID_HID, pgrp = H5I_INVALID_HID, lgrp = H5I_INVALID_HID;
+    int rc = -1, created = 0, C = H * N;
+    size_t TH = (size_t)T * H, THN = TH * N, TC = (size_t)T * C;
+    float *norm = xmalloc(TH * sizeof *norm);    // (T,H)
+    float *ere = xmalloc(THN * sizeof *ere);     // (T,H,N)
+    float *eim = xmalloc(THN * sizeof *eim);     // (T,H,N)
+    double *re = xmalloc((size_t)N * sizeof *re); // (N)
+    double *im = xmalloc((size_t)N * sizeof *im); // (N)
+    H5LogEigWs ew;
+    char pname[32], lname[32], op[128];
+    if (h5log_eigws_init(&ew, N) != 0) {
+        err_set(err, "h5log_trajectory: cannot allocate GSL eigen workspace for N=%d", N);
+        goto fail;
+    }
+
+    H5_TRY(troot = h5log_group_open_or_create(h->file, "trajectories"), "open /trajectories");
+    snprintf(pname, sizeof pname, "probe%d", probe);
+    htri_t ex;
+    H5_TRY(ex = H5Lexists(troot, pname, H5P_DEFAULT), "look up the probe group");
+    if (ex > 0) H5_TRY(H5Ldelete(troot, pname, H5P_DEFAULT), "replace an existing probe group");
+    snprintf(op, sizeof op, "create /trajectories/%s", pname);
+    H5_TRY(pgrp = H5Gcreate2(troot, pname, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), op);
+    created = 1;
+    if (h5log_write_i32(pgrp, "tokens", T, tokens, path, err) != 0) goto fail;
+    if (h5log_write_i32(pgrp, "targets", T, targets, path, err) != 0) goto fail;
+    if (h5log_write_i32(pgrp, "pred", T, pred, path, err) != 0) goto fail;
+
+    for (int l = 0; l < L; l++) {
+        const float *sl = state + (size_t)l * T * H * N * N; // (T,H,N,N)
+        const float *wl = decay + (size_t)l * TC;          // (T,C)
+        const float *al = a + (size_t)l * TC;              // (T,C)
+        const float *kl = kk + (size_t)l * TC;             // (T,C)
+        for (int t = 0; t < T; t++) {
+            for (int hh = 0; hh < H; hh++) {
+                const float *s = sl + (((size_t)t * H + hh) * N * N);
+                double acc = 0;
+                for (int i = 0; i < N * N; i++) acc += (double)s[i] * s[i];
+                norm[(size_t)t * H + hh] = (float)sqrt(acc);
+                size_t off = (size_t)t * C + (size_t)hh * N;
+                if (h5log_eig_solve(&ew, wl + off, al + off, kl + off, re, im) != 0) {
+                    err_set(err,
+                            "run.h5 '%s': eigenvalues of the transition matrix failed for probe %d "
+                            "layer %d t=%d head %d (non-finite decay/a/kk, or QR did not converge)",
+                            path, probe, l, t, hh);
+                    goto fail;
+                }
+                for (int i = 0; i < N; i++) {
+                    ere[((size_t)t * H + hh) * N + i] = (float)re[i];
+                    eim[((size_t)t * H + hh) * N + i] = (float)im[i];
+                }
+            }
+        }
+        snprintf(lname, sizeof lname, "layer%d", l);
+        snprintf(op, sizeof op, "create /trajectories/%s/%s", pname, lname);
+        H5_TRY(lgrp = H5Gcreate2(pgrp, lname, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), op);
+        hsize_t d_state[4] = {T, H, N, N}, d_norm[2] = {T, H}, d_tc[2] = {T, C}, d_eig[3] = {T, H, N};
+        if (h5log_write_f32(lgrp, "state", 4, d_state, sl, path, err) != 0 ||
+            h5log_write_f32(lgrp, "state_norm", 2, d_norm, norm, path, err) != 0 ||
+            h5log_write_f32(lgrp, "decay", 2, d_tc, wl, path, err) != 0 ||
+            h5log_write_f32(lgrp, "a", 2, d_tc, al, path, err) != 0 ||
+            h5log_write_f32(lgrp, "eig_real", 3, d_eig, ere, path, err) != 0 ||
+            h5log_write_f32(lgrp, "eig_imag", 3, d_eig, eim, path, err) != 0)
+            goto fail;
+        H5Gclose(lgrp);
+        lgrp = H5I_INVALID_HID;
+    }
+    H5Gclose(pgrp);
+    pgrp = H5I_INVALID_HID;
+    H5_TRY(H5Fflush(h->file, H5F_SCOPE_LOCAL), "flush");
+    rc = 0;
+fail:
+    if (lgrp >= 0) H5Gclose(lgrp);
+    if (pgrp >= 0) H5Gclose(pgrp);
+    if (rc != 0 && created) H5Ldelete(troot, pname, H5P_DEFAULT); /* no half-written probe */
+    if (troot >= 0) H5Gclose(troot);
+    H5Eclear2(H5E_DEFAULT);
+    h5log_eigws_free(&ew);
+    free(norm), free(ere), free(eim), free(re), free(im);
+    return rc;
+}

@@ -1,0 +1,423 @@
+/* ops.c -- forward/backward pairs of the elementary ops (see ops.h for the signature rule).
+ * Each backward starts with the forward line it inverts. Parameter-gradient reductions over rows run
+ * column-parallel with rows in a fixed order: the sums do not depend on the number of threads. */
+#include "ops.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#ifdef RWKV_F64
+#define GEMM cblas_dgemm
+#else
+#define GEMM cblas_sgemm
+#endif
+
+void mm(real *Cm, const real *A, const real *Bm, int M, int N, int K, int transA, int transB, real alpha,
+        real beta) {
+    if (M == 0 || N == 0) return;
+    GEMM(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K,
+         alpha, A, transA ? M : K, Bm, transB ? K : N, beta, Cm, N);
+}
+
+/* ---- linear ---------------------------------------------------------------------------------- */
+void linear_forward(real *out, const real *in, const real *W, const real *bias, int R, int NI, int NO) {
+    mm(out, in, W, R, NO, NI, 0, 1, 1, 0); // out(R,O) = in(R,I) W(O,I)^T
+    if (bias) add_bias_forward(out, out, bias, R, NO);
+}
+void linear_backward(real *din, real *dW, real *dbias, const real *dout, const real *in, const real *W,
+                     int R, int NI, int NO) {
+    // fwd: out = in W^T + bias
+    if (din) mm(din, dout, W, R, NI, NO, 0, 0, 1, 1);   // din(R,I) += dout(R,O) W(O,I)
+    if (dW) mm(dW, dout, in, NO, NI, R, 1, 0, 1, 1);    // dW(O,I) += dout^T(O,R) in(R,I)
+    if (dbias) add_bias_backward(dbias, dout, R, NO);
+}
+void matmul_forward(real *out, const real *in, const real *W, int R, int NI, int NO) {
+    mm(out, in, W, R, NO, NI, 0, 0, 1, 0); // out(R,O) = in(R,I) W(I,O)
+}
+void matmul_backward(real *din, real *dW, const real *dout, const real *in, const real *W, int R, int NI,
+                     int NO) {
+    // fwd: out = in W
+    if (din) mm(din, dout, W, R, NI, NO, 0, 1, 1, 1);   // din(R,I) += dout(R,O) W(I,O)^T
+    if (dW) mm(dW, in, dout, NI, NO, R, 1, 0, 1, 1);    // dW(I,O) += in^T(I,R) dout(R,O)
+}
+
+/* ---- embedding ------------------------------------------------------------------------------- */
+void embedding_forward(real *out, const int *tokens, const real *emb, int R, int C) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < R; r++) memcpy(out + (size_t)r * C, emb + (size_t)tokens[r] * C, C * sizeof(real));
+}
+void embedding_backward(real *demb, const real *dout, const int *tokens, int R, int C, int V) {
+    // fwd: out[r] = emb[tokens[r]] -- scatter-add; columns are independent, rows in order
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++)
+        for (int r = 0; r < R; r++) demb[(size_t)tokens[r] * C + c] += dout[(size_t)r * C + c];
+    (void)V;
+}
+
+/* ---- normalisation ----------------------------------------------------------------------------- */
+void norm_forward(real *out, real *mean, real *rstd, const real *in, const real *w, const real *b, int R,
+                  int G, int N, real eps) {
+#pragma omp parallel for schedule(static)
+    for (int rg = 0; rg < R * G; rg++) {
+        int g = rg % G;
+        const real *x = in + (size_t)rg * N;
+        real *y = out + (size_t)rg * N;
+        double m = 0, v = 0;
+        for (int i = 0; i < N; i++) m += x[i];
+        m /= N;
+        for (int i = 0; i < N; i++) v += (x[i] - m) * (x[i] - m);
+        v /= N;
+        real s = (real)(1.0 / sqrt(v + eps));
+        mean[rg] = (real)m;
+        rstd[rg] = s;
+        for (int i = 0; i < N; i++) y[i] = (x[i] - (real)m) * s * w[g * N + i] + b[g * N + i];
+    }
+}
+void norm_backward(real *din, real *dw, real *db, const real *dout, const real *in, const real *mean,
+                   const real *rstd, const real *w, int R, int G, int N) {
+    // fwd: xh = (x - mean) * rstd ; y = xh * w + b
+    // din = rstd * (dxh - mean(dxh) - xh * mean(dxh * xh)),  dxh = dy * w
+    int C = G * N;
+#pragma omp parallel for schedule(static)
+    for (int rg = 0; rg < R * G; rg++) {
+        int g = rg % G;
+        const real *x = in + (size_t)rg * N, *dy = dout + (size_t)rg * N;
+        real m = mean[rg], s = rstd[rg];
+        double s1 = 0, s2 = 0;
+        for (int i = 0; i < N; i++) {
+            real dxh = dy[i] * w[g * N + i], xh = (x[i] - m) * s;
+            s1 += dxh;
+            s2 += dxh * xh;
+        }
+        s1 /= N;
+        s2 /= N;
+        real *dx = din + (size_t)rg * N;
+        for (int i = 0; i < N; i++) {
+            real dxh = dy[i] * w[g * N + i], xh = (x[i] - m) * s;
+            dx[i] += s * (dxh - (real)s1 - xh * (real)s2);
+        }
+    }
+    if (!dw && !db) return;
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        int g = c / N;
+        real aw = 0, ab = 0;
+        for (int r = 0; r < R; r++) {
+            size_t i = (size_t)r * C + c;
+            real xh = (in[i] - mean[r * G + g]) * rstd[r * G + g];
+            aw += dout[i] * xh;
+            ab += dout[i];
+        }
+        if (dw) dw[c] += aw;
+        if (db) db[c] += ab;
+    }
+}
+
+/* ---- token shift + mix ----------------------------------------------------------------------- */
+void token_shift_forward(real *prev, const real *x, const real *x0, int B, int T, int C) {
+#pragma omp parallel for schedule(static)
+    for (int bt = 0; bt < B * T; bt++) {
+        int b = bt / T, t = bt % T;
+        real *p = prev + (size_t)bt * C;
+        if (t > 0) memcpy(p, x + (size_t)(bt - 1) * C, C * sizeof(real));
+        else if (x0) memcpy(p, x0 + (size_t)b * C, C * sizeof(real));
+        else memset(p, 0, C * sizeof(real));
+    }
+}
+void token_shift_backward(real *dx, real *dx0, const real *dprev, int B, int T, int C) {
+    // fwd: prev[b,t] = x[b,t-1] (t>0), x0[b] (t=0)
+#pragma omp parallel for schedule(static)
+    for (int bt = 0; bt < B * T; bt++) {
+        int b = bt / T, t = bt % T;
+        const real *dp = dprev + (size_t)bt * C;
+        real *dst = t > 0 ? dx + (size_t)(bt - 1) * C : (dx0 ? dx0 + (size_t)b * C : NULL);
+        if (dst)
+            for (int c = 0; c < C; c++) dst[c] += dp[c];
+    }
+}
+void mix_forward(real *out, const real *x, const real *prev, const real *mu, int R, int C) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++) {
+            size_t i = (size_t)r * C + c;
+            out[i] = x[i] + (prev[i] - x[i]) * mu[c];
+        }
+}
+void mix_backward(real *dx, real *dprev, real *dmu, const real *dout, const real *x, const real *prev,
+                  const real *mu, int R, int C) {
+    // fwd: out = x + (prev - x) * mu
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++) {
+            size_t i = (size_t)r * C + c;
+            dx[i] += dout[i] * (1 - mu[c]);
+            dprev[i] += dout[i] * mu[c];
+        }
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        real acc = 0;
+        for (int r = 0; r < R; r++) {
+            size_t i = (size_t)r * C + c;
+            acc += dout[i] * (prev[i] - x[i]);
+        }
+        dmu[c] += acc;
+    }
+}
+
+/* ---- elementwise ----------------------------------------------------------------------------- */
+void tanh_forward(real *out, const real *in, int n) {
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) out[i] = tanh(in[i]);
+}
+void tanh_backward(real *din, const real *dout, const real *out, int n) {
+    // fwd: out = tanh(in)
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) din[i] += dout[i] * (1 - out[i] * out[i]);
+}
+static inline real sigm(real x) { return 1 / (1 + exp(-x)); }
+void sigmoid_forward(real *out, const real *in, int n) {
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) out[i] = sigm(in[i]);
+}
+void sigmoid_backward(real *din, const real *dout, const real *out, int n) {
+    // fwd: out = sigmoid(in)
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) din[i] += dout[i] * out[i] * (1 - out[i]);
+}
+void relu2_forward(real *out, const real *in, int n) {
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        real r = in[i] > 0 ? in[i] : 0;
+        out[i] = r * r;
+    }
+}
+void relu2_backward(real *din, const real *dout, const real *in, int n) {
+    // fwd: out = relu(in)^2
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++)
+        if (in[i] > 0) din[i] += 2 * in[i] * dout[i];
+}
+void add_bias_forward(real *out, const real *in, const real *bias, int R, int C) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++) out[(size_t)r * C + c] = in[(size_t)r * C + c] + bias[c];
+}
+void add_bias_backward(real *dbias, const real *dout, int R, int C) {
+    // fwd: out = in + bias
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        real acc = 0;
+        for (int r = 0; r < R; r++) acc += dout[(size_t)r * C + c];
+        dbias[c] += acc;
+    }
+}
+
+/* ---- RWKV-7 small ops ------------------------------------------------------------------------ */
+#define EXP_M05 0.60653065971263342 /* exp(-0.5) */
+void decay_forward(real *w, real *sig, const real *z, int n) {
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        sig[i] = sigm(z[i]);
+        w[i] = exp(-EXP_M05 * sig[i]);
+    }
+}
+void decay_backward(real *dz, const real *dw, const real *w, const real *sig, int n) {
+    // fwd: w = exp(-e^-0.5 * sigmoid(z));  dw/dz = w * (-e^-0.5) * sig * (1 - sig)
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) dz[i] += dw[i] * w[i] * (real)(-EXP_M05) * sig[i] * (1 - sig[i]);
+}
+
+#define KK_EPS ((real)1e-12)
+void kk_forward(real *kk, real *norm, const real *k, const real *k_k, int R, int H, int N) {
+    int C = H * N;
+#pragma omp parallel for schedule(static)
+    for (int rh = 0; rh < R * H; rh++) {
+        int h = rh % H;
+        const real *kr = k + (size_t)rh * N;
+        real *o = kk + (size_t)rh * N;
+        double ss = 0;
+        for (int j = 0; j < N; j++) {
+            o[j] = kr[j] * k_k[h * N + j];
+            ss += (double)o[j] * o[j];
+        }
+        real nr = (real)sqrt(ss);
+        norm[rh] = nr;
+        real den = nr > KK_EPS ? nr : KK_EPS;
+        for (int j = 0; j < N; j++) o[j] /= den;
+    }
+    (void)C;
+}
+void kk_backward(real *dk, real *dk_k, const real *dkk, const real *kk, const real *norm, const real *k,
+                 const real *k_k, int R, int H, int N) {
+    // fwd: u = k * k_k ; kk = u / max(|u|, eps)
+    // du = (dkk - kk (kk . dkk)) / |u|   (|u| > eps);   du = dkk / eps otherwise
+    int C = H * N;
+    real *du = xmalloc((size_t)R * C * sizeof(real));
+#pragma omp parallel for schedule(static)
+    for (int rh = 0; rh < R * H; rh++) {
+        int h = rh % H;
+        const real *o = kk + (size_t)rh * N, *g = dkk + (size_t)rh * N;
+        real *d = du + (size_t)rh * N;
+        real nr = norm[rh];
+        if (nr > KK_EPS) {
+            real dot = 0;
+            for (int j = 0; j < N; j++) dot += o[j] * g[j];
+            for (int j = 0; j < N; j++) d[j] = (g[j] - o[j] * dot) / nr;
+        } else {
+            for (int j = 0; j < N; j++) d[j] = g[j] / KK_EPS;
+        }
+        real *dkr = dk + (size_t)rh * N;
+        for (int j = 0; j < N; j++) dkr[j] += d[j] * k_k[h * N + j];
+    }
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        real acc = 0;
+        for (int r = 0; r < R; r++) acc += du[(size_t)r * C + c] * k[(size_t)r * C + c];
+        dk_k[c] += acc;
+    }
+    free(du);
+}
+
+void kmod_forward(real *knew, const real *k, const real *a, const real *k_a, int R, int C) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++) {
+            size_t i = (size_t)r * C + c;
+            knew[i] = k[i] * (1 + (a[i] - 1) * k_a[c]);
+        }
+}
+void kmod_backward(real *dk, real *da, real *dk_a, const real *dknew, const real *k, const real *a,
+                   const real *k_a, int R, int C) {
+    // fwd: knew = k * (1 + (a - 1) * k_a)
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++) {
+            size_t i = (size_t)r * C + c;
+            dk[i] += dknew[i] * (1 + (a[i] - 1) * k_a[c]);
+            da[i] += dknew[i] * k[i] * k_a[c];
+        }
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        real acc = 0;
+        for (int r = 0; r < R; r++) {
+            size_t i = (size_t)r * C + c;
+            acc += dknew[i] * k[i] * (a[i] - 1);
+        }
+        dk_a[c] += acc;
+    }
+}
+
+void vres_forward(real *out, const real *v, const real *vf, const real *gate, int n) {
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) out[i] = v[i] + (vf[i] - v[i]) * gate[i];
+}
+void vres_backward(real *dv, real *dvf, real *dgate, const real *dout, const real *v, const real *vf,
+                   const real *gate, int n) {
+    // fwd: out = v + (vf - v) * gate
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        dv[i] += dout[i] * (1 - gate[i]);
+        dvf[i] += dout[i] * gate[i];
+        dgate[i] += dout[i] * (vf[i] - v[i]);
+    }
+}
+
+void bonus_forward(real *out, const real *y, const real *r, const real *k, const real *v, const real *r_k,
+                   int R, int H, int N) {
+#pragma omp parallel for schedule(static)
+    for (int rh = 0; rh < R * H; rh++) {
+        int h = rh % H;
+        size_t o = (size_t)rh * N;
+        real s = 0;
+        for (int j = 0; j < N; j++) s += r[o + j] * k[o + j] * r_k[h * N + j];
+        for (int j = 0; j < N; j++) out[o + j] = y[o + j] + s * v[o + j];
+    }
+}
+void bonus_backward(real *dy, real *dr, real *dk, real *dv, real *dr_k, const real *dout, const real *r,
+                    const real *k, const real *v, const real *r_k, int R, int H, int N) {
+    // fwd: s = sum_j r_j k_j r_k[h,j] ; out = y + s * v
+    int C = H * N;
+    real *ds = xmalloc((size_t)R * H * sizeof(real));
+#pragma omp parallel for schedule(static)
+    for (int rh = 0; rh < R * H; rh++) {
+        int h = rh % H;
+        size_t o = (size_t)rh * N;
+        real s = 0, d = 0;
+        for (int j = 0; j < N; j++) {
+            s += r[o + j] * k[o + j] * r_k[h * N + j];
+            d += dout[o + j] * v[o + j];
+        }
+        ds[rh] = d;
+        for (int j = 0; j < N; j++) {
+            dy[o + j] += dout[o + j];
+            dv[o + j] += dout[o + j] * s;
+            dr[o + j] += d * k[o + j] * r_k[h * N + j];
+            dk[o + j] += d * r[o + j] * r_k[h * N + j];
+        }
+    }
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        real acc = 0;
+        for (int rr = 0; rr < R; rr++) acc += ds[rr * H + c / N] * r[(size_t)rr * C + c] * k[(size_t)rr * C + c];
+        dr_k[c] += acc;
+    }
+    free(ds);
+}
+
+void mul_forward(real *out, const real *x, const real *g, int n) {
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) out[i] = x[i] * g[i];
+}
+void mul_backward(real *dx, real *dg, const real *dout, const real *x, const real *g, int n) {
+    // fwd: out = x * g
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        dx[i] += dout[i] * g[i];
+        dg[i] += dout[i] * x[i];
+    }
+}
+
+/* ---- loss ------------------------------------------------------------------------------------ */
+double crossentropy_forward(real *probs, int *pred, const real *logits, const int *targets,
+                            const unsigned char *mask, int R, int V, long *ncorrect, long *ncount) {
+    double *rowloss = xmalloc((size_t)R * sizeof(double)); // per-row, summed serially: thread-independent
+    long corr = 0, cnt = 0;
+#pragma omp parallel for schedule(static) reduction(+ : corr, cnt)
+    for (int r = 0; r < R; r++) {
+        const real *l = logits + (size_t)r * V;
+        real *p = probs + (size_t)r * V;
+        int am = 0;
+        for (int i = 1; i < V; i++)
+            if (l[i] > l[am]) am = i;
+        double z = 0;
+        for (int i = 0; i < V; i++) z += exp((double)l[i] - l[am]);
+        for (int i = 0; i < V; i++) p[i] = (real)(exp((double)l[i] - l[am]) / z);
+        if (pred) pred[r] = am;
+        rowloss[r] = 0;
+        if (mask[r]) {
+            rowloss[r] = -((double)l[targets[r]] - l[am] - log(z));
+            corr += am == targets[r];
+            cnt++;
+        }
+    }
+    double loss = 0;
+    for (int r = 0; r < R; r++) loss += rowloss[r];
+    free(rowloss);
+    *ncorrect = corr;
+    *ncount = cnt;
+    return cnt ? loss / cnt : 0;
+}
+void crossentropy_backward(real *dlogits, const real *probs, const int *targets, const unsigned char *mask,
+                           int R, int V, long ncount, real scale) {
+    // fwd: loss = mean_{counted r} -log softmax(logits_r)[target_r];  dlogit = (p - onehot) / count
+    if (ncount == 0) return;
+    real s = scale / (real)ncount;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < R; r++) {
+        if (!mask[r]) continue;
+        real *d = dlogits + (size_t)r * V;
+        const real *p = probs + (size_t)r * V;
+        for (int i = 0; i < V; i++) d[i] += s * (p[i] - (i == targets[r]));
+    }
+}

@@ -1,0 +1,100 @@
+/* ops.h -- the building blocks of the models, each a forward/backward pair.
+ *
+ * Signature rule (one rule, everywhere):
+ *   <op>_forward (out, saved..., in, params..., dims)      outputs are ASSIGNED (=)
+ *   <op>_backward(din, dparams..., dout, saved..., in, params..., dims)
+ *                                                          gradients are ACCUMULATED (+=)
+ * so a tensor used twice simply receives two contributions. Rows are tokens: a (B,T,C) activation is
+ * stored as rows = B*T of width C, row-major. Reductions over rows (parameter gradients) run in a fixed
+ * order, parallelised over columns, so results do not depend on the thread count.
+ */
+#ifndef RWKV_OPS_H
+#define RWKV_OPS_H
+
+#include "common.h"
+
+/* ---- matrix products (BLAS) ------------------------------------------------------------------ */
+/* C(M,N) = alpha * A(M,K) @ op(B) + beta * C;  op(B) = B(K,N) or, with transB, B(N,K)^T */
+void mm(real *Cm, const real *A, const real *Bm, int M, int N, int K, int transA, int transB,
+        real alpha, real beta);
+
+/* PyTorch Linear: out(R,O) = in(R,I) @ W(O,I)^T (+ bias(O) if non-NULL) */
+void linear_forward(real *out, const real *in, const real *W, const real *bias, int R, int NI, int NO);
+void linear_backward(real *din, real *dW, real *dbias, const real *dout, const real *in, const real *W,
+                     int R, int NI, int NO);
+/* Right-multiplication by a [I,O] matrix (LoRA factors): out(R,O) = in(R,I) @ W(I,O) */
+void matmul_forward(real *out, const real *in, const real *W, int R, int NI, int NO);
+void matmul_backward(real *din, real *dW, const real *dout, const real *in, const real *W, int R, int NI,
+                     int NO);
+
+/* ---- embedding -------------------------------------------------------------------------------- */
+void embedding_forward(real *out, const int *tokens, const real *emb, int R, int C);
+void embedding_backward(real *demb, const real *dout, const int *tokens, int R, int C, int V);
+
+/* ---- normalisation: LayerNorm (G=1, N=C) and GroupNorm (G heads of N) are one op --------------- */
+/* out(R,G*N) = (in - mean)*rstd * w + b per group of N; mean, rstd: (R,G) saved. Biased variance. */
+void norm_forward(real *out, real *mean, real *rstd, const real *in, const real *w, const real *b, int R,
+                  int G, int N, real eps);
+void norm_backward(real *din, real *dw, real *db, const real *dout, const real *in, const real *mean,
+                   const real *rstd, const real *w, int R, int G, int N);
+#define LN_EPS ((real)1e-5)
+#define GN_EPS ((real)64e-5)
+
+/* ---- token shift + mix ------------------------------------------------------------------------ */
+/* prev(R,C): row (b,t) = x row (b,t-1), or x0[b] (may be NULL = zeros) at t = 0. */
+void token_shift_forward(real *prev, const real *x, const real *x0, int B, int T, int C);
+/* dx(R,C) += dprev shifted back one token; dx0(B,C) += dprev at t = 0 (if dx0 non-NULL) */
+void token_shift_backward(real *dx, real *dx0, const real *dprev, int B, int T, int C);
+/* out = x + (prev - x) * mu */
+void mix_forward(real *out, const real *x, const real *prev, const real *mu, int R, int C);
+void mix_backward(real *dx, real *dprev, real *dmu, const real *dout, const real *x, const real *prev,
+                  const real *mu, int R, int C);
+
+/* ---- elementwise ------------------------------------------------------------------------------ */
+void tanh_forward(real *out, const real *in, int n);
+void tanh_backward(real *din, const real *dout, const real *out, int n);
+void sigmoid_forward(real *out, const real *in, int n);
+void sigmoid_backward(real *din, const real *dout, const real *out, int n);
+/* out = relu(in)^2 */
+void relu2_forward(real *out, const real *in, int n);
+void relu2_backward(real *din, const real *dout, const real *in, int n);
+/* out(R,C) = in + bias(C) broadcast over rows; backward: dbias += column sums */
+void add_bias_forward(real *out, const real *in, const real *bias, int R, int C);
+void add_bias_backward(real *dbias, const real *dout, int R, int C);
+
+/* ---- RWKV-7 specific small ops ---------------------------------------------------------------- */
+/* decay: sig = sigmoid(z); w = exp(-exp(-0.5) * sig). Saves sig. */
+void decay_forward(real *w, real *sig, const real *z, int n);
+void decay_backward(real *dz, const real *dw, const real *w, const real *sig, int n);
+/* kk = normalize_per_head(k * k_k) (H heads of N, eps 1e-12); saves the pre-norm norms (R,H) */
+void kk_forward(real *kk, real *norm, const real *k, const real *k_k, int R, int H, int N);
+void kk_backward(real *dk, real *dk_k, const real *dkk, const real *kk, const real *norm, const real *k,
+                 const real *k_k, int R, int H, int N);
+/* knew = k * (1 + (a - 1) * k_a) */
+void kmod_forward(real *knew, const real *k, const real *a, const real *k_a, int R, int C);
+void kmod_backward(real *dk, real *da, real *dk_a, const real *dknew, const real *k, const real *a,
+                   const real *k_a, int R, int C);
+/* value residual: out = v + (vf - v) * gate */
+void vres_forward(real *out, const real *v, const real *vf, const real *gate, int n);
+void vres_backward(real *dv, real *dvf, real *dgate, const real *dout, const real *v, const real *vf,
+                   const real *gate, int n);
+/* bonus: out = y + (sum_j r_j k_j r_k[h,j]) * v, per head */
+void bonus_forward(real *out, const real *y, const real *r, const real *k, const real *v,
+                   const real *r_k, int R, int H, int N);
+void bonus_backward(real *dy, real *dr, real *dk, real *dv, real *dr_k, const real *dout, const real *r,
+                    const real *k, const real *v, const real *r_k, int R, int H, int N);
+/* out = x * g (elementwise) */
+void mul_forward(real *out, const real *x, const real *g, int n);
+void mul_backward(real *dx, real *dg, const real *dout, const real *x, const real *g, int n);
+
+/* ---- loss ----------------------------------------------------------------------------------- */
+/* Masked mean cross-entropy over positions with mask=1. probs (R,V) saved (softmax).
+ * Returns the loss; *ncorrect = argmax hits among counted rows, *ncount = counted rows.
+ * pred (R) may be NULL; else receives the argmax of every row. */
+double crossentropy_forward(real *probs, int *pred, const real *logits, const int *targets,
+                            const unsigned char *mask, int R, int V, long *ncorrect, long *ncount);
+/* dlogits (R,V) += scale * (probs - onehot) / ncount on counted rows. */
+void crossentropy_backward(real *dlogits, const real *probs, const int *targets, const unsigned char *mask,
+                           int R, int V, long ncount, real scale);
+
+#endif

@@ -1,0 +1,593 @@
+/* rwkv7.c -- RWKV-7 model: layout, official init, forward (sequence/recurrent, any start state),
+ * backward. Each backward block names the forward line it inverts; the ops themselves are in ops.c and
+ * wkv7.c. Rows are tokens: R = B*T. */
+#include "rwkv7.h"
+
+#include <gsl/gsl_linalg.h>
+#include <gsl/gsl_randist.h>
+#include <math.h>
+#include <string.h>
+
+#include "ops.h"
+#include "wkv7.h"
+
+/* ---- layout: one walk over the tensors, shared by table, params and grads ---------------------- */
+typedef struct {
+    size_t off;
+    real *base;            /* NULL: counting pass */
+    ParamTensor *table;    /* NULL: no table wanted */
+    int n;
+} Walk;
+
+static real *walk_add(Walk *wk, const char *name, int ndim, int s0, int s1, int s2, int decay) {
+    size_t numel = (size_t)s0 * (ndim > 1 ? s1 : 1) * (ndim > 2 ? s2 : 1);
+    if (wk->table) {
+        ParamTensor *p = &wk->table[wk->n];
+        snprintf(p->name, sizeof p->name, "%s", name);
+        p->ndim = ndim;
+        p->shape[0] = s0, p->shape[1] = ndim > 1 ? s1 : 0, p->shape[2] = ndim > 2 ? s2 : 0;
+        p->offset = wk->off;
+        p->numel = numel;
+        p->decay = decay;
+        p->lr_mult = 1;
+    }
+    real *ptr = wk->base ? wk->base + wk->off : NULL;
+    wk->off += numel;
+    wk->n++;
+    return ptr;
+}
+
+/* Visit every tensor in checkpoint order. wts (may be NULL) receives pointers into wk->base. */
+static void rwkv7_layout(const Rwkv7Dims *d, Walk *wk, Rwkv7Weights *wts) {
+    const int V = d->V, C = d->C, F = d->F;
+    char nm[64];
+    Rwkv7Weights dummy_w;
+    Rwkv7Layer dummy_l;
+    Rwkv7Weights *W = wts ? wts : &dummy_w;
+#define ADD(field, ndim, a, b, c, dec, ...)                 \
+    do {                                                    \
+        snprintf(nm, sizeof nm, __VA_ARGS__);               \
+        field = walk_add(wk, nm, ndim, a, b, c, dec);       \
+    } while (0)
+    ADD(W->emb, 2, V, C, 0, 1, "emb.weight");
+    W->ln0_w = W->ln0_b = NULL;
+    if (d->has_ln0) {
+        ADD(W->ln0_w, 1, C, 0, 0, 0, "blocks.0.ln0.weight");
+        ADD(W->ln0_b, 1, C, 0, 0, 0, "blocks.0.ln0.bias");
+    }
+    for (int l = 0; l < d->L; l++) {
+        Rwkv7Layer *P = wts ? &wts->layer[l] : &dummy_l;
+        memset(P, 0, sizeof *P);
+        ADD(P->ln1_w, 1, C, 0, 0, 0, "blocks.%d.ln1.weight", l);
+        ADD(P->ln1_b, 1, C, 0, 0, 0, "blocks.%d.ln1.bias", l);
+        ADD(P->ln2_w, 1, C, 0, 0, 0, "blocks.%d.ln2.weight", l);
+        ADD(P->ln2_b, 1, C, 0, 0, 0, "blocks.%d.ln2.bias", l);
+        ADD(P->x_r, 3, 1, 1, C, 0, "blocks.%d.att.x_r", l);
+        ADD(P->x_w, 3, 1, 1, C, 0, "blocks.%d.att.x_w", l);
+        ADD(P->x_k, 3, 1, 1, C, 0, "blocks.%d.att.x_k", l);
+        ADD(P->x_v, 3, 1, 1, C, 0, "blocks.%d.att.x_v", l);
+        ADD(P->x_a, 3, 1, 1, C, 0, "blocks.%d.att.x_a", l);
+        ADD(P->x_g, 3, 1, 1, C, 0, "blocks.%d.att.x_g", l);
+        ADD(P->w0, 3, 1, 1, C, 0, "blocks.%d.att.w0", l);
+        ADD(P->w1, 2, C, d->Dw, 0, 0, "blocks.%d.att.w1", l);
+        ADD(P->w2, 2, d->Dw, C, 0, 0, "blocks.%d.att.w2", l);
+        ADD(P->a0, 3, 1, 1, C, 0, "blocks.%d.att.a0", l);
+        ADD(P->a1, 2, C, d->Da, 0, 0, "blocks.%d.att.a1", l);
+        ADD(P->a2, 2, d->Da, C, 0, 0, "blocks.%d.att.a2", l);
+        if (l > 0) { /* layer 0 defines v_first: no value residual */
+            ADD(P->v0, 3, 1, 1, C, 0, "blocks.%d.att.v0", l);
+            ADD(P->v1, 2, C, d->Dv, 0, 0, "blocks.%d.att.v1", l);
+            ADD(P->v2, 2, d->Dv, C, 0, 0, "blocks.%d.att.v2", l);
+        }
+        ADD(P->g1, 2, C, d->Dg, 0, 0, "blocks.%d.att.g1", l);
+        ADD(P->g2, 2, d->Dg, C, 0, 0, "blocks.%d.att.g2", l);
+        ADD(P->k_k, 3, 1, 1, C, 0, "blocks.%d.att.k_k", l);
+        ADD(P->k_a, 3, 1, 1, C, 0, "blocks.%d.att.k_a", l);
+        ADD(P->r_k, 2, d->H, d->N, 0, 0, "blocks.%d.att.r_k", l);
+        ADD(P->Wr, 2, C, C, 0, 1, "blocks.%d.att.receptance.weight", l);
+        ADD(P->Wk, 2, C, C, 0, 1, "blocks.%d.att.key.weight", l);
+        ADD(P->Wv, 2, C, C, 0, 1, "blocks.%d.att.value.weight", l);
+        ADD(P->Wo, 2, C, C, 0, 1, "blocks.%d.att.output.weight", l);
+        ADD(P->lnx_w, 1, C, 0, 0, 0, "blocks.%d.att.ln_x.weight", l);
+        ADD(P->lnx_b, 1, C, 0, 0, 0, "blocks.%d.att.ln_x.bias", l);
+        ADD(P->f_xk, 3, 1, 1, C, 0, "blocks.%d.ffn.x_k", l);
+        ADD(P->f_Wk, 2, F, C, 0, 1, "blocks.%d.ffn.key.weight", l);
+        ADD(P->f_Wv, 2, C, F, 0, 1, "blocks.%d.ffn.value.weight", l);
+    }
+    ADD(W->lnout_w, 1, C, 0, 0, 0, "ln_out.weight");
+    ADD(W->lnout_b, 1, C, 0, 0, 0, "ln_out.bias");
+    ADD(W->head, 2, V, C, 0, 1, "head.weight");
+#undef ADD
+}
+
+void rwkv7_default_ranks(Rwkv7Dims *d) {
+    double s = sqrt((double)d->C);
+#define RANK(f) (int)fmax(32, nearbyint((f) * s / 32) * 32)
+    if (!d->Dw) d->Dw = RANK(2.5);
+    if (!d->Da) d->Da = RANK(2.5);
+    if (!d->Dv) d->Dv = RANK(1.7);
+    if (!d->Dg) d->Dg = RANK(5.0);
+#undef RANK
+}
+
+Rwkv7 *rwkv7_create(const Rwkv7Dims *dims) {
+    Rwkv7 *m = xcalloc(1, sizeof *m);
+    m->d = *dims;
+    Rwkv7Dims *d = &m->d;
+    CHECK(d->C > 0 && d->N > 0 && d->C % d->N == 0, "head size N=%d must divide C=%d", d->N, d->C);
+    CHECK(d->L >= 1 && d->V >= 1, "need L >= 1 and V >= 1 (L=%d V=%d)", d->L, d->V);
+    d->H = d->C / d->N;
+    d->F = 4 * d->C;
+    rwkv7_default_ranks(d);
+    Walk wk = {0};
+    rwkv7_layout(d, &wk, NULL);
+    m->ntensors = wk.n;
+    m->nparams = wk.off;
+    m->tensors = xcalloc(m->ntensors, sizeof(ParamTensor));
+    m->params = xcalloc(m->nparams, sizeof(real));
+    m->grads = xcalloc(m->nparams, sizeof(real));
+    m->w.layer = xcalloc(d->L, sizeof(Rwkv7Layer));
+    m->g.layer = xcalloc(d->L, sizeof(Rwkv7Layer));
+    Walk wp = {.base = m->params, .table = m->tensors};
+    rwkv7_layout(d, &wp, &m->w);
+    Walk wg = {.base = m->grads};
+    rwkv7_layout(d, &wg, &m->g);
+    return m;
+}
+
+const ParamTensor *rwkv7_find(const Rwkv7 *m, const char *name) {
+    for (int i = 0; i < m->ntensors; i++)
+        if (!strcmp(m->tensors[i].name, name)) return &m->tensors[i];
+    return NULL;
+}
+
+void rwkv7_set_w0_lr_mult(Rwkv7 *m, double mult) {
+    for (int i = 0; i < m->ntensors; i++) {
+        const char *n = m->tensors[i].name;
+        size_t len = strlen(n);
+        if (len > 7 && !strcmp(n + len - 7, ".att.w0")) m->tensors[i].lr_mult = mult;
+    }
+}
+
+/* ---- official initialisation ----------------------------------------------------------------- */
+/* W (rows,cols) = gain * (semi-)orthogonal, as torch.nn.init.orthogonal_. */
+static void orthogonal_init(real *W, int rows, int cols, double gain, gsl_rng *rng) {
+    int n = rows > cols ? rows : cols, k = rows > cols ? cols : rows;
+    gsl_matrix *A = gsl_matrix_alloc(n, k);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < k; j++) gsl_matrix_set(A, i, j, gsl_ran_gaussian(rng, 1.0));
+    gsl_vector *tau = gsl_vector_alloc(k);
+    gsl_linalg_QR_decomp(A, tau);
+    gsl_matrix *Q = gsl_matrix_alloc(n, n), *R = gsl_matrix_alloc(n, k);
+    gsl_linalg_QR_unpack(A, tau, Q, R);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < k; j++) {
+            double q = gsl_matrix_get(Q, i, j) * (gsl_matrix_get(R, j, j) < 0 ? -1 : 1) * gain;
+            if (rows >= cols) W[(size_t)i * cols + j] = (real)q; // W (n,k)
+            else W[(size_t)j * cols + i] = (real)q;              // W = Q^T (k,n)
+        }
+    gsl_matrix_free(A), gsl_matrix_free(Q), gsl_matrix_free(R), gsl_vector_free(tau);
+}
+
+static double lora_gain(int D, int C) { return D > C ? 0.1 * sqrt((double)D / C) : 0.1; }
+
+void rwkv7_init_official(Rwkv7 *m, gsl_rng *rng) {
+    const Rwkv7Dims *d = &m->d;
+    const int C = d->C, L = d->L, N = d->N, V = d->V;
+    memset(m->params, 0, m->nparams * sizeof(real));
+    for (size_t i = 0; i < (size_t)V * C; i++) m->w.emb[i] = (real)gsl_ran_flat(rng, -1e-4, 1e-4);
+    if (d->has_ln0)
+        for (int c = 0; c < C; c++) m->w.ln0_w[c] = 1;
+    for (int l = 0; l < L; l++) {
+        Rwkv7Layer *P = &m->w.layer[l];
+        double r0 = L > 1 ? (double)l / (L - 1) : 0.0; /* L = 1: r0 = 0 (official code cannot build it) */
+        double r1 = 1.0 - (double)l / L;
+        for (int n = 0; n < C; n++) {
+            double ddd = (double)n / C, lin = (double)n / (C - 1 > 0 ? C - 1 : 1) - 0.5;
+            double z = ((n % N) - (N - 1) / 2.0) / ((N - 1) / 2.0 > 0 ? (N - 1) / 2.0 : 1);
+            double zz = z * fabs(z);
+            double www = -6 + 6 * pow((double)n / (C - 1 > 0 ? C - 1 : 1), 1 + pow(r0, 0.3));
+            P->x_r[n] = P->x_g[n] = (real)(1 - pow(ddd, 0.2 * r1));
+            P->x_w[n] = P->x_a[n] = (real)(1 - pow(ddd, 0.9 * r1));
+            P->x_k[n] = P->x_v[n] = (real)(1 - pow(ddd, 0.7 * r1));
+            P->w0[n] = (real)(www + 0.5 + 2.5 * zz);
+            P->a0[n] = (real)(-0.19 + 0.3 * zz + 0.4 * lin);
+            if (P->v0) P->v0[n] = (real)(0.73 - 0.4 * lin);
+            P->k_k[n] = (real)(0.71 - 0.1 * lin);
+            P->k_a[n] = (real)1.02;
+            P->r_k[n] = (real)-0.04;
+            P->lnx_w[n] = (real)pow((1.0 + l) / L, 0.7);
+            P->f_xk[n] = (real)(1 - pow(ddd, pow(r1, 4)));
+            P->ln1_w[n] = P->ln2_w[n] = 1;
+        }
+        orthogonal_init(P->w2, d->Dw, C, lora_gain(d->Dw, C), rng);
+        orthogonal_init(P->a2, d->Da, C, lora_gain(d->Da, C), rng);
+        if (P->v2) orthogonal_init(P->v2, d->Dv, C, lora_gain(d->Dv, C), rng);
+        orthogonal_init(P->g2, d->Dg, C, lora_gain(d->Dg, C), rng);
+        orthogonal_init(P->Wr, C, C, 1.0, rng);
+        orthogonal_init(P->Wk, C, C, 0.1, rng);
+        orthogonal_init(P->Wv, C, C, 1.0, rng);
+        orthogonal_init(P->f_Wk, d->F, C, 1.0, rng);
+        /* w1, a1, v1, g1, Wo, f_Wv stay zero */
+    }
+    for (int c = 0; c < C; c++) m->w.lnout_w[c] = 1;
+    orthogonal_init(m->w.head, V, C, V > C ? 0.5 * sqrt((double)V / C) : 0.5, rng);
+}
+
+/* ---- state ----------------------------------------------------------------------------------- */
+static size_t state_layer_numel(const Rwkv7Dims *d, int B) {
+    return (size_t)B * (2 * d->C + (size_t)d->H * d->N * d->N);
+}
+size_t rwkv7_state_numel(const Rwkv7Dims *d, int B) { return d->L * state_layer_numel(d, B); }
+real *rwkv7_state_att_prev(const Rwkv7Dims *d, real *s, int B, int l) {
+    return s + l * state_layer_numel(d, B);
+}
+real *rwkv7_state_wkv(const Rwkv7Dims *d, real *s, int B, int l) {
+    return rwkv7_state_att_prev(d, s, B, l) + (size_t)B * d->C;
+}
+real *rwkv7_state_ffn_prev(const Rwkv7Dims *d, real *s, int B, int l) {
+    return rwkv7_state_wkv(d, s, B, l) + (size_t)B * d->H * d->N * d->N;
+}
+
+/* ---- activations ----------------------------------------------------------------------------- */
+typedef struct {
+    real *x_in, *ln1, *ln1_m, *ln1_r, *prev1;             /* (R,C) (R) (R) (R,C) */
+    real *xr, *xw, *xk, *xv, *xa, *xg;                    /* (R,C) */
+    real *r, *k, *v;                                      /* (R,C) */
+    real *wh, *w, *wsig;                                  /* (R,Dw) (R,C) (R,C) */
+    real *ah, *asig, *a;                                  /* (R,Da) (R,C) (R,C) */
+    real *gh, *g;                                         /* (R,Dg) (R,C) */
+    real *vh, *vgate, *vv;                                /* (R,Dv) (R,C) (R,C) */
+    real *kk, *kkn, *knew;                                /* (R,C) (R,H) (R,C) */
+    real *y, *gn, *gn_m, *gn_r, *yb, *yg;                 /* (R,C) (R,C) (R,H) (R,H) (R,C) (R,C) */
+    real *x_mid, *ln2, *ln2_m, *ln2_r, *prev2, *fxk;      /* (R,C) ... */
+    real *fk, *fr;                                        /* (R,F) */
+    real *pre, *preD;                                     /* gradient scratch only: (R,C) (R,Dmax) */
+} LayerActs;
+
+struct Rwkv7Acts {
+    size_t numel;
+    real *buf;
+    LayerActs *la;               /* L */
+    LayerActs dla;               /* gradient scratch for one layer (same shapes) */
+    real *ckpt;                  /* L x wkv7 checkpoint */
+    size_t ckpt_layer;
+    real *emb, *ln0_m, *ln0_r;   /* (R,C) raw embedding when ln0 exists */
+    real *x_fin, *lnf, *lnf_m, *lnf_r, *logits, *probs; /* (R,C) ... (R,V) */
+    real *dx, *dvfirst, *dlnf, *dlogits, *demb;        /* backward scratch */
+    int *tokens, *targets;
+    unsigned char *mask;
+    long ncount;
+};
+
+static real *carve(size_t *off, real *base, size_t n) {
+    real *p = base ? base + *off : NULL;
+    *off += n;
+    return p;
+}
+
+static void layer_acts_layout(LayerActs *a, size_t *off, real *base, const Rwkv7Dims *d, size_t R,
+                              int with_scratch) {
+    const size_t C = d->C, H = d->H;
+    int Dmax = d->Dw;
+    if (d->Da > Dmax) Dmax = d->Da;
+    if (d->Dv > Dmax) Dmax = d->Dv;
+    if (d->Dg > Dmax) Dmax = d->Dg;
+#define RC(f) a->f = carve(off, base, R * C)
+    RC(x_in), RC(ln1), a->ln1_m = carve(off, base, R), a->ln1_r = carve(off, base, R), RC(prev1);
+    RC(xr), RC(xw), RC(xk), RC(xv), RC(xa), RC(xg), RC(r), RC(k), RC(v);
+    a->wh = carve(off, base, R * d->Dw), RC(w), RC(wsig);
+    a->ah = carve(off, base, R * d->Da), RC(asig), RC(a);
+    a->gh = carve(off, base, R * d->Dg), RC(g);
+    a->vh = carve(off, base, R * d->Dv), RC(vgate), RC(vv);
+    RC(kk), a->kkn = carve(off, base, R * H), RC(knew);
+    RC(y), RC(gn), a->gn_m = carve(off, base, R * H), a->gn_r = carve(off, base, R * H), RC(yb), RC(yg);
+    RC(x_mid), RC(ln2), a->ln2_m = carve(off, base, R), a->ln2_r = carve(off, base, R), RC(prev2), RC(fxk);
+    a->fk = carve(off, base, R * d->F), a->fr = carve(off, base, R * d->F);
+    a->pre = a->preD = NULL;
+    if (with_scratch) RC(pre), a->preD = carve(off, base, R * Dmax);
+#undef RC
+}
+
+static void acts_layout(Rwkv7Acts *A, real *base, const Rwkv7Dims *d, int B, int T, int K) {
+    size_t off = 0, R = (size_t)B * T, C = d->C, V = d->V;
+    for (int l = 0; l < d->L; l++) layer_acts_layout(&A->la[l], &off, base, d, R, 0);
+    layer_acts_layout(&A->dla, &off, base, d, R, 1);
+    Wkv7Dims wd = {B, T, d->H, d->N, K};
+    A->ckpt_layer = wkv7_ckpt_numel(&wd);
+    A->ckpt = carve(&off, base, A->ckpt_layer * d->L);
+    A->emb = carve(&off, base, R * C);
+    A->ln0_m = carve(&off, base, R), A->ln0_r = carve(&off, base, R);
+    A->x_fin = carve(&off, base, R * C), A->lnf = carve(&off, base, R * C);
+    A->lnf_m = carve(&off, base, R), A->lnf_r = carve(&off, base, R);
+    A->logits = carve(&off, base, R * V), A->probs = carve(&off, base, R * V);
+    A->dx = carve(&off, base, R * C), A->dvfirst = carve(&off, base, R * C);
+    A->dlnf = carve(&off, base, R * C), A->dlogits = carve(&off, base, R * V), A->demb = carve(&off, base, R * C);
+    A->numel = off;
+}
+
+static void acts_free(Rwkv7Acts *A) {
+    if (!A) return;
+    free(A->buf), free(A->la), free(A->tokens), free(A->targets), free(A->mask), free(A);
+}
+
+static void acts_ensure(Rwkv7 *m, int B, int T, int K) {
+    if (m->acts && m->B == B && m->T == T && m->K == K) return;
+    acts_free(m->acts);
+    Rwkv7Acts *A = xcalloc(1, sizeof *A);
+    A->la = xcalloc(m->d.L, sizeof(LayerActs));
+    acts_layout(A, NULL, &m->d, B, T, K);
+    A->buf = xcalloc(A->numel, sizeof(real));
+    acts_layout(A, A->buf, &m->d, B, T, K);
+    A->tokens = xmalloc((size_t)B * T * sizeof(int));
+    A->targets = xmalloc((size_t)B * T * sizeof(int));
+    A->mask = xmalloc((size_t)B * T);
+    m->acts = A, m->B = B, m->T = T, m->K = K;
+}
+
+size_t rwkv7_act_bytes(const Rwkv7 *m) { return m->acts ? m->acts->numel * sizeof(real) : 0; }
+
+void rwkv7_free(Rwkv7 *m) {
+    if (!m) return;
+    acts_free(m->acts);
+    free(m->tensors), free(m->params), free(m->grads), free(m->w.layer), free(m->g.layer), free(m);
+}
+
+/* ---- in-context rate: standard a = sig, extended a = 2 w sig ---------------------------------- */
+static void arate_forward(real *a, const real *sig, const real *w, int n, int extended) {
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) a[i] = extended ? 2 * w[i] * sig[i] : sig[i];
+}
+static void arate_backward(real *dsig, real *dw, const real *da, const real *sig, const real *w, int n,
+                           int extended) {
+    // fwd: a = sig (standard) | a = 2 w sig (extended)
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        if (extended) {
+            dsig[i] += da[i] * 2 * w[i];
+            dw[i] += da[i] * 2 * sig[i];
+        } else {
+            dsig[i] += da[i];
+        }
+    }
+}
+
+static void copy_last_token(real *dst, const real *x, int B, int T, int C) {
+    for (int b = 0; b < B; b++) memcpy(dst + (size_t)b * C, x + ((size_t)b * T + T - 1) * C, C * sizeof(real));
+}
+
+static void to_float(float *dst, const real *src, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = (float)src[i];
+}
+
+/* ---- forward --------------------------------------------------------------------------------- */
+const real *rwkv7_forward(Rwkv7 *m, const int *tokens, int B, int T, int K, const real *state_in,
+                          real *state_out, const Rwkv7Trace *trace) {
+    const Rwkv7Dims *d = &m->d;
+    const int C = d->C, H = d->H, N = d->N, F = d->F, V = d->V, L = d->L;
+    const int R = B * T;
+    CHECK(B >= 1 && T >= 1 && K >= 1, "bad forward shape B=%d T=%d K=%d", B, T, K);
+    for (int i = 0; i < R; i++)
+        CHECK(tokens[i] >= 0 && tokens[i] < V, "token %d at position %d is outside the vocabulary [0,%d)",
+              tokens[i], i, V);
+    acts_ensure(m, B, T, K);
+    Rwkv7Acts *A = m->acts;
+    memcpy(A->tokens, tokens, (size_t)R * sizeof(int));
+    const Rwkv7Weights *W = &m->w;
+
+    // x = emb[token]; x = LayerNorm(x; ln0) when present
+    if (d->has_ln0) {
+        embedding_forward(A->emb, tokens, W->emb, R, C);
+        norm_forward(A->la[0].x_in, A->ln0_m, A->ln0_r, A->emb, W->ln0_w, W->ln0_b, R, 1, C, LN_EPS);
+    } else {
+        embedding_forward(A->la[0].x_in, tokens, W->emb, R, C);
+    }
+    real *traj = NULL; /* (B,T,H,N,N) per layer when tracing states */
+    if (trace && trace->state) traj = xmalloc((size_t)R * H * N * N * sizeof(real));
+
+    for (int l = 0; l < L; l++) {
+        const Rwkv7Layer *P = &W->layer[l];
+        LayerActs *a = &A->la[l];
+        real *x_next = l + 1 < L ? A->la[l + 1].x_in : A->x_fin;
+        const real *s_att = state_in ? rwkv7_state_att_prev(d, (real *)state_in, B, l) : NULL;
+        const real *s_wkv = state_in ? rwkv7_state_wkv(d, (real *)state_in, B, l) : NULL;
+        const real *s_ffn = state_in ? rwkv7_state_ffn_prev(d, (real *)state_in, B, l) : NULL;
+
+        // ---- TimeMix
+        norm_forward(a->ln1, a->ln1_m, a->ln1_r, a->x_in, P->ln1_w, P->ln1_b, R, 1, C, LN_EPS);
+        token_shift_forward(a->prev1, a->ln1, s_att, B, T, C);
+        mix_forward(a->xr, a->ln1, a->prev1, P->x_r, R, C);
+        mix_forward(a->xw, a->ln1, a->prev1, P->x_w, R, C);
+        mix_forward(a->xk, a->ln1, a->prev1, P->x_k, R, C);
+        mix_forward(a->xv, a->ln1, a->prev1, P->x_v, R, C);
+        mix_forward(a->xa, a->ln1, a->prev1, P->x_a, R, C);
+        mix_forward(a->xg, a->ln1, a->prev1, P->x_g, R, C);
+        linear_forward(a->r, a->xr, P->Wr, NULL, R, C, C);
+        linear_forward(a->k, a->xk, P->Wk, NULL, R, C, C);
+        linear_forward(a->v, a->xv, P->Wv, NULL, R, C, C);
+        // w = exp(-e^-0.5 sigmoid(w0 + tanh(xw w1) w2))
+        matmul_forward(a->wh, a->xw, P->w1, R, C, d->Dw);
+        tanh_forward(a->wh, a->wh, R * d->Dw);
+        matmul_forward(a->w, a->wh, P->w2, R, d->Dw, C);
+        add_bias_forward(a->w, a->w, P->w0, R, C);
+        decay_forward(a->w, a->wsig, a->w, R * C);
+        // a = sigmoid(a0 + (xa a1) a2)   [extended: 2 w sigmoid(...)]
+        matmul_forward(a->ah, a->xa, P->a1, R, C, d->Da);
+        matmul_forward(a->asig, a->ah, P->a2, R, d->Da, C);
+        add_bias_forward(a->asig, a->asig, P->a0, R, C);
+        sigmoid_forward(a->asig, a->asig, R * C);
+        arate_forward(a->a, a->asig, a->w, R * C, d->extended);
+        // g = sigmoid(xg g1) g2
+        matmul_forward(a->gh, a->xg, P->g1, R, C, d->Dg);
+        sigmoid_forward(a->gh, a->gh, R * d->Dg);
+        matmul_forward(a->g, a->gh, P->g2, R, d->Dg, C);
+        // kk = normalize(k * k_k) ; k = k * (1 + (a-1) k_a)
+        kk_forward(a->kk, a->kkn, a->k, P->k_k, R, H, N);
+        kmod_forward(a->knew, a->k, a->a, P->k_a, R, C);
+        // value residual: layer 0 defines v_first
+        if (l == 0) {
+            memcpy(a->vv, a->v, (size_t)R * C * sizeof(real));
+        } else {
+            matmul_forward(a->vh, a->xv, P->v1, R, C, d->Dv);
+            matmul_forward(a->vgate, a->vh, P->v2, R, d->Dv, C);
+            add_bias_forward(a->vgate, a->vgate, P->v0, R, C);
+            sigmoid_forward(a->vgate, a->vgate, R * C);
+            vres_forward(a->vv, a->v, A->la[0].vv, a->vgate, R * C);
+        }
+        Wkv7Dims wd = {B, T, H, N, K};
+        real *s_wkv_out = state_out ? rwkv7_state_wkv(d, state_out, B, l) : NULL;
+        wkv7_forward(a->y, A->ckpt + l * A->ckpt_layer, s_wkv_out, traj, a->r, a->w, a->knew, a->vv, a->kk,
+                     a->a, s_wkv, &wd);
+        norm_forward(a->gn, a->gn_m, a->gn_r, a->y, P->lnx_w, P->lnx_b, R, H, N, GN_EPS);
+        bonus_forward(a->yb, a->gn, a->r, a->knew, a->vv, P->r_k, R, H, N);
+        mul_forward(a->yg, a->yb, a->g, R * C);
+        linear_forward(a->x_mid, a->yg, P->Wo, NULL, R, C, C);
+        add_bias_forward(a->x_mid, a->x_mid, NULL, 0, C); /* no-op: keeps the op list explicit */
+        for (size_t i = 0; i < (size_t)R * C; i++) a->x_mid[i] += a->x_in[i];
+
+        // ---- ChannelMix
+        norm_forward(a->ln2, a->ln2_m, a->ln2_r, a->x_mid, P->ln2_w, P->ln2_b, R, 1, C, LN_EPS);
+        token_shift_forward(a->prev2, a->ln2, s_ffn, B, T, C);
+        mix_forward(a->fxk, a->ln2, a->prev2, P->f_xk, R, C);
+        linear_forward(a->fk, a->fxk, P->f_Wk, NULL, R, C, F);
+        relu2_forward(a->fr, a->fk, R * F);
+        linear_forward(x_next, a->fr, P->f_Wv, NULL, R, F, C);
+        for (size_t i = 0; i < (size_t)R * C; i++) x_next[i] += a->x_mid[i];
+
+        if (state_out) {
+            copy_last_token(rwkv7_state_att_prev(d, state_out, B, l), a->ln1, B, T, C);
+            copy_last_token(rwkv7_state_ffn_prev(d, state_out, B, l), a->ln2, B, T, C);
+        }
+        if (trace) {
+            size_t o = (size_t)l * R * C;
+            if (trace->decay) to_float(trace->decay + o, a->w, (size_t)R * C);
+            if (trace->a) to_float(trace->a + o, a->a, (size_t)R * C);
+            if (trace->kk) to_float(trace->kk + o, a->kk, (size_t)R * C);
+            if (traj) to_float(trace->state + (size_t)l * R * H * N * N, traj, (size_t)R * H * N * N);
+        }
+    }
+    free(traj);
+    norm_forward(A->lnf, A->lnf_m, A->lnf_r, A->x_fin, W->lnout_w, W->lnout_b, R, 1, C, LN_EPS);
+    linear_forward(A->logits, A->lnf, W->head, NULL, R, C, V);
+    return A->logits;
+}
+
+double rwkv7_loss(Rwkv7 *m, const int *targets, const unsigned char *mask, int *pred, long *ncorrect,
+                  long *ncount) {
+    Rwkv7Acts *A = m->acts;
+    CHECK(A, "rwkv7_loss called before rwkv7_forward");
+    const int R = m->B * m->T;
+    memcpy(A->targets, targets, (size_t)R * sizeof(int));
+    memcpy(A->mask, mask, (size_t)R);
+    double loss = crossentropy_forward(A->probs, pred, A->logits, targets, mask, R, m->d.V, ncorrect, ncount);
+    A->ncount = *ncount;
+    return loss;
+}
+
+/* ---- backward -------------------------------------------------------------------------------- */
+static void zero(real *p, size_t n) { memset(p, 0, n * sizeof(real)); }
+
+void rwkv7_backward(Rwkv7 *m) {
+    const Rwkv7Dims *d = &m->d;
+    const int C = d->C, H = d->H, N = d->N, F = d->F, V = d->V, L = d->L;
+    const int B = m->B, T = m->T, R = B * T;
+    Rwkv7Acts *A = m->acts;
+    const Rwkv7Weights *W = &m->w;
+    Rwkv7Weights *G = &m->g;
+    CHECK(A, "rwkv7_backward called before rwkv7_forward");
+
+    // fwd: loss = CE(logits); logits = lnf head^T; lnf = LN(x_fin)
+    zero(A->dlogits, (size_t)R * V);
+    crossentropy_backward(A->dlogits, A->probs, A->targets, A->mask, R, V, A->ncount, 1);
+    zero(A->dlnf, (size_t)R * C);
+    linear_backward(A->dlnf, G->head, NULL, A->dlogits, A->lnf, W->head, R, C, V);
+    zero(A->dx, (size_t)R * C);
+    norm_backward(A->dx, G->lnout_w, G->lnout_b, A->dlnf, A->x_fin, A->lnf_m, A->lnf_r, W->lnout_w, R, 1, C);
+    zero(A->dvfirst, (size_t)R * C);
+
+    LayerActs *g = &A->dla;
+    const size_t dla_numel = (size_t)(A->dla.preD - A->dla.x_in) +
+                             (size_t)R * (d->Dw > d->Da ? (d->Dw > d->Dv ? (d->Dw > d->Dg ? d->Dw : d->Dg) : (d->Dv > d->Dg ? d->Dv : d->Dg)) : (d->Da > d->Dv ? (d->Da > d->Dg ? d->Da : d->Dg) : (d->Dv > d->Dg ? d->Dv : d->Dg)));
+    for (int l = L - 1; l >= 0; l--) {
+        const Rwkv7Layer *P = &W->layer[l];
+        Rwkv7Layer *Q = &G->layer[l];
+        const LayerActs *a = &A->la[l];
+        zero(g->x_in, dla_numel);
+        // ---- ChannelMix. fwd: x_next = x_mid + f_Wv relu(f_Wk fxk)^2 ; fxk = mix(ln2, prev2)
+        memcpy(g->x_mid, A->dx, (size_t)R * C * sizeof(real));
+        linear_backward(g->fr, Q->f_Wv, NULL, A->dx, a->fr, P->f_Wv, R, F, C);
+        relu2_backward(g->fk, g->fr, a->fk, R * F);
+        linear_backward(g->fxk, Q->f_Wk, NULL, g->fk, a->fxk, P->f_Wk, R, C, F);
+        mix_backward(g->ln2, g->prev2, Q->f_xk, g->fxk, a->ln2, a->prev2, P->f_xk, R, C);
+        token_shift_backward(g->ln2, NULL, g->prev2, B, T, C);
+        norm_backward(g->x_mid, Q->ln2_w, Q->ln2_b, g->ln2, a->x_mid, a->ln2_m, a->ln2_r, P->ln2_w, R, 1, C);
+
+        // ---- TimeMix. fwd: x_mid = x_in + Wo (yb * g)
+        memcpy(g->x_in, g->x_mid, (size_t)R * C * sizeof(real));
+        linear_backward(g->yg, Q->Wo, NULL, g->x_mid, a->yg, P->Wo, R, C, C);
+        mul_backward(g->yb, g->g, g->yg, a->yb, a->g, R * C);
+        // fwd: yb = GN(y) + (sum r k r_k) v
+        bonus_backward(g->gn, g->r, g->knew, g->vv, Q->r_k, g->yb, a->r, a->knew, a->vv, P->r_k, R, H, N);
+        norm_backward(g->y, Q->lnx_w, Q->lnx_b, g->gn, a->y, a->gn_m, a->gn_r, P->lnx_w, R, H, N);
+        // fwd: y = WKV7(r, w, knew, vv, kk, a)
+        Wkv7Dims wd = {B, T, H, N, m->K};
+        wkv7_backward(g->r, g->w, g->knew, g->vv, g->kk, g->a, NULL, g->y, NULL, A->ckpt + l * A->ckpt_layer,
+                      a->r, a->w, a->knew, a->vv, a->kk, a->a, &wd);
+        // fwd: vv = v (l = 0, v_first) | vv = v + (v_first - v) sigmoid(v0 + (xv v1) v2)
+        if (l == 0) {
+            for (size_t i = 0; i < (size_t)R * C; i++) g->v[i] += g->vv[i] + A->dvfirst[i];
+        } else {
+            vres_backward(g->v, A->dvfirst, g->vgate, g->vv, a->v, A->la[0].vv, a->vgate, R * C);
+            zero(g->pre, (size_t)R * C);
+            sigmoid_backward(g->pre, g->vgate, a->vgate, R * C);
+            add_bias_backward(Q->v0, g->pre, R, C);
+            matmul_backward(g->vh, Q->v2, g->pre, a->vh, P->v2, R, d->Dv, C);
+            matmul_backward(g->xv, Q->v1, g->vh, a->xv, P->v1, R, C, d->Dv);
+        }
+        // fwd: knew = k (1 + (a-1) k_a) ; kk = normalize(k k_k)
+        kmod_backward(g->k, g->a, Q->k_a, g->knew, a->k, a->a, P->k_a, R, C);
+        kk_backward(g->k, Q->k_k, g->kk, a->kk, a->kkn, a->k, P->k_k, R, H, N);
+        // fwd: g = sigmoid(xg g1) g2
+        matmul_backward(g->gh, Q->g2, g->g, a->gh, P->g2, R, d->Dg, C);
+        zero(g->preD, (size_t)R * d->Dg);
+        sigmoid_backward(g->preD, g->gh, a->gh, R * d->Dg);
+        matmul_backward(g->xg, Q->g1, g->preD, a->xg, P->g1, R, C, d->Dg);
+        // fwd: a = arate(sigmoid(a0 + (xa a1) a2), w)
+        arate_backward(g->asig, g->w, g->a, a->asig, a->w, R * C, d->extended);
+        zero(g->pre, (size_t)R * C);
+        sigmoid_backward(g->pre, g->asig, a->asig, R * C);
+        add_bias_backward(Q->a0, g->pre, R, C);
+        matmul_backward(g->ah, Q->a2, g->pre, a->ah, P->a2, R, d->Da, C);
+        matmul_backward(g->xa, Q->a1, g->ah, a->xa, P->a1, R, C, d->Da);
+        // fwd: w = decay(w0 + tanh(xw w1) w2)
+        zero(g->pre, (size_t)R * C);
+        decay_backward(g->pre, g->w, a->w, a->wsig, R * C);
+        add_bias_backward(Q->w0, g->pre, R, C);
+        matmul_backward(g->wh, Q->w2, g->pre, a->wh, P->w2, R, d->Dw, C);
+        zero(g->preD, (size_t)R * d->Dw);
+        tanh_backward(g->preD, g->wh, a->wh, R * d->Dw);
+        matmul_backward(g->xw, Q->w1, g->preD, a->xw, P->w1, R, C, d->Dw);
+        // fwd: r, k, v = W{r,k,v} x{r,k,v}
+        linear_backward(g->xr, Q->Wr, NULL, g->r, a->xr, P->Wr, R, C, C);
+        linear_backward(g->xk, Q->Wk, NULL, g->k, a->xk, P->Wk, R, C, C);
+        linear_backward(g->xv, Q->Wv, NULL, g->v, a->xv, P->Wv, R, C, C);
+        // fwd: x{r,w,k,v,a,g} = mix(ln1, prev1, x_{..}) ; prev1 = shift(ln1) ; ln1 = LN(x_in)
+        mix_backward(g->ln1, g->prev1, Q->x_r, g->xr, a->ln1, a->prev1, P->x_r, R, C);
+        mix_backward(g->ln1, g->prev1, Q->x_w, g->xw, a->ln1, a->prev1, P->x_w, R, C);
+        mix_backward(g->ln1, g->prev1, Q->x_k, g->xk, a->ln1, a->prev1, P->x_k, R, C);
+        mix_backward(g->ln1, g->prev1, Q->x_v, g->xv, a->ln1, a->prev1, P->x_v, R, C);
+        mix_backward(g->ln1, g->prev1, Q->x_a, g->xa, a->ln1, a->prev1, P->x_a, R, C);
+        mix_backward(g->ln1, g->prev1, Q->x_g, g->xg, a->ln1, a->prev1, P->x_g, R, C);
+        token_shift_backward(g->ln1, NULL, g->prev1, B, T, C);
+        norm_backward(g->x_in, Q->ln1_w, Q->ln1_b, g->ln1, a->x_in, a->ln1_m, a->ln1_r, P->ln1_w, R, 1, C);
+        memcpy(A->dx, g->x_in, (size_t)R * C * sizeof(real));
+    }
+    // fwd: x_in[0] = LN(emb[tokens]; ln0) or emb[tokens]
+    if (d->has_ln0) {
+        zero(A->demb, (size_t)R * C);
+        norm_backward(A->demb, G->ln0_w, G->ln0_b, A->dx, A->emb, A->ln0_m, A->ln0_r, W->ln0_w, R, 1, C);
+        embedding_backward(G->emb, A->demb, A->tokens, R, C, V);
+    } else {
+        embedding_backward(G->emb, A->dx, A->tokens, R, C, V);
+    }
+}

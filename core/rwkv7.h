@@ -1,0 +1,104 @@
+/* rwkv7.h -- the RWKV-7 ("Goose", x070) model: size table, official init, sequence and recurrent
+ * forward from any state, hand-derived backward. Math: ../shared/spec/rwkv7.md.
+ *
+ * Memory: one buffer each for params, grads, activations; all carved by one layout function
+ * (rwkv7_layout) that the table, the pointer structs, the optimizer, checkpoints and tests share.
+ * Tensor names are the official checkpoint keys (blocks.0.att.w1, ...).
+ */
+#ifndef RWKV_RWKV7_H
+#define RWKV_RWKV7_H
+
+#include <gsl/gsl_rng.h>
+
+#include "common.h"
+
+typedef struct {
+    int V, C, L, N, H, F;       /* F = 4C */
+    int Dw, Da, Dv, Dg;         /* LoRA ranks */
+    int extended;               /* 1: a = 2 w sigmoid(...)  (eigenvalues down to -1) */
+    int has_ln0;                /* blocks.0.ln0 present */
+} Rwkv7Dims;
+
+/* Official LoRA-rank formula (rwkv7.md): fills Dw, Da, Dv, Dg that are 0. */
+void rwkv7_default_ranks(Rwkv7Dims *d);
+
+typedef struct {
+    char name[64];
+    int ndim;
+    int shape[3];               /* checkpoint shape, e.g. [1,1,C] for the mixes */
+    size_t offset, numel;
+    int decay;                  /* AdamW weight decay applies (2-D .weight matrices) */
+    double lr_mult;             /* 2 for w0 (optional), else 1 */
+} ParamTensor;
+
+typedef struct {
+    real *ln1_w, *ln1_b, *ln2_w, *ln2_b;
+    real *x_r, *x_w, *x_k, *x_v, *x_a, *x_g;           /* (C) */
+    real *w0, *w1, *w2, *a0, *a1, *a2, *v0, *v1, *v2;  /* (C), (C,D), (D,C) */
+    real *g1, *g2, *k_k, *k_a, *r_k;                   /* (C,Dg), (Dg,C), (C), (C), (H,N) */
+    real *Wr, *Wk, *Wv, *Wo;                           /* (C,C) */
+    real *lnx_w, *lnx_b;                               /* (C) */
+    real *f_xk, *f_Wk, *f_Wv;                          /* (C), (F,C), (C,F) */
+} Rwkv7Layer;
+
+typedef struct {
+    real *emb;                    /* (V,C) */
+    real *ln0_w, *ln0_b;          /* (C) or NULL */
+    Rwkv7Layer *layer;            /* L entries */
+    real *lnout_w, *lnout_b;      /* (C) */
+    real *head;                   /* (V,C) */
+} Rwkv7Weights;
+
+typedef struct Rwkv7Acts Rwkv7Acts;
+
+typedef struct {
+    Rwkv7Dims d;
+    ParamTensor *tensors;
+    int ntensors;
+    size_t nparams;
+    real *params, *grads;         /* (nparams) each */
+    Rwkv7Weights w, g;            /* pointers into params / grads */
+    /* activations for the current (B,T) */
+    int B, T, K;
+    Rwkv7Acts *acts;
+} Rwkv7;
+
+/* Allocate params + grads (zeroed) and the tensor table. */
+Rwkv7 *rwkv7_create(const Rwkv7Dims *d);
+void rwkv7_free(Rwkv7 *m);
+const ParamTensor *rwkv7_find(const Rwkv7 *m, const char *name);
+/* Official initialisation (rwkv7.md table); random parts from rng. */
+void rwkv7_init_official(Rwkv7 *m, gsl_rng *rng);
+/* Set w0 lr multiplier (1 or 2) in the table. */
+void rwkv7_set_w0_lr_mult(Rwkv7 *m, double mult);
+
+/* Recurrent state of B sequences, per layer l: att_prev (B,C), S (B,H,N,N), ffn_prev (B,C).
+ * Laid out [L][att_prev | S | ffn_prev]; rwkv7_state_numel gives the size for a given B. */
+size_t rwkv7_state_numel(const Rwkv7Dims *d, int B);
+real *rwkv7_state_att_prev(const Rwkv7Dims *d, real *state, int B, int l);
+real *rwkv7_state_wkv(const Rwkv7Dims *d, real *state, int B, int l);
+real *rwkv7_state_ffn_prev(const Rwkv7Dims *d, real *state, int B, int l);
+
+/* Optional per-token capture of the WKV internals for trajectories: (L,B,T,...) float arrays. */
+typedef struct {
+    float *state;   /* (L,B,T,H,N,N) or NULL */
+    float *decay;   /* (L,B,T,C) */
+    float *a;       /* (L,B,T,C) */
+    float *kk;      /* (L,B,T,C) */
+} Rwkv7Trace;
+
+/* Sequence mode: tokens (B,T) -> logits (B,T,V) (returned pointer into the activations, valid until the
+ * next call). state_in (NULL = fresh) and state_out (NULL = not wanted) as above; they may alias.
+ * K = WKV checkpoint interval (1 = keep every state). trace may be NULL. */
+const real *rwkv7_forward(Rwkv7 *m, const int *tokens, int B, int T, int K, const real *state_in,
+                          real *state_out, const Rwkv7Trace *trace);
+
+/* Masked mean cross-entropy of the last forward; also fills pred (B*T, may be NULL). */
+double rwkv7_loss(Rwkv7 *m, const int *targets, const unsigned char *mask, int *pred, long *ncorrect,
+                  long *ncount);
+/* Backward of the last forward + loss: grads += dLoss/dparams. Call after rwkv7_loss. */
+void rwkv7_backward(Rwkv7 *m);
+
+size_t rwkv7_act_bytes(const Rwkv7 *m); /* current activation memory */
+
+#endif

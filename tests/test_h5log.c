@@ -1,0 +1,510 @@
+/* test_h5log.c -- run.h5 writer: append + resume truncation, error paths (existing file, missing
+ * file, non-HDF5 file, foreign HDF5 file), transition-matrix eigenvalues against closed forms and
+ * trace/determinant identities, and trajectory write + read-back (shapes, values, state norms).
+ * Files live in a mkdtemp directory under /tmp that is removed after each test.
+ */
+#include <criterion/criterion.h>
+
+#include <ftw.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <hdf5.h>
+
+#include "h5log.h"
+
+static char tmpdir[256];
+
+static void setup(void) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/rwkvlab_h5log_XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir), "mkdtemp failed");
+}
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(p);
+}
+
+static void teardown(void) { nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
+
+static void tmp_path(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", tmpdir, name); }
+
+static const H5RunAttrs test_attrs = {
+    .config_ini = "[model]\narch = rwkv7\nlayers = 2\n",
+    .code_version = "test-0",
+    .seed = 1234,
+    .arch = "rwkv7",
+    .param_count = 98765,
+    .state_size = 4096,
+    .eig_range = "(-1,1)",
+};
+
+/* ---- HDF5 read-back helpers (independent of h5log.c) ----------------------------------------- */
+
+static int ds_dims(hid_t f, const char *name, hsize_t *dims) {
+    hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
+    cr_assert(ds >= 0, "dataset %s missing", name);
+    hid_t sp = H5Dget_space(ds);
+    int rank = H5Sget_simple_extent_dims(sp, dims, NULL);
+    H5Sclose(sp);
+    H5Dclose(ds);
+    return rank;
+}
+
+static void ds_read(hid_t f, const char *name, hid_t memtype, void *buf) {
+    hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
+    cr_assert(ds >= 0, "dataset %s missing", name);
+    cr_assert(H5Dread(ds, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0, "read %s", name);
+    H5Dclose(ds);
+}
+
+static hsize_t ds_len(hid_t f, const char *name) {
+    hsize_t d[4];
+    cr_assert_eq(ds_dims(f, name, d), 1, "%s should be 1-D", name);
+    return d[0];
+}
+
+static uint64_t rng_state = 88172645463325252ull;
+static double urand(void) { /* xorshift64, uniform in [0,1) */
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (rng_state >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* ---- (1) append, resume truncation, continued appends ------------------------------------------ */
+
+static void write_run(const char *path) {
+    Err err = {{0}};
+    H5Log *h = h5log_create(path, &test_attrs, &err);
+    cr_assert_not_null(h, "create: %s", err.msg);
+    for (long s = 1; s <= 10; s++) {
+        cr_assert_eq(h5log_train(h, s, 1.0 / s, 0.1 * s, 1e-3, 0.5 + s, 1000.0 * s, &err), 0, "%s", err.msg);
+        if (s % 5 == 0)
+            for (int len = 8; len <= 16; len += 8)
+                cr_assert_eq(h5log_eval(h, s, len, 0.01 * s + len, 0.02 * s, &err), 0, "%s", err.msg);
+    }
+    cr_assert_eq(h5log_flush(h, &err), 0, "%s", err.msg);
+    h5log_close(h);
+}
+
+Test(h5log, append_and_attributes, .init = setup, .fini = teardown) {
+    char path[512];
+    tmp_path(path, sizeof path, "run.h5");
+    write_run(path);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert(f >= 0);
+    cr_assert_eq(ds_len(f, "/train/step"), 10);
+    cr_assert_eq(ds_len(f, "/train/tokens_per_s"), 10);
+    cr_assert_eq(ds_len(f, "/eval/seq_acc"), 4);
+    double loss[10];
+    int64_t step[10];
+    ds_read(f, "/train/loss", H5T_NATIVE_DOUBLE, loss);
+    ds_read(f, "/train/step", H5T_NATIVE_INT64, step);
+    for (int i = 0; i < 10; i++) {
+        cr_assert_eq(step[i], i + 1);
+        cr_assert_float_eq(loss[i], 1.0 / (i + 1), 1e-15);
+    }
+    /* dtypes: step int64, losses float64; chunked + unlimited */
+    hid_t ds = H5Dopen2(f, "/train/step", H5P_DEFAULT);
+    hid_t ty = H5Dget_type(ds);
+    cr_assert(H5Tequal(ty, H5T_STD_I64LE) > 0);
+    H5Tclose(ty);
+    hid_t sp = H5Dget_space(ds);
+    hsize_t cur[1], mx[1];
+    H5Sget_simple_extent_dims(sp, cur, mx);
+    cr_assert_eq(mx[0], H5S_UNLIMITED);
+    H5Sclose(sp);
+    H5Dclose(ds);
+    ds = H5Dopen2(f, "/eval/token_acc", H5P_DEFAULT);
+    ty = H5Dget_type(ds);
+    cr_assert(H5Tequal(ty, H5T_IEEE_F64LE) > 0);
+    H5Tclose(ty);
+    H5Dclose(ds);
+    /* root attributes */
+    int64_t seed = 0;
+    hid_t at = H5Aopen(f, "seed", H5P_DEFAULT);
+    cr_assert(at >= 0);
+    H5Aread(at, H5T_NATIVE_INT64, &seed);
+    H5Aclose(at);
+    cr_assert_eq(seed, 1234);
+    at = H5Aopen(f, "arch", H5P_DEFAULT);
+    cr_assert(at >= 0);
+    hid_t st = H5Aget_type(at);
+    cr_assert(H5Tis_variable_str(st) > 0);
+    char *arch = NULL;
+    H5Aread(at, st, &arch);
+    cr_assert_str_eq(arch, "rwkv7");
+    H5free_memory(arch);
+    H5Tclose(st);
+    H5Aclose(at);
+    for (const char *const *n = (const char *const[]){"config", "code_version", "param_count",
+                                                      "state_size", "eig_range", "scalar", NULL};
+         *n; n++)
+        cr_assert(H5Aexists(f, *n) > 0, "missing root attribute %s", *n);
+    H5Fclose(f);
+}
+
+Test(h5log, reopen_truncates_and_continues, .init = setup, .fini = teardown) {
+    char path[512];
+    Err err = {{0}};
+    tmp_path(path, sizeof path, "run.h5");
+    write_run(path);
+
+    H5Log *h = h5log_reopen(path, 6, &err); /* checkpoint at step 6: drop train 7..10, eval @10 */
+    cr_assert_not_null(h, "reopen: %s", err.msg);
+    h5log_close(h);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    const char *train[] = {"/train/step", "/train/loss", "/train/acc", "/train/lr", "/train/grad_norm",
+                           "/train/tokens_per_s"};
+    const char *eval[] = {"/eval/step", "/eval/length", "/eval/token_acc", "/eval/seq_acc"};
+    for (int i = 0; i < 6; i++) cr_assert_eq(ds_len(f, train[i]), 6, "%s", train[i]);
+    for (int i = 0; i < 4; i++) cr_assert_eq(ds_len(f, eval[i]), 2, "%s", eval[i]);
+    H5Fclose(f);
+
+    /* resume appends as an uninterrupted run would */
+    h = h5log_reopen(path, 6, &err);
+    cr_assert_not_null(h, "reopen: %s", err.msg);
+    for (long s = 7; s <= 10; s++) {
+        cr_assert_eq(h5log_train(h, s, 2.0 / s, 0, 0, 0, 0, &err), 0, "%s", err.msg);
+        if (s == 10) cr_assert_eq(h5log_eval(h, s, 32, 0.5, 0.25, &err), 0, "%s", err.msg);
+    }
+    h5log_close(h);
+    f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert_eq(ds_len(f, "/train/grad_norm"), 10);
+    cr_assert_eq(ds_len(f, "/eval/length"), 3);
+    int64_t step[10], len[3];
+    double loss[10];
+    ds_read(f, "/train/step", H5T_NATIVE_INT64, step);
+    ds_read(f, "/train/loss", H5T_NATIVE_DOUBLE, loss);
+    ds_read(f, "/eval/length", H5T_NATIVE_INT64, len);
+    for (int i = 0; i < 10; i++) cr_assert_eq(step[i], i + 1);
+    cr_assert_float_eq(loss[5], 1.0 / 6, 1e-15); /* kept from before */
+    cr_assert_float_eq(loss[6], 2.0 / 7, 1e-15); /* written after resume */
+    cr_assert_eq(len[0], 8);
+    cr_assert_eq(len[1], 16);
+    cr_assert_eq(len[2], 32);
+    H5Fclose(f);
+
+    /* last_step before the first record empties the groups; last_step beyond keeps all */
+    h = h5log_reopen(path, 100, &err);
+    cr_assert_not_null(h, "%s", err.msg);
+    h5log_close(h);
+    h = h5log_reopen(path, 0, &err);
+    cr_assert_not_null(h, "%s", err.msg);
+    cr_assert_eq(h5log_train(h, 1, 1, 1, 1, 1, 1, &err), 0, "%s", err.msg);
+    h5log_close(h);
+    f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert_eq(ds_len(f, "/train/step"), 1);
+    cr_assert_eq(ds_len(f, "/eval/step"), 0);
+    H5Fclose(f);
+}
+
+/* A crash between the datasets of one append leaves unequal lengths; reopen cuts to the shortest. */
+Test(h5log, reopen_repairs_partial_record, .init = setup, .fini = teardown) {
+    char path[512];
+    Err err = {{0}};
+    tmp_path(path, sizeof path, "run.h5");
+    write_run(path);
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t ds = H5Dopen2(f, "/train/step", H5P_DEFAULT);
+    hsize_t n11[1] = {11};
+    cr_assert(H5Dset_extent(ds, n11) >= 0);
+    H5Dclose(ds);
+    H5Fclose(f);
+    H5Log *h = h5log_reopen(path, 1000, &err);
+    cr_assert_not_null(h, "%s", err.msg);
+    h5log_close(h);
+    f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert_eq(ds_len(f, "/train/step"), 10);
+    cr_assert_eq(ds_len(f, "/train/loss"), 10);
+    H5Fclose(f);
+}
+
+/* ---- (2) error paths ---------------------------------------------------------------------------- */
+
+Test(h5log, create_refuses_existing_file, .init = setup, .fini = teardown) {
+    char path[512];
+    Err err = {{0}};
+    tmp_path(path, sizeof path, "run.h5");
+    write_run(path);
+    H5Log *h = h5log_create(path, &test_attrs, &err);
+    cr_assert_null(h);
+    cr_assert(strstr(err.msg, "already exists") && strstr(err.msg, path), "message: %s", err.msg);
+    cr_log_info("%s", err.msg);
+    /* the existing file is untouched */
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert_eq(ds_len(f, "/train/step"), 10);
+    H5Fclose(f);
+    /* a directory that does not exist: error naming the file and operation, no crash */
+    char bad[600];
+    snprintf(bad, sizeof bad, "%s/no/such/dir/run.h5", tmpdir);
+    err.msg[0] = 0;
+    cr_assert_null(h5log_create(bad, &test_attrs, &err));
+    cr_assert(strstr(err.msg, bad) && strstr(err.msg, "create"), "message: %s", err.msg);
+    cr_log_info("%s", err.msg);
+}
+
+Test(h5log, reopen_missing_garbage_or_foreign_file, .init = setup, .fini = teardown) {
+    char path[512];
+    Err err = {{0}};
+    tmp_path(path, sizeof path, "missing.h5");
+    cr_assert_null(h5log_reopen(path, 10, &err));
+    cr_assert(strstr(err.msg, path) != NULL, "message: %s", err.msg);
+    cr_log_info("%s", err.msg);
+
+    tmp_path(path, sizeof path, "garbage.h5");
+    FILE *fp = fopen(path, "wb");
+    cr_assert_not_null(fp);
+    for (int i = 0; i < 4096; i++) fputc((i * 7919) & 0xff, fp);
+    fclose(fp);
+    err.msg[0] = 0;
+    cr_assert_null(h5log_reopen(path, 10, &err));
+    cr_assert(strstr(err.msg, "not an HDF5 file") && strstr(err.msg, path), "message: %s", err.msg);
+    cr_log_info("%s", err.msg);
+
+    /* a valid HDF5 file that is not a run.h5 */
+    tmp_path(path, sizeof path, "foreign.h5");
+    hid_t f = H5Fcreate(path, H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT);
+    cr_assert(f >= 0);
+    H5Fclose(f);
+    err.msg[0] = 0;
+    cr_assert_null(h5log_reopen(path, 10, &err));
+    cr_assert(strstr(err.msg, "/train") && strstr(err.msg, path), "message: %s", err.msg);
+    cr_log_info("%s", err.msg);
+
+    /* NULL log is tolerated by close and reported by the writers */
+    h5log_close(NULL);
+    cr_assert_eq(h5log_train(NULL, 1, 0, 0, 0, 0, 0, &err), -1);
+    cr_assert_eq(h5log_flush(NULL, &err), -1);
+}
+
+/* ---- (3) transition eigenvalues ----------------------------------------------------------------- */
+
+Test(h5log, eigenvalues_kk_zero_are_w_sorted) {
+    enum { N = 6 };
+    float w[N] = {0.7f, 0.95f, 0.6f, 0.99f, 0.8f, 0.55f}, a[N], kk[N] = {0};
+    for (int i = 0; i < N; i++) a[i] = 0.5f;
+    double re[N], im[N];
+    cr_assert_eq(transition_eigenvalues(N, w, a, kk, re, im), 0);
+    const double want[N] = {0.99, 0.95, 0.8, 0.7, 0.6, 0.55};
+    for (int i = 0; i < N; i++) {
+        cr_assert(fabs(re[i] - (double)(float)want[i]) < 1e-12, "re[%d] = %g want %g", i, re[i], want[i]);
+        cr_assert(fabs(im[i]) < 1e-12);
+    }
+}
+
+Test(h5log, eigenvalues_rank_one_closed_form) {
+    enum { N = 8 };
+    const float c = 0.9f, alpha = 0.6f;
+    float w[N], a[N], kk[N];
+    double nrm = 0;
+    for (int i = 0; i < N; i++) {
+        w[i] = c;
+        a[i] = alpha;
+        kk[i] = (float)(urand() - 0.5);
+        nrm += (double)kk[i] * kk[i];
+    }
+    for (int i = 0; i < N; i++) kk[i] = (float)(kk[i] / sqrt(nrm));
+    double re[N], im[N], worst = 0;
+    cr_assert_eq(transition_eigenvalues(N, w, a, kk, re, im), 0);
+    /* M = c I - alpha kk kk^T: eigenvalue c on kk's complement, c - alpha*|kk|^2 along kk */
+    for (int i = 0; i < N - 1; i++) worst = fmax(worst, fabs(re[i] - c));
+    worst = fmax(worst, fabs(re[N - 1] - (c - alpha)));
+    for (int i = 0; i < N; i++) worst = fmax(worst, fabs(im[i]));
+    cr_log_info("rank-one closed form: worst |err| %.2e (limit 1e-6, float kk normalisation)", worst);
+    cr_assert(worst < 1e-6, "worst error %g", worst);
+}
+
+/* determinant by LU with partial pivoting, double precision */
+static double det_lu(int n, double *m) {
+    double det = 1;
+    for (int k = 0; k < n; k++) {
+        int p = k;
+        for (int i = k + 1; i < n; i++)
+            if (fabs(m[i * n + k]) > fabs(m[p * n + k])) p = i;
+        if (m[p * n + k] == 0) return 0;
+        if (p != k) {
+            for (int j = 0; j < n; j++) {
+                double t = m[k * n + j];
+                m[k * n + j] = m[p * n + j];
+                m[p * n + j] = t;
+            }
+            det = -det;
+        }
+        det *= m[k * n + k];
+        for (int i = k + 1; i < n; i++) {
+            double f = m[i * n + k] / m[k * n + k];
+            for (int j = k; j < n; j++) m[i * n + j] -= f * m[k * n + j];
+        }
+    }
+    return det;
+}
+
+Test(h5log, eigenvalues_trace_and_determinant) {
+    enum { N = 16 };
+    double worst_tr = 0, worst_det = 0, worst_conj = 0;
+    for (int trial = 0; trial < 50; trial++) {
+        float w[N], a[N], kk[N];
+        for (int i = 0; i < N; i++) {
+            w[i] = (float)(0.545 + 0.455 * urand()); /* realistic regime */
+            a[i] = (float)urand();
+            kk[i] = (float)(2 * urand() - 1);
+        }
+        if (trial % 2) /* half the trials with an unnormalised, large kk: complex pairs and |l|>1 */
+            for (int i = 0; i < N; i++) a[i] = (float)(3 * urand() - 1);
+        double m[N * N], tr = 0;
+        for (int i = 0; i < N; i++)
+            for (int j = 0; j < N; j++)
+                m[i * N + j] = (i == j ? (double)w[i] : 0) - (double)kk[i] * a[j] * kk[j];
+        for (int i = 0; i < N; i++) tr += m[i * N + i];
+        double det = det_lu(N, m);
+        double re[N], im[N];
+        cr_assert_eq(transition_eigenvalues(N, w, a, kk, re, im), 0);
+        double sum_re = 0, sum_im = 0, pr = 1, pi = 0;
+        for (int i = 0; i < N; i++) {
+            sum_re += re[i];
+            sum_im += im[i];
+            double nr = pr * re[i] - pi * im[i], ni = pr * im[i] + pi * re[i];
+            pr = nr, pi = ni;
+            if (i > 0) /* sorted: descending real part, then descending imaginary part */
+                cr_assert(re[i - 1] > re[i] || (re[i - 1] == re[i] && im[i - 1] >= im[i]),
+                          "unsorted at %d", i);
+        }
+        worst_tr = fmax(worst_tr, fabs(sum_re - tr) / (1 + fabs(tr)) + fabs(sum_im));
+        worst_det = fmax(worst_det, (fabs(pr - det) + fabs(pi)) / (1e-300 + fabs(det)));
+        worst_conj = fmax(worst_conj, fabs(sum_im));
+    }
+    cr_log_info("trace rel err %.2e (limit 1e-12), det rel err %.2e (limit 1e-8)", worst_tr, worst_det);
+    cr_assert(worst_tr < 1e-12, "trace mismatch %g", worst_tr);
+    cr_assert(worst_det < 1e-8, "determinant mismatch %g", worst_det);
+    cr_assert(worst_conj < 1e-12, "imaginary parts do not cancel: %g", worst_conj);
+}
+
+Test(h5log, eigenvalues_reject_bad_input) {
+    float w[2] = {0.5f, NAN}, a[2] = {0}, kk[2] = {0};
+    double re[2], im[2];
+    cr_assert_eq(transition_eigenvalues(2, w, a, kk, re, im), -1);
+    cr_assert_eq(transition_eigenvalues(0, w, a, kk, re, im), -1);
+    w[1] = 0.25f;
+    cr_assert_eq(transition_eigenvalues(1, w, a, kk, re, im), 0);
+    cr_assert_float_eq(re[0], 0.5, 1e-15);
+}
+
+/* ---- (4) trajectories --------------------------------------------------------------------------- */
+
+Test(h5log, trajectory_roundtrip, .init = setup, .fini = teardown) {
+    enum { L = 2, T = 5, H = 2, N = 4, C = H * N };
+    static float state[L * T * H * N * N], decay[L * T * C], a[L * T * C], kk[L * T * C];
+    int tokens[T], targets[T], pred[T];
+    for (size_t i = 0; i < sizeof state / sizeof *state; i++) state[i] = (float)(2 * urand() - 1);
+    for (int i = 0; i < L * T * C; i++) {
+        decay[i] = (float)(0.545 + 0.455 * urand());
+        a[i] = (float)urand();
+        kk[i] = (float)(2 * urand() - 1);
+    }
+    for (int t = 0; t < T; t++) tokens[t] = 10 + t, targets[t] = 20 + t, pred[t] = 30 + t;
+
+    char path[512];
+    Err err = {{0}};
+    tmp_path(path, sizeof path, "run.h5");
+    H5Log *h = h5log_create(path, &test_attrs, &err);
+    cr_assert_not_null(h, "%s", err.msg);
+    /* written twice: the second call replaces the first */
+    for (int rep = 0; rep < 2; rep++)
+        cr_assert_eq(h5log_trajectory(h, 0, L, T, H, N, tokens, targets, pred, state, decay, a, kk, &err), 0,
+                     "%s", err.msg);
+    cr_assert_eq(h5log_trajectory(h, 3, L, T, H, N, tokens, targets, pred, state, decay, a, kk, &err), 0,
+                 "%s", err.msg);
+    /* bad shape and non-finite input are errors, not crashes */
+    cr_assert_eq(h5log_trajectory(h, 1, L, 0, H, N, tokens, targets, pred, state, decay, a, kk, &err), -1);
+    const float keep = decay[C + 1];
+    decay[C + 1] = NAN;
+    cr_assert_eq(h5log_trajectory(h, 2, L, T, H, N, tokens, targets, pred, state, decay, a, kk, &err), -1);
+    cr_assert(strstr(err.msg, "t=1") != NULL, "message: %s", err.msg);
+    cr_log_info("non-finite input reported as: %s", err.msg);
+    decay[C + 1] = keep;
+    h5log_close(h);
+
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert(f >= 0);
+    hsize_t d[4];
+    cr_assert_eq(ds_dims(f, "/trajectories/probe0/tokens", d), 1);
+    cr_assert_eq(d[0], T);
+    int ti[T];
+    ds_read(f, "/trajectories/probe0/pred", H5T_NATIVE_INT, ti);
+    cr_assert_eq(ti[4], 34);
+    ds_read(f, "/trajectories/probe3/targets", H5T_NATIVE_INT, ti);
+    cr_assert_eq(ti[0], 20);
+
+    static float st[T * H * N * N], nrm[T * H], ere[T * H * N], eim[T * H * N], dc[T * C];
+    double worst_norm = 0;
+    for (int l = 0; l < L; l++) {
+        char name[128];
+        snprintf(name, sizeof name, "/trajectories/probe0/layer%d/state", l);
+        cr_assert_eq(ds_dims(f, name, d), 4);
+        cr_assert(d[0] == T && d[1] == H && d[2] == N && d[3] == N);
+        ds_read(f, name, H5T_NATIVE_FLOAT, st);
+        cr_assert_eq(memcmp(st, state + (size_t)l * T * H * N * N, sizeof st), 0, "state layer %d", l);
+
+        hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
+        hid_t dcpl = H5Dget_create_plist(ds);
+        cr_assert_eq(H5Pget_layout(dcpl), H5D_CHUNKED);
+        unsigned flags;
+        size_t nelem = 1;
+        unsigned cd[1];
+        cr_assert_eq(H5Pget_filter2(dcpl, 0, &flags, &nelem, cd, 0, NULL, NULL), H5Z_FILTER_DEFLATE);
+        cr_assert_eq(cd[0], 4);
+        hid_t ty = H5Dget_type(ds);
+        cr_assert(H5Tequal(ty, H5T_IEEE_F32LE) > 0);
+        H5Tclose(ty);
+        H5Pclose(dcpl);
+        H5Dclose(ds);
+
+        snprintf(name, sizeof name, "/trajectories/probe0/layer%d/state_norm", l);
+        cr_assert_eq(ds_dims(f, name, d), 2);
+        cr_assert(d[0] == T && d[1] == H);
+        ds_read(f, name, H5T_NATIVE_FLOAT, nrm);
+        for (int t = 0; t < T; t++)
+            for (int hh = 0; hh < H; hh++) {
+                const float *s = state + (((size_t)l * T + t) * H + hh) * N * N;
+                double acc = 0;
+                for (int i = 0; i < N * N; i++) acc += (double)s[i] * s[i];
+                double rel = fabs(nrm[t * H + hh] - sqrt(acc)) / sqrt(acc);
+                worst_norm = fmax(worst_norm, rel);
+            }
+
+        snprintf(name, sizeof name, "/trajectories/probe0/layer%d/decay", l);
+        cr_assert_eq(ds_dims(f, name, d), 2);
+        cr_assert(d[0] == T && d[1] == C);
+        ds_read(f, name, H5T_NATIVE_FLOAT, dc);
+        cr_assert_eq(memcmp(dc, decay + (size_t)l * T * C, sizeof dc), 0);
+        snprintf(name, sizeof name, "/trajectories/probe0/layer%d/a", l);
+        ds_read(f, name, H5T_NATIVE_FLOAT, dc);
+        cr_assert_eq(memcmp(dc, a + (size_t)l * T * C, sizeof dc), 0);
+
+        snprintf(name, sizeof name, "/trajectories/probe0/layer%d/eig_real", l);
+        cr_assert_eq(ds_dims(f, name, d), 3);
+        cr_assert(d[0] == T && d[1] == H && d[2] == N);
+        ds_read(f, name, H5T_NATIVE_FLOAT, ere);
+        snprintf(name, sizeof name, "/trajectories/probe0/layer%d/eig_imag", l);
+        ds_read(f, name, H5T_NATIVE_FLOAT, eim);
+        for (int t = 0; t < T; t += 2) /* spot-check against the exposed solver */
+            for (int hh = 0; hh < H; hh++) {
+                size_t off = ((size_t)l * T + t) * C + (size_t)hh * N;
+                double re[N], im[N];
+                cr_assert_eq(transition_eigenvalues(N, decay + off, a + off, kk + off, re, im), 0);
+                for (int i = 0; i < N; i++) {
+                    cr_assert_eq(ere[(t * H + hh) * N + i], (float)re[i]);
+                    cr_assert_eq(eim[(t * H + hh) * N + i], (float)im[i]);
+                }
+            }
+    }
+    cr_log_info("state_norm worst rel err %.2e (limit 1e-6)", worst_norm);
+    cr_assert(worst_norm < 1e-6);
+    cr_assert(H5Lexists(f, "/trajectories/probe2", H5P_DEFAULT) <= 0,
+              "a failed h5log_trajectory must not leave a partial probe group");
+    H5Fclose(f);
+}

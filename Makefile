@@ -14,7 +14,7 @@ PKGS     := gsl hdf5 openblas inih libcjson criterion
 
 CC      ?= cc
 CSTD    := -std=c11 -D_GNU_SOURCE
-WARN    := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wno-sign-compare
+WARN    := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wno-sign-compare -Wno-format-truncation
 OPT     := -O2 -march=native -fno-fast-math
 Q       := $(if $(V),,@)
 

@@ -51,7 +51,7 @@ typedef struct {
 
 typedef struct Rwkv7Acts Rwkv7Acts;
 
-typedef struct {
+typedef struct Rwkv7 {
     Rwkv7Dims d;
     ParamTensor *tensors;
     int ntensors;

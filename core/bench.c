@@ -1,0 +1,343 @@
+/* bench.c -- `rwkvlab bench` (see bench.h): sgemm baseline, RWKV-7 training throughput with an analytic
+ * FLOP count, and max RSS vs T from one child process per T.
+ *
+ * Fairness rule: the sgemm baseline and the trainer run in the same process with the same OpenMP and
+ * OpenBLAS thread settings (printed in the header). The RSS sweep runs first, before this process has
+ * touched OpenMP or allocated anything large, so each forked child starts from a small baseline.
+ *
+ * FLOPs per token (2 per multiply-add; elementwise ops, norms and the softmax are not counted):
+ *   matmuls  fwd = 2 * [L (4 C^2 + 2 C (Dw + Da + Dg) + 8 C^2) + (L-1) 2 C Dv + C V],  train = 3 x fwd
+ *   WKV      per state element (H N N = C N per token and layer): fwd 5 MACs (sa, S w, sa b, v k, y),
+ *            bwd 10 MACs (G += dy r, dr, sa, dw, db, dk, dsa, dv, dq, G w + dsa q),
+ *            chunk recomputation 4 MACs (the state update again, no read-out)
+ * Dimension legend: common.h.
+ */
+#include "bench.h"
+
+#include <cblas.h>
+#include <gsl/gsl_rng.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "common.h"
+#include "optim.h"
+#include "rwkv7.h"
+
+typedef struct {
+    const char *name;
+    Rwkv7Dims d;
+    int B, T, K;
+} BenchCfg;
+
+typedef struct {
+    double mm_att, mm_lora, mm_ffn, mm_head; /* forward matmul flops per token */
+    double wkv_fwd, wkv_bwd, wkv_rec;        /* WKV flops per token */
+    double mm_fwd, train;                    /* forward matmul total; training total */
+} BenchFlops;
+
+typedef struct {
+    double fwd_ms, bwd_ms, opt_ms, step_ms, tok_s;
+    size_t act_bytes;
+} BenchTrain;
+
+/* ---- machine description ------------------------------------------------------------------------ */
+static void bench_cpu_model(char *out, size_t n) {
+    snprintf(out, n, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "model name", 10)) {
+            char *p = strchr(line, ':');
+            if (p) {
+                p++;
+                while (*p == ' ' || *p == '\t') p++;
+                p[strcspn(p, "\n")] = 0;
+                snprintf(out, n, "%s", p);
+            }
+            break;
+        }
+    }
+    fclose(f);
+}
+
+static int bench_omp_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+/* ---- sgemm baseline ------------------------------------------------------------------------------- */
+/* C(M,N) = A(M,K) B(K,N), row-major, repeated for at least min_s seconds after one warm-up call. */
+static double bench_sgemm(int M, int N, int K, double min_s) {
+    float *A = xmalloc((size_t)M * K * sizeof(float)), *Bm = xmalloc((size_t)K * N * sizeof(float));
+    float *Cm = xmalloc((size_t)M * N * sizeof(float));
+    uint32_t s = 12345;
+    for (size_t i = 0; i < (size_t)M * K; i++) s = s * 1664525u + 1013904223u, A[i] = (float)(s >> 8) / (1 << 24) - 0.5f;
+    for (size_t i = 0; i < (size_t)K * N; i++) s = s * 1664525u + 1013904223u, Bm[i] = (float)(s >> 8) / (1 << 24) - 0.5f;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1, A, K, Bm, N, 0, Cm, N);
+    long reps = 0;
+    double t0 = now_seconds(), el;
+    do {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1, A, K, Bm, N, 0, Cm, N);
+        reps++;
+        el = now_seconds() - t0;
+    } while (el < min_s || reps < 3);
+    free(A), free(Bm), free(Cm);
+    return 2.0 * M * N * K * reps / el * 1e-9;
+}
+
+/* ---- FLOP count ----------------------------------------------------------------------------------- */
+static BenchFlops bench_flops(const Rwkv7Dims *d0) {
+    Rwkv7Dims d = *d0;
+    d.H = d.C / d.N, d.F = 4 * d.C;
+    rwkv7_default_ranks(&d);
+    const double C = d.C, L = d.L, V = d.V;
+    BenchFlops f = {0};
+    f.mm_att = 2 * L * 4 * C * C;
+    f.mm_lora = 2 * (L * 2 * C * (d.Dw + d.Da + d.Dg) + (L - 1) * 2 * C * d.Dv);
+    f.mm_ffn = 2 * L * 2 * C * d.F;
+    f.mm_head = 2 * C * V;
+    f.mm_fwd = f.mm_att + f.mm_lora + f.mm_ffn + f.mm_head;
+    const double state = L * C * d.N; /* state elements touched per token, all layers */
+    f.wkv_fwd = 2 * 5 * state;
+    f.wkv_bwd = 2 * 10 * state;
+    f.wkv_rec = 2 * 4 * state;
+    f.train = 3 * f.mm_fwd + f.wkv_fwd + f.wkv_bwd + f.wkv_rec;
+    return f;
+}
+
+/* ---- training steps --------------------------------------------------------------------------------- */
+typedef struct {
+    Rwkv7 *m;
+    AdamW opt;
+    int *tokens, *targets;
+    unsigned char *mask;
+} BenchRun;
+
+static void bench_run_init(BenchRun *r, const BenchCfg *c, int steps) {
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(rng, 1234);
+    r->m = rwkv7_create(&c->d);
+    rwkv7_init_official(r->m, rng);
+    size_t R = (size_t)c->B * c->T;
+    r->tokens = xmalloc(R * sizeof(int)), r->targets = xmalloc(R * sizeof(int)), r->mask = xmalloc(R);
+    for (size_t i = 0; i < R; i++) {
+        r->tokens[i] = (int)gsl_rng_uniform_int(rng, c->d.V);
+        r->targets[i] = (int)gsl_rng_uniform_int(rng, c->d.V);
+        r->mask[i] = 1;
+    }
+    gsl_rng_free(rng);
+    AdamWConfig ac = {.lr = 1e-3, .lr_min = 1e-3, .warmup = 0, .steps = steps, .cosine = 0, .beta1 = 0.9,
+                      .beta2 = 0.99, .eps = 1e-8, .weight_decay = 0.1, .grad_clip = 1.0};
+    adamw_init(&r->opt, &ac, r->m->nparams);
+}
+
+static void bench_run_free(BenchRun *r) {
+    adamw_free(&r->opt);
+    rwkv7_free(r->m);
+    free(r->tokens), free(r->targets), free(r->mask);
+}
+
+/* One step; t[0..2] += seconds of forward(+loss), backward(+zero grads), optimizer. */
+static void bench_step(BenchRun *r, const BenchCfg *c, double t[3]) {
+    long nc, cnt;
+    double t0 = now_seconds();
+    rwkv7_forward(r->m, r->tokens, c->B, c->T, c->K, NULL, NULL, NULL);
+    double loss = rwkv7_loss(r->m, r->targets, r->mask, NULL, &nc, &cnt);
+    double t1 = now_seconds();
+    memset(r->m->grads, 0, r->m->nparams * sizeof(real));
+    rwkv7_backward(r->m);
+    double t2 = now_seconds();
+    double gn;
+    adamw_step(&r->opt, r->m->params, r->m->grads, r->m->tensors, r->m->ntensors, &gn, NULL);
+    double t3 = now_seconds();
+    CHECK(loss == loss && gn == gn, "bench: non-finite loss %g or grad norm %g", loss, gn);
+    t[0] += t1 - t0, t[1] += t2 - t1, t[2] += t3 - t2;
+}
+
+/* A warm-up step, then `steps` timed steps. */
+static BenchTrain bench_train(const BenchCfg *c, int steps) {
+    BenchRun r;
+    bench_run_init(&r, c, steps + 1);
+    double t[3] = {0, 0, 0};
+    bench_step(&r, c, t);
+    t[0] = t[1] = t[2] = 0;
+    for (int s = 0; s < steps; s++) bench_step(&r, c, t);
+    BenchTrain o;
+    o.fwd_ms = 1e3 * t[0] / steps, o.bwd_ms = 1e3 * t[1] / steps, o.opt_ms = 1e3 * t[2] / steps;
+    o.step_ms = o.fwd_ms + o.bwd_ms + o.opt_ms;
+    o.tok_s = (double)c->B * c->T / (o.step_ms * 1e-3);
+    o.act_bytes = rwkv7_act_bytes(r.m);
+    bench_run_free(&r);
+    return o;
+}
+
+/* ---- max RSS of a child that trains one step ------------------------------------------------------ */
+/* Returns ru_maxrss in KiB; T = 0 measures an idle child (the baseline inherited from this process).
+ * *act_bytes receives the child's activation bytes (through a pipe). */
+static long bench_child_rss(const BenchCfg *c, size_t *act_bytes) {
+    int fd[2];
+    CHECK(pipe(fd) == 0, "bench: pipe() failed");
+    fflush(stdout), fflush(stderr);
+    pid_t pid = fork();
+    CHECK(pid >= 0, "bench: fork() failed");
+    if (pid == 0) {
+        close(fd[0]);
+        size_t ab = 0;
+        if (c->T > 0) {
+            BenchRun r;
+            bench_run_init(&r, c, 1);
+            double t[3] = {0, 0, 0};
+            bench_step(&r, c, t);
+            ab = rwkv7_act_bytes(r.m);
+        }
+        ssize_t w = write(fd[1], &ab, sizeof ab);
+        _exit(w == (ssize_t)sizeof ab ? 0 : 1);
+    }
+    close(fd[1]);
+    size_t ab = 0;
+    ssize_t got = read(fd[0], &ab, sizeof ab);
+    close(fd[0]);
+    int status;
+    struct rusage ru;
+    CHECK(wait4(pid, &status, 0, &ru) == pid, "bench: wait4() failed");
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 && got == (ssize_t)sizeof ab,
+          "bench: RSS child for T=%d failed (status %d)", c->T, status);
+    *act_bytes = ab;
+    return ru.ru_maxrss;
+}
+
+/* ---- driver --------------------------------------------------------------------------------------- */
+static void bench_usage(void) {
+    printf("usage: rwkvlab bench [--quick] [--steps N] [--blas-threads N]\n"
+           "  --quick           small sizes (smoke test, a few seconds)\n"
+           "  --steps N         timed training steps per config after one warm-up (default 3)\n"
+           "  --blas-threads N  openblas_set_num_threads(N) before measuring (default: OPENBLAS_NUM_THREADS)\n"
+           "OpenMP threads come from OMP_NUM_THREADS. The same settings serve the sgemm baseline and the trainer.\n");
+}
+
+int bench_main(int argc, char **argv) {
+    int quick = 0, steps = 3, blas_threads = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--blas-threads") && i + 1 < argc) blas_threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return bench_usage(), 0;
+        else {
+            fprintf(stderr, "rwkvlab bench: unknown option '%s'\n", argv[i]);
+            bench_usage();
+            return 2;
+        }
+    }
+    CHECK(steps >= 1, "bench: --steps must be >= 1 (got %d)", steps);
+    if (blas_threads > 0) openblas_set_num_threads(blas_threads);
+
+    const int B = quick ? 8 : 64;
+    BenchCfg cfgs[2] = {
+        {"L2 C128 N32", {.V = 120, .C = 128, .L = 2, .N = 32, .has_ln0 = 1}, B, 128, 16},
+        {"L4 C256 N64", {.V = 120, .C = 256, .L = 4, .N = 64, .has_ln0 = 1}, quick ? 4 : 32, 128, 16},
+    };
+    const int rss_T[4] = {64, 128, 256, 512};
+
+    char cpu[256], date[64];
+    bench_cpu_model(cpu, sizeof cpu);
+    time_t now = time(NULL);
+    strftime(date, sizeof date, "%Y-%m-%d %H:%M %Z", localtime(&now));
+    const char *wp = getenv("OMP_WAIT_POLICY");
+    printf("# rwkvlab bench%s\n\n", quick ? " (--quick)" : "");
+    printf("- machine: %s, %ld online CPUs; date %s; build %s, real = %s\n", cpu, sysconf(_SC_NPROCESSORS_ONLN),
+           date, RWKVLAB_VERSION, REAL_NAME);
+    printf("- threads: OpenMP %d (OMP_WAIT_POLICY=%s), OpenBLAS %d (%s; core %s)\n", bench_omp_threads(),
+           wp ? wp : "unset", openblas_get_num_threads(), openblas_get_config(), openblas_get_corename());
+    printf("- training: random tokens, V=120, K=16 (WKV checkpoint interval), AdamW; 1 warm-up step + %d timed\n\n",
+           steps);
+
+    /* 1. RSS sweep first: this process is still small, and OpenMP has not started its threads. */
+    BenchCfg rc = cfgs[0];
+    rc.T = 0;
+    size_t ab0;
+    long base = bench_child_rss(&rc, &ab0);
+    long rss[4];
+    size_t act[4];
+    for (int i = 0; i < 4; i++) {
+        rc.T = rss_T[i];
+        rss[i] = bench_child_rss(&rc, &act[i]);
+    }
+
+    /* 2. sgemm baseline */
+    const double min_s = quick ? 0.2 : 1.0;
+    const int sq = quick ? 1024 : 2048;
+    double peak = bench_sgemm(sq, sq, sq, min_s);
+    double shape_rate[2][2];
+    for (int c = 0; c < 2; c++) {
+        int M = cfgs[c].B * cfgs[c].T, C = cfgs[c].d.C;
+        shape_rate[c][0] = bench_sgemm(M, C, C, min_s);
+        shape_rate[c][1] = bench_sgemm(M, 4 * C, C, min_s);
+    }
+    printf("## sgemm (cblas_sgemm, row-major NN, same threads as the trainer)\n\n");
+    printf("| M | N | K | GFLOP/s | note |\n|---:|---:|---:|---:|---|\n");
+    printf("| %d | %d | %d | %.1f | peak (square) |\n", sq, sq, sq, peak);
+    for (int c = 0; c < 2; c++) {
+        int M = cfgs[c].B * cfgs[c].T, C = cfgs[c].d.C;
+        printf("| %d | %d | %d | %.1f | %s: M = B*T, N = C |\n", M, C, C, shape_rate[c][0], cfgs[c].name);
+        printf("| %d | %d | %d | %.1f | %s: M = B*T, N = 4C (FFN) |\n", M, 4 * C, C, shape_rate[c][1],
+               cfgs[c].name);
+    }
+
+    /* 3. FLOPs per token */
+    BenchFlops fl[2];
+    printf("\n## model FLOPs per token (2 per multiply-add)\n\n");
+    printf("| part | %s fwd | %s train | %s fwd | %s train |\n|---|---:|---:|---:|---:|\n", cfgs[0].name,
+           cfgs[0].name, cfgs[1].name, cfgs[1].name);
+    for (int c = 0; c < 2; c++) fl[c] = bench_flops(&cfgs[c].d);
+#define ROW(label, f, k)                                                                                     \
+    printf("| %s | %.3f M | %.3f M | %.3f M | %.3f M |\n", label, fl[0].f * 1e-6, k * fl[0].f * 1e-6,        \
+           fl[1].f * 1e-6, k * fl[1].f * 1e-6)
+    ROW("matmul r,k,v,o", mm_att, 3);
+    ROW("matmul LoRA w,a,v,g", mm_lora, 3);
+    ROW("matmul FFN key,value", mm_ffn, 3);
+    ROW("matmul head", mm_head, 3);
+    printf("| WKV forward | %.3f M | %.3f M | %.3f M | %.3f M |\n", fl[0].wkv_fwd * 1e-6, fl[0].wkv_fwd * 1e-6,
+           fl[1].wkv_fwd * 1e-6, fl[1].wkv_fwd * 1e-6);
+    printf("| WKV backward | - | %.3f M | - | %.3f M |\n", fl[0].wkv_bwd * 1e-6, fl[1].wkv_bwd * 1e-6);
+    printf("| WKV chunk recomputation | - | %.3f M | - | %.3f M |\n", fl[0].wkv_rec * 1e-6, fl[1].wkv_rec * 1e-6);
+    printf("| **total** | %.3f M | **%.3f M** | %.3f M | **%.3f M** |\n", (fl[0].mm_fwd + fl[0].wkv_fwd) * 1e-6,
+           fl[0].train * 1e-6, (fl[1].mm_fwd + fl[1].wkv_fwd) * 1e-6, fl[1].train * 1e-6);
+#undef ROW
+
+    /* 4. training throughput */
+    printf("\n## training throughput (forward + loss + backward + AdamW)\n\n");
+    printf("| config | B | T | tokens/s | ms/step | fwd ms | bwd ms | opt ms | GFLOP/s | of sgemm peak | of sgemm "
+           "at M=B*T,N=C |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (int c = 0; c < 2; c++) {
+        BenchTrain r = bench_train(&cfgs[c], steps);
+        double gf = fl[c].train * r.tok_s * 1e-9;
+        printf("| %s | %d | %d | %.0f | %.1f | %.1f | %.1f | %.1f | %.1f | **%.1f%%** | %.1f%% |\n", cfgs[c].name,
+               cfgs[c].B, cfgs[c].T, r.tok_s, r.step_ms, r.fwd_ms, r.bwd_ms, r.opt_ms, gf, 100 * gf / peak,
+               100 * gf / shape_rate[c][0]);
+        fflush(stdout);
+    }
+
+    /* 5. memory vs T */
+    printf("\n## peak memory vs T (%s, B=%d, one training step in a child process)\n\n", cfgs[0].name, B);
+    printf("| T | max RSS MiB | RSS - idle child MiB | activations MiB | (RSS - idle)/T KiB | activations/T KiB "
+           "|\n|---:|---:|---:|---:|---:|---:|\n");
+    printf("| idle | %.1f | 0 | 0 | - | - |\n", base / 1024.0);
+    for (int i = 0; i < 4; i++)
+        printf("| %d | %.1f | %.1f | %.1f | %.1f | %.1f |\n", rss_T[i], rss[i] / 1024.0, (rss[i] - base) / 1024.0,
+               act[i] / 1048576.0, (double)(rss[i] - base) / rss_T[i], act[i] / 1024.0 / rss_T[i]);
+    double slope = (double)(rss[3] - rss[2]) / (rss_T[3] - rss_T[2]), slope0 = (double)(rss[1] - rss[0]) / (rss_T[1] - rss_T[0]);
+    printf("\nRSS slope: %.1f KiB per token of T between T=%d..%d, %.1f KiB between T=%d..%d (linear: equal).\n",
+           slope0, rss_T[0], rss_T[1], slope, rss_T[2], rss_T[3]);
+    return 0;
+}

@@ -1,0 +1,124 @@
+/* main.c -- the rwkvlab command line: one binary, subcommands, --help on each. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+#include "config.h"
+#include "train.h"
+
+#ifndef RWKVLAB_VERSION
+#define RWKVLAB_VERSION "unknown"
+#endif
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "rwkvlab %s -- formal-language and state-tracking experiments with RWKV-7\n"
+            "\n"
+            "usage: rwkvlab <command> [options]   (rwkvlab <command> --help for details)\n"
+            "  train CONFIG [--set section.key=value ...] [--out DIR] [--resume DIR]\n"
+            "                 train one run (first seed of the config); see README\n"
+            "  bench [--quick] training throughput vs the machine's sgemm rate, memory vs T\n"
+            "  version        print the code version\n",
+            RWKVLAB_VERSION);
+}
+
+static void train_usage(FILE *f) {
+    fprintf(f,
+            "usage: rwkvlab train CONFIG [--set section.key=value ...] [--out DIR] [--resume DIR] [--quiet]\n"
+            "  CONFIG            INI file (see configs/ and README 'Config reference')\n"
+            "  --set s.k=v       override one key (repeatable), validated like the file\n"
+            "  --out DIR         run directory (default results/<experiment>/seed<seed>-<time>)\n"
+            "  --resume DIR      continue an interrupted run from DIR/ckpt.bin (its config.ini is used;\n"
+            "                    --set may still change e.g. train.steps)\n"
+            "  --quiet           no progress on stdout (run.log still has it)\n"
+            "  testing aids: --stop-after STEP (behave as if interrupted), --inject-nan STEP\n"
+            "exit status: 0 done, 1 error, 3 diverged (NaN/Inf), 130 interrupted (resumable)\n");
+}
+
+static int cmd_train(int argc, char **argv) {
+    const char *config_path = NULL;
+    TrainOpts opts = {0};
+    const char *sets[256];
+    int nsets = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has_val = i + 1 < argc;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            train_usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--set") && has_val) {
+            if (nsets == 256) {
+                fprintf(stderr, "rwkvlab train: too many --set options (max 256)\n");
+                return 1;
+            }
+            sets[nsets++] = argv[++i];
+        } else if (!strcmp(a, "--out") && has_val) {
+            opts.out_dir = argv[++i];
+        } else if (!strcmp(a, "--resume") && has_val) {
+            opts.resume_dir = argv[++i];
+        } else if (!strcmp(a, "--quiet")) {
+            opts.quiet = 1;
+        } else if (!strcmp(a, "--stop-after") && has_val) {
+            opts.stop_after = atol(argv[++i]);
+        } else if (!strcmp(a, "--inject-nan") && has_val) {
+            opts.inject_nan_at = atol(argv[++i]);
+        } else if (a[0] == '-') {
+            fprintf(stderr, "rwkvlab train: unknown or incomplete option '%s'\n", a);
+            train_usage(stderr);
+            return 1;
+        } else if (!config_path) {
+            config_path = a;
+        } else {
+            fprintf(stderr, "rwkvlab train: unexpected argument '%s' (one CONFIG only)\n", a);
+            return 1;
+        }
+    }
+    RunConfig cfg;
+    config_defaults(&cfg);
+    Err err = {{0}};
+    char resumed_cfg[4200];
+    if (opts.resume_dir) {
+        /* the run's own resolved config wins: a resumed run is the same run */
+        snprintf(resumed_cfg, sizeof resumed_cfg, "%s/config.ini", opts.resume_dir);
+        config_path = resumed_cfg;
+    }
+    if (!config_path) {
+        fprintf(stderr, "rwkvlab train: missing CONFIG\n");
+        train_usage(stderr);
+        return 1;
+    }
+    if (config_load(&cfg, config_path, &err)) {
+        fprintf(stderr, "rwkvlab train: %s\n", err.msg);
+        return 1;
+    }
+    for (int i = 0; i < nsets; i++)
+        if (config_set(&cfg, sets[i], &err)) {
+            fprintf(stderr, "rwkvlab train: %s\n", err.msg);
+            return 1;
+        }
+    if (config_validate(&cfg, &err)) {
+        fprintf(stderr, "rwkvlab train: %s\n", err.msg);
+        return 1;
+    }
+    int rc = train_run(&cfg, &opts, &err);
+    if (rc == TRAIN_ERROR) fprintf(stderr, "rwkvlab train: %s\n", err.msg);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 1 : 0;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench")) return bench_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("rwkvlab %s\n", RWKVLAB_VERSION);
+        return 0;
+    }
+    fprintf(stderr, "rwkvlab: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 1;
+}

@@ -1,0 +1,483 @@
+/* train.c -- the training run: setup, step loop, evaluation, checkpoints, trajectories, summary.
+ * See train.h for the outputs and the exit codes. */
+#include "train.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "ckpt.h"
+#include "h5log.h"
+#include "optim.h"
+#include "rwkv7.h"
+#include "task.h"
+
+#ifndef RWKVLAB_VERSION
+#define RWKVLAB_VERSION "unknown"
+#endif
+
+static volatile sig_atomic_t g_stop_signal = 0;
+static void on_signal(int sig) { g_stop_signal = sig; }
+
+/* ---- small helpers --------------------------------------------------------------------------- */
+static int mkdir_p(const char *path, Err *err) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0755) && errno != EEXIST) return err_set(err, "cannot create directory '%s': %s", tmp, strerror(errno));
+            *p = '/';
+        }
+    if (mkdir(tmp, 0755) && errno != EEXIST) return err_set(err, "cannot create directory '%s': %s", tmp, strerror(errno));
+    return 0;
+}
+
+static int file_exists(const char *p) { return access(p, F_OK) == 0; }
+
+typedef struct {
+    FILE *log;
+    int quiet, tty;
+    int midline; /* a \r progress line is showing */
+} Out;
+
+/* A line to stdout (unless quiet) and to run.log. */
+static void say(Out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(Out *o, const char *fmt, ...) {
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (!o->quiet) {
+        if (o->midline) fputc('\n', stdout), o->midline = 0;
+        fputs(line, stdout);
+        fputc('\n', stdout);
+        fflush(stdout);
+    }
+    if (o->log) fprintf(o->log, "%s\n", line), fflush(o->log);
+}
+
+/* The progress line: overwritten in place on a TTY, a plain line otherwise. */
+static void progress(Out *o, const char *line) {
+    if (o->log) fprintf(o->log, "%s\n", line), fflush(o->log);
+    if (o->quiet) return;
+    if (o->tty) {
+        printf("\r%s\033[K", line);
+        o->midline = 1;
+    } else {
+        puts(line);
+    }
+    fflush(stdout);
+}
+
+static void fmt_duration(char *buf, size_t n, double s) {
+    if (!isfinite(s) || s < 0) snprintf(buf, n, "?");
+    else if (s < 60) snprintf(buf, n, "%.0fs", s);
+    else if (s < 3600) snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else snprintf(buf, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+}
+
+/* ---- evaluation ------------------------------------------------------------------------------ */
+void train_evaluate(Rwkv7 *m, const int *inputs, const int *targets, const unsigned char *mask, int n, int T,
+                    int K, long max_rows, double *token_acc, double *seq_acc) {
+    int eb = (int)(max_rows / T);
+    if (eb < 1) eb = 1;
+    if (eb > n) eb = n;
+    int *pred = xmalloc((size_t)eb * T * sizeof(int));
+    long tok_ok = 0, tok_n = 0, seq_ok = 0;
+    for (int s = 0; s < n; s += eb) {
+        int b = n - s < eb ? n - s : eb;
+        size_t o = (size_t)s * T;
+        long nc, cnt;
+        rwkv7_forward(m, inputs + o, b, T, K, NULL, NULL, NULL);
+        rwkv7_loss(m, targets + o, mask + o, pred, &nc, &cnt);
+        tok_ok += nc, tok_n += cnt;
+        for (int i = 0; i < b; i++) {
+            int ok = 1;
+            for (int t = 0; t < T; t++) {
+                size_t j = (size_t)i * T + t;
+                if (mask[o + j] && pred[j] != targets[o + j]) ok = 0;
+            }
+            seq_ok += ok;
+        }
+    }
+    free(pred);
+    *token_acc = tok_n ? (double)tok_ok / tok_n : 0;
+    *seq_acc = (double)seq_ok / n;
+}
+
+/* ---- the run --------------------------------------------------------------------------------- */
+typedef struct {
+    RunConfig *cfg;
+    TrainOpts *opts;
+    Out out;
+    char dir[2048];
+    Task *task;
+    Rwkv7 *m;
+    AdamW opt;
+    gsl_rng *rng;
+    H5Log *h5;
+    Batch batch;
+    Batch *tests;
+    double *last_tok, *last_seq; /* per test length, from the latest evaluation */
+    long last_eval_step;
+    char *config_ini;
+    long seed;
+    int K;
+} Run;
+
+static void path_in(char *dst, size_t n, const Run *r, const char *name) { snprintf(dst, n, "%s/%s", r->dir, name); }
+
+static int save_checkpoint(Run *r, long step, Err *err) {
+    char p[4200];
+    path_in(p, sizeof p, r, "optim.bin");
+    if (ckpt_save_optim(p, &r->opt, r->rng, step, err)) return -1;
+    path_in(p, sizeof p, r, "ckpt.bin");
+    if (ckpt_save_model(p, r->m, step, r->config_ini, err)) return -1;
+    return h5log_flush(r->h5, err);
+}
+
+static int run_eval(Run *r, long step, Err *err) {
+    const RunConfig *c = r->cfg;
+    long max_rows = (long)c->train.batch * c->task.train_len;
+    if (max_rows < 4096) max_rows = 4096;
+    char line[1024];
+    int n = snprintf(line, sizeof line, "eval step %ld  seq_acc by length:", step);
+    for (int i = 0; i < c->task.ntest_lens; i++) {
+        Batch *tb = &r->tests[i];
+        train_evaluate(r->m, tb->inputs, tb->targets, tb->mask, tb->B, tb->T, r->K, max_rows, &r->last_tok[i],
+                       &r->last_seq[i]);
+        if (h5log_eval(r->h5, step, tb->T, r->last_tok[i], r->last_seq[i], err)) return -1;
+        n += snprintf(line + n, sizeof line - n, "  %d:%.3f", tb->T, r->last_seq[i]);
+    }
+    r->last_eval_step = step;
+    say(&r->out, "%s", line);
+    return 0;
+}
+
+static int write_trajectories(Run *r, Err *err) {
+    const RunConfig *c = r->cfg;
+    const Rwkv7Dims *d = &r->m->d;
+    int P = c->log.trajectories;
+    if (P <= 0) return 0;
+    int T = c->log.trajectory_len;
+    if (T <= 0)
+        for (int i = 0; i < c->task.ntest_lens; i++)
+            if (c->task.test_lens[i] > T) T = c->task.test_lens[i];
+    Batch probes;
+    task_testset(r->task, (unsigned long)r->seed, T, P, &probes); /* = first P rows of that test set */
+    size_t LT = (size_t)d->L * T;
+    Rwkv7Trace tr = {.state = xmalloc(LT * d->H * d->N * d->N * sizeof(float)),
+                     .decay = xmalloc(LT * d->C * sizeof(float)),
+                     .a = xmalloc(LT * d->C * sizeof(float)),
+                     .kk = xmalloc(LT * d->C * sizeof(float))};
+    int *pred = xmalloc((size_t)T * sizeof(int));
+    int rc = 0;
+    for (int p = 0; p < P && rc == 0; p++) {
+        const int *tok = probes.inputs + (size_t)p * T, *tgt = probes.targets + (size_t)p * T;
+        long nc, cnt;
+        rwkv7_forward(r->m, tok, 1, T, r->K, NULL, NULL, &tr);
+        rwkv7_loss(r->m, tgt, probes.mask + (size_t)p * T, pred, &nc, &cnt);
+        rc = h5log_trajectory(r->h5, p, d->L, T, d->H, d->N, tok, tgt, pred, tr.state, tr.decay, tr.a, tr.kk, err);
+    }
+    free(tr.state), free(tr.decay), free(tr.a), free(tr.kk), free(pred);
+    batch_free(&probes);
+    return rc;
+}
+
+static int write_summary(Run *r, const char *status, long step, double wall, double tps, double last_loss,
+                         Err *err) {
+    const RunConfig *c = r->cfg;
+    const Rwkv7Dims *d = &r->m->d;
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "experiment", c->experiment.name);
+    cJSON_AddStringToObject(j, "status", status);
+    cJSON_AddStringToObject(j, "run_dir", r->dir);
+    cJSON_AddStringToObject(j, "code_version", RWKVLAB_VERSION);
+    cJSON_AddNumberToObject(j, "seed", r->seed);
+    cJSON_AddStringToObject(j, "arch", c->model.arch);
+    cJSON_AddStringToObject(j, "eig_range", c->model.eig_range);
+    cJSON_AddStringToObject(j, "task", task_describe(r->task));
+    cJSON_AddNumberToObject(j, "param_count", (double)r->m->nparams);
+    cJSON_AddNumberToObject(j, "state_size", (double)d->L * d->H * d->N * d->N);
+#ifdef _OPENMP
+    cJSON_AddNumberToObject(j, "threads", omp_get_max_threads());
+#else
+    cJSON_AddNumberToObject(j, "threads", 1);
+#endif
+    cJSON_AddStringToObject(j, "scalar", REAL_NAME);
+    cJSON_AddNumberToObject(j, "steps_done", step);
+    cJSON_AddNumberToObject(j, "steps_planned", c->train.steps);
+    cJSON_AddNumberToObject(j, "wall_seconds", wall);
+    cJSON_AddNumberToObject(j, "tokens_per_s", tps);
+    if (isfinite(last_loss)) cJSON_AddNumberToObject(j, "last_train_loss", last_loss);
+    else cJSON_AddNullToObject(j, "last_train_loss");
+    cJSON_AddNumberToObject(j, "eval_step", r->last_eval_step);
+    cJSON *ev = cJSON_AddArrayToObject(j, "eval");
+    for (int i = 0; i < c->task.ntest_lens && r->last_eval_step >= 0; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "length", c->task.test_lens[i]);
+        cJSON_AddNumberToObject(e, "token_acc", r->last_tok[i]);
+        cJSON_AddNumberToObject(e, "seq_acc", r->last_seq[i]);
+        cJSON_AddItemToArray(ev, e);
+    }
+    char *txt = cJSON_Print(j);
+    cJSON_Delete(j);
+    char p[4200];
+    path_in(p, sizeof p, r, "summary.json");
+    int rc = write_file_atomic(p, txt, strlen(txt), err);
+    free(txt);
+    return rc;
+}
+
+static void print_table(Run *r) {
+    const RunConfig *c = r->cfg;
+    if (r->last_eval_step < 0) return;
+    say(&r->out, "accuracy vs length (%s, step %ld):", task_describe(r->task), r->last_eval_step);
+    say(&r->out, "  %8s  %9s  %9s", "length", "token_acc", "seq_acc");
+    for (int i = 0; i < c->task.ntest_lens; i++)
+        say(&r->out, "  %8d  %9.4f  %9.4f", c->task.test_lens[i], r->last_tok[i], r->last_seq[i]);
+}
+
+static void run_free(Run *r) {
+    if (r->tests)
+        for (int i = 0; i < r->cfg->task.ntest_lens; i++) batch_free(&r->tests[i]);
+    free(r->tests), free(r->last_tok), free(r->last_seq);
+    batch_free(&r->batch);
+    h5log_close(r->h5);
+    if (r->m) adamw_free(&r->opt);
+    rwkv7_free(r->m);
+    task_free(r->task);
+    if (r->rng) gsl_rng_free(r->rng);
+    free(r->config_ini);
+    if (r->out.log) fclose(r->out.log);
+}
+
+static int choose_run_dir(Run *r, Err *err) {
+    const RunConfig *c = r->cfg;
+    if (r->opts->resume_dir) {
+        snprintf(r->dir, sizeof r->dir, "%s", r->opts->resume_dir);
+        return 0;
+    }
+    if (r->opts->out_dir) {
+        snprintf(r->dir, sizeof r->dir, "%s", r->opts->out_dir);
+    } else {
+        char ts[32];
+        time_t now = time(NULL);
+        strftime(ts, sizeof ts, "%Y%m%d-%H%M%S", localtime(&now));
+        snprintf(r->dir, sizeof r->dir, "results/%s/seed%ld-%s", c->experiment.name, r->seed, ts);
+        for (int k = 2; file_exists(r->dir) && k < 100; k++)
+            snprintf(r->dir, sizeof r->dir, "results/%s/seed%ld-%s-%d", c->experiment.name, r->seed, ts, k);
+    }
+    char p[4200];
+    snprintf(p, sizeof p, "%s/run.h5", r->dir);
+    if (file_exists(p))
+        return err_set(err, "'%s' already holds a run (run.h5 exists): choose another --out, or continue it with "
+                            "--resume %s", r->dir, r->dir);
+    return mkdir_p(r->dir, err);
+}
+
+int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
+    Run R = {.cfg = cfg, .opts = opts, .last_eval_step = -1};
+    Run *r = &R;
+    int rc = TRAIN_ERROR;
+    const int resuming = opts->resume_dir != NULL;
+    r->seed = cfg->experiment.nseeds > 0 ? cfg->experiment.seeds[0] : 1;
+    r->K = cfg->train.chunk > 0 ? cfg->train.chunk : 1; /* chunk = 0: keep every state (K = 1) */
+#ifdef _OPENMP
+    if (cfg->train.threads > 0) omp_set_num_threads(cfg->train.threads);
+#endif
+    if (strcmp(cfg->model.arch, "rwkv7"))
+        return err_set(err, "model.arch = %s is not implemented yet (available: rwkv7)", cfg->model.arch), TRAIN_ERROR;
+    if (config_validate(cfg, err)) return TRAIN_ERROR;
+    if (!(r->task = task_create(cfg, err))) return TRAIN_ERROR;
+    if (choose_run_dir(r, err)) goto done;
+    snprintf(opts->run_dir, sizeof opts->run_dir, "%s", r->dir);
+    r->config_ini = config_to_ini(cfg);
+    {
+        char p[4200];
+        path_in(p, sizeof p, r, "config.ini");
+        if (!resuming && write_file_atomic(p, r->config_ini, strlen(r->config_ini), err)) goto done;
+        path_in(p, sizeof p, r, "run.log");
+        r->out.log = fopen(p, "a");
+        if (!r->out.log) {
+            err_set(err, "cannot open log '%s': %s", p, strerror(errno));
+            goto done;
+        }
+        r->out.quiet = opts->quiet;
+        r->out.tty = isatty(STDOUT_FILENO);
+    }
+
+    /* model, optimizer, rng */
+    Rwkv7Dims d = {.V = task_vocab(r->task), .C = cfg->model.d_model, .L = cfg->model.layers,
+                   .N = cfg->model.head_size, .Dw = cfg->model.lora_w, .Da = cfg->model.lora_a,
+                   .Dv = cfg->model.lora_v, .Dg = cfg->model.lora_g,
+                   .extended = !strcmp(cfg->model.eig_range, "extended"), .has_ln0 = 1};
+    r->m = rwkv7_create(&d);
+    rwkv7_set_w0_lr_mult(r->m, cfg->train.w0_lr_mult);
+    r->rng = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r->rng, (unsigned long)r->seed);
+    rwkv7_init_official(r->m, r->rng);
+    AdamWConfig ac = {.lr = cfg->train.lr, .lr_min = cfg->train.lr_min, .warmup = cfg->train.warmup,
+                      .steps = cfg->train.steps, .cosine = !strcmp(cfg->train.schedule, "cosine"),
+                      .beta1 = cfg->train.beta1, .beta2 = cfg->train.beta2, .eps = cfg->train.adam_eps,
+                      .weight_decay = cfg->train.weight_decay, .grad_clip = cfg->train.grad_clip};
+    adamw_init(&r->opt, &ac, r->m->nparams);
+
+    long step = 0;
+    char p[4200];
+    if (resuming) {
+        Rwkv7 *loaded = NULL;
+        long s_model = 0, s_opt = 0;
+        path_in(p, sizeof p, r, "ckpt.bin");
+        if (ckpt_load_model(p, &loaded, &s_model, NULL, err)) goto done;
+        if (loaded->nparams != r->m->nparams || memcmp(&loaded->d, &r->m->d, sizeof d)) {
+            rwkv7_free(loaded);
+            err_set(err, "'%s' does not match the model of %s/config.ini", p, r->dir);
+            goto done;
+        }
+        memcpy(r->m->params, loaded->params, r->m->nparams * sizeof(real));
+        rwkv7_free(loaded);
+        path_in(p, sizeof p, r, "optim.bin");
+        if (ckpt_load_optim(p, &r->opt, r->rng, &s_opt, err)) goto done;
+        if (s_opt != s_model) {
+            err_set(err, "%s: ckpt.bin is at step %ld but optim.bin at step %ld (interrupted while "
+                         "checkpointing?); cannot resume bit-identically", r->dir, s_model, s_opt);
+            goto done;
+        }
+        step = s_model;
+        path_in(p, sizeof p, r, "run.h5");
+        if (!(r->h5 = h5log_reopen(p, step, err))) goto done;
+    } else {
+        path_in(p, sizeof p, r, "run.h5");
+        H5RunAttrs at = {.config_ini = r->config_ini, .code_version = RWKVLAB_VERSION, .seed = r->seed,
+                         .arch = cfg->model.arch, .param_count = (long)r->m->nparams,
+                         .state_size = (long)d.L * r->m->d.H * d.N * d.N, .eig_range = cfg->model.eig_range};
+        if (!(r->h5 = h5log_create(p, &at, err))) goto done;
+    }
+
+    /* fixed test sets, one per length */
+    r->tests = xcalloc(cfg->task.ntest_lens, sizeof(Batch));
+    r->last_tok = xcalloc(cfg->task.ntest_lens, sizeof(double));
+    r->last_seq = xcalloc(cfg->task.ntest_lens, sizeof(double));
+    for (int i = 0; i < cfg->task.ntest_lens; i++)
+        task_testset(r->task, (unsigned long)r->seed, cfg->task.test_lens[i], cfg->task.test_size, &r->tests[i]);
+    batch_alloc(&r->batch, cfg->train.batch, cfg->task.train_len);
+
+    const Rwkv7Dims *md = &r->m->d;
+#ifdef _OPENMP
+    int threads = omp_get_max_threads();
+#else
+    int threads = 1;
+#endif
+    say(&r->out, "rwkvlab %s train: %s -> %s", RWKVLAB_VERSION, cfg->experiment.name, r->dir);
+    say(&r->out, "task: %s", task_describe(r->task));
+    say(&r->out, "model: RWKV-7 L=%d C=%d N=%d H=%d V=%d LoRA w/a/v/g=%d/%d/%d/%d eig_range=%s, %zu params, "
+                 "state %d floats; %s, %d threads, WKV checkpoint every %d tokens",
+        md->L, md->C, md->N, md->H, md->V, md->Dw, md->Da, md->Dv, md->Dg, cfg->model.eig_range, r->m->nparams,
+        md->L * md->H * md->N * md->N, REAL_NAME, threads, r->K);
+    if (r->out.log) fprintf(r->out.log, "resolved config:\n%s\n", r->config_ini);
+    if (resuming) say(&r->out, "resuming at step %ld of %ld", step, cfg->train.steps);
+
+    struct sigaction sa = {0}, old_int, old_term;
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    g_stop_signal = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+
+    const int B = cfg->train.batch, T = cfg->task.train_len;
+    const char *status = "completed";
+    double t_start = now_seconds(), tps = 0, last_loss = NAN;
+    long step0 = step, tokens = 0;
+    while (step < cfg->train.steps) {
+        task_sample(r->task, r->rng, &r->batch);
+        memset(r->m->grads, 0, r->m->nparams * sizeof(real));
+        rwkv7_forward(r->m, r->batch.inputs, B, T, r->K, NULL, NULL, NULL);
+        long nc, cnt;
+        double loss = rwkv7_loss(r->m, r->batch.targets, r->batch.mask, NULL, &nc, &cnt);
+        if (opts->inject_nan_at > 0 && step + 1 == opts->inject_nan_at) loss = NAN;
+        rwkv7_backward(r->m);
+        double gn = grad_norm(r->m->grads, r->m->nparams);
+        if (!isfinite(loss) || !isfinite(gn)) {
+            say(&r->out, "error: the %s became %s at step %ld. The run stops; the last good checkpoint is kept in "
+                         "%s/ckpt.bin. Try a lower train.lr, a smaller train.grad_clip or a longer warmup.",
+                isfinite(loss) ? "gradient norm" : "loss", isnan(isfinite(loss) ? gn : loss) ? "NaN" : "Inf", step + 1,
+                r->dir);
+            status = "diverged";
+            rc = TRAIN_DIVERGED;
+            h5log_flush(r->h5, err);
+            write_summary(r, status, step, now_seconds() - t_start, tps, NAN, err);
+            goto restore;
+        }
+        double lr;
+        adamw_step(&r->opt, r->m->params, r->m->grads, r->m->tensors, r->m->ntensors, &gn, &lr);
+        step++;
+        tokens += (long)B * T;
+        last_loss = loss;
+        double el = now_seconds() - t_start;
+        tps = tokens / (el > 0 ? el : 1e-9);
+        double acc = cnt ? (double)nc / cnt : 0;
+        if (step % cfg->train.log_every == 0 || step == cfg->train.steps) {
+            if (h5log_train(r->h5, step, loss, acc, lr, gn, tps, err)) goto restore;
+            char eta[32], line[512];
+            fmt_duration(eta, sizeof eta, (cfg->train.steps - step) * (el / (step - step0)));
+            snprintf(line, sizeof line, "step %ld/%ld  loss %.4f  acc %.4f  lr %.2e  |g| %.3f  %.0f tok/s  ETA %s",
+                     step, cfg->train.steps, loss, acc, lr, gn, tps, eta);
+            progress(&r->out, line);
+        }
+        int stop_early = 0;
+        if (step % cfg->train.eval_every == 0 || step == cfg->train.steps) {
+            if (run_eval(r, step, err)) goto restore;
+            if (cfg->train.early_stop > 0) {
+                for (int i = 0; i < cfg->task.ntest_lens; i++)
+                    if (cfg->task.test_lens[i] == T && r->last_seq[i] >= cfg->train.early_stop) stop_early = 1;
+            }
+        }
+        if (step % cfg->train.ckpt_every == 0 && save_checkpoint(r, step, err)) goto restore;
+        if (stop_early) {
+            say(&r->out, "early stop: sequence accuracy at the training length reached %.3f at step %ld",
+                cfg->train.early_stop, step);
+            status = "early_stopped";
+            break;
+        }
+        if (g_stop_signal || (opts->stop_after > 0 && step >= opts->stop_after)) {
+            if (save_checkpoint(r, step, err)) goto restore;
+            say(&r->out, "interrupted%s at step %ld: checkpoint saved; continue with: rwkvlab train %s/config.ini "
+                         "--resume %s",
+                g_stop_signal == SIGTERM ? " (SIGTERM)" : g_stop_signal == SIGINT ? " (SIGINT)" : "", step, r->dir, r->dir);
+            write_summary(r, "interrupted", step, now_seconds() - t_start, tps, last_loss, err);
+            rc = TRAIN_INTERRUPTED;
+            goto restore;
+        }
+    }
+    if (r->last_eval_step != step && run_eval(r, step, err)) goto restore;
+    if (save_checkpoint(r, step, err)) goto restore;
+    if (write_trajectories(r, err)) goto restore;
+    if (h5log_flush(r->h5, err)) goto restore;
+    print_table(r);
+    {
+        double wall = now_seconds() - t_start;
+        if (write_summary(r, status, step, wall, tps, last_loss, err)) goto restore;
+        char w[32];
+        fmt_duration(w, sizeof w, wall);
+        say(&r->out, "done: %ld steps in %s (%.0f tokens/s); results in %s", step - step0, w, tps, r->dir);
+    }
+    rc = TRAIN_OK;
+restore:
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+done:
+    run_free(r);
+    return rc;
+}

@@ -9,7 +9,7 @@
 # Switches: NO_OMP=1 (no OpenMP), NO_CUDA=1 (ignore nvcc), V=1 (echo commands).
 
 DEB_PKGS := build-essential pkg-config libgsl-dev libhdf5-dev libopenblas-dev libinih-dev \
-            libcjson-dev libcriterion-dev python3
+            libcjson-dev libcriterion-dev libbz2-dev python3
 PKGS     := gsl hdf5 openblas inih libcjson criterion
 
 CC      ?= cc
@@ -20,17 +20,31 @@ Q       := $(if $(V),,@)
 
 # ---- dependency probe (pkg-config), printed once --------------------------------------------
 pc_ok    = $(shell pkg-config --exists $(1) 2>/dev/null && echo yes || echo no)
-HAVE_GSL      := $(call pc_ok,gsl)
-HAVE_HDF5     := $(call pc_ok,hdf5)
-HAVE_OPENBLAS := $(call pc_ok,openblas)
-HAVE_INIH     := $(call pc_ok,inih)
-HAVE_CJSON    := $(call pc_ok,libcjson)
-HAVE_CRIT     := $(call pc_ok,criterion)
-MISSING  := $(foreach p,GSL HDF5 OPENBLAS INIH CJSON,$(if $(filter no,$(HAVE_$(p))),$(p)))
+define probe
+HAVE_GSL      := $$(call pc_ok,gsl)
+HAVE_HDF5     := $$(call pc_ok,hdf5)
+HAVE_OPENBLAS := $$(call pc_ok,openblas)
+HAVE_INIH     := $$(call pc_ok,inih)
+HAVE_CJSON    := $$(call pc_ok,libcjson)
+HAVE_CRIT     := $$(call pc_ok,criterion)
+HAVE_BZ2      := $$(shell printf '#include <bzlib.h>\nint main(void){return !BZ2_bzlibVersion();}\n' | \
+                   $$(CC) -x c - -lbz2 -o /dev/null >/dev/null 2>&1 && echo yes || echo no)
+MISSING       := $$(foreach p,GSL HDF5 OPENBLAS INIH CJSON CRIT BZ2,$$(if $$(filter no,$$(HAVE_$$(p))),$$(p)))
+endef
+$(eval $(probe))
+# Missing libraries are installed on the spot when we are root (fresh Debian 12: `make demo` and
+# `make test` just work); otherwise the build stops with the exact apt-get line. NO_AUTO_DEPS=1 disables.
+ifneq ($(strip $(MISSING)),)
+ifeq ($(shell id -u)$(NO_AUTO_DEPS)$(filter deps clean,$(MAKECMDGOALS)),0)
+$(info rwkvlab: missing $(MISSING); installing: apt-get install -y $(DEB_PKGS))
+_INSTALL := $(shell (apt-get update -q && apt-get install -y -q $(DEB_PKGS)) >&2; echo $$?)
+$(eval $(probe))
+endif
+endif
 
 # GSL brings its own reference CBLAS; we link OpenBLAS's CBLAS instead (drop -lgslcblas).
 DEP_CFLAGS := $(shell pkg-config --cflags gsl hdf5 openblas inih libcjson 2>/dev/null)
-DEP_LIBS   := $(filter-out -lgslcblas,$(shell pkg-config --libs gsl hdf5 openblas inih libcjson 2>/dev/null)) -lm
+DEP_LIBS   := $(filter-out -lgslcblas,$(shell pkg-config --libs gsl hdf5 openblas inih libcjson 2>/dev/null)) -lbz2 -lm
 CRIT_LIBS  := $(shell pkg-config --libs criterion 2>/dev/null)
 
 # OpenMP: a compile-and-link probe, not an assumption.
@@ -56,7 +70,7 @@ GIT_VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown
 
 ifndef RWKVLAB_PROBED
 export RWKVLAB_PROBED := 1
-$(info rwkvlab build: gsl=$(HAVE_GSL) hdf5=$(HAVE_HDF5) openblas=$(HAVE_OPENBLAS) inih=$(HAVE_INIH) cjson=$(HAVE_CJSON) criterion=$(HAVE_CRIT) openmp=$(HAVE_OMP) cuda=$(HAVE_CUDA) version=$(GIT_VERSION))
+$(info rwkvlab build: gsl=$(HAVE_GSL) hdf5=$(HAVE_HDF5) openblas=$(HAVE_OPENBLAS) inih=$(HAVE_INIH) cjson=$(HAVE_CJSON) criterion=$(HAVE_CRIT) bz2=$(HAVE_BZ2) openmp=$(HAVE_OMP) cuda=$(HAVE_CUDA) version=$(GIT_VERSION))
 endif
 
 CFLAGS_BASE := $(CSTD) $(WARN) $(OMP_FLAGS) $(DEP_CFLAGS) -Icore -Itasks -DRWKVLAB_VERSION='"$(GIT_VERSION)"'
@@ -123,7 +137,7 @@ demo: build/rwkvlab
 	bash experiments/demo.sh
 
 bench: build/rwkvlab
-	OPENBLAS_NUM_THREADS=1 ./build/rwkvlab bench
+	OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 OMP_WAIT_POLICY=passive ./build/rwkvlab bench
 
 deps:
 	@if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q $(DEB_PKGS); \

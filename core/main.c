@@ -18,6 +18,8 @@ static void usage(FILE *f) {
             "usage: rwkvlab <command> [options]   (rwkvlab <command> --help for details)\n"
             "  train CONFIG [--set section.key=value ...] [--out DIR] [--resume DIR]\n"
             "                 train one run (first seed of the config); see README\n"
+            "  config [CONFIG] [--set section.key=value ...]\n"
+            "                 print the resolved config (defaults when no CONFIG) and check it\n"
             "  bench [--quick] training throughput vs the machine's sgemm rate, memory vs T\n"
             "  version        print the code version\n",
             RWKVLAB_VERSION);
@@ -106,6 +108,36 @@ static int cmd_train(int argc, char **argv) {
     return rc;
 }
 
+/* rwkvlab config [CONFIG] [--set ...]: the resolved configuration, validated, as INI. */
+static int cmd_config(int argc, char **argv) {
+    RunConfig cfg;
+    config_defaults(&cfg);
+    Err err = {{0}};
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: rwkvlab config [CONFIG] [--set section.key=value ...]\n"
+                   "prints every key with its resolved value (defaults when no CONFIG is given)\n");
+            return 0;
+        }
+        if (!strcmp(argv[i], "--set") && i + 1 < argc) {
+            if (config_set(&cfg, argv[++i], &err)) goto fail;
+        } else if (argv[i][0] != '-') {
+            if (config_load(&cfg, argv[i], &err)) goto fail;
+        } else {
+            fprintf(stderr, "rwkvlab config: unknown or incomplete option '%s'\n", argv[i]);
+            return 1;
+        }
+    }
+    if (config_validate(&cfg, &err)) goto fail;
+    char *ini = config_to_ini(&cfg);
+    fputs(ini, stdout);
+    free(ini);
+    return 0;
+fail:
+    fprintf(stderr, "rwkvlab config: %s\n", err.msg);
+    return 1;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
@@ -113,6 +145,7 @@ int main(int argc, char **argv) {
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "config")) return cmd_config(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return bench_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("rwkvlab %s\n", RWKVLAB_VERSION);

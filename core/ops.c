@@ -1,11 +1,44 @@
 /* ops.c -- forward/backward pairs of the elementary ops (see ops.h for the signature rule).
  * Each backward starts with the forward line it inverts. Parameter-gradient reductions over rows run
- * column-parallel with rows in a fixed order: the sums do not depend on the number of threads. */
+ * column-parallel with rows in a fixed order: the sums do not depend on the number of threads.
+ * Those reductions stream the rows once: each thread owns a block of columns (OPS_COLS_BEGIN) and walks
+ * all rows, adding each row's slice into per-column accumulators, so column c is still summed over rows
+ * 0..R-1 in order (the same arithmetic as a column-by-column loop) but memory is read row-contiguously. */
 #include "ops.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Columns [*c0, *c1) of this thread in a parallel region: the C columns split over the team in blocks of
+ * 16 (one cache line of floats). Any split gives the same sums: columns are independent. */
+static void ops_thread_cols(int C, int *c0, int *c1) {
+#ifdef _OPENMP
+    int nt = omp_get_num_threads(), t = omp_get_thread_num();
+#else
+    int nt = 1, t = 0;
+#endif
+    long nb = (C + 15) / 16;
+    *c0 = (int)(nb * t / nt) * 16;
+    *c1 = (int)(nb * (t + 1) / nt) * 16;
+    if (*c1 > C) *c1 = C;
+}
+/* Walk column blocks of at most OPS_CB columns owned by this thread: cb..ce, with acc[0..ce-cb) zeroed. */
+#define OPS_CB 256
+#define OPS_COLS_BEGIN(C)                                         \
+    {                                                             \
+        int c0_, c1_;                                             \
+        ops_thread_cols((C), &c0_, &c1_);                         \
+        for (int cb = c0_; cb < c1_; cb += OPS_CB) {              \
+            const int ce = cb + OPS_CB < c1_ ? cb + OPS_CB : c1_; \
+            real acc[OPS_CB], acc2[OPS_CB];                       \
+            for (int c = cb; c < ce; c++) acc[c - cb] = acc2[c - cb] = 0;
+#define OPS_COLS_END \
+    }                \
+    }
 
 #ifdef RWKV_F64
 #define GEMM cblas_dgemm
@@ -49,9 +82,17 @@ void embedding_forward(real *out, const int *tokens, const real *emb, int R, int
 }
 void embedding_backward(real *demb, const real *dout, const int *tokens, int R, int C, int V) {
     // fwd: out[r] = emb[tokens[r]] -- scatter-add; columns are independent, rows in order
-#pragma omp parallel for schedule(static)
-    for (int c = 0; c < C; c++)
-        for (int r = 0; r < R; r++) demb[(size_t)tokens[r] * C + c] += dout[(size_t)r * C + c];
+#pragma omp parallel
+    {
+        int c0, c1;
+        ops_thread_cols(C, &c0, &c1);
+        for (int r = 0; r < R; r++) {
+            real *restrict de = demb + (size_t)tokens[r] * C;
+            const real *restrict d = dout + (size_t)r * C;
+#pragma omp simd
+            for (int c = c0; c < c1; c++) de[c] += d[c];
+        }
+    }
     (void)V;
 }
 
@@ -99,19 +140,26 @@ void norm_backward(real *din, real *dw, real *db, const real *dout, const real *
         }
     }
     if (!dw && !db) return;
-#pragma omp parallel for schedule(static)
-    for (int c = 0; c < C; c++) {
-        int g = c / N;
-        real aw = 0, ab = 0;
-        for (int r = 0; r < R; r++) {
-            size_t i = (size_t)r * C + c;
-            real xh = (in[i] - mean[r * G + g]) * rstd[r * G + g];
-            aw += dout[i] * xh;
-            ab += dout[i];
+    // dw_c = sum_r dy xh, db_c = sum_r dy (rows in order)
+#pragma omp parallel
+    OPS_COLS_BEGIN(C)
+    for (int r = 0; r < R; r++) {
+        const real *restrict x = in + (size_t)r * C, *restrict dy = dout + (size_t)r * C;
+        for (int g = cb / N; g * N < ce; g++) { /* groups overlapping [cb, ce) */
+            const real m = mean[r * G + g], s = rstd[r * G + g];
+            const int lo = g * N > cb ? g * N : cb, hi = (g + 1) * N < ce ? (g + 1) * N : ce;
+#pragma omp simd
+            for (int c = lo; c < hi; c++) {
+                acc[c - cb] += dy[c] * ((x[c] - m) * s);
+                acc2[c - cb] += dy[c];
+            }
         }
-        if (dw) dw[c] += aw;
-        if (db) db[c] += ab;
     }
+    for (int c = cb; c < ce; c++) {
+        if (dw) dw[c] += acc[c - cb];
+        if (db) db[c] += acc2[c - cb];
+    }
+    OPS_COLS_END
 }
 
 /* ---- token shift + mix ----------------------------------------------------------------------- */
@@ -154,39 +202,39 @@ void mix_backward(real *dx, real *dprev, real *dmu, const real *dout, const real
             dx[i] += dout[i] * (1 - mu[c]);
             dprev[i] += dout[i] * mu[c];
         }
-#pragma omp parallel for schedule(static)
-    for (int c = 0; c < C; c++) {
-        real acc = 0;
-        for (int r = 0; r < R; r++) {
-            size_t i = (size_t)r * C + c;
-            acc += dout[i] * (prev[i] - x[i]);
-        }
-        dmu[c] += acc;
+#pragma omp parallel
+    OPS_COLS_BEGIN(C)
+    for (int r = 0; r < R; r++) {
+        const real *restrict d = dout + (size_t)r * C, *restrict p = prev + (size_t)r * C, *restrict xr = x + (size_t)r * C;
+#pragma omp simd
+        for (int c = cb; c < ce; c++) acc[c - cb] += d[c] * (p[c] - xr[c]);
     }
+    for (int c = cb; c < ce; c++) dmu[c] += acc[c - cb];
+    OPS_COLS_END
 }
 
 /* ---- elementwise ----------------------------------------------------------------------------- */
 void tanh_forward(real *out, const real *in, int n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (int i = 0; i < n; i++) out[i] = tanh(in[i]);
 }
 void tanh_backward(real *din, const real *dout, const real *out, int n) {
     // fwd: out = tanh(in)
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (int i = 0; i < n; i++) din[i] += dout[i] * (1 - out[i] * out[i]);
 }
 static inline real sigm(real x) { return 1 / (1 + exp(-x)); }
 void sigmoid_forward(real *out, const real *in, int n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (int i = 0; i < n; i++) out[i] = sigm(in[i]);
 }
 void sigmoid_backward(real *din, const real *dout, const real *out, int n) {
     // fwd: out = sigmoid(in)
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (int i = 0; i < n; i++) din[i] += dout[i] * out[i] * (1 - out[i]);
 }
 void relu2_forward(real *out, const real *in, int n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (int i = 0; i < n; i++) {
         real r = in[i] > 0 ? in[i] : 0;
         out[i] = r * r;
@@ -194,7 +242,7 @@ void relu2_forward(real *out, const real *in, int n) {
 }
 void relu2_backward(real *din, const real *dout, const real *in, int n) {
     // fwd: out = relu(in)^2
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (int i = 0; i < n; i++)
         if (in[i] > 0) din[i] += 2 * in[i] * dout[i];
 }
@@ -205,18 +253,21 @@ void add_bias_forward(real *out, const real *in, const real *bias, int R, int C)
 }
 void add_bias_backward(real *dbias, const real *dout, int R, int C) {
     // fwd: out = in + bias
-#pragma omp parallel for schedule(static)
-    for (int c = 0; c < C; c++) {
-        real acc = 0;
-        for (int r = 0; r < R; r++) acc += dout[(size_t)r * C + c];
-        dbias[c] += acc;
+#pragma omp parallel
+    OPS_COLS_BEGIN(C)
+    for (int r = 0; r < R; r++) {
+        const real *restrict d = dout + (size_t)r * C;
+#pragma omp simd
+        for (int c = cb; c < ce; c++) acc[c - cb] += d[c];
     }
+    for (int c = cb; c < ce; c++) dbias[c] += acc[c - cb];
+    OPS_COLS_END
 }
 
 /* ---- RWKV-7 small ops ------------------------------------------------------------------------ */
 #define EXP_M05 0.60653065971263342 /* exp(-0.5) */
 void decay_forward(real *w, real *sig, const real *z, int n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (int i = 0; i < n; i++) {
         sig[i] = sigm(z[i]);
         w[i] = exp(-EXP_M05 * sig[i]);
@@ -224,7 +275,7 @@ void decay_forward(real *w, real *sig, const real *z, int n) {
 }
 void decay_backward(real *dz, const real *dw, const real *w, const real *sig, int n) {
     // fwd: w = exp(-e^-0.5 * sigmoid(z));  dw/dz = w * (-e^-0.5) * sig * (1 - sig)
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (int i = 0; i < n; i++) dz[i] += dw[i] * w[i] * (real)(-EXP_M05) * sig[i] * (1 - sig[i]);
 }
 
@@ -270,12 +321,15 @@ void kk_backward(real *dk, real *dk_k, const real *dkk, const real *kk, const re
         real *dkr = dk + (size_t)rh * N;
         for (int j = 0; j < N; j++) dkr[j] += d[j] * k_k[h * N + j];
     }
-#pragma omp parallel for schedule(static)
-    for (int c = 0; c < C; c++) {
-        real acc = 0;
-        for (int r = 0; r < R; r++) acc += du[(size_t)r * C + c] * k[(size_t)r * C + c];
-        dk_k[c] += acc;
+#pragma omp parallel
+    OPS_COLS_BEGIN(C)
+    for (int r = 0; r < R; r++) {
+        const real *restrict d = du + (size_t)r * C, *restrict kr = k + (size_t)r * C;
+#pragma omp simd
+        for (int c = cb; c < ce; c++) acc[c - cb] += d[c] * kr[c];
     }
+    for (int c = cb; c < ce; c++) dk_k[c] += acc[c - cb];
+    OPS_COLS_END
     free(du);
 }
 
@@ -297,25 +351,25 @@ void kmod_backward(real *dk, real *da, real *dk_a, const real *dknew, const real
             dk[i] += dknew[i] * (1 + (a[i] - 1) * k_a[c]);
             da[i] += dknew[i] * k[i] * k_a[c];
         }
-#pragma omp parallel for schedule(static)
-    for (int c = 0; c < C; c++) {
-        real acc = 0;
-        for (int r = 0; r < R; r++) {
-            size_t i = (size_t)r * C + c;
-            acc += dknew[i] * k[i] * (a[i] - 1);
-        }
-        dk_a[c] += acc;
+#pragma omp parallel
+    OPS_COLS_BEGIN(C)
+    for (int r = 0; r < R; r++) {
+        const real *restrict d = dknew + (size_t)r * C, *restrict kr = k + (size_t)r * C, *restrict ar = a + (size_t)r * C;
+#pragma omp simd
+        for (int c = cb; c < ce; c++) acc[c - cb] += d[c] * kr[c] * (ar[c] - 1);
     }
+    for (int c = cb; c < ce; c++) dk_a[c] += acc[c - cb];
+    OPS_COLS_END
 }
 
 void vres_forward(real *out, const real *v, const real *vf, const real *gate, int n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (int i = 0; i < n; i++) out[i] = v[i] + (vf[i] - v[i]) * gate[i];
 }
 void vres_backward(real *dv, real *dvf, real *dgate, const real *dout, const real *v, const real *vf,
                    const real *gate, int n) {
     // fwd: out = v + (vf - v) * gate
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (int i = 0; i < n; i++) {
         dv[i] += dout[i] * (1 - gate[i]);
         dvf[i] += dout[i] * gate[i];
@@ -356,22 +410,29 @@ void bonus_backward(real *dy, real *dr, real *dk, real *dv, real *dr_k, const re
             dk[o + j] += d * r[o + j] * r_k[h * N + j];
         }
     }
-#pragma omp parallel for schedule(static)
-    for (int c = 0; c < C; c++) {
-        real acc = 0;
-        for (int rr = 0; rr < R; rr++) acc += ds[rr * H + c / N] * r[(size_t)rr * C + c] * k[(size_t)rr * C + c];
-        dr_k[c] += acc;
+#pragma omp parallel
+    OPS_COLS_BEGIN(C)
+    for (int rr = 0; rr < R; rr++) {
+        const real *restrict rrow = r + (size_t)rr * C, *restrict krow = k + (size_t)rr * C;
+        for (int h = cb / N; h * N < ce; h++) { /* heads overlapping [cb, ce) */
+            const real dsh = ds[rr * H + h];
+            const int lo = h * N > cb ? h * N : cb, hi = (h + 1) * N < ce ? (h + 1) * N : ce;
+#pragma omp simd
+            for (int c = lo; c < hi; c++) acc[c - cb] += dsh * rrow[c] * krow[c];
+        }
     }
+    for (int c = cb; c < ce; c++) dr_k[c] += acc[c - cb];
+    OPS_COLS_END
     free(ds);
 }
 
 void mul_forward(real *out, const real *x, const real *g, int n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (int i = 0; i < n; i++) out[i] = x[i] * g[i];
 }
 void mul_backward(real *dx, real *dg, const real *dout, const real *x, const real *g, int n) {
     // fwd: out = x * g
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (int i = 0; i < n; i++) {
         dx[i] += dout[i] * g[i];
         dg[i] += dout[i] * x[i];

@@ -85,18 +85,26 @@ static void rwkv7_layout(const Rwkv7Dims *d, Walk *wk, Rwkv7Weights *wts) {
         ADD(P->k_a, 3, 1, 1, C, 0, "blocks.%d.att.k_a", l);
         ADD(P->r_k, 2, d->H, d->N, 0, 0, "blocks.%d.att.r_k", l);
         ADD(P->Wr, 2, C, C, 0, 1, "blocks.%d.att.receptance.weight", l);
+        if (d->bias & RWKV7_BIAS_R) ADD(P->br, 1, C, 0, 0, 0, "blocks.%d.att.receptance.bias", l);
         ADD(P->Wk, 2, C, C, 0, 1, "blocks.%d.att.key.weight", l);
+        if (d->bias & RWKV7_BIAS_K) ADD(P->bk, 1, C, 0, 0, 0, "blocks.%d.att.key.bias", l);
         ADD(P->Wv, 2, C, C, 0, 1, "blocks.%d.att.value.weight", l);
+        if (d->bias & RWKV7_BIAS_V) ADD(P->bv, 1, C, 0, 0, 0, "blocks.%d.att.value.bias", l);
         ADD(P->Wo, 2, C, C, 0, 1, "blocks.%d.att.output.weight", l);
+        if (d->bias & RWKV7_BIAS_O) ADD(P->bo, 1, C, 0, 0, 0, "blocks.%d.att.output.bias", l);
         ADD(P->lnx_w, 1, C, 0, 0, 0, "blocks.%d.att.ln_x.weight", l);
         ADD(P->lnx_b, 1, C, 0, 0, 0, "blocks.%d.att.ln_x.bias", l);
         ADD(P->f_xk, 3, 1, 1, C, 0, "blocks.%d.ffn.x_k", l);
         ADD(P->f_Wk, 2, F, C, 0, 1, "blocks.%d.ffn.key.weight", l);
+        if (d->bias & RWKV7_BIAS_FK) ADD(P->f_bk, 1, F, 0, 0, 0, "blocks.%d.ffn.key.bias", l);
         ADD(P->f_Wv, 2, C, F, 0, 1, "blocks.%d.ffn.value.weight", l);
+        if (d->bias & RWKV7_BIAS_FV) ADD(P->f_bv, 1, C, 0, 0, 0, "blocks.%d.ffn.value.bias", l);
     }
     ADD(W->lnout_w, 1, C, 0, 0, 0, "ln_out.weight");
     ADD(W->lnout_b, 1, C, 0, 0, 0, "ln_out.bias");
     ADD(W->head, 2, V, C, 0, 1, "head.weight");
+    W->head_b = NULL;
+    if (d->bias & RWKV7_BIAS_HEAD) ADD(W->head_b, 1, V, 0, 0, 0, "head.bias");
 #undef ADD
 }
 
@@ -402,9 +410,9 @@ const real *rwkv7_forward(Rwkv7 *m, const int *tokens, int B, int T, int K, cons
         mix_forward(a->xv, a->ln1, a->prev1, P->x_v, R, C);
         mix_forward(a->xa, a->ln1, a->prev1, P->x_a, R, C);
         mix_forward(a->xg, a->ln1, a->prev1, P->x_g, R, C);
-        linear_forward(a->r, a->xr, P->Wr, NULL, R, C, C);
-        linear_forward(a->k, a->xk, P->Wk, NULL, R, C, C);
-        linear_forward(a->v, a->xv, P->Wv, NULL, R, C, C);
+        linear_forward(a->r, a->xr, P->Wr, P->br, R, C, C);
+        linear_forward(a->k, a->xk, P->Wk, P->bk, R, C, C);
+        linear_forward(a->v, a->xv, P->Wv, P->bv, R, C, C);
         // w = exp(-e^-0.5 sigmoid(w0 + tanh(xw w1) w2))
         matmul_forward(a->wh, a->xw, P->w1, R, C, d->Dw);
         tanh_forward(a->wh, a->wh, R * d->Dw);
@@ -441,17 +449,16 @@ const real *rwkv7_forward(Rwkv7 *m, const int *tokens, int B, int T, int K, cons
         norm_forward(a->gn, a->gn_m, a->gn_r, a->y, P->lnx_w, P->lnx_b, R, H, N, GN_EPS);
         bonus_forward(a->yb, a->gn, a->r, a->knew, a->vv, P->r_k, R, H, N);
         mul_forward(a->yg, a->yb, a->g, R * C);
-        linear_forward(a->x_mid, a->yg, P->Wo, NULL, R, C, C);
-        add_bias_forward(a->x_mid, a->x_mid, NULL, 0, C); /* no-op: keeps the op list explicit */
+        linear_forward(a->x_mid, a->yg, P->Wo, P->bo, R, C, C);
         for (size_t i = 0; i < (size_t)R * C; i++) a->x_mid[i] += a->x_in[i];
 
         // ---- ChannelMix
         norm_forward(a->ln2, a->ln2_m, a->ln2_r, a->x_mid, P->ln2_w, P->ln2_b, R, 1, C, LN_EPS);
         token_shift_forward(a->prev2, a->ln2, s_ffn, B, T, C);
         mix_forward(a->fxk, a->ln2, a->prev2, P->f_xk, R, C);
-        linear_forward(a->fk, a->fxk, P->f_Wk, NULL, R, C, F);
+        linear_forward(a->fk, a->fxk, P->f_Wk, P->f_bk, R, C, F);
         relu2_forward(a->fr, a->fk, R * F);
-        linear_forward(x_next, a->fr, P->f_Wv, NULL, R, F, C);
+        linear_forward(x_next, a->fr, P->f_Wv, P->f_bv, R, F, C);
         for (size_t i = 0; i < (size_t)R * C; i++) x_next[i] += a->x_mid[i];
 
         if (state_out) {
@@ -468,7 +475,7 @@ const real *rwkv7_forward(Rwkv7 *m, const int *tokens, int B, int T, int K, cons
     }
     free(traj);
     norm_forward(A->lnf, A->lnf_m, A->lnf_r, A->x_fin, W->lnout_w, W->lnout_b, R, 1, C, LN_EPS);
-    linear_forward(A->logits, A->lnf, W->head, NULL, R, C, V);
+    linear_forward(A->logits, A->lnf, W->head, W->head_b, R, C, V);
     return A->logits;
 }
 
@@ -499,8 +506,20 @@ void rwkv7_backward(Rwkv7 *m) {
     // fwd: loss = CE(logits); logits = lnf head^T; lnf = LN(x_fin)
     zero(A->dlogits, (size_t)R * V);
     crossentropy_backward(A->dlogits, A->probs, A->targets, A->mask, R, V, A->ncount, 1);
+    if (m->l2wrap) {
+        /* L2Wrap (official): every position, counted or not, gets 1e-4 * max_logit / (B*T) added to the
+         * gradient of its argmax logit (upstream loss gradient = 1). Normalised by B*T as the original. */
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < R; r++) {
+            const real *lg = A->logits + (size_t)r * V;
+            int am = 0;
+            for (int i = 1; i < V; i++)
+                if (lg[i] > lg[am]) am = i;
+            A->dlogits[(size_t)r * V + am] += (real)1e-4 * lg[am] / R;
+        }
+    }
     zero(A->dlnf, (size_t)R * C);
-    linear_backward(A->dlnf, G->head, NULL, A->dlogits, A->lnf, W->head, R, C, V);
+    linear_backward(A->dlnf, G->head, G->head_b, A->dlogits, A->lnf, W->head, R, C, V);
     zero(A->dx, (size_t)R * C);
     norm_backward(A->dx, G->lnout_w, G->lnout_b, A->dlnf, A->x_fin, A->lnf_m, A->lnf_r, W->lnout_w, R, 1, C);
     zero(A->dvfirst, (size_t)R * C);
@@ -515,16 +534,16 @@ void rwkv7_backward(Rwkv7 *m) {
         zero(g->x_in, dla_numel);
         // ---- ChannelMix. fwd: x_next = x_mid + f_Wv relu(f_Wk fxk)^2 ; fxk = mix(ln2, prev2)
         memcpy(g->x_mid, A->dx, (size_t)R * C * sizeof(real));
-        linear_backward(g->fr, Q->f_Wv, NULL, A->dx, a->fr, P->f_Wv, R, F, C);
+        linear_backward(g->fr, Q->f_Wv, Q->f_bv, A->dx, a->fr, P->f_Wv, R, F, C);
         relu2_backward(g->fk, g->fr, a->fk, R * F);
-        linear_backward(g->fxk, Q->f_Wk, NULL, g->fk, a->fxk, P->f_Wk, R, C, F);
+        linear_backward(g->fxk, Q->f_Wk, Q->f_bk, g->fk, a->fxk, P->f_Wk, R, C, F);
         mix_backward(g->ln2, g->prev2, Q->f_xk, g->fxk, a->ln2, a->prev2, P->f_xk, R, C);
         token_shift_backward(g->ln2, NULL, g->prev2, B, T, C);
         norm_backward(g->x_mid, Q->ln2_w, Q->ln2_b, g->ln2, a->x_mid, a->ln2_m, a->ln2_r, P->ln2_w, R, 1, C);
 
         // ---- TimeMix. fwd: x_mid = x_in + Wo (yb * g)
         memcpy(g->x_in, g->x_mid, (size_t)R * C * sizeof(real));
-        linear_backward(g->yg, Q->Wo, NULL, g->x_mid, a->yg, P->Wo, R, C, C);
+        linear_backward(g->yg, Q->Wo, Q->bo, g->x_mid, a->yg, P->Wo, R, C, C);
         mul_backward(g->yb, g->g, g->yg, a->yb, a->g, R * C);
         // fwd: yb = GN(y) + (sum r k r_k) v
         bonus_backward(g->gn, g->r, g->knew, g->vv, Q->r_k, g->yb, a->r, a->knew, a->vv, P->r_k, R, H, N);
@@ -568,9 +587,9 @@ void rwkv7_backward(Rwkv7 *m) {
         tanh_backward(g->preD, g->wh, a->wh, R * d->Dw);
         matmul_backward(g->xw, Q->w1, g->preD, a->xw, P->w1, R, C, d->Dw);
         // fwd: r, k, v = W{r,k,v} x{r,k,v}
-        linear_backward(g->xr, Q->Wr, NULL, g->r, a->xr, P->Wr, R, C, C);
-        linear_backward(g->xk, Q->Wk, NULL, g->k, a->xk, P->Wk, R, C, C);
-        linear_backward(g->xv, Q->Wv, NULL, g->v, a->xv, P->Wv, R, C, C);
+        linear_backward(g->xr, Q->Wr, Q->br, g->r, a->xr, P->Wr, R, C, C);
+        linear_backward(g->xk, Q->Wk, Q->bk, g->k, a->xk, P->Wk, R, C, C);
+        linear_backward(g->xv, Q->Wv, Q->bv, g->v, a->xv, P->Wv, R, C, C);
         // fwd: x{r,w,k,v,a,g} = mix(ln1, prev1, x_{..}) ; prev1 = shift(ln1) ; ln1 = LN(x_in)
         mix_backward(g->ln1, g->prev1, Q->x_r, g->xr, a->ln1, a->prev1, P->x_r, R, C);
         mix_backward(g->ln1, g->prev1, Q->x_w, g->xw, a->ln1, a->prev1, P->x_w, R, C);

@@ -17,7 +17,14 @@ typedef struct {
     int Dw, Da, Dv, Dg;         /* LoRA ranks */
     int extended;               /* 1: a = 2 w sigmoid(...)  (eigenvalues down to -1) */
     int has_ln0;                /* blocks.0.ln0 present */
+    int bias;                   /* optional Linear biases present (RWKV7_BIAS_* bits; same in every layer) */
 } Rwkv7Dims;
+
+/* Optional `.bias` of Linear layers (absent = zero), found in small research checkpoints. */
+enum {
+    RWKV7_BIAS_R = 1, RWKV7_BIAS_K = 2, RWKV7_BIAS_V = 4, RWKV7_BIAS_O = 8,
+    RWKV7_BIAS_FK = 16, RWKV7_BIAS_FV = 32, RWKV7_BIAS_HEAD = 64, RWKV7_BIAS_ALL = 127
+};
 
 /* Official LoRA-rank formula (rwkv7.md): fills Dw, Da, Dv, Dg that are 0. */
 void rwkv7_default_ranks(Rwkv7Dims *d);
@@ -39,6 +46,7 @@ typedef struct {
     real *Wr, *Wk, *Wv, *Wo;                           /* (C,C) */
     real *lnx_w, *lnx_b;                               /* (C) */
     real *f_xk, *f_Wk, *f_Wv;                          /* (C), (F,C), (C,F) */
+    real *br, *bk, *bv, *bo, *f_bk, *f_bv;             /* optional biases (C) / (F) or NULL */
 } Rwkv7Layer;
 
 typedef struct {
@@ -47,6 +55,7 @@ typedef struct {
     Rwkv7Layer *layer;            /* L entries */
     real *lnout_w, *lnout_b;      /* (C) */
     real *head;                   /* (V,C) */
+    real *head_b;                 /* (V) or NULL */
 } Rwkv7Weights;
 
 typedef struct Rwkv7Acts Rwkv7Acts;
@@ -61,6 +70,7 @@ typedef struct Rwkv7 {
     /* activations for the current (B,T) */
     int B, T, K;
     Rwkv7Acts *acts;
+    int l2wrap;                   /* training option: official L2Wrap on the logits (see rwkv7_backward) */
 } Rwkv7;
 
 /* Allocate params + grads (zeroed) and the tensor table. */

@@ -325,6 +325,7 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
                    .extended = !strcmp(cfg->model.eig_range, "extended"), .has_ln0 = 1};
     r->m = rwkv7_create(&d);
     rwkv7_set_w0_lr_mult(r->m, cfg->train.w0_lr_mult);
+    r->m->l2wrap = cfg->train.l2wrap;
     r->rng = gsl_rng_alloc(gsl_rng_mt19937);
     gsl_rng_set(r->rng, (unsigned long)r->seed);
     rwkv7_init_official(r->m, r->rng);

@@ -21,19 +21,37 @@ size_t wkv7_ckpt_numel(const Wkv7Dims *d) {
     return (size_t)d->B * d->H * nchunks(d) * d->N * d->N;
 }
 
-/* One step of the recurrence on one head: S (N,N) updated in place; y (N) = S' r. */
-static inline void wkv7_step(real *S, real *y, const real *r, const real *w, const real *k, const real *v,
-                             const real *kk, const real *a, int N) {
+/* Dot product in a fixed order: WKV_LANES interleaved partial sums (vectorisable without reassociating),
+ * combined by a fixed tree, then the tail in order. The result depends neither on the thread count nor on
+ * how the compiler vectorises. */
+#define WKV_LANES 16
+static inline real wkv7_dot(const real *restrict x, const real *restrict y, int n) {
+    real acc[WKV_LANES] = {0};
+    int j = 0;
+    for (; j + WKV_LANES <= n; j += WKV_LANES) {
+#pragma omp simd
+        for (int l = 0; l < WKV_LANES; l++) acc[l] += x[j + l] * y[j + l];
+    }
+#pragma omp simd
+    for (int l = 0; l < 8; l++) acc[l] += acc[l + 8];
+    real s = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+    for (; j < n; j++) s += x[j] * y[j];
+    return s;
+}
+
+/* One step of the recurrence on one head: S (N,N) updated in place; y (N) = S' r (NULL: not wanted).
+ * b (N) is scratch for kk * a. Row i: sa_i = -S_i . kk ; S_i = S_i * w + sa_i b + v_i k ; y_i = S_i . r */
+static inline void wkv7_step(real *restrict S, real *restrict y, real *restrict b, const real *restrict r,
+                             const real *restrict w, const real *restrict k, const real *restrict v,
+                             const real *restrict kk, const real *restrict a, int N) {
+#pragma omp simd
+    for (int j = 0; j < N; j++) b[j] = kk[j] * a[j];
     for (int i = 0; i < N; i++) {
-        real *Si = S + (size_t)i * N;
-        real sa = 0;
-        for (int j = 0; j < N; j++) sa -= Si[j] * kk[j];
-        real yi = 0;
-        for (int j = 0; j < N; j++) {
-            Si[j] = Si[j] * w[j] + sa * (kk[j] * a[j]) + v[i] * k[j];
-            yi += Si[j] * r[j];
-        }
-        if (y) y[i] = yi;
+        real *restrict Si = S + (size_t)i * N;
+        const real sa = -wkv7_dot(Si, kk, N), vi = v[i];
+#pragma omp simd
+        for (int j = 0; j < N; j++) Si[j] = Si[j] * w[j] + sa * b[j] + vi * k[j];
+        if (y) y[i] = wkv7_dot(Si, r, N);
     }
 }
 
@@ -44,7 +62,7 @@ void wkv7_forward(real *y, real *ckpt, real *sT, real *states, const real *r, co
     CHECK(K >= 1, "WKV7 checkpoint interval K must be >= 1 (got %d)", K);
 #pragma omp parallel
     {
-        real *S = xmalloc(NN * sizeof(real));
+        real *S = xmalloc(NN * sizeof(real)), *bs = xmalloc(N * sizeof(real));
 #pragma omp for schedule(static)
         for (int bh = 0; bh < B * H; bh++) {
             int b = bh / H, h = bh % H;
@@ -53,12 +71,12 @@ void wkv7_forward(real *y, real *ckpt, real *sT, real *states, const real *r, co
             for (int t = 0; t < T; t++) {
                 if (t % K == 0 && ckpt) memcpy(ckpt + ((size_t)bh * NC + t / K) * NN, S, NN * sizeof(real));
                 size_t o = ((size_t)b * T + t) * C + (size_t)h * N;
-                wkv7_step(S, y + o, r + o, w + o, k + o, v + o, kk + o, a + o, N);
+                wkv7_step(S, y + o, bs, r + o, w + o, k + o, v + o, kk + o, a + o, N);
                 if (states) memcpy(states + (((size_t)b * T + t) * H + h) * NN, S, NN * sizeof(real));
             }
             if (sT) memcpy(sT + (size_t)bh * NN, S, NN * sizeof(real));
         }
-        free(S);
+        free(S), free(bs);
     }
 }
 
@@ -71,8 +89,7 @@ void wkv7_backward(real *dr, real *dw, real *dk, real *dv, real *dkk, real *da, 
     {
         real *Sbuf = xmalloc((size_t)(K + 1) * NN * sizeof(real)); // states before/after each chunk token
         real *G = xmalloc(NN * sizeof(real));                      // dL/dS' for the current token
-        real *sa = xmalloc(N * sizeof(real)), *dsa = xmalloc(N * sizeof(real));
-        real *dq = xmalloc(N * sizeof(real)), *db = xmalloc(N * sizeof(real));
+        real *dq = xmalloc(N * sizeof(real)), *db = xmalloc(N * sizeof(real)), *bv = xmalloc(N * sizeof(real));
 #pragma omp for schedule(static)
         for (int bh = 0; bh < B * H; bh++) {
             int b = bh / H, h = bh % H;
@@ -86,52 +103,49 @@ void wkv7_backward(real *dr, real *dw, real *dk, real *dv, real *dkk, real *da, 
                     size_t o = ((size_t)b * T + t) * C + (size_t)h * N;
                     real *Sn = Sbuf + (size_t)(t - t0 + 1) * NN;
                     memcpy(Sn, Sn - NN, NN * sizeof(real));
-                    wkv7_step(Sn, NULL, r + o, w + o, k + o, v + o, kk + o, a + o, N);
+                    wkv7_step(Sn, NULL, bv, r + o, w + o, k + o, v + o, kk + o, a + o, N);
                 }
                 for (int t = t1 - 1; t >= t0; t--) {
                     size_t o = ((size_t)b * T + t) * C + (size_t)h * N;
                     const real *So = Sbuf + (size_t)(t - t0) * NN, *Sn = So + NN;
-                    const real *rt = r + o, *wt = w + o, *kt = k + o, *vt = v + o, *kkt = kk + o, *at = a + o;
-                    const real *dyt = dy + o;
-                    // fwd: y = S' r   ->  G += dy r^T ; dr = S'^T dy
-                    for (int i = 0; i < N; i++)
-                        for (int j = 0; j < N; j++) G[i * N + j] += dyt[i] * rt[j];
-                    real *drt = dr + o;
-                    for (int i = 0; i < N; i++)
-                        for (int j = 0; j < N; j++) drt[j] += Sn[i * N + j] * dyt[i];
-                    // fwd: sa = S q, q = -kk
+                    const real *restrict rt = r + o, *restrict wt = w + o, *restrict kt = k + o;
+                    const real *restrict vt = v + o, *restrict kkt = kk + o, *restrict at = a + o;
+                    const real *restrict dyt = dy + o;
+                    real *restrict drt = dr + o, *restrict dwt = dw + o, *restrict dkt = dk + o;
+                    real *restrict dvt = dv + o;
+#pragma omp simd
+                    for (int j = 0; j < N; j++) db[j] = 0, dq[j] = 0, bv[j] = kkt[j] * at[j];
+                    // row by row: every j-indexed sum below accumulates over i in order
                     for (int i = 0; i < N; i++) {
-                        real s = 0;
-                        for (int j = 0; j < N; j++) s -= So[i * N + j] * kkt[j];
-                        sa[i] = s;
-                    }
-                    // fwd: S' = S diag(w) + sa b^T + v k^T, b = kk * a
-                    real *dwt = dw + o, *dkt = dk + o, *dvt = dv + o;
-                    for (int j = 0; j < N; j++) db[j] = 0, dq[j] = 0;
-                    for (int i = 0; i < N; i++) {
-                        const real *Gi = G + (size_t)i * N, *Soi = So + (size_t)i * N;
-                        real ds = 0, dvi = 0;
+                        real *restrict Gi = G + (size_t)i * N;
+                        const real *restrict Soi = So + (size_t)i * N, *restrict Sni = Sn + (size_t)i * N;
+                        // fwd: y = S' r   ->  G += dy r^T ; dr = S'^T dy
+                        const real dyi = dyt[i];
+#pragma omp simd
+                        for (int j = 0; j < N; j++) {
+                            Gi[j] += dyi * rt[j];
+                            drt[j] += Sni[j] * dyi;
+                        }
+                        // fwd: sa = S q, q = -kk ;  S' = S diag(w) + sa b^T + v k^T, b = kk * a
+                        const real sai = -wkv7_dot(Soi, kkt, N), vi = vt[i];
+#pragma omp simd
                         for (int j = 0; j < N; j++) {
                             dwt[j] += Gi[j] * Soi[j];
-                            db[j] += Gi[j] * sa[i];
-                            dkt[j] += Gi[j] * vt[i];
-                            ds += Gi[j] * kkt[j] * at[j];
-                            dvi += Gi[j] * kt[j];
+                            db[j] += Gi[j] * sai;
+                            dkt[j] += Gi[j] * vi;
                         }
-                        dsa[i] = ds;
-                        dvt[i] += dvi;
-                    }
-                    // dq_j = sum_i dsa_i S[i][j] ; G <- G diag(w) + dsa q^T
-                    for (int i = 0; i < N; i++) {
-                        real *Gi = G + (size_t)i * N;
-                        const real *Soi = So + (size_t)i * N;
+                        const real dsai = wkv7_dot(Gi, bv, N);
+                        dvt[i] += wkv7_dot(Gi, kt, N);
+                        // dq_j += dsa_i S[i][j] ; G <- G diag(w) + dsa q^T
+#pragma omp simd
                         for (int j = 0; j < N; j++) {
-                            dq[j] += dsa[i] * Soi[j];
-                            Gi[j] = Gi[j] * wt[j] - dsa[i] * kkt[j];
+                            dq[j] += dsai * Soi[j];
+                            Gi[j] = Gi[j] * wt[j] - dsai * kkt[j];
                         }
                     }
                     // q = -kk, b = kk * a
-                    real *dkkt = dkk + o, *dat = da + o;
+                    real *restrict dkkt = dkk + o, *restrict dat = da + o;
+#pragma omp simd
                     for (int j = 0; j < N; j++) {
                         dkkt[j] += -dq[j] + db[j] * at[j];
                         dat[j] += db[j] * kkt[j];
@@ -141,6 +155,6 @@ void wkv7_backward(real *dr, real *dw, real *dk, real *dv, real *dkk, real *da, 
             if (ds0)
                 for (size_t e = 0; e < NN; e++) ds0[(size_t)bh * NN + e] += G[e];
         }
-        free(Sbuf), free(G), free(sa), free(dsa), free(dq), free(db);
+        free(Sbuf), free(G), free(dq), free(db), free(bv);
     }
 }

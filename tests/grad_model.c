@@ -24,9 +24,9 @@ static double model_loss(void *ctx) {
 
 /* Official init, then every tensor perturbed so that no gradient path is trivially zero
  * (official init zeroes w1, a1, v1, g1, output and ffn.value). */
-static Rwkv7 *tiny_model(gsl_rng *rng, int L, int extended, int ln0) {
+static Rwkv7 *tiny_model_b(gsl_rng *rng, int L, int extended, int ln0, int bias) {
     Rwkv7Dims d = {.V = V, .C = 32, .L = L, .N = 16, .Dw = 8, .Da = 8, .Dv = 4, .Dg = 8, .extended = extended,
-                   .has_ln0 = ln0};
+                   .has_ln0 = ln0, .bias = bias};
     Rwkv7 *m = rwkv7_create(&d);
     rwkv7_init_official(m, rng);
     for (int i = 0; i < m->ntensors; i++) {
@@ -37,6 +37,7 @@ static Rwkv7 *tiny_model(gsl_rng *rng, int L, int extended, int ln0) {
     }
     return m;
 }
+static Rwkv7 *tiny_model(gsl_rng *rng, int L, int extended, int ln0) { return tiny_model_b(rng, L, extended, ln0, 0); }
 
 static void make_data(ModelCase *c, gsl_rng *rng) {
     c->tok = malloc(B * T * sizeof(int)), c->tgt = malloc(B * T * sizeof(int)), c->mask = malloc(B * T);
@@ -47,10 +48,10 @@ static void make_data(ModelCase *c, gsl_rng *rng) {
     }
 }
 
-static void full_check(int L, int extended, int ln0, unsigned long seed) {
+static void full_check(int L, int extended, int ln0, int bias, unsigned long seed) {
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     gsl_rng_set(rng, seed);
-    ModelCase c = {.m = tiny_model(rng, L, extended, ln0), .K = 6};
+    ModelCase c = {.m = tiny_model_b(rng, L, extended, ln0, bias), .K = 6};
     make_data(&c, rng);
     Rwkv7 *m = c.m;
     printf("tiny RWKV-7 L=%d C=32 N=16 T=%d B=%d V=%d extended=%d ln0=%d: %d tensors, %zu params\n", L, T, B, V,
@@ -76,9 +77,11 @@ static void full_check(int L, int extended, int ln0, unsigned long seed) {
     gsl_rng_free(rng);
 }
 
-Test(grad_model, every_tensor_standard, .timeout = 600) { full_check(2, 0, 1, 101); }
-Test(grad_model, every_tensor_extended_no_ln0, .timeout = 600) { full_check(2, 1, 0, 202); }
-Test(grad_model, every_tensor_three_layers, .timeout = 600) { full_check(3, 0, 1, 303); }
+Test(grad_model, every_tensor_standard, .timeout = 600) { full_check(2, 0, 1, 0, 101); }
+Test(grad_model, every_tensor_extended_no_ln0, .timeout = 600) { full_check(2, 1, 0, 0, 202); }
+Test(grad_model, every_tensor_three_layers, .timeout = 600) { full_check(3, 0, 1, 0, 303); }
+/* the optional Linear biases of research checkpoints (att.*.bias, ffn.*.bias, head.bias) */
+Test(grad_model, every_tensor_with_biases, .timeout = 600) { full_check(2, 0, 0, RWKV7_BIAS_ALL, 404); }
 
 /* Sequence mode over T tokens == recurrent mode one token at a time, both starting from the same
  * non-zero state; logits and final state agree to rounding. */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "cmd_model.h"
 #include "config.h"
 #include "train.h"
 
@@ -20,6 +21,10 @@ static void usage(FILE *f) {
             "                 train one run (first seed of the config); see README\n"
             "  config [CONFIG] [--set section.key=value ...]\n"
             "                 print the resolved config (defaults when no CONFIG) and check it\n"
+            "  info FILE      architecture, shapes, parameter and state counts of a checkpoint\n"
+            "  logits --model FILE --tokens 0,17,... --out FILE.npy [--recurrent]\n"
+            "  export CKPT --to model.pth|model.safetensors [--dtype bf16|f16|f32]\n"
+            "  trace --model FILE (--tokens ...|--text STR) --out FILE.h5\n"
             "  bench [--quick] training throughput vs the machine's sgemm rate, memory vs T\n"
             "  version        print the code version\n",
             RWKVLAB_VERSION);
@@ -145,6 +150,10 @@ int main(int argc, char **argv) {
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "logits")) return cmd_logits(argc - 1, argv + 1);
+    if (!strcmp(cmd, "export")) return cmd_export(argc - 1, argv + 1);
+    if (!strcmp(cmd, "trace")) return cmd_trace(argc - 1, argv + 1);
     if (!strcmp(cmd, "config")) return cmd_config(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return bench_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {

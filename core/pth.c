@@ -606,6 +606,11 @@ int pth_parse(const uint8_t *data, size_t len, TensorFile *tf, Err *err) {
         free(ents);
         return -1;
     }
+    if (pkl->size > (1u << 30)) { /* value indices are 32-bit; a real state dict pickles to a few MB */
+        free(ents);
+        return err_set(err, "data.pkl is %llu bytes; over the 1 GiB a state dict could need",
+                       (unsigned long long)pkl->size);
+    }
     Unp u;
     memset(&u, 0, sizeof u);
     u.p = data + pkl->data;

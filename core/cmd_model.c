@@ -1,0 +1,216 @@
+/* cmd_model.c -- subcommands on checkpoints: info, logits, export, trace. */
+#include "cmd_model.h"
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include "h5log.h"
+#include "rwkv7_io.h"
+#include "tokenizer.h"
+
+/* "0,17,5" -> ids; error on anything else */
+static int parse_ids(const char *s, int **ids, int *n, Err *err) {
+    int cap = 16;
+    *ids = xmalloc(cap * sizeof(int));
+    *n = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 0 || v > 1 << 30) {
+            free(*ids);
+            return err_set(err, "--tokens: '%s' is not a comma-separated list of token ids (at '%.10s')", s, p);
+        }
+        if (*n == cap) *ids = realloc(*ids, (cap *= 2) * sizeof(int));
+        (*ids)[(*n)++] = (int)v;
+        p = end;
+        while (*p == ' ') p++;
+        if (*p == ',') p++;
+        else if (*p) {
+            free(*ids);
+            return err_set(err, "--tokens: unexpected '%c' in '%s'", *p, s);
+        }
+    }
+    if (*n == 0) return err_set(err, "--tokens: empty list");
+    return 0;
+}
+
+/* float32 .npy, shape (T,V), written atomically */
+static int write_npy(const char *path, const float *x, int rows, int cols, Err *err) {
+    char hdr[128];
+    int hl = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }", rows, cols);
+    int total = 10 + hl + 1;
+    int pad = (64 - total % 64) % 64;
+    size_t hlen = hl + pad + 1, n = 10 + hlen + (size_t)rows * cols * 4;
+    unsigned char *buf = xmalloc(n);
+    memcpy(buf, "\x93NUMPY\x01\x00", 8);
+    buf[8] = hlen & 0xff, buf[9] = (hlen >> 8) & 0xff;
+    memcpy(buf + 10, hdr, hl);
+    memset(buf + 10 + hl, ' ', pad);
+    buf[10 + hl + pad] = '\n';
+    memcpy(buf + 10 + hlen, x, (size_t)rows * cols * 4);
+    int rc = write_file_atomic(path, buf, n, err);
+    free(buf);
+    return rc;
+}
+
+static const char *opt(int argc, char **argv, const char *name) {
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], name)) return argv[i + 1];
+    return NULL;
+}
+static int flag(int argc, char **argv, const char *name) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], name)) return 1;
+    return 0;
+}
+
+int cmd_info(int argc, char **argv) {
+    if (argc < 2 || flag(argc, argv, "--help")) {
+        printf("usage: rwkvlab info FILE   (.pth, .safetensors or ckpt.bin)\n");
+        return argc < 2;
+    }
+    Rwkv7 *m;
+    Err err = {{0}};
+    if (rwkv7_load(argv[1], &m, &err)) {
+        fprintf(stderr, "rwkvlab info: %s\n", err.msg);
+        return 1;
+    }
+    rwkv7_print_info(m, argv[1], stdout);
+    rwkv7_free(m);
+    return 0;
+}
+
+int cmd_logits(int argc, char **argv) {
+    const char *model = opt(argc, argv, "--model"), *toks = opt(argc, argv, "--tokens"), *out = opt(argc, argv, "--out");
+    if (!model || !toks || !out || flag(argc, argv, "--help")) {
+        printf("usage: rwkvlab logits --model FILE --tokens 0,17,... --out FILE.npy [--recurrent]\n"
+               "  per-position logits (float32 .npy, T x V) from a zero state; --recurrent runs one token at a\n"
+               "  time carrying the state (must agree with the default sequence mode)\n");
+        return !flag(argc, argv, "--help");
+    }
+    Err err = {{0}};
+    int *ids, T;
+    Rwkv7 *m;
+    if (parse_ids(toks, &ids, &T, &err) || rwkv7_load(model, &m, &err)) {
+        fprintf(stderr, "rwkvlab logits: %s\n", err.msg);
+        return 1;
+    }
+    const int V = m->d.V;
+    for (int t = 0; t < T; t++)
+        if (ids[t] >= V) {
+            fprintf(stderr, "rwkvlab logits: token %d at position %d is outside the model's vocabulary [0,%d)\n",
+                    ids[t], t, V);
+            return 1;
+        }
+    float *lg = xmalloc((size_t)T * V * sizeof(float));
+    if (flag(argc, argv, "--recurrent")) {
+        real *state = xcalloc(rwkv7_state_numel(&m->d, 1), sizeof(real));
+        for (int t = 0; t < T; t++) {
+            const real *l = rwkv7_forward(m, &ids[t], 1, 1, 1, state, state, NULL);
+            for (int v = 0; v < V; v++) lg[(size_t)t * V + v] = (float)l[v];
+        }
+        free(state);
+    } else {
+        const real *l = rwkv7_forward(m, ids, 1, T, 16, NULL, NULL, NULL);
+        for (size_t i = 0; i < (size_t)T * V; i++) lg[i] = (float)l[i];
+    }
+    int rc = write_npy(out, lg, T, V, &err);
+    if (rc) fprintf(stderr, "rwkvlab logits: %s\n", err.msg);
+    free(lg), free(ids);
+    rwkv7_free(m);
+    return rc ? 1 : 0;
+}
+
+int cmd_export(int argc, char **argv) {
+    const char *to = opt(argc, argv, "--to"), *dt = opt(argc, argv, "--dtype");
+    if (argc < 2 || !to || flag(argc, argv, "--help")) {
+        printf("usage: rwkvlab export CKPT --to model.pth|model.safetensors [--dtype bf16|f16|f32]\n"
+               "  writes official key names and shapes (default dtype bf16, as released checkpoints)\n");
+        return !flag(argc, argv, "--help");
+    }
+    TfDType dtype = TF_BF16;
+    if (dt && !strcmp(dt, "f32")) dtype = TF_F32;
+    else if (dt && !strcmp(dt, "f16")) dtype = TF_F16;
+    else if (dt && strcmp(dt, "bf16")) {
+        fprintf(stderr, "rwkvlab export: --dtype %s: use bf16, f16 or f32\n", dt);
+        return 1;
+    }
+    Rwkv7 *m;
+    Err err = {{0}};
+    if (rwkv7_load(argv[1], &m, &err) || rwkv7_export(m, to, dtype, &err)) {
+        fprintf(stderr, "rwkvlab export: %s\n", err.msg);
+        return 1;
+    }
+    printf("wrote %s (%s, %d tensors, %zu parameters)\n", to, tf_dtype_name(dtype), m->ntensors, m->nparams);
+    rwkv7_free(m);
+    return 0;
+}
+
+int cmd_trace(int argc, char **argv) {
+    const char *model = opt(argc, argv, "--model"), *toks = opt(argc, argv, "--tokens"),
+               *text = opt(argc, argv, "--text"), *out = opt(argc, argv, "--out"),
+               *data = opt(argc, argv, "--data");
+    if (!model || !out || (!toks && !text) || flag(argc, argv, "--help")) {
+        printf("usage: rwkvlab trace --model FILE (--tokens 0,17,... | --text STR [--data DIR]) --out FILE.h5\n"
+               "  state trajectory of one prompt (same schema as training probes: /trajectories/probe0)\n");
+        return !flag(argc, argv, "--help");
+    }
+    Err err = {{0}};
+    int *ids = NULL, T = 0;
+    if (toks) {
+        if (parse_ids(toks, &ids, &T, &err)) goto fail;
+    } else {
+        char vp[4096];
+        snprintf(vp, sizeof vp, "%s/rwkv_vocab_v20230424.txt", data ? data : "data");
+        Tokenizer *tk = tokenizer_load(vp, &err);
+        if (!tk) goto fail;
+        size_t n;
+        int rc = tokenizer_encode(tk, text, strlen(text), &ids, &n, &err);
+        tokenizer_free(tk);
+        if (rc) goto fail;
+        T = (int)n;
+    }
+    Rwkv7 *m;
+    if (rwkv7_load(model, &m, &err)) goto fail;
+    const Rwkv7Dims *d = &m->d;
+    for (int t = 0; t < T; t++)
+        if (ids[t] >= d->V) {
+            err_set(&err, "token %d at position %d is outside the vocabulary [0,%d)", ids[t], t, d->V);
+            rwkv7_free(m);
+            goto fail;
+        }
+    size_t LT = (size_t)d->L * T;
+    Rwkv7Trace tr = {.state = xmalloc(LT * d->H * d->N * d->N * sizeof(float)),
+                     .decay = xmalloc(LT * d->C * sizeof(float)), .a = xmalloc(LT * d->C * sizeof(float)),
+                     .kk = xmalloc(LT * d->C * sizeof(float))};
+    const real *lg = rwkv7_forward(m, ids, 1, T, 16, NULL, NULL, &tr);
+    int *pred = xmalloc(T * sizeof(int)), *tgt = xmalloc(T * sizeof(int));
+    for (int t = 0; t < T; t++) {
+        int am = 0;
+        for (int v = 1; v < d->V; v++)
+            if (lg[(size_t)t * d->V + v] > lg[(size_t)t * d->V + am]) am = v;
+        pred[t] = am;
+        tgt[t] = t + 1 < T ? ids[t + 1] : -1; /* next token; -1 after the last */
+    }
+    H5RunAttrs at = {.config_ini = "", .code_version = RWKVLAB_VERSION, .seed = 0, .arch = "rwkv7",
+                     .param_count = (long)m->nparams, .state_size = (long)d->L * d->H * d->N * d->N,
+                     .eig_range = d->extended ? "extended" : "standard"};
+    H5Log *h = h5log_create(out, &at, &err);
+    int rc = !h || h5log_trajectory(h, 0, d->L, T, d->H, d->N, ids, tgt, pred, tr.state, tr.decay, tr.a, tr.kk, &err);
+    h5log_close(h);
+    free(tr.state), free(tr.decay), free(tr.a), free(tr.kk), free(pred), free(tgt), free(ids);
+    rwkv7_free(m);
+    if (rc) {
+        fprintf(stderr, "rwkvlab trace: %s\n", err.msg);
+        return 1;
+    }
+    printf("wrote %s (%d tokens, %d layers)\n", out, T, d->L);
+    return 0;
+fail:
+    free(ids);
+    fprintf(stderr, "rwkvlab trace: %s\n", err.msg);
+    return 1;
+}

@@ -2,10 +2,13 @@
 #include "cmd_model.h"
 
 #include <errno.h>
+#include <gsl/gsl_rng.h>
 #include <math.h>
 #include <string.h>
 
 #include "h5log.h"
+#include "lmeval.h"
+#include "lmeval_data.h"
 #include "rwkv7_io.h"
 #include "tokenizer.h"
 
@@ -213,4 +216,107 @@ fail:
     free(ids);
     fprintf(stderr, "rwkvlab trace: %s\n", err.msg);
     return 1;
+}
+
+int cmd_lmeval(int argc, char **argv) {
+    LmevalOpts o = {.device = "cpu", .prefix = 0, .bootstrap = 100000, .data_dir = "data", .out_dir = "."};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("usage: rwkvlab lmeval --model FILE --tasks lambada_openai,piqa,... [--device cpu]\n"
+                   "       [--data DIR] [--out DIR] [--limit N] [--prefix none|0|newline] [--split lmeval|separate]\n"
+                   "       [--samples] [--bootstrap N] [--no-share] [--quiet]\n"
+                   "  tasks: lambada_openai, piqa, hellaswag, arc_easy, arc_challenge, winogrande, openbookqa,\n"
+                   "         copa, sciq (needs DATA/sciq_test.jsonl)\n"
+                   "  writes OUT/results_<time>.json (lm-eval layout) and with --samples\n"
+                   "  OUT/samples_<task>_<time>.jsonl; default prefix token 0, lm-eval tokenisation split\n");
+            return 0;
+        }
+        if (!v && a[0] == '-' && strcmp(a, "--samples") && strcmp(a, "--no-share") && strcmp(a, "--quiet")) {
+            fprintf(stderr, "rwkvlab lmeval: option %s needs a value\n", a);
+            return 1;
+        }
+        if (!strcmp(a, "--model")) o.model_path = argv[++i];
+        else if (!strcmp(a, "--tasks")) o.tasks = argv[++i];
+        else if (!strcmp(a, "--device")) o.device = argv[++i];
+        else if (!strcmp(a, "--data")) o.data_dir = argv[++i];
+        else if (!strcmp(a, "--out")) o.out_dir = argv[++i];
+        else if (!strcmp(a, "--limit")) o.limit = atol(argv[++i]);
+        else if (!strcmp(a, "--bootstrap")) o.bootstrap = atol(argv[++i]);
+        else if (!strcmp(a, "--batch")) ++i; /* accepted for the CLI of the GPU engine; CPU scores one by one */
+        else if (!strcmp(a, "--samples")) o.samples = 1;
+        else if (!strcmp(a, "--no-share")) o.no_share = 1;
+        else if (!strcmp(a, "--quiet")) o.quiet = 1;
+        else if (!strcmp(a, "--prefix")) {
+            v = argv[++i];
+            if (!strcmp(v, "none")) o.prefix = -1;
+            else if (!strcmp(v, "0")) o.prefix = 0;
+            else if (!strcmp(v, "newline")) o.prefix = -2;
+            else {
+                fprintf(stderr, "rwkvlab lmeval: --prefix %s: use none, 0 or newline\n", v);
+                return 1;
+            }
+        } else if (!strcmp(a, "--split")) {
+            v = argv[++i];
+            if (!strcmp(v, "lmeval")) o.split = LMEVAL_SPLIT_LMEVAL;
+            else if (!strcmp(v, "separate")) o.split = LMEVAL_SPLIT_SEPARATE;
+            else {
+                fprintf(stderr, "rwkvlab lmeval: --split %s: use lmeval or separate\n", v);
+                return 1;
+            }
+        } else {
+            fprintf(stderr, "rwkvlab lmeval: unknown option '%s' (see --help)\n", a);
+            return 1;
+        }
+    }
+    if (!o.model_path || !o.tasks) {
+        fprintf(stderr, "rwkvlab lmeval: --model and --tasks are required (see --help)\n");
+        return 1;
+    }
+    Err err = {{0}};
+    if (lmeval_run(&o, &err)) {
+        fprintf(stderr, "rwkvlab lmeval: %s\n", err.msg);
+        return 1;
+    }
+    printf("wrote %s\n", o.results_path);
+    return 0;
+}
+
+/* rwkvlab init: a freshly initialised model written as a checkpoint (for benchmarks and smoke tests). */
+int cmd_init(int argc, char **argv) {
+    const char *to = opt(argc, argv, "--to");
+    if (!to || flag(argc, argv, "--help")) {
+        printf("usage: rwkvlab init --to FILE.pth|FILE.safetensors [--vocab V] [--layers L] [--d-model C]\n"
+               "       [--head-size N] [--seed S] [--noise X] [--dtype bf16|f16|f32]\n"
+               "  official initialisation (plus uniform noise of half-width X on every parameter, so that the\n"
+               "  zero-initialised matrices take part); defaults: the 0.1B shape V=65536 L=12 C=768 N=64\n");
+        return !flag(argc, argv, "--help");
+    }
+    const char *s;
+    Rwkv7Dims d = {.V = 65536, .L = 12, .C = 768, .N = 64, .has_ln0 = 1};
+    if ((s = opt(argc, argv, "--vocab"))) d.V = atoi(s);
+    if ((s = opt(argc, argv, "--layers"))) d.L = atoi(s);
+    if ((s = opt(argc, argv, "--d-model"))) d.C = atoi(s);
+    if ((s = opt(argc, argv, "--head-size"))) d.N = atoi(s);
+    if (d.V < 1 || d.L < 1 || d.C < 1 || d.N < 1 || d.C % d.N) {
+        fprintf(stderr, "rwkvlab init: need V, L, C, N >= 1 with N dividing C (got V=%d L=%d C=%d N=%d)\n", d.V, d.L,
+                d.C, d.N);
+        return 1;
+    }
+    unsigned long seed = (s = opt(argc, argv, "--seed")) ? strtoul(s, NULL, 10) : 1;
+    double noise = (s = opt(argc, argv, "--noise")) ? atof(s) : 0;
+    TfDType dtype = TF_BF16;
+    if ((s = opt(argc, argv, "--dtype"))) dtype = !strcmp(s, "f32") ? TF_F32 : !strcmp(s, "f16") ? TF_F16 : TF_BF16;
+    Rwkv7 *m = rwkv7_create(&d);
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(rng, seed);
+    rwkv7_init_official(m, rng);
+    for (size_t i = 0; noise > 0 && i < m->nparams; i++) m->params[i] += (real)(noise * (2 * gsl_rng_uniform(rng) - 1));
+    gsl_rng_free(rng);
+    Err err = {{0}};
+    int rc = rwkv7_export(m, to, dtype, &err);
+    if (rc) fprintf(stderr, "rwkvlab init: %s\n", err.msg);
+    else printf("wrote %s (%zu parameters, %s)\n", to, m->nparams, tf_dtype_name(dtype));
+    rwkv7_free(m);
+    return rc ? 1 : 0;
 }

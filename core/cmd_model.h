@@ -8,4 +8,6 @@ int cmd_info(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_trace(int argc, char **argv);
+int cmd_lmeval(int argc, char **argv);
+int cmd_init(int argc, char **argv);
 #endif

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench.h"
 #include "cmd_model.h"
@@ -25,6 +26,8 @@ static void usage(FILE *f) {
             "  logits --model FILE --tokens 0,17,... --out FILE.npy [--recurrent]\n"
             "  export CKPT --to model.pth|model.safetensors [--dtype bf16|f16|f32]\n"
             "  trace --model FILE (--tokens ...|--text STR) --out FILE.h5\n"
+            "  init --to FILE [--vocab V --layers L --d-model C --head-size N --noise X]  a fresh model file\n"
+            "  lmeval --model FILE --tasks lambada_openai,piqa,... [--limit N] [--out DIR] (see --help)\n"
             "  bench [--quick] training throughput vs the machine's sgemm rate, memory vs T\n"
             "  version        print the code version\n",
             RWKVLAB_VERSION);
@@ -143,7 +146,18 @@ fail:
     return 1;
 }
 
+/* OpenMP's default is to spin-wait between parallel regions; OpenBLAS runs its own threads between
+ * them, and the two fight over the cores (measured: 30x slower scoring, 2-5x slower training on 2
+ * cores). libgomp reads OMP_WAIT_POLICY when it is loaded, before main, so when the user has not
+ * chosen a policy we set "passive" and re-execute ourselves once. */
+static void ensure_passive_wait(char **argv) {
+    if (getenv("OMP_WAIT_POLICY")) return;
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    execv("/proc/self/exe", argv); /* returns only on failure: then we simply go on */
+}
+
 int main(int argc, char **argv) {
+    ensure_passive_wait(argv);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 1 : 0;
@@ -153,6 +167,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "logits")) return cmd_logits(argc - 1, argv + 1);
     if (!strcmp(cmd, "export")) return cmd_export(argc - 1, argv + 1);
+    if (!strcmp(cmd, "init")) return cmd_init(argc - 1, argv + 1);
+    if (!strcmp(cmd, "lmeval")) return cmd_lmeval(argc - 1, argv + 1);
     if (!strcmp(cmd, "trace")) return cmd_trace(argc - 1, argv + 1);
     if (!strcmp(cmd, "config")) return cmd_config(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return bench_main(argc - 1, argv + 1);

@@ -3,7 +3,6 @@
  * wkv7.c. Rows are tokens: R = B*T. */
 #include "rwkv7.h"
 
-#include <gsl/gsl_linalg.h>
 #include <gsl/gsl_randist.h>
 #include <math.h>
 #include <string.h>
@@ -158,23 +157,36 @@ void rwkv7_set_w0_lr_mult(Rwkv7 *m, double mult) {
 }
 
 /* ---- official initialisation ----------------------------------------------------------------- */
-/* W (rows,cols) = gain * (semi-)orthogonal, as torch.nn.init.orthogonal_. */
+/* W (rows,cols) = gain * (semi-)orthogonal, as torch.nn.init.orthogonal_: the Q of a Gaussian matrix
+ * with R's diagonal made positive. Computed by modified Gram-Schmidt, applied twice ("twice is
+ * enough"), on the k = min(rows,cols) columns of length n = max(rows,cols); this gives exactly that Q
+ * without forming an n x n matrix (the head of a 65536-token model would need 32 GiB). */
 static void orthogonal_init(real *W, int rows, int cols, double gain, gsl_rng *rng) {
     int n = rows > cols ? rows : cols, k = rows > cols ? cols : rows;
-    gsl_matrix *A = gsl_matrix_alloc(n, k);
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < k; j++) gsl_matrix_set(A, i, j, gsl_ran_gaussian(rng, 1.0));
-    gsl_vector *tau = gsl_vector_alloc(k);
-    gsl_linalg_QR_decomp(A, tau);
-    gsl_matrix *Q = gsl_matrix_alloc(n, n), *R = gsl_matrix_alloc(n, k);
-    gsl_linalg_QR_unpack(A, tau, Q, R);
+    double *Q = xmalloc((size_t)n * k * sizeof(double)); /* column c at Q + c*n */
+    for (size_t i = 0; i < (size_t)n * k; i++) Q[i] = gsl_ran_gaussian(rng, 1.0);
+    for (int c = 0; c < k; c++) {
+        double *qc = Q + (size_t)c * n;
+        for (int pass = 0; pass < 2; pass++)
+            for (int p = 0; p < c; p++) {
+                const double *qp = Q + (size_t)p * n;
+                double dot = 0;
+                for (int i = 0; i < n; i++) dot += qp[i] * qc[i];
+                for (int i = 0; i < n; i++) qc[i] -= dot * qp[i];
+            }
+        double nr = 0;
+        for (int i = 0; i < n; i++) nr += qc[i] * qc[i];
+        nr = sqrt(nr);
+        CHECK(nr > 0, "orthogonal_init: degenerate random matrix (%d x %d)", rows, cols);
+        for (int i = 0; i < n; i++) qc[i] /= nr;
+    }
     for (int i = 0; i < n; i++)
         for (int j = 0; j < k; j++) {
-            double q = gsl_matrix_get(Q, i, j) * (gsl_matrix_get(R, j, j) < 0 ? -1 : 1) * gain;
+            double q = Q[(size_t)j * n + i] * gain;
             if (rows >= cols) W[(size_t)i * cols + j] = (real)q; // W (n,k)
             else W[(size_t)j * cols + i] = (real)q;              // W = Q^T (k,n)
         }
-    gsl_matrix_free(A), gsl_matrix_free(Q), gsl_matrix_free(R), gsl_vector_free(tau);
+    free(Q);
 }
 
 static double lora_gain(int D, int C) { return D > C ? 0.1 * sqrt((double)D / C) : 0.1; }
@@ -266,6 +278,7 @@ struct Rwkv7Acts {
     int *tokens, *targets;
     unsigned char *mask;
     long ncount;
+    size_t cap, rows_cap;        /* allocated reals / rows */
 };
 
 static real *carve(size_t *off, real *base, size_t n) {
@@ -319,17 +332,36 @@ static void acts_free(Rwkv7Acts *A) {
     free(A->buf), free(A->la), free(A->tokens), free(A->targets), free(A->mask), free(A);
 }
 
+/* Carve the activation buffer for (B,T,K). The buffer only grows (capacity kept across calls), so
+ * inference with varying lengths does not reallocate; the forward writes every activation it reads. */
 static void acts_ensure(Rwkv7 *m, int B, int T, int K) {
     if (m->acts && m->B == B && m->T == T && m->K == K) return;
-    acts_free(m->acts);
-    Rwkv7Acts *A = xcalloc(1, sizeof *A);
-    A->la = xcalloc(m->d.L, sizeof(LayerActs));
+    Rwkv7Acts *A = m->acts;
+    if (!A) {
+        A = xcalloc(1, sizeof *A);
+        A->la = xcalloc(m->d.L, sizeof(LayerActs));
+    }
+    size_t cap = A->numel;
     acts_layout(A, NULL, &m->d, B, T, K);
-    A->buf = xcalloc(A->numel, sizeof(real));
+    size_t R = (size_t)B * T;
+    if (A->numel > cap || !A->buf) {
+        free(A->buf), free(A->tokens), free(A->targets), free(A->mask);
+        A->buf = xmalloc(A->numel * sizeof(real));
+        A->tokens = xmalloc(R * sizeof(int));
+        A->targets = xmalloc(R * sizeof(int));
+        A->mask = xmalloc(R);
+        A->rows_cap = R;
+        cap = A->numel;
+    } else if (R > A->rows_cap) {
+        A->tokens = realloc(A->tokens, R * sizeof(int));
+        A->targets = realloc(A->targets, R * sizeof(int));
+        A->mask = realloc(A->mask, R);
+        CHECK(A->tokens && A->targets && A->mask, "out of memory for %zu rows", R);
+        A->rows_cap = R;
+    }
     acts_layout(A, A->buf, &m->d, B, T, K);
-    A->tokens = xmalloc((size_t)B * T * sizeof(int));
-    A->targets = xmalloc((size_t)B * T * sizeof(int));
-    A->mask = xmalloc((size_t)B * T);
+    A->cap = cap > A->numel ? cap : A->numel;
+    A->numel = A->cap;
     m->acts = A, m->B = B, m->T = T, m->K = K;
 }
 
@@ -474,6 +506,16 @@ const real *rwkv7_forward(Rwkv7 *m, const int *tokens, int B, int T, int K, cons
         }
     }
     free(traj);
+    if (m->head_last_only) {
+        /* only the last token of each sequence: rows b*T + T-1 */
+        for (int b = 0; b < B; b++) {
+            size_t r = (size_t)b * T + T - 1;
+            norm_forward(A->lnf + r * C, A->lnf_m + r, A->lnf_r + r, A->x_fin + r * C, W->lnout_w, W->lnout_b, 1, 1,
+                         C, LN_EPS);
+            linear_forward(A->logits + r * V, A->lnf + r * C, W->head, W->head_b, 1, C, V);
+        }
+        return A->logits;
+    }
     norm_forward(A->lnf, A->lnf_m, A->lnf_r, A->x_fin, W->lnout_w, W->lnout_b, R, 1, C, LN_EPS);
     linear_forward(A->logits, A->lnf, W->head, W->head_b, R, C, V);
     return A->logits;
@@ -502,6 +544,7 @@ void rwkv7_backward(Rwkv7 *m) {
     const Rwkv7Weights *W = &m->w;
     Rwkv7Weights *G = &m->g;
     CHECK(A, "rwkv7_backward called before rwkv7_forward");
+    CHECK(!m->head_last_only, "rwkv7_backward after a head_last_only forward (inference mode)");
 
     // fwd: loss = CE(logits); logits = lnf head^T; lnf = LN(x_fin)
     zero(A->dlogits, (size_t)R * V);

@@ -71,6 +71,8 @@ typedef struct Rwkv7 {
     int B, T, K;
     Rwkv7Acts *acts;
     int l2wrap;                   /* training option: official L2Wrap on the logits (see rwkv7_backward) */
+    int head_last_only;           /* inference option: ln_out + head only at each sequence's last token (the
+                                     other logits rows are left unset; no backward after such a forward) */
 } Rwkv7;
 
 /* Allocate params + grads (zeroed) and the tensor table. */

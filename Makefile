@@ -124,7 +124,7 @@ build/rwkvlab_dbg: $(call objs,dbg,$(CLI_SRC)) build/dbg/librwkvlab.a
 	$(Q)$(CC) $(FL_dbg) -o $@ $^ $(LDLIBS)
 
 # Tests run from the repository root; integration tests call build/rwkvlab (or RWKVLAB_BIN).
-TEST_ENV := OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=passive
+TEST_ENV := OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=passive OPENBLAS_THREAD_TIMEOUT=4
 test: check-deps build/rwkvlab build/test_f32 build/test_f64
 	$(TEST_ENV) RWKVLAB_BIN=build/rwkvlab ./build/test_f64 --jobs 1
 	$(TEST_ENV) RWKVLAB_BIN=build/rwkvlab ./build/test_f32 --jobs 1
@@ -137,7 +137,7 @@ demo: build/rwkvlab
 	bash experiments/demo.sh
 
 bench: build/rwkvlab
-	OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 OMP_WAIT_POLICY=passive ./build/rwkvlab bench
+	OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 OMP_WAIT_POLICY=passive OPENBLAS_THREAD_TIMEOUT=4 ./build/rwkvlab bench
 
 deps:
 	@if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q $(DEB_PKGS); \

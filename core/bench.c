@@ -365,6 +365,37 @@ int bench_main(int argc, char **argv) {
     double slope = (double)(rss[3] - rss[2]) / (rss_T[3] - rss_T[2]), slope0 = (double)(rss[1] - rss[0]) / (rss_T[1] - rss_T[0]);
     printf("\nRSS slope: %.1f KiB per token of T between T=%d..%d, %.1f KiB between T=%d..%d (linear: equal).\n",
            slope0, rss_T[0], rss_T[1], slope, rss_T[2], rss_T[3]);
+    /* 6. CPU scoring throughput of a 0.1B-shaped checkpoint (random weights; speed does not depend on them) */
+    {
+        Rwkv7Dims sd = {.V = 65536, .C = quick ? 256 : 768, .L = quick ? 2 : 12, .N = 64, .has_ln0 = 1};
+        Rwkv7 *m = rwkv7_create(&sd);
+        gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+        for (size_t i = 0; i < m->nparams; i++) m->params[i] = (real)(0.02 * (gsl_rng_uniform(rng) - 0.5));
+        const int T = 128, reps = quick ? 2 : 4;
+        int *tok = xmalloc(T * sizeof(int));
+        for (int t = 0; t < T; t++) tok[t] = (int)gsl_rng_uniform_int(rng, sd.V);
+        gsl_rng_free(rng);
+        BenchFlops sf = bench_flops(&m->d);
+        double rate[2];
+        for (int mode = 0; mode < 2; mode++) {
+            m->head_last_only = mode;
+            rwkv7_forward(m, tok, 1, T, 16, NULL, NULL, NULL); /* warm-up */
+            double t0 = now_seconds();
+            for (int r = 0; r < reps; r++) rwkv7_forward(m, tok, 1, T, 16, NULL, NULL, NULL);
+            rate[mode] = (double)reps * T / (now_seconds() - t0);
+        }
+        double fwd_head = sf.mm_fwd + sf.wkv_fwd, fwd_nohead = fwd_head - sf.mm_head;
+        printf("\n## CPU scoring throughput, %s-shaped random checkpoint (L%d C%d N%d V%d, %zu params, fp32)\n\n",
+               quick ? "small" : "0.1B", sd.L, sd.C, sd.N, sd.V, m->nparams);
+        printf("| mode | tokens/s | GFLOP/s | of sgemm peak |\n|---|---:|---:|---:|\n");
+        printf("| logits at every position (`rwkvlab logits`), T=%d | %.0f | %.1f | %.1f%% |\n", T, rate[0],
+               fwd_head * rate[0] * 1e-9, 100 * fwd_head * rate[0] * 1e-9 / peak);
+        printf("| context pass, head only at the last token (`lmeval`), T=%d | %.0f | %.1f | %.1f%% |\n", T, rate[1],
+               (fwd_nohead * rate[1] + sf.mm_head * rate[1] / T) * 1e-9,
+               100 * (fwd_nohead * rate[1] + sf.mm_head * rate[1] / T) * 1e-9 / peak);
+        free(tok);
+        rwkv7_free(m);
+    }
     printf("\nload average at end: %.2f\n", bench_loadavg());
     return 0;
 }

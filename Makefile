@@ -50,7 +50,7 @@ CRIT_LIBS  := $(shell pkg-config --libs criterion 2>/dev/null)
 # OpenMP: a compile-and-link probe, not an assumption.
 ifeq ($(NO_OMP),1)
   HAVE_OMP := off (NO_OMP=1)
-  OMP_FLAGS :=
+  OMP_FLAGS := -Wno-unknown-pragmas
 else
   HAVE_OMP := $(shell printf '#include <omp.h>\nint main(void){return omp_get_max_threads()<1;}\n' | \
                 $(CC) -fopenmp -x c - -o /tmp/rwkvlab_omp_probe.$$$$ >/dev/null 2>&1 && echo yes || echo no; \
@@ -77,6 +77,9 @@ CFLAGS_BASE := $(CSTD) $(WARN) $(OMP_FLAGS) $(DEP_CFLAGS) -Icore -Itasks -DRWKVL
 LDLIBS      := $(OMP_FLAGS) $(DEP_LIBS)
 SAN         := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
+# Build directory: NO_OMP=1 builds into its own tree so the two never mix objects.
+O := $(if $(filter 1,$(NO_OMP)),build/noomp,build)
+
 # ---- sources ------------------------------------------------------------------------------------
 LIB_SRC   := $(filter-out core/main.c,$(wildcard core/*.c)) $(wildcard tasks/*.c)
 CLI_SRC   := core/main.c
@@ -90,54 +93,54 @@ FL_f64    := $(OPT) -g -DRWKV_F64
 FL_dbg    := -O1 -g $(SAN)
 FL_dbg64  := -O1 -g $(SAN) -DRWKV_F64
 
-objs = $(patsubst %.c,build/$(1)/%.o,$(2))
+objs = $(patsubst %.c,$(O)/$(1)/%.o,$(2))
 
 .PHONY: all check-deps test debug-test demo bench deps data clean
-all: check-deps build/rwkvlab
+all: check-deps $(O)/rwkvlab
 
 check-deps:
 	@if [ -n "$(strip $(MISSING))" ]; then \
 	  echo "rwkvlab: missing libraries: $(MISSING). Run 'make deps' (or: apt-get install -y $(DEB_PKGS))"; exit 1; fi
 
 define flavour
-build/$(1)/%.o: %.c $(HDRS) | check-deps
+$(O)/$(1)/%.o: %.c $(HDRS) | check-deps
 	@mkdir -p $$(dir $$@)
 	@$(if $(V),,echo "  CC[$(1)] $$<")
 	$(Q)$(CC) $(CFLAGS_BASE) $(FL_$(1)) -c $$< -o $$@
-build/$(1)/librwkvlab.a: $(call objs,$(1),$(LIB_SRC))
+$(O)/$(1)/librwkvlab.a: $(call objs,$(1),$(LIB_SRC))
 	$(Q)rm -f $$@ && ar rcs $$@ $$^
 endef
 $(foreach f,rel f64 dbg dbg64,$(eval $(call flavour,$(f))))
 
-build/rwkvlab: $(call objs,rel,$(CLI_SRC)) build/rel/librwkvlab.a
+$(O)/rwkvlab: $(call objs,rel,$(CLI_SRC)) $(O)/rel/librwkvlab.a
 	$(Q)$(CC) $(FL_rel) -o $@ $^ $(LDLIBS)
 	@echo "  LD $@"
-build/test_f32: $(call objs,rel,$(T32_SRC)) build/rel/librwkvlab.a
+$(O)/test_f32: $(call objs,rel,$(T32_SRC)) $(O)/rel/librwkvlab.a
 	$(Q)$(CC) $(FL_rel) -o $@ $^ $(LDLIBS) $(CRIT_LIBS)
-build/test_f64: $(call objs,f64,$(T64_SRC)) build/f64/librwkvlab.a
+$(O)/test_f64: $(call objs,f64,$(T64_SRC)) $(O)/f64/librwkvlab.a
 	$(Q)$(CC) $(FL_f64) -o $@ $^ $(LDLIBS) $(CRIT_LIBS)
-build/dtest_f32: $(call objs,dbg,$(T32_SRC)) build/dbg/librwkvlab.a
+$(O)/dtest_f32: $(call objs,dbg,$(T32_SRC)) $(O)/dbg/librwkvlab.a
 	$(Q)$(CC) $(FL_dbg) -o $@ $^ $(LDLIBS) $(CRIT_LIBS)
-build/dtest_f64: $(call objs,dbg64,$(T64_SRC)) build/dbg64/librwkvlab.a
+$(O)/dtest_f64: $(call objs,dbg64,$(T64_SRC)) $(O)/dbg64/librwkvlab.a
 	$(Q)$(CC) $(FL_dbg64) -o $@ $^ $(LDLIBS) $(CRIT_LIBS)
-build/rwkvlab_dbg: $(call objs,dbg,$(CLI_SRC)) build/dbg/librwkvlab.a
+$(O)/rwkvlab_dbg: $(call objs,dbg,$(CLI_SRC)) $(O)/dbg/librwkvlab.a
 	$(Q)$(CC) $(FL_dbg) -o $@ $^ $(LDLIBS)
 
-# Tests run from the repository root; integration tests call build/rwkvlab (or RWKVLAB_BIN).
+# Tests run from the repository root; integration tests call $(O)/rwkvlab (or RWKVLAB_BIN).
 TEST_ENV := OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=passive OPENBLAS_THREAD_TIMEOUT=4
-test: check-deps build/rwkvlab build/test_f32 build/test_f64
-	$(TEST_ENV) RWKVLAB_BIN=build/rwkvlab ./build/test_f64 --jobs 1
-	$(TEST_ENV) RWKVLAB_BIN=build/rwkvlab ./build/test_f32 --jobs 1
+test: check-deps $(O)/rwkvlab $(O)/test_f32 $(O)/test_f64
+	$(TEST_ENV) RWKVLAB_BIN=$(O)/rwkvlab ./$(O)/test_f64 --jobs 1
+	$(TEST_ENV) RWKVLAB_BIN=$(O)/rwkvlab ./$(O)/test_f32 --jobs 1
 
-debug-test: check-deps build/rwkvlab_dbg build/dtest_f32 build/dtest_f64
-	$(TEST_ENV) ASAN_OPTIONS=detect_leaks=0 RWKVLAB_BIN=build/rwkvlab_dbg ./build/dtest_f64 --jobs 1
-	$(TEST_ENV) ASAN_OPTIONS=detect_leaks=0 RWKVLAB_BIN=build/rwkvlab_dbg ./build/dtest_f32 --jobs 1
+debug-test: check-deps $(O)/rwkvlab_dbg $(O)/dtest_f32 $(O)/dtest_f64
+	$(TEST_ENV) ASAN_OPTIONS=detect_leaks=0 RWKVLAB_BIN=$(O)/rwkvlab_dbg ./$(O)/dtest_f64 --jobs 1
+	$(TEST_ENV) ASAN_OPTIONS=detect_leaks=0 RWKVLAB_BIN=$(O)/rwkvlab_dbg ./$(O)/dtest_f32 --jobs 1
 
-demo: build/rwkvlab
-	bash experiments/demo.sh
+demo: $(O)/rwkvlab
+	RWKVLAB_BIN=$(O)/rwkvlab bash experiments/demo.sh
 
-bench: build/rwkvlab
-	OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 OMP_WAIT_POLICY=passive OPENBLAS_THREAD_TIMEOUT=4 ./build/rwkvlab bench
+bench: $(O)/rwkvlab
+	OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 OMP_WAIT_POLICY=passive OPENBLAS_THREAD_TIMEOUT=4 ./$(O)/rwkvlab bench
 
 deps:
 	@if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q $(DEB_PKGS); \

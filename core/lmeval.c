@@ -19,13 +19,15 @@
 #define RWKVLAB_VERSION "unknown"
 #endif
 
-/* log-softmax of one row at index y (double accumulation), and whether y is the argmax */
+/* log-softmax of one row at index y, and whether y is the argmax. The terms exp(l - max) are computed
+ * in float (expf: the logits are fp32 anyway) and summed in double. */
 static double logprob_at(const real *lg, int V, int y, int *is_max) {
     int am = 0;
     for (int i = 1; i < V; i++)
         if (lg[i] > lg[am]) am = i;
     double z = 0;
-    for (int i = 0; i < V; i++) z += exp((double)lg[i] - lg[am]);
+    const float mx = (float)lg[am];
+    for (int i = 0; i < V; i++) z += expf((float)lg[i] - mx);
     *is_max = lg[y] >= lg[am];
     return (double)lg[y] - lg[am] - log(z);
 }
@@ -36,12 +38,14 @@ double lmeval_score_continuation(Rwkv7 *m, real *state, const real *lg0, const i
     double lp = logprob_at(lg0, V, cont[0], &g);
     *greedy = g;
     if (ncont > 1) {
-        /* tokens cont[0..n-2] predict cont[1..n-1] */
+        /* tokens cont[0..n-2] predict cont[1..n-1]; positions are independent: parallel, summed in order */
         const real *lg = rwkv7_forward(m, cont, 1, ncont - 1, 16, state, state, NULL);
-        for (int j = 1; j < ncont; j++) {
-            lp += logprob_at(lg + (size_t)(j - 1) * V, V, cont[j], &g);
-            *greedy &= g;
-        }
+        double *lps = xmalloc(ncont * sizeof(double));
+        int *gs = xmalloc(ncont * sizeof(int));
+#pragma omp parallel for schedule(static)
+        for (int j = 1; j < ncont; j++) lps[j] = logprob_at(lg + (size_t)(j - 1) * V, V, cont[j], &gs[j]);
+        for (int j = 1; j < ncont; j++) lp += lps[j], *greedy &= gs[j];
+        free(lps), free(gs);
     }
     return lp;
 }
@@ -95,6 +99,7 @@ static cJSON *run_task(Rwkv7 *m, const Tokenizer *tok, const LmTask *t, const Lm
     real *lg0 = xmalloc(m->d.V * sizeof(real));
     size_t nstate = rwkv7_state_numel(&m->d, 1);
     double t0 = now_seconds(), last_print = 0;
+    const int tty = isatty(STDERR_FILENO);
     long ntok = 0;
     cJSON *res = NULL;
     for (int di = 0; di < n; di++) {
@@ -202,11 +207,12 @@ static cJSON *run_task(Rwkv7 *m, const Tokenizer *tok, const LmTask *t, const Lm
         }
         free(lps), free(greedy);
         double el = now_seconds() - t0;
-        if (!o->quiet && (el - last_print > 1.0 || di + 1 == n)) {
+        /* progress: redrawn in place on a terminal, a plain line every 10 s otherwise */
+        if (!o->quiet && (el - last_print > (tty ? 1.0 : 10.0) || di + 1 == n)) {
             last_print = el;
-            fprintf(stderr, "\r%s: %d/%d docs  %.0f tok/s  ETA %.0fs   ", t->name, di + 1, n, ntok / fmax(el, 1e-9),
-                    (n - di - 1) * el / (di + 1));
-            if (di + 1 == n) fputc('\n', stderr);
+            fprintf(stderr, "%s%s: %d/%d docs  %.0f tok/s  ETA %.0fs%s", tty ? "\r" : "", t->name, di + 1, n,
+                    ntok / fmax(el, 1e-9), (n - di - 1) * el / (di + 1), tty ? "   " : "\n");
+            if (tty && di + 1 == n) fputc('\n', stderr);
         }
     }
     res = cJSON_CreateObject();

@@ -3,8 +3,10 @@
  * digit right, in sequence and recurrent mode; export -> load round trips; bad files are rejected. */
 #include <criterion/criterion.h>
 #include <gsl/gsl_rng.h>
+#include <hdf5.h>
 #include <math.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "rwkv7_io.h"
@@ -121,4 +123,64 @@ Test(checkpoint, rejects_non_rwkv7_files) {
     printf("garbage file: %s\n", e.msg);
     unlink(p);
     cr_expect_neq(rwkv7_load("/nonexistent/model.pth", &m, &e), 0);
+}
+
+/* The checkpoint commands through the CLI: info, logits (sequence == recurrent), trace (HDF5). */
+static int sh(const char *cmd) {
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+Test(checkpoint, cli_info_logits_trace) {
+    const char *p = find_data("models/reverse_L2_x070.pth");
+    if (!p) cr_skip_test("reverse_L2_x070.pth not in data/ or ../shared/data/ (run `make data`)");
+    char model[600];
+    snprintf(model, sizeof model, "%s", p);
+    const char *bin = getenv("RWKVLAB_BIN") ? getenv("RWKVLAB_BIN") : "build/rwkvlab";
+    char dir[] = "/tmp/rwkvlab_cli_XXXXXX", cmd[2048];
+    cr_assert(mkdtemp(dir));
+    snprintf(cmd, sizeof cmd, "%s info %s > %s/info.txt", bin, model, dir);
+    cr_assert_eq(sh(cmd), 0);
+    const char *seqs[2] = {"", " --recurrent"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd, "%s logits --model %s --tokens 1,2,3,10,3,2,1,11 --out %s/l%d.npy%s", bin, model, dir,
+                 i, seqs[i]);
+        cr_assert_eq(sh(cmd), 0, "%s", cmd);
+    }
+    /* .npy files: same header, logits agree to rounding */
+    char a[700], b[700];
+    snprintf(a, sizeof a, "%s/l0.npy", dir);
+    snprintf(b, sizeof b, "%s/l1.npy", dir);
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    cr_assert(fa && fb);
+    unsigned char ha[128], hb[128];
+    cr_assert_eq(fread(ha, 1, 128, fa), 128);
+    cr_assert_eq(fread(hb, 1, 128, fb), 128);
+    cr_expect(!memcmp(ha, hb, 128) && strstr((char *)ha + 10, "(8, 12)"), "npy header: %.80s", ha + 10);
+    float la[96], lb[96];
+    cr_assert_eq(fread(la, 4, 96, fa), 96);
+    cr_assert_eq(fread(lb, 4, 96, fb), 96);
+    fclose(fa), fclose(fb);
+    double md = 0;
+    for (int i = 0; i < 96; i++) md = fmax(md, fabs(la[i] - lb[i]));
+    cr_expect(md < 1e-4, "sequence vs recurrent logits differ by %g", md);
+    /* bad token and bad list are clear errors */
+    snprintf(cmd, sizeof cmd, "%s logits --model %s --tokens 1,99 --out %s/bad.npy 2>/dev/null", bin, model, dir);
+    cr_expect_eq(sh(cmd), 1);
+    snprintf(cmd, sizeof cmd, "%s logits --model %s --tokens 1,x --out %s/bad.npy 2>/dev/null", bin, model, dir);
+    cr_expect_eq(sh(cmd), 1);
+    snprintf(a, sizeof a, "%s/bad.npy", dir);
+    cr_expect(access(a, F_OK) != 0, "a result file was written for bad input");
+    /* trace: the training-probe schema */
+    snprintf(cmd, sizeof cmd, "%s trace --model %s --tokens 1,2,3,10,3,2,1 --out %s/t.h5 > /dev/null", bin, model, dir);
+    cr_assert_eq(sh(cmd), 0);
+    snprintf(a, sizeof a, "%s/t.h5", dir);
+    hid_t f = H5Fopen(a, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert(f >= 0, "cannot open %s", a);
+    const char *paths[] = {"/trajectories", "/trajectories/probe0", "/trajectories/probe0/layer1",
+                           "/trajectories/probe0/layer1/eig_real", "/trajectories/probe0/layer0/state",
+                           "/trajectories/probe0/tokens"};
+    for (int i = 0; i < 6; i++) cr_expect(H5Lexists(f, paths[i], H5P_DEFAULT) > 0, "trace output lacks %s", paths[i]);
+    H5Fclose(f);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    (void)!system(cmd);
 }

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "ckpt.h"
@@ -256,5 +258,60 @@ Test(train, cli_reports_bad_config) {
     cr_expect_eq(sh(cmd), 1);
     s = slurp(outp, &n);
     cr_expect(strstr(s, "head_size"), "%s", s);
+    free(s);
+}
+
+/* A real SIGINT through the CLI: the run checkpoints, exits 130, and --resume finishes it. */
+Test(train, cli_sigint_then_resume) {
+    const char *bin = getenv("RWKVLAB_BIN") ? getenv("RWKVLAB_BIN") : "build/rwkvlab";
+    char cfgp[600], dir[600], log[600];
+    snprintf(cfgp, sizeof cfgp, "%s/long.ini", tmpdir);
+    snprintf(dir, sizeof dir, "%s/sig", tmpdir);
+    snprintf(log, sizeof log, "%s/sig.log", tmpdir);
+    FILE *f = fopen(cfgp, "w");
+    fputs("[experiment]\nname = sig\n[model]\nlayers = 1\nd_model = 32\nhead_size = 16\n[task]\nname = s3\n"
+          "train_len = 16\ntest_lens = 16\ntest_size = 8\n[train]\nsteps = 1000000\nbatch = 8\nwarmup = 1\n"
+          "eval_every = 1000000\nlog_every = 1\nckpt_every = 1000000\n[log]\ntrajectories = 0\n", f);
+    fclose(f);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 1), dup2(fd, 2);
+        execl(bin, bin, "train", cfgp, "--out", dir, (char *)NULL);
+        _exit(127);
+    }
+    /* wait until it has taken some steps (run.h5 holds records), then interrupt */
+    char h5[700];
+    snprintf(h5, sizeof h5, "%s/run.h5", dir);
+    for (int i = 0; i < 300; i++) {
+        struct stat st;
+        if (stat(h5, &st) == 0 && st.st_size > 0 && i > 20) break;
+        usleep(20000);
+    }
+    kill(pid, SIGINT);
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert(WIFEXITED(status), "train did not exit cleanly on SIGINT");
+    cr_expect_eq(WEXITSTATUS(status), TRAIN_INTERRUPTED, "exit status %d, expected 130", WEXITSTATUS(status));
+    char p[700];
+    snprintf(p, sizeof p, "%s/ckpt.bin", dir);
+    Rwkv7 *m = NULL;
+    long step = 0;
+    Err e;
+    cr_assert_eq(ckpt_load_model(p, &m, &step, NULL, &e), 0, "%s", e.msg);
+    cr_expect(step >= 1, "interrupted run checkpointed at step %ld", step);
+    rwkv7_free(m);
+    /* resume to a few steps past the interruption */
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s train %s/config.ini --resume %s --set train.steps=%ld --quiet > %s 2>&1", bin, dir,
+             dir, step + 3, log);
+    cr_expect_eq(sh(cmd), 0, "resume after SIGINT failed (see %s)", log);
+    cr_assert_eq(ckpt_load_model(p, &m, &step, NULL, &e), 0, "%s", e.msg);
+    rwkv7_free(m);
+    size_t n;
+    snprintf(p, sizeof p, "%s/summary.json", dir);
+    char *s = slurp(p, &n);
+    cr_expect(strstr(s, "\"completed\""), "%s", s);
     free(s);
 }

@@ -5,6 +5,7 @@
 #include <gsl/gsl_rng.h>
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "h5log.h"
 #include "lmeval.h"
@@ -204,13 +205,15 @@ int cmd_trace(int argc, char **argv) {
     H5Log *h = h5log_create(out, &at, &err);
     int rc = !h || h5log_trajectory(h, 0, d->L, T, d->H, d->N, ids, tgt, pred, tr.state, tr.decay, tr.a, tr.kk, &err);
     h5log_close(h);
+    if (h && rc) unlink(out); /* we created it: leave no half-written result */
+    const int L = d->L;
     free(tr.state), free(tr.decay), free(tr.a), free(tr.kk), free(pred), free(tgt), free(ids);
     rwkv7_free(m);
     if (rc) {
         fprintf(stderr, "rwkvlab trace: %s\n", err.msg);
         return 1;
     }
-    printf("wrote %s (%d tokens, %d layers)\n", out, T, d->L);
+    printf("wrote %s (%d tokens, %d layers)\n", out, T, L);
     return 0;
 fail:
     free(ids);

@@ -281,14 +281,21 @@ Test(train, cli_sigint_then_resume) {
         execl(bin, bin, "train", cfgp, "--out", dir, (char *)NULL);
         _exit(127);
     }
-    /* wait until it has taken some steps (run.h5 holds records), then interrupt */
-    char h5[700];
-    snprintf(h5, sizeof h5, "%s/run.h5", dir);
-    for (int i = 0; i < 300; i++) {
-        struct stat st;
-        if (stat(h5, &st) == 0 && st.st_size > 0 && i > 20) break;
-        usleep(20000);
+    /* wait until the training loop runs (its progress lines reach run.log), then interrupt */
+    char rl[700];
+    snprintf(rl, sizeof rl, "%s/run.log", dir);
+    int started = 0;
+    for (int i = 0; i < 3000 && !started; i++) { /* up to 60 s on a loaded machine */
+        FILE *lf = fopen(rl, "r");
+        if (lf) {
+            char line[512];
+            while (fgets(line, sizeof line, lf))
+                if (!strncmp(line, "step 3/", 7)) started = 1;
+            fclose(lf);
+        }
+        if (!started) usleep(20000);
     }
+    cr_assert(started, "training did not start within 60 s (see %s)", log);
     kill(pid, SIGINT);
     int status;
     waitpid(pid, &status, 0);

@@ -125,8 +125,15 @@ static cJSON *run_task(Rwkv7 *m, const Tokenizer *tok, const LmTask *t, const Lm
                 free(cids), free(kids), free(lps), free(greedy), free(prev_ctx);
                 goto fail;
             }
-            for (size_t i = 0; i < nc; i++) CHECK(cids[i] < m->d.V, "token %d >= vocabulary %d", cids[i], m->d.V);
-            for (size_t i = 0; i < nk; i++) CHECK(kids[i] < m->d.V, "token %d >= vocabulary %d", kids[i], m->d.V);
+            int bad = -1;
+            for (size_t i = 0; i < nc; i++) bad = cids[i] >= m->d.V ? cids[i] : bad;
+            for (size_t i = 0; i < nk; i++) bad = kids[i] >= m->d.V ? kids[i] : bad;
+            if (bad >= 0) {
+                err_set(err, "%s doc %d: token %d is outside the model's vocabulary of %d: this checkpoint does not use "
+                             "the RWKV World tokenizer (65536 tokens), the only one rwkvlab has", t->name, di, bad, m->d.V);
+                free(cids), free(kids), free(lps), free(greedy), free(prev_ctx);
+                goto fail;
+            }
             int reuse = !o->no_share && prev_ctx && prev_n == nc && !memcmp(prev_ctx, cids, nc * sizeof(int));
             if (!reuse) {
                 memset(ctx_state, 0, nstate * sizeof(real));

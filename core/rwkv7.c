@@ -293,13 +293,18 @@ static real *carve(size_t *off, real *base, size_t n) {
     return p;
 }
 
+static int lora_max_rank(const Rwkv7Dims *d) {
+    int m = d->Dw;
+    if (d->Da > m) m = d->Da;
+    if (d->Dv > m) m = d->Dv;
+    if (d->Dg > m) m = d->Dg;
+    return m;
+}
+
 static void layer_acts_layout(LayerActs *a, size_t *off, real *base, const Rwkv7Dims *d, size_t R,
                               int with_scratch) {
     const size_t C = d->C, H = d->H;
-    int Dmax = d->Dw;
-    if (d->Da > Dmax) Dmax = d->Da;
-    if (d->Dv > Dmax) Dmax = d->Dv;
-    if (d->Dg > Dmax) Dmax = d->Dg;
+    const int Dmax = lora_max_rank(d);
 #define RC(f) a->f = carve(off, base, R * C)
     RC(x_in), RC(ln1), a->ln1_m = carve(off, base, R), a->ln1_r = carve(off, base, R), RC(prev1);
     RC(xr), RC(xw), RC(xk), RC(xv), RC(xa), RC(xg), RC(r), RC(k), RC(v);
@@ -584,8 +589,8 @@ void rwkv7_backward(Rwkv7 *m) {
     zero(A->dvfirst, (size_t)R * C);
 
     LayerActs *g = &A->dla;
-    const size_t dla_numel = (size_t)(A->dla.preD - A->dla.x_in) +
-                             (size_t)R * (d->Dw > d->Da ? (d->Dw > d->Dv ? (d->Dw > d->Dg ? d->Dw : d->Dg) : (d->Dv > d->Dg ? d->Dv : d->Dg)) : (d->Da > d->Dv ? (d->Da > d->Dg ? d->Da : d->Dg) : (d->Dv > d->Dg ? d->Dv : d->Dg)));
+    /* the gradient scratch of one layer is contiguous from x_in to the end of preD */
+    const size_t dla_numel = (size_t)(A->dla.preD - A->dla.x_in) + (size_t)R * lora_max_rank(d);
     for (int l = L - 1; l >= 0; l--) {
         const Rwkv7Layer *P = &W->layer[l];
         Rwkv7Layer *Q = &G->layer[l];

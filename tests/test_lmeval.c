@@ -164,6 +164,10 @@ Test(lmeval, bad_input_errors) {
     snprintf(out, sizeof out, "%s", tmp);
     LmevalOpts o = {.model_path = "/nonexistent.pth", .tasks = "piqa", .data_dir = data, .out_dir = out, .device = "cpu"};
     cr_expect_neq(lmeval_run(&o, &e), 0);
+    o.model_path = "tests/fixtures/ckpt/tiny_f32.safetensors"; /* V = 97: not a World-tokenizer model */
+    o.quiet = 1;
+    cr_expect_neq(lmeval_run(&o, &e), 0);
+    cr_expect(strstr(e.msg, "vocabulary"), "%s", e.msg);
     o.model_path = model, o.device = "cuda";
     cr_expect_neq(lmeval_run(&o, &e), 0);
     cr_expect(strstr(e.msg, "cpu"), "%s", e.msg);

@@ -24,6 +24,8 @@ static int infer_dims(const TensorFile *tf, Rwkv7Dims *d, const char *path, Err 
         return err_set(err, "%s: no 2-D 'blocks.0.att.r_k' [H,N]: not an RWKV-7 (x070) checkpoint", path);
     d->V = (int)dim(emb, 0), d->C = (int)dim(emb, 1);
     d->H = (int)dim(rk, 0), d->N = (int)dim(rk, 1);
+    if (d->V <= 0 || d->C <= 0 || d->H <= 0 || d->N <= 0)
+        return err_set(err, "%s: empty emb.weight [%d,%d] or blocks.0.att.r_k [%d,%d]", path, d->V, d->C, d->H, d->N);
     if ((long)d->H * d->N != d->C)
         return err_set(err, "%s: blocks.0.att.r_k is [%d,%d] but emb.weight has C=%d (H*N must equal C)", path,
                        d->H, d->N, d->C);

@@ -5,9 +5,14 @@
 #include <gsl/gsl_rng.h>
 #include <math.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "ckpt.h"
+#include "config.h"
 #include "h5log.h"
+#include "task.h"
+#include "train.h"
 #include "lmeval.h"
 #include "lmeval_data.h"
 #include "rwkv7_io.h"
@@ -322,4 +327,68 @@ int cmd_init(int argc, char **argv) {
     else printf("wrote %s (%zu parameters, %s)\n", to, m->nparams, tf_dtype_name(dtype));
     rwkv7_free(m);
     return rc ? 1 : 0;
+}
+
+/* rwkvlab evaltask RUN_DIR|CKPT --lengths 32,64,...: synthetic-task accuracy vs length of a trained model. */
+int cmd_evaltask(int argc, char **argv) {
+    const char *lens = opt(argc, argv, "--lengths"), *ns = opt(argc, argv, "--n"), *ss = opt(argc, argv, "--seed");
+    if (argc < 2 || argv[1][0] == '-' || !lens || flag(argc, argv, "--help")) {
+        printf("usage: rwkvlab evaltask RUN_DIR|CKPT --lengths 32,64,... [--n N] [--seed S]\n"
+               "  token and full-sequence accuracy of a trained model on fixed test sets of each length\n"
+               "  (the task and, by default, the test-set seed and size come from the run's config)\n");
+        return !flag(argc, argv, "--help");
+    }
+    Err err = {{0}};
+    char ckpt[4200];
+    struct stat st;
+    if (stat(argv[1], &st) == 0 && S_ISDIR(st.st_mode)) snprintf(ckpt, sizeof ckpt, "%s/ckpt.bin", argv[1]);
+    else snprintf(ckpt, sizeof ckpt, "%s", argv[1]);
+    Rwkv7 *m = NULL;
+    char *ini = NULL;
+    long step = 0;
+    if (ckpt_load_model(ckpt, &m, &step, &ini, &err)) {
+        fprintf(stderr, "rwkvlab evaltask: %s\n", err.msg);
+        return 1;
+    }
+    /* the config the model was trained with travels inside ckpt.bin */
+    char tmp[] = "/tmp/rwkvlab_evaltask_XXXXXX";
+    int fd = mkstemp(tmp);
+    RunConfig cfg;
+    config_defaults(&cfg);
+    int rc = 1;
+    int *L = NULL, nL = 0;
+    Task *task = NULL;
+    if (fd < 0 || write(fd, ini, strlen(ini)) != (ssize_t)strlen(ini)) {
+        fprintf(stderr, "rwkvlab evaltask: cannot write a temporary file\n");
+        goto out;
+    }
+    if (config_load(&cfg, tmp, &err) || parse_ids(lens, &L, &nL, &err) || !(task = task_create(&cfg, &err))) {
+        fprintf(stderr, "rwkvlab evaltask: %s\n", err.msg);
+        goto out;
+    }
+    int n = ns ? atoi(ns) : cfg.task.test_size;
+    unsigned long seed = ss ? strtoul(ss, NULL, 10) : (unsigned long)cfg.experiment.seeds[0];
+    if (n < 1) {
+        fprintf(stderr, "rwkvlab evaltask: --n must be >= 1\n");
+        goto out;
+    }
+    printf("%s, step %ld; %s; %d sequences per length, test seed %lu\n", ckpt, step, task_describe(task), n, seed);
+    printf("  %8s  %9s  %9s\n", "length", "token_acc", "seq_acc");
+    for (int i = 0; i < nL; i++) {
+        if (L[i] < 1) continue;
+        Batch b;
+        task_testset(task, seed, L[i], n, &b);
+        double ta, sa;
+        train_evaluate(m, b.inputs, b.targets, b.mask, n, L[i], 16, 1L << 16, &ta, &sa);
+        printf("  %8d  %9.4f  %9.4f\n", L[i], ta, sa);
+        fflush(stdout);
+        batch_free(&b);
+    }
+    rc = 0;
+out:
+    if (fd >= 0) close(fd), unlink(tmp);
+    free(L), free(ini);
+    task_free(task);
+    rwkv7_free(m);
+    return rc;
 }

@@ -1,4 +1,4 @@
-/* cmd_model.h -- CLI subcommands working on checkpoints (info, logits, export, trace). */
+/* cmd_model.h -- CLI subcommands working on checkpoints (info, logits, export, trace, init, lmeval, evaltask). */
 #ifndef RWKV_CMD_MODEL_H
 #define RWKV_CMD_MODEL_H
 #ifndef RWKVLAB_VERSION
@@ -10,4 +10,5 @@ int cmd_export(int argc, char **argv);
 int cmd_trace(int argc, char **argv);
 int cmd_lmeval(int argc, char **argv);
 int cmd_init(int argc, char **argv);
+int cmd_evaltask(int argc, char **argv);
 #endif

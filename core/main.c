@@ -20,6 +20,7 @@ static void usage(FILE *f) {
             "usage: rwkvlab <command> [options]   (rwkvlab <command> --help for details)\n"
             "  train CONFIG [--set section.key=value ...] [--out DIR] [--resume DIR]\n"
             "                 train one run (first seed of the config); see README\n"
+            "  evaltask RUN_DIR|CKPT --lengths 32,64,... [--n N] [--seed S]   accuracy vs length\n"
             "  config [CONFIG] [--set section.key=value ...]\n"
             "                 print the resolved config (defaults when no CONFIG) and check it\n"
             "  info FILE      architecture, shapes, parameter and state counts of a checkpoint\n"
@@ -167,6 +168,7 @@ int main(int argc, char **argv) {
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "evaltask")) return cmd_evaltask(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "logits")) return cmd_logits(argc - 1, argv + 1);
     if (!strcmp(cmd, "export")) return cmd_export(argc - 1, argv + 1);

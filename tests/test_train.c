@@ -322,3 +322,39 @@ Test(train, cli_sigint_then_resume) {
     cr_expect(strstr(s, "\"completed\""), "%s", s);
     free(s);
 }
+
+/* evaltask on a finished run reproduces the run's own final evaluation (same fixed test sets). */
+Test(train, evaltask_matches_final_eval) {
+    RunConfig c;
+    small_cfg(&c, 5);
+    cr_assert_eq(run(&c, "ev", NULL, 0, 0), TRAIN_OK);
+    const char *bin = getenv("RWKVLAB_BIN") ? getenv("RWKVLAB_BIN") : "build/rwkvlab";
+    char cmd[2048], outp[600];
+    snprintf(outp, sizeof outp, "%s/ev.txt", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s evaltask %s/ev --lengths 12,24 > %s 2>&1", bin, tmpdir, outp);
+    cr_assert_eq(sh(cmd), 0);
+    FILE *f = fopen(outp, "r");
+    char line[512];
+    double got[2][2];
+    int k = 0;
+    while (fgets(line, sizeof line, f) && k < 2) {
+        int len;
+        double ta, sa;
+        if (sscanf(line, " %d %lf %lf", &len, &ta, &sa) == 3) got[k][0] = ta, got[k][1] = sa, k++;
+    }
+    fclose(f);
+    cr_assert_eq(k, 2, "evaltask printed %d rows", k);
+    /* the run's final /eval records for lengths 12 and 24 */
+    char h5[600];
+    snprintf(h5, sizeof h5, "%s/ev/run.h5", tmpdir);
+    hsize_t n;
+    double *ta = read_ds(h5, "/eval/token_acc", &n), *sa = read_ds(h5, "/eval/seq_acc", &n);
+    cr_assert(n >= 2);
+    for (int i = 0; i < 2; i++) {
+        cr_expect(fabs(got[i][0] - ta[n - 2 + i]) < 5e-5, "length %d token acc %.4f vs run %.4f", i ? 24 : 12,
+                  got[i][0], ta[n - 2 + i]);
+        cr_expect(fabs(got[i][1] - sa[n - 2 + i]) < 5e-5, "length %d seq acc %.4f vs run %.4f", i ? 24 : 12,
+                  got[i][1], sa[n - 2 + i]);
+    }
+    free(ta), free(sa);
+}

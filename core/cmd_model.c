@@ -233,7 +233,7 @@ int cmd_lmeval(int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: rwkvlab lmeval --model FILE --tasks lambada_openai,piqa,... [--device cpu]\n"
                    "       [--data DIR] [--out DIR] [--limit N] [--prefix none|0|newline] [--split lmeval|separate]\n"
-                   "       [--samples] [--bootstrap N] [--no-share] [--quiet]\n"
+                   "       [--samples] [--bootstrap N] [--no-share] [--quiet] [--batch N (GPU engine; ignored on cpu)]\n"
                    "  tasks: lambada_openai, piqa, hellaswag, arc_easy, arc_challenge, winogrande, openbookqa,\n"
                    "         copa, sciq (needs DATA/sciq_test.jsonl)\n"
                    "  writes OUT/results_<time>.json (lm-eval layout) and with --samples\n"

@@ -357,6 +357,12 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
             goto done;
         }
         step = s_model;
+        if (step >= cfg->train.steps) {
+            fprintf(stderr, "rwkvlab train: %s is already at step %ld of %ld: nothing to resume (to train longer, "
+                            "add --set train.steps=N with N > %ld)\n", r->dir, step, cfg->train.steps, step);
+            rc = TRAIN_OK;
+            goto done;
+        }
         path_in(p, sizeof p, r, "run.h5");
         if (!(r->h5 = h5log_reopen(p, step, err))) goto done;
     } else {

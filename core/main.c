@@ -6,6 +6,7 @@
 
 #include "bench.h"
 #include "cmd_model.h"
+#include "sweep.h"
 #include "config.h"
 #include "train.h"
 
@@ -20,6 +21,7 @@ static void usage(FILE *f) {
             "usage: rwkvlab <command> [options]   (rwkvlab <command> --help for details)\n"
             "  train CONFIG [--set section.key=value ...] [--out DIR] [--resume DIR]\n"
             "                 train one run (first seed of the config); see README\n"
+            "  sweep CONFIG [--jobs N] [--slurm] [--dry-run] [--out DIR]   the [sweep] grid x seeds\n"
             "  evaltask RUN_DIR|CKPT --lengths 32,64,... [--n N] [--seed S]   accuracy vs length\n"
             "  config [CONFIG] [--set section.key=value ...]\n"
             "                 print the resolved config (defaults when no CONFIG) and check it\n"
@@ -168,6 +170,7 @@ int main(int argc, char **argv) {
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "sweep")) return sweep_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "evaltask")) return cmd_evaltask(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "logits")) return cmd_logits(argc - 1, argv + 1);

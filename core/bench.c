@@ -368,7 +368,7 @@ int bench_main(int argc, char **argv) {
     /* 6. CPU scoring throughput of a 0.1B-shaped checkpoint (random weights; speed does not depend on them) */
     {
         Rwkv7Dims sd = {.V = 65536, .C = quick ? 256 : 768, .L = quick ? 2 : 12, .N = 64, .has_ln0 = 1};
-        Rwkv7 *m = rwkv7_create(&sd);
+        Rwkv7 *m = rwkv7_create_inference(&sd);
         gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
         for (size_t i = 0; i < m->nparams; i++) m->params[i] = (real)(0.02 * (gsl_rng_uniform(rng) - 0.5));
         const int T = 128, reps = quick ? 2 : 4;

@@ -129,7 +129,7 @@ int ckpt_load_model(const char *path, Rwkv7 **m_out, long *step, char **config_i
     cfg[cl] = 0;
     Rwkv7Dims d = {.V = dims[0], .C = dims[1], .L = dims[2], .N = dims[3], .Dw = dims[4], .Da = dims[5],
                    .Dv = dims[6], .Dg = dims[7], .extended = dims[8], .has_ln0 = dims[9]};
-    Rwkv7 *m = rwkv7_create(&d);
+    Rwkv7 *m = rwkv7_create_inference(&d);
     if ((size_t)np != m->nparams) {
         err_set(err, "'%s': header says %lld parameters but the dimensions give %zu", path, (long long)np, m->nparams);
         rwkv7_free(m), free(cfg);

@@ -295,9 +295,10 @@ int cmd_init(int argc, char **argv) {
     const char *to = opt(argc, argv, "--to");
     if (!to || flag(argc, argv, "--help")) {
         printf("usage: rwkvlab init --to FILE.pth|FILE.safetensors [--vocab V] [--layers L] [--d-model C]\n"
-               "       [--head-size N] [--seed S] [--noise X] [--dtype bf16|f16|f32]\n"
+               "       [--head-size N] [--seed S] [--noise X] [--random X] [--dtype bf16|f16|f32]\n"
                "  official initialisation (plus uniform noise of half-width X on every parameter, so that the\n"
-               "  zero-initialised matrices take part); defaults: the 0.1B shape V=65536 L=12 C=768 N=64\n");
+               "  zero-initialised matrices take part); --random X instead fills every parameter uniformly in [-X,X]\n"
+               "  (fast, for benchmark-sized files); defaults: the 0.1B shape V=65536 L=12 C=768 N=64\n");
         return !flag(argc, argv, "--help");
     }
     const char *s;
@@ -315,10 +316,14 @@ int cmd_init(int argc, char **argv) {
     double noise = (s = opt(argc, argv, "--noise")) ? atof(s) : 0;
     TfDType dtype = TF_BF16;
     if ((s = opt(argc, argv, "--dtype"))) dtype = !strcmp(s, "f32") ? TF_F32 : !strcmp(s, "f16") ? TF_F16 : TF_BF16;
-    Rwkv7 *m = rwkv7_create(&d);
+    Rwkv7 *m = rwkv7_create_inference(&d);
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     gsl_rng_set(rng, seed);
-    rwkv7_init_official(m, rng);
+    double uni = (s = opt(argc, argv, "--random")) ? atof(s) : 0;
+    if (uni > 0) /* fast, for benchmark-sized files: the official init orthogonalises every matrix */
+        for (size_t i = 0; i < m->nparams; i++) m->params[i] = (real)(uni * (2 * gsl_rng_uniform(rng) - 1));
+    else
+        rwkv7_init_official(m, rng);
     for (size_t i = 0; noise > 0 && i < m->nparams; i++) m->params[i] += (real)(noise * (2 * gsl_rng_uniform(rng) - 1));
     gsl_rng_free(rng);
     Err err = {{0}};

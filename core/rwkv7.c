@@ -123,7 +123,11 @@ void rwkv7_default_ranks(Rwkv7Dims *d) {
 #undef RANK
 }
 
-Rwkv7 *rwkv7_create(const Rwkv7Dims *dims) {
+static Rwkv7 *create(const Rwkv7Dims *dims, int with_grads);
+Rwkv7 *rwkv7_create(const Rwkv7Dims *dims) { return create(dims, 1); }
+Rwkv7 *rwkv7_create_inference(const Rwkv7Dims *dims) { return create(dims, 0); }
+
+static Rwkv7 *create(const Rwkv7Dims *dims, int with_grads) {
     Rwkv7 *m = xcalloc(1, sizeof *m);
     m->d = *dims;
     Rwkv7Dims *d = &m->d;
@@ -138,12 +142,12 @@ Rwkv7 *rwkv7_create(const Rwkv7Dims *dims) {
     m->nparams = wk.off;
     m->tensors = xcalloc(m->ntensors, sizeof(ParamTensor));
     m->params = xcalloc(m->nparams, sizeof(real));
-    m->grads = xcalloc(m->nparams, sizeof(real));
+    m->grads = with_grads ? xcalloc(m->nparams, sizeof(real)) : NULL;
     m->w.layer = xcalloc(d->L, sizeof(Rwkv7Layer));
     m->g.layer = xcalloc(d->L, sizeof(Rwkv7Layer));
     Walk wp = {.base = m->params, .table = m->tensors};
     rwkv7_layout(d, &wp, &m->w);
-    Walk wg = {.base = m->grads};
+    Walk wg = {.base = m->grads}; /* base NULL: every gradient pointer stays NULL */
     rwkv7_layout(d, &wg, &m->g);
     return m;
 }
@@ -321,10 +325,12 @@ static void layer_acts_layout(LayerActs *a, size_t *off, real *base, const Rwkv7
 #undef RC
 }
 
-static void acts_layout(Rwkv7Acts *A, real *base, const Rwkv7Dims *d, int B, int T, int K) {
+/* with_backward = 0 (a model without gradients): no gradient scratch is carved at all */
+static void acts_layout(Rwkv7Acts *A, real *base, const Rwkv7Dims *d, int B, int T, int K, int with_backward) {
     size_t off = 0, R = (size_t)B * T, C = d->C, V = d->V;
     for (int l = 0; l < d->L; l++) layer_acts_layout(&A->la[l], &off, base, d, R, 0);
-    layer_acts_layout(&A->dla, &off, base, d, R, 1);
+    memset(&A->dla, 0, sizeof A->dla);
+    if (with_backward) layer_acts_layout(&A->dla, &off, base, d, R, 1);
     Wkv7Dims wd = {B, T, d->H, d->N, K};
     A->ckpt_layer = wkv7_ckpt_numel(&wd);
     A->ckpt = carve(&off, base, A->ckpt_layer * d->L);
@@ -333,8 +339,11 @@ static void acts_layout(Rwkv7Acts *A, real *base, const Rwkv7Dims *d, int B, int
     A->x_fin = carve(&off, base, R * C), A->lnf = carve(&off, base, R * C);
     A->lnf_m = carve(&off, base, R), A->lnf_r = carve(&off, base, R);
     A->logits = carve(&off, base, R * V), A->probs = carve(&off, base, R * V);
-    A->dx = carve(&off, base, R * C), A->dvfirst = carve(&off, base, R * C);
-    A->dlnf = carve(&off, base, R * C), A->dlogits = carve(&off, base, R * V), A->demb = carve(&off, base, R * C);
+    A->dx = A->dvfirst = A->dlnf = A->dlogits = A->demb = NULL;
+    if (with_backward) {
+        A->dx = carve(&off, base, R * C), A->dvfirst = carve(&off, base, R * C);
+        A->dlnf = carve(&off, base, R * C), A->dlogits = carve(&off, base, R * V), A->demb = carve(&off, base, R * C);
+    }
     A->numel = off;
 }
 
@@ -353,7 +362,7 @@ static void acts_ensure(Rwkv7 *m, int B, int T, int K) {
         A->la = xcalloc(m->d.L, sizeof(LayerActs));
     }
     size_t cap = A->numel;
-    acts_layout(A, NULL, &m->d, B, T, K);
+    acts_layout(A, NULL, &m->d, B, T, K, m->grads != NULL);
     size_t R = (size_t)B * T;
     if (A->numel > cap || !A->buf) {
         free(A->buf), free(A->tokens), free(A->targets), free(A->mask);
@@ -370,7 +379,7 @@ static void acts_ensure(Rwkv7 *m, int B, int T, int K) {
         CHECK(A->tokens && A->targets && A->mask, "out of memory for %zu rows", R);
         A->rows_cap = R;
     }
-    acts_layout(A, A->buf, &m->d, B, T, K);
+    acts_layout(A, A->buf, &m->d, B, T, K, m->grads != NULL);
     A->cap = cap > A->numel ? cap : A->numel;
     A->numel = A->cap;
     m->acts = A, m->B = B, m->T = T, m->K = K;
@@ -566,6 +575,7 @@ void rwkv7_backward(Rwkv7 *m) {
     Rwkv7Weights *G = &m->g;
     CHECK(A, "rwkv7_backward called before rwkv7_forward");
     CHECK(!m->head_last_only, "rwkv7_backward after a head_last_only forward (inference mode)");
+    CHECK(m->grads, "rwkv7_backward on a model made by rwkv7_create_inference (no gradient buffer)");
 
     // fwd: loss = CE(logits); logits = lnf head^T; lnf = LN(x_fin)
     zero(A->dlogits, (size_t)R * V);

@@ -158,19 +158,73 @@ int cmd_export(int argc, char **argv) {
     return 0;
 }
 
+/* --tokens accepts a comma list or the name of a file holding ids (separated by commas or whitespace) */
+static int ids_from_arg(const char *arg, int **ids, int *n, Err *err) {
+    FILE *f = fopen(arg, "r");
+    if (!f) return parse_ids(arg, ids, n, err);
+    size_t cap = 1 << 16, len = 0;
+    char *buf = xmalloc(cap);
+    size_t k;
+    while ((k = fread(buf + len, 1, cap - len - 1, f)) > 0)
+        if ((len += k) + 1 == cap) buf = realloc(buf, cap *= 2);
+    fclose(f);
+    buf[len] = 0;
+    for (char *c = buf; *c; c++)
+        if (*c == ' ' || *c == '\n' || *c == '\t' || *c == '\r') *c = ',';
+    char *p = buf; /* collapse runs of separators */
+    for (char *q = buf; *q; q++)
+        if (!(*q == ',' && (p == buf || p[-1] == ','))) *p++ = *q;
+    if (p > buf && p[-1] == ',') p--;
+    *p = 0;
+    int rc = parse_ids(buf, ids, n, err);
+    if (rc) err_set(err, "--tokens %s: the file must hold token ids separated by commas or whitespace", arg);
+    free(buf);
+    return rc;
+}
+
 int cmd_trace(int argc, char **argv) {
     const char *model = opt(argc, argv, "--model"), *toks = opt(argc, argv, "--tokens"),
                *text = opt(argc, argv, "--text"), *out = opt(argc, argv, "--out"),
-               *data = opt(argc, argv, "--data");
-    if (!model || !out || (!toks && !text) || flag(argc, argv, "--help")) {
-        printf("usage: rwkvlab trace --model FILE (--tokens 0,17,... | --text STR [--data DIR]) --out FILE.h5\n"
-               "  state trajectory of one prompt (same schema as training probes: /trajectories/probe0)\n");
+               *data = opt(argc, argv, "--data"), *task = opt(argc, argv, "--task");
+    if (!model || !out || (!toks && !text && !task) || flag(argc, argv, "--help")) {
+        printf("usage: rwkvlab trace --model FILE (--tokens 0,17,...|IDS_FILE | --text STR [--data DIR] |\n"
+               "                     --task NAME[:VARIANT] [--len T] [--seed S]) --out FILE.h5\n"
+               "  state trajectory of one sequence (same schema as training probes: /trajectories/probe0);\n"
+               "  targets are the next token, or for --task the task's labels (e.g. --task s5:swaps)\n");
         return !flag(argc, argv, "--help");
     }
     Err err = {{0}};
-    int *ids = NULL, T = 0;
+    int *ids = NULL, *task_tgt = NULL, T = 0;
     if (toks) {
-        if (parse_ids(toks, &ids, &T, &err)) goto fail;
+        if (ids_from_arg(toks, &ids, &T, &err)) goto fail;
+    } else if (task) {
+        RunConfig cfg;
+        config_defaults(&cfg);
+        char nm[160], set[200];
+        snprintf(nm, sizeof nm, "%s", task);
+        char *variant = strchr(nm, ':');
+        if (variant) *variant++ = 0;
+        snprintf(set, sizeof set, "task.name=%s", nm);
+        if (config_set(&cfg, set, &err)) goto fail;
+        if (variant) {
+            snprintf(set, sizeof set, "task.variant=%s", variant);
+            if (config_set(&cfg, set, &err)) goto fail;
+        } else if (config_set(&cfg, "task.variant=full", &err)) goto fail;
+        Task *tk = task_create(&cfg, &err);
+        if (!tk) goto fail;
+        T = opt(argc, argv, "--len") ? atoi(opt(argc, argv, "--len")) : 64;
+        unsigned long seed = opt(argc, argv, "--seed") ? strtoul(opt(argc, argv, "--seed"), NULL, 10) : 1;
+        if (T < 1) {
+            task_free(tk);
+            err_set(&err, "--len must be >= 1");
+            goto fail;
+        }
+        Batch b;
+        task_testset(tk, seed, T, 1, &b);
+        ids = xmalloc(T * sizeof(int)), task_tgt = xmalloc(T * sizeof(int));
+        memcpy(ids, b.inputs, T * sizeof(int)), memcpy(task_tgt, b.targets, T * sizeof(int));
+        batch_free(&b);
+        task_free(tk);
     } else {
         char vp[4096];
         snprintf(vp, sizeof vp, "%s/rwkv_vocab_v20230424.txt", data ? data : "data");
@@ -202,7 +256,7 @@ int cmd_trace(int argc, char **argv) {
         for (int v = 1; v < d->V; v++)
             if (lg[(size_t)t * d->V + v] > lg[(size_t)t * d->V + am]) am = v;
         pred[t] = am;
-        tgt[t] = t + 1 < T ? ids[t + 1] : -1; /* next token; -1 after the last */
+        tgt[t] = task_tgt ? task_tgt[t] : t + 1 < T ? ids[t + 1] : -1; /* task label, or the next token */
     }
     H5RunAttrs at = {.config_ini = "", .code_version = RWKVLAB_VERSION, .seed = 0, .arch = "rwkv7",
                      .param_count = (long)m->nparams, .state_size = (long)d->L * d->H * d->N * d->N,
@@ -212,7 +266,7 @@ int cmd_trace(int argc, char **argv) {
     h5log_close(h);
     if (h && rc) unlink(out); /* we created it: leave no half-written result */
     const int L = d->L;
-    free(tr.state), free(tr.decay), free(tr.a), free(tr.kk), free(pred), free(tgt), free(ids);
+    free(tr.state), free(tr.decay), free(tr.a), free(tr.kk), free(pred), free(tgt), free(ids), free(task_tgt);
     rwkv7_free(m);
     if (rc) {
         fprintf(stderr, "rwkvlab trace: %s\n", err.msg);
@@ -221,7 +275,7 @@ int cmd_trace(int argc, char **argv) {
     printf("wrote %s (%d tokens, %d layers)\n", out, T, L);
     return 0;
 fail:
-    free(ids);
+    free(ids), free(task_tgt);
     fprintf(stderr, "rwkvlab trace: %s\n", err.msg);
     return 1;
 }

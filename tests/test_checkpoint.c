@@ -181,6 +181,26 @@ Test(checkpoint, cli_info_logits_trace) {
                            "/trajectories/probe0/tokens"};
     for (int i = 0; i < 6; i++) cr_expect(H5Lexists(f, paths[i], H5P_DEFAULT) > 0, "trace output lacks %s", paths[i]);
     H5Fclose(f);
+    /* trace from a file of ids, and from a synthetic task sequence (labels as targets) */
+    snprintf(a, sizeof a, "%s/ids.txt", dir);
+    FILE *fi = fopen(a, "w");
+    fputs("1, 2 3\n10\n", fi);
+    fclose(fi);
+    snprintf(cmd, sizeof cmd, "%s trace --model %s --tokens %s --out %s/t2.h5 > /dev/null", bin, model, a, dir);
+    cr_expect_eq(sh(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s trace --model %s --task s3 --len 10 --out %s/t3.h5 > /dev/null", bin, model, dir);
+    cr_expect_eq(sh(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s trace --model %s --task nosuch --out %s/t4.h5 2>/dev/null", bin, model, dir);
+    cr_expect_eq(sh(cmd), 1);
+    snprintf(a, sizeof a, "%s/t2.h5", dir);
+    f = H5Fopen(a, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert(f >= 0);
+    hid_t ds = H5Dopen2(f, "/trajectories/probe0/tokens", H5P_DEFAULT);
+    int tk[4] = {0};
+    H5Dread(ds, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, tk);
+    cr_expect(tk[0] == 1 && tk[1] == 2 && tk[2] == 3 && tk[3] == 10, "tokens read from the file: %d %d %d %d", tk[0],
+              tk[1], tk[2], tk[3]);
+    H5Dclose(ds), H5Fclose(f);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     (void)!system(cmd);
 }

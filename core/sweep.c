@@ -373,6 +373,7 @@ int sweep_main(int argc, char **argv) {
             r->pid = pid;
             running++;
             printf("  [start] %s-seed%ld%s\n", r->label, r->seed, resume ? " (resuming)" : "");
+            fflush(stdout);
         }
         if (running == 0) break;
         int status;
@@ -385,6 +386,7 @@ int sweep_main(int argc, char **argv) {
                 if (runs[i].status) failed++;
                 printf("  [%s] %s-seed%ld%s\n", runs[i].status ? "FAILED" : "done", runs[i].label, runs[i].seed,
                        runs[i].status ? " (see its .stderr file and run.log)" : "");
+                fflush(stdout);
             }
     }
     aggregate(root, &g, runs, (int)nruns, &c);

@@ -29,6 +29,8 @@
 #include "common.h"
 #include "optim.h"
 #include "rwkv7.h"
+#include "lmeval_data.h"
+#include "tokenizer.h"
 
 typedef struct {
     const char *name;
@@ -395,6 +397,31 @@ int bench_main(int argc, char **argv) {
                100 * (fwd_nohead * rate[1] + sf.mm_head * rate[1] / T) * 1e-9 / peak);
         free(tok);
         rwkv7_free(m);
+    }
+    /* 7. tokenizer: all of LAMBADA (contexts and targets tokenised separately), when the data is here */
+    {
+        Err err = {{0}};
+        Tokenizer *tok = tokenizer_load("data/rwkv_vocab_v20230424.txt", &err);
+        LmTask t;
+        if (tok && lmeval_task_load("lambada_openai", "data", &t, &err) == 0) {
+            double t0 = now_seconds();
+            size_t ntok = 0, bytes = 0;
+            for (int i = 0; i < t.ndocs; i++) {
+                int *a, *b;
+                size_t na, nb;
+                if (lmeval_encode_request(tok, t.docs[i].context, t.docs[i].cont[0], LMEVAL_SPLIT_SEPARATE, 0, &a, &na,
+                                          &b, &nb, &err) == 0)
+                    ntok += na + nb, free(a), free(b);
+                bytes += strlen(t.docs[i].context) + strlen(t.docs[i].cont[0]);
+            }
+            double dt = now_seconds() - t0;
+            printf("\n## tokenizer\n\nLAMBADA (%d documents, %zu bytes) tokenised in %.3f s: %zu tokens, %.1f MB/s\n",
+                   t.ndocs, bytes, dt, ntok, bytes / dt / 1e6);
+            lmeval_task_free(&t);
+        } else {
+            printf("\n## tokenizer\n\nskipped: %s (run `make data`)\n", err.msg);
+        }
+        tokenizer_free(tok);
     }
     printf("\nload average at end: %.2f\n", bench_loadavg());
     return 0;

@@ -424,12 +424,7 @@ Test(lmeval_data, lambada_token_statistics) {
     cr_assert_eq(ctx_tokens - (size_t)t.ndocs, 401739);
     cr_assert_eq(tgt_tokens, 6918);
     cr_assert_eq(multi, 1511);
-#if defined(__SANITIZE_ADDRESS__)
-    double limit = 10.0; /* sanitizer builds are several times slower */
-#else
-    double limit = 1.0;
-#endif
-    cr_assert_lt(dt, limit, "tokenising LAMBADA took %.3f s (limit %.1f s)", dt, limit);
+    /* speed is measured by `make bench` (BENCHMARKS.md), not asserted here */
     lmeval_task_free(&t);
     tokenizer_free(tok);
 }

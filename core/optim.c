@@ -46,8 +46,14 @@ double grad_norm(const real *g, size_t n) {
 
 void adamw_step(AdamW *o, real *params, real *grads, const ParamTensor *tensors, int ntensors, double *gnorm,
                 double *lr_used) {
-    const AdamWConfig *c = &o->cfg;
     double gn = grad_norm(grads, o->n);
+    adamw_step_norm(o, params, grads, tensors, ntensors, gn, lr_used);
+    if (gnorm) *gnorm = gn;
+}
+
+void adamw_step_norm(AdamW *o, real *params, real *grads, const ParamTensor *tensors, int ntensors, double gn,
+                     double *lr_used) {
+    const AdamWConfig *c = &o->cfg;
     double scale = (c->grad_clip > 0 && gn > c->grad_clip) ? c->grad_clip / gn : 1.0;
     double lr = adamw_lr(c, o->t);
     o->t++;
@@ -65,6 +71,5 @@ void adamw_step(AdamW *o, real *params, real *grads, const ParamTensor *tensors,
             p[i] = (real)(p[i] - tlr * (upd + wd * p[i]));
         }
     }
-    if (gnorm) *gnorm = gn;
     if (lr_used) *lr_used = lr;
 }

@@ -28,8 +28,12 @@ void adamw_free(AdamW *o);
 double adamw_lr(const AdamWConfig *cfg, long t);
 /* L2 norm of the gradient (fixed summation order). */
 double grad_norm(const real *g, size_t n);
-/* One update. Clips grads in place to cfg.grad_clip, returns the pre-clip norm in *gnorm. */
+/* One update, with the gradient scaled by grad_clip / norm when its norm exceeds grad_clip (grads are
+ * not modified); returns the pre-clip norm in *gnorm. */
 void adamw_step(AdamW *o, real *params, real *grads, const ParamTensor *tensors, int ntensors, double *gnorm,
                 double *lr_used);
+/* The same when the caller already has grad_norm(grads) (e.g. to stop on a non-finite norm first). */
+void adamw_step_norm(AdamW *o, real *params, real *grads, const ParamTensor *tensors, int ntensors, double gnorm,
+                     double *lr_used);
 
 #endif

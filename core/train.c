@@ -428,7 +428,7 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
             goto restore;
         }
         double lr;
-        adamw_step(&r->opt, r->m->params, r->m->grads, r->m->tensors, r->m->ntensors, &gn, &lr);
+        adamw_step_norm(&r->opt, r->m->params, r->m->grads, r->m->tensors, r->m->ntensors, gn, &lr);
         step++;
         tokens += (long)B * T;
         last_loss = loss;

@@ -1,10 +1,12 @@
 /* common.c -- allocation and file helpers with call-site diagnostics; atomic file writes. */
 #include "common.h"
 
+#include <cJSON.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void *xmalloc_at(size_t n, const char *file, int line) {
@@ -69,4 +71,26 @@ double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+int json_write_atomic(const char *path, const struct cJSON *j, Err *err) {
+    char *txt = cJSON_Print(j);
+    if (!txt) return err_set(err, "cannot format JSON for '%s' (out of memory?)", path);
+    int rc = write_file_atomic(path, txt, strlen(txt), err);
+    free(txt);
+    return rc;
+}
+
+int mkdir_p(const char *path, Err *err) {
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s", path) >= sizeof tmp) return err_set(err, "path too long: '%.80s...'", path);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0755) && errno != EEXIST)
+                return err_set(err, "cannot create directory '%s': %s", tmp, strerror(errno));
+            *p = '/';
+        }
+    if (mkdir(tmp, 0755) && errno != EEXIST) return err_set(err, "cannot create directory '%s': %s", tmp, strerror(errno));
+    return 0;
 }

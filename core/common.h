@@ -49,6 +49,11 @@ int err_set(Err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3))
 
 /* Write `len` bytes to `path` atomically: temp file in the same directory, fsync, rename. */
 int write_file_atomic(const char *path, const void *data, size_t len, Err *err);
+/* A cJSON document, pretty-printed, written atomically. */
+struct cJSON;
+int json_write_atomic(const char *path, const struct cJSON *j, Err *err);
+/* mkdir -p: create path and its missing parents (existing directories are fine). */
+int mkdir_p(const char *path, Err *err);
 
 double now_seconds(void);
 

@@ -247,13 +247,6 @@ fail:
     return res;
 }
 
-static int write_json(const char *path, cJSON *j, Err *err) {
-    char *txt = cJSON_Print(j);
-    int rc = write_file_atomic(path, txt, strlen(txt), err);
-    free(txt);
-    return rc;
-}
-
 int lmeval_run(LmevalOpts *o, Err *err) {
     if (o->device && strcmp(o->device, "cpu"))
         return err_set(err, "--device %s: only the CPU engine is built so far (the CUDA engine is a later issue); use "
@@ -366,7 +359,7 @@ int lmeval_run(LmevalOpts *o, Err *err) {
     snprintf(tt, sizeof tt, "%.3f", now_seconds() - t0);
     cJSON_AddStringToObject(root, "total_evaluation_time_seconds", tt);
     snprintf(o->results_path, sizeof o->results_path, "%s/results_%s.json", outd, stamp);
-    rc = write_json(o->results_path, root, err);
+    rc = json_write_atomic(o->results_path, root, err);
 out:
     cJSON_Delete(root);
     rwkv7_free(m);

@@ -91,33 +91,25 @@ typedef struct {
     int status; /* -1 pending/running, else exit code */
 } Run;
 
-static int summary_status(const char *dir, char *status, size_t n) {
+/* DIR/summary.json parsed, or NULL when absent or unreadable (caller cJSON_Deletes) */
+static cJSON *read_summary(const char *dir) {
     char p[2100];
     snprintf(p, sizeof p, "%s/summary.json", dir);
     FILE *f = fopen(p, "r");
-    if (!f) return -1;
-    char buf[1 << 16];
+    if (!f) return NULL;
+    static char buf[1 << 16];
     size_t len = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[len] = 0;
-    cJSON *j = cJSON_Parse(buf);
-    const cJSON *s = j ? cJSON_GetObjectItem(j, "status") : NULL;
-    int rc = -1;
-    if (cJSON_IsString(s)) snprintf(status, n, "%s", s->valuestring), rc = 0;
-    cJSON_Delete(j);
-    return rc;
+    return cJSON_Parse(buf);
 }
 
-static int mkdir_p(const char *path) {
-    char tmp[2048];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
+/* the run's status ("completed", "interrupted", ...) into status; "" when there is no summary */
+static void summary_status(const char *dir, char *status, size_t n) {
+    cJSON *j = read_summary(dir);
+    const cJSON *s = j ? cJSON_GetObjectItem(j, "status") : NULL;
+    snprintf(status, n, "%s", cJSON_IsString(s) ? s->valuestring : "");
+    cJSON_Delete(j);
 }
 
 /* argv for `rwkvlab train` of one run */
@@ -166,15 +158,8 @@ static void aggregate(const char *root, const Grid *g, const Run *runs, int nrun
         for (int r = 0; r < nruns; r++) {
             if (runs[r].point != p) continue;
             snprintf(label, sizeof label, "%s", runs[r].label);
-            char path[2100];
-            snprintf(path, sizeof path, "%s/summary.json", runs[r].dir);
-            FILE *f = fopen(path, "r");
-            if (!f) continue;
-            static char buf[1 << 16];
-            size_t len = fread(buf, 1, sizeof buf - 1, f);
-            fclose(f);
-            buf[len] = 0;
-            cJSON *j = cJSON_Parse(buf);
+            cJSON *j = read_summary(runs[r].dir);
+            if (!j) continue;
             const cJSON *st = cJSON_GetObjectItem(j, "status"), *ev = cJSON_GetObjectItem(j, "eval");
             int ok = cJSON_IsString(st) && (!strcmp(st->valuestring, "completed") || !strcmp(st->valuestring, "early_stopped"));
             if (ok && cJSON_IsArray(ev) && n < CFG_MAX_LIST) {
@@ -207,13 +192,11 @@ static void aggregate(const char *root, const Grid *g, const Run *runs, int nrun
         printf("\n");
         cJSON_AddItemToArray(pts, pj);
     }
-    char *txt = cJSON_Print(out);
     char p[2100];
     snprintf(p, sizeof p, "%s/sweep.json", root);
     Err err;
-    if (write_file_atomic(p, txt, strlen(txt), &err)) fprintf(stderr, "rwkvlab sweep: %s\n", err.msg);
+    if (json_write_atomic(p, out, &err)) fprintf(stderr, "rwkvlab sweep: %s\n", err.msg);
     else printf("wrote %s\n", p);
-    free(txt);
     cJSON_Delete(out);
 }
 
@@ -295,10 +278,7 @@ int sweep_main(int argc, char **argv) {
         FILE *sf = NULL;
         char sp[2100];
         if (slurm) {
-            if (mkdir_p(root)) {
-                err_set(&err, "cannot create '%s': %s", root, strerror(errno));
-                goto fail_runs;
-            }
+            if (mkdir_p(root, &err)) goto fail_runs;
             snprintf(sp, sizeof sp, "%s/sweep.slurm.tmp", root);
             sf = xfopen(sp, "w");
             fprintf(sf, "#!/bin/bash\n# rwkvlab sweep %s: %ld runs; submit with: sbatch %s/sweep.slurm\n", c.experiment.name,
@@ -335,22 +315,20 @@ int sweep_main(int argc, char **argv) {
         free(runs);
         return 0;
     }
-    if (mkdir_p(root)) {
-        err_set(&err, "cannot create '%s': %s", root, strerror(errno));
-        goto fail_runs;
-    }
+    if (mkdir_p(root, &err)) goto fail_runs;
     int running = 0, failed = 0;
     long next = 0, done = 0;
     while (done < nruns) {
         while (running < jobs && next < nruns) {
             Run *r = &runs[next++];
             char st[64];
-            if (summary_status(r->dir, st, sizeof st) == 0 && (!strcmp(st, "completed") || !strcmp(st, "early_stopped"))) {
+            summary_status(r->dir, st, sizeof st);
+            if (!strcmp(st, "completed") || !strcmp(st, "early_stopped")) {
                 printf("  [skip] %s-seed%ld (already %s)\n", r->label, r->seed, st);
                 r->status = 0, done++;
                 continue;
             }
-            int resume = summary_status(r->dir, st, sizeof st) == 0 && !strcmp(st, "interrupted");
+            int resume = !strcmp(st, "interrupted");
             int n = run_argv(self, cfgp, sets, nsets, &g, r, threads, store, av);
             if (resume) { /* continue an interrupted run instead of refusing its directory */
                 av[n - 3] = "--resume";

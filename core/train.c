@@ -29,19 +29,6 @@ static volatile sig_atomic_t g_stop_signal = 0;
 static void on_signal(int sig) { g_stop_signal = sig; }
 
 /* ---- small helpers --------------------------------------------------------------------------- */
-static int mkdir_p(const char *path, Err *err) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) && errno != EEXIST) return err_set(err, "cannot create directory '%s': %s", tmp, strerror(errno));
-            *p = '/';
-        }
-    if (mkdir(tmp, 0755) && errno != EEXIST) return err_set(err, "cannot create directory '%s': %s", tmp, strerror(errno));
-    return 0;
-}
-
 static int file_exists(const char *p) { return access(p, F_OK) == 0; }
 
 typedef struct {
@@ -231,12 +218,10 @@ static int write_summary(Run *r, const char *status, long step, double wall, dou
         cJSON_AddNumberToObject(e, "seq_acc", r->last_seq[i]);
         cJSON_AddItemToArray(ev, e);
     }
-    char *txt = cJSON_Print(j);
-    cJSON_Delete(j);
     char p[4200];
     path_in(p, sizeof p, r, "summary.json");
-    int rc = write_file_atomic(p, txt, strlen(txt), err);
-    free(txt);
+    int rc = json_write_atomic(p, j, err);
+    cJSON_Delete(j);
     return rc;
 }
 

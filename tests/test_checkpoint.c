@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "rwkv7_io.h"
+#include "testutil.h"
 
 static const char *find_data(const char *rel) {
     static char buf[512];
@@ -126,16 +127,12 @@ Test(checkpoint, rejects_non_rwkv7_files) {
 }
 
 /* The checkpoint commands through the CLI: info, logits (sequence == recurrent), trace (HDF5). */
-static int sh(const char *cmd) {
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 Test(checkpoint, cli_info_logits_trace) {
     const char *p = find_data("models/reverse_L2_x070.pth");
     if (!p) cr_skip_test("reverse_L2_x070.pth not in data/ or ../shared/data/ (run `make data`)");
     char model[600];
     snprintf(model, sizeof model, "%s", p);
-    const char *bin = getenv("RWKVLAB_BIN") ? getenv("RWKVLAB_BIN") : "build/rwkvlab";
+    const char *bin = rwkvlab_bin();
     char dir[] = "/tmp/rwkvlab_cli_XXXXXX", cmd[2048];
     cr_assert(mkdtemp(dir));
     snprintf(cmd, sizeof cmd, "%s info %s > %s/info.txt", bin, model, dir);

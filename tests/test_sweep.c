@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "testutil.h"
+
 static char tmp[256];
 static void setup(void) {
     snprintf(tmp, sizeof tmp, "/tmp/rwkvlab_sweep_XXXXXX");
@@ -21,10 +23,6 @@ static void teardown(void) {
 }
 TestSuite(sweep, .init = setup, .fini = teardown, .timeout = 300);
 
-static int sh(const char *cmd) {
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 static char *slurp(const char *path) {
     FILE *f = fopen(path, "rb");
     cr_assert(f, "missing %s", path);
@@ -44,7 +42,7 @@ static void write_cfg(const char *path, const char *sweep) {
 }
 
 Test(sweep, runs_aggregates_skips_and_writes_slurm) {
-    const char *bin = getenv("RWKVLAB_BIN") ? getenv("RWKVLAB_BIN") : "build/rwkvlab";
+    const char *bin = rwkvlab_bin();
     char cfg[400], cmd[2048], out[400], log[400];
     snprintf(cfg, sizeof cfg, "%s/sw.ini", tmp);
     snprintf(out, sizeof out, "%s/out", tmp);
@@ -81,7 +79,7 @@ Test(sweep, runs_aggregates_skips_and_writes_slurm) {
 }
 
 Test(sweep, invalid_grid_point_is_an_error) {
-    const char *bin = getenv("RWKVLAB_BIN") ? getenv("RWKVLAB_BIN") : "build/rwkvlab";
+    const char *bin = rwkvlab_bin();
     char cfg[400], cmd[2048], log[400];
     snprintf(cfg, sizeof cfg, "%s/bad.ini", tmp);
     snprintf(log, sizeof log, "%s/log.txt", tmp);

@@ -18,6 +18,7 @@
 #include "rwkv7.h"
 #include "task.h"
 #include "train.h"
+#include "testutil.h"
 
 static char tmpdir[256];
 static void mk_tmp(void) {
@@ -231,12 +232,8 @@ Test(train, checkpoint_rejects_bad_files) {
 }
 
 /* The CLI: errors name the file and line, and nothing is written for a bad config. */
-static int sh(const char *cmd) {
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 Test(train, cli_reports_bad_config) {
-    const char *bin = getenv("RWKVLAB_BIN") ? getenv("RWKVLAB_BIN") : "build/rwkvlab";
+    const char *bin = rwkvlab_bin();
     char cfgp[600], cmd[2048], outp[600];
     snprintf(cfgp, sizeof cfgp, "%s/bad.ini", tmpdir);
     snprintf(outp, sizeof outp, "%s/bad.out", tmpdir);
@@ -263,7 +260,7 @@ Test(train, cli_reports_bad_config) {
 
 /* A real SIGINT through the CLI: the run checkpoints, exits 130, and --resume finishes it. */
 Test(train, cli_sigint_then_resume) {
-    const char *bin = getenv("RWKVLAB_BIN") ? getenv("RWKVLAB_BIN") : "build/rwkvlab";
+    const char *bin = rwkvlab_bin();
     char cfgp[600], dir[600], log[600];
     snprintf(cfgp, sizeof cfgp, "%s/long.ini", tmpdir);
     snprintf(dir, sizeof dir, "%s/sig", tmpdir);
@@ -328,7 +325,7 @@ Test(train, evaltask_matches_final_eval) {
     RunConfig c;
     small_cfg(&c, 5);
     cr_assert_eq(run(&c, "ev", NULL, 0, 0), TRAIN_OK);
-    const char *bin = getenv("RWKVLAB_BIN") ? getenv("RWKVLAB_BIN") : "build/rwkvlab";
+    const char *bin = rwkvlab_bin();
     char cmd[2048], outp[600];
     snprintf(outp, sizeof outp, "%s/ev.txt", tmpdir);
     snprintf(cmd, sizeof cmd, "%s evaltask %s/ev --lengths 12,24 > %s 2>&1", bin, tmpdir, outp);

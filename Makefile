@@ -153,3 +153,6 @@ data:
 
 clean:
 	rm -rf build
+
+# CUDA engine (core/cuda/): its own rules, included when present; compiled when nvcc exists.
+-include core/cuda/cuda.mk

@@ -313,13 +313,19 @@ int ckpt_save(const char *dir, const Rwkv7 *m, const AdamW *o, const gsl_rng *rn
     dir_path(p, sizeof p, dir, "records.bin.new");
     if (ckpt_save_state(p, st, err)) return -1;
     dir_path(p, sizeof p, dir, "ckpt.bin"); /* the commit point */
-    if (ckpt_save_model(p, m, st->step, config_ini, err)) return -1;
+    int failed = ckpt_save_model(p, m, st->step, config_ini, err);
     const char *names[2] = {"optim.bin", "records.bin"};
+    if (failed && peek_step(p, MODEL_MAGIC, MODEL_STEP_OFFSET) != st->step) { /* not committed: drop the .new */
+        for (int i = 0; i < 2; i++) dir_path(q, sizeof q, dir, names[i]), strcat(q, ".new"), unlink(q);
+        return -1;
+    }
+    /* committed (even if syncing the directory afterwards failed): complete it */
     for (int i = 0; i < 2; i++) {
         dir_path(q, sizeof q, dir, names[i]);
         snprintf(p, sizeof p, "%s.new", q);
         if (rename(p, q) != 0) return err_set(err, "cannot rename '%s' to '%s': %s", p, q, strerror(errno));
     }
+    if (failed) return -1;
     if (fsync_parent_dir(q) != 0) return err_set(err, "cannot sync directory '%s': %s", dir, strerror(errno));
     return 0;
 }

@@ -98,7 +98,14 @@ static int h5log_fail(Err *err, const char *file, int line, const char *path, co
         }                                                                                   \
     } while (0)
 
-static void h5log_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+/* HDF5's automatic error printing off; and no HDF5 clean-up at exit: after a write failure (a full disk)
+ * a file may refuse to close, and HDF5 1.10's exit handler then crashes retrying it (seen on Debian
+ * 12); the process exits without it, and the half-written file is a temp file we remove. */
+static void h5log_quiet(void) {
+    static int once = 0;
+    if (!once) once = 1, H5dont_atexit();
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
 
 static void h5log_close_id(hid_t *id, herr_t (*closer)(hid_t)) {
     if (*id >= 0) closer(*id);

@@ -92,6 +92,17 @@ static int cmd_train(int argc, char **argv) {
     config_defaults(&cfg);
     Err err = {{0}};
     char resumed_cfg[4200];
+    char probe[4200];
+    if (opts.resume_dir && config_path && !opts.out_dir) {
+        /* train CONFIG --resume DIR on a directory that holds no run yet (killed before its config.ini
+         * was written): start that run there, so a retry loop needs no special case */
+        snprintf(probe, sizeof probe, "%s/config.ini", opts.resume_dir);
+        if (access(probe, F_OK) != 0) {
+            fprintf(stderr, "rwkvlab train: %s holds no run yet: starting it there\n", opts.resume_dir);
+            opts.out_dir = opts.resume_dir;
+            opts.resume_dir = NULL;
+        }
+    }
     if (opts.resume_dir && !config_path) {
         /* without CONFIG: the run's own resolved config; with one, train_run checks it against the run's */
         snprintf(resumed_cfg, sizeof resumed_cfg, "%s/config.ini", opts.resume_dir);

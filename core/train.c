@@ -391,6 +391,7 @@ static int choose_run_dir(Run *r, Err *err) {
             snprintf(r->dir, sizeof r->dir, "results/%s/seed%ld-%s-%d", c->experiment.name, r->seed, ts, k);
     }
     if (mkdir_p(r->dir, err) || lock_run_dir(r, err)) return -1;
+    remove_stale_tmp(r->dir); /* left by a start that was killed before it wrote config.ini */
     const char *marks[] = {"config.ini", "ckpt.bin", "run.h5"};
     for (int i = 0; i < 3; i++) {
         path_in(p, sizeof p, r, marks[i]);

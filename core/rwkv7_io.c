@@ -61,6 +61,10 @@ static int infer_dims(const TensorFile *tf, Rwkv7Dims *d, const char *path, Err 
     return 0;
 }
 
+int rwkv7_dims_from_tensors(void *dims, const TensorFile *tf, Err *err) {
+    return infer_dims(tf, dims, "checkpoint", err);
+}
+
 /* Once a tensor is converted, drop its pages of the (read-only, private) file mapping, so that loading a
  * large checkpoint holds the fp32 parameters and not also the whole file: measured on a 2.9B-shaped
  * bf16 file (5.9 GB), peak RSS 18.0 GB without this and 11.9 GB with it. Pages shared with another

@@ -150,11 +150,17 @@ static int account_tensors(const TensorFile *tf, const ParamTensor *tab, int nt,
             used[match[i]] = 1;
         }
     }
-    if (!rc && missing)
-        rc = err_set(err, "%s: missing tensor '%s' %s%s: the file has tensors of layers 0..%d, and every one of the %d "
-                          "layers needs it (%d of the %d tensors of an RWKV-7 model with L=%d C=%d N=%d are missing)",
-                     path, tab[first_missing].name, want_shape(&tab[first_missing], want, sizeof want),
-                     missing > 1 ? " (and others)" : "", d->L - 1, d->L, missing, nt, d->L, d->C, d->N);
+    if (!rc && missing) {
+        const char *nm = tab[first_missing].name;
+        char why[160];
+        if (layer_of(nm) >= 0)
+            snprintf(why, sizeof why, "the file has tensors of layers 0..%d, and each layer needs it", d->L - 1);
+        else
+            snprintf(why, sizeof why, "every RWKV-7 model needs it");
+        rc = err_set(err, "%s: missing tensor '%s' %s: %s (%d of the %d tensors of an RWKV-7 model with L=%d C=%d N=%d "
+                          "%s missing; the file is incomplete)", path, nm, want_shape(&tab[first_missing], want, sizeof want),
+                     why, missing, nt, d->L, d->C, d->N, missing > 1 ? "are" : "is");
+    }
     int unknown = 0, first_unknown = -1;
     for (int i = 0; i < tf->n && !rc; i++)
         if (!used[i] && !known_unused(tf->t[i].name)) {
@@ -162,14 +168,13 @@ static int account_tensors(const TensorFile *tf, const ParamTensor *tab, int nt,
             unknown++;
         }
     if (!rc && unknown && !allow_unknown)
-        rc = err_set(err, "%s: tensor '%s' %s is not part of an RWKV-7 (x070) model%s (%d unknown tensor%s): if the file "
-                          "is right, load it with --allow-unknown-tensors (RWKVLAB_ALLOW_UNKNOWN_TENSORS=1) to ignore "
-                          "them", path, tf->t[first_unknown].name, shape_of(&tf->t[first_unknown], got, sizeof got),
-                     strncmp(tf->t[first_unknown].name, "blocks.", 7) ? "" : " (no such key in a layer)", unknown,
-                     unknown > 1 ? "s" : "");
+        rc = err_set(err, "%s: tensor '%s' %s is not part of an RWKV-7 (x070) model (%d unknown tensor%s in the file): "
+                          "if the file is right, load it with --allow-unknown-tensors (RWKVLAB_ALLOW_UNKNOWN_TENSORS=1) "
+                          "to ignore %s", path, tf->t[first_unknown].name, shape_of(&tf->t[first_unknown], got, sizeof got),
+                     unknown, unknown > 1 ? "s" : "", unknown > 1 ? "them" : "it");
     if (!rc && unknown) {
-        fprintf(stderr, "rwkvlab: warning: %s: ignoring %d tensor%s that are not part of the model (allowed):", path,
-                unknown, unknown > 1 ? "s" : "");
+        fprintf(stderr, "rwkvlab: warning: %s: ignoring %d tensor%s not part of the model (allowed):", path, unknown,
+                unknown > 1 ? "s" : "");
         for (int i = 0, k = 0; i < tf->n; i++)
             if (!used[i] && !known_unused(tf->t[i].name) && k++ < 8) fprintf(stderr, " %s", tf->t[i].name);
         fprintf(stderr, "%s\n", unknown > 8 ? " ..." : "");

@@ -206,7 +206,8 @@ size_t mem_train_bytes(const RunConfig *c, const Rwkv7Dims *dims, int K, MemTrai
                  + batch_bytes((size_t)c->log.trajectories, (size_t)tt) + (size_t)tt * sizeof(int);
     }
     p.acts = acts;
-    p.total = p.params + p.grads + p.optim + p.acts + p.data + p.traj;
+    p.ckpt = 2 * np * sizeof(real);
+    p.total = p.params + p.grads + p.optim + p.acts + p.data + p.traj + p.ckpt;
     if (parts) *parts = p;
     return p.total;
 }
@@ -223,13 +224,13 @@ int mem_check_train(const RunConfig *c, int vocab, int K, Err *err) {
     const Rwkv7Dims *d = &dd;
     mem_train_dims(c, vocab, &dd);
     mem_train_bytes(c, d, K, &p);
-    char what[512], s[6][24];
+    char what[600], s[7][24];
     snprintf(what, sizeof what,
              "training (L=%d C=%d, batch %d x length %d) (parameters %s, gradients %s, AdamW moments %s, "
-             "activations %s, data %s, trajectories %s)",
+             "activations %s, data %s, trajectories %s, checkpoint buffer %s)",
              d->L, d->C, c->train.batch, c->task.train_len, mem_fmt(p.params, s[0], 24), mem_fmt(p.grads, s[1], 24),
              mem_fmt(p.optim, s[2], 24), mem_fmt(p.acts, s[3], 24), mem_fmt(p.data, s[4], 24),
-             mem_fmt(p.traj, s[5], 24));
+             mem_fmt(p.traj, s[5], 24), mem_fmt(p.ckpt, s[6], 24));
     return mem_check_hint(p.total, what,
                           "use a smaller train.batch or task.train_len (activations), a larger train.chunk (state "
                           "checkpoints), a smaller model (model.layers, model.d_model) or fewer or shorter "

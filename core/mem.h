@@ -50,6 +50,8 @@ typedef struct {
                             including the WKV state checkpoints and the per-row token buffers */
     size_t data;         /* training batch and fixed test sets */
     size_t traj;         /* trajectory capture buffers at the end of the run */
+    size_t ckpt;         /* checkpoint writing: ckpt.c builds optim.bin (both moments) in memory before its
+                            atomic write (and resume reads files of that size) */
     size_t total;
 } MemTrainParts;
 size_t mem_train_bytes(const RunConfig *cfg, const Rwkv7Dims *d, int K, MemTrainParts *parts);

@@ -136,21 +136,21 @@ static int account_tensors(const TensorFile *tf, const ParamTensor *tab, int nt,
     char *used = xcalloc(tf->n ? tf->n : 1, 1);
     char want[96], got[96];
     int rc = 0, missing = 0, first_missing = -1;
-    for (int i = 0; i < nt && !rc; i++) {
+    for (int i = 0; i < nt; i++) { /* missing ones first: a missing factor can make another look misshapen */
         const TfTensor *t = tensorfile_find(tf, tab[i].name);
         match[i] = t ? (int)(t - tf->t) : -1;
-        if (!t) {
-            if (first_missing < 0) first_missing = i;
-            missing++;
-        } else if (!shape_ok(&tab[i], t)) {
+        if (!t && first_missing < 0) first_missing = i;
+        missing += !t;
+    }
+    for (int i = 0; i < nt && !missing && !rc; i++) {
+        const TfTensor *t = &tf->t[match[i]];
+        if (!shape_ok(&tab[i], t))
             rc = err_set(err, "%s: tensor '%s' has shape %s, expected %s (a model with L=%d C=%d H=%d N=%d V=%d)", path,
                          t->name, shape_of(t, got, sizeof got), want_shape(&tab[i], want, sizeof want), d->L, d->C,
                          d->H, d->N, d->V);
-        } else {
-            used[match[i]] = 1;
-        }
+        used[match[i]] = 1;
     }
-    if (!rc && missing) {
+    if (missing) {
         const char *nm = tab[first_missing].name;
         char why[160];
         if (layer_of(nm) >= 0)

@@ -158,6 +158,28 @@ Test(loader_strict, missing_tensor_of_layer_1_is_named, .init = mk_tmpdir, .fini
     cr_assert_eq(sh(cmd), 0, "CLI message lacks the missing tensor's name");
 }
 
+/* every single tensor of the fixture is needed: dropping any one of them is refused, naming it */
+Test(loader_strict, each_tensor_is_needed, .init = mk_tmpdir, .fini = rm_tmpdir) {
+    Sd all;
+    sd_read(&all, L3);
+    char p[128];
+    path_in(p, sizeof p, "drop.safetensors");
+    for (int k = 0; k < all.n; k++) {
+        TfOut t[256];
+        int n = 0;
+        for (int i = 0; i < all.n; i++)
+            if (i != k) t[n++] = all.t[i];
+        Err e;
+        cr_assert(safetensors_write(p, t, n, TF_F32, &e) == 0, "%s", e.msg);
+        Rwkv7 *m = NULL;
+        cr_assert(rwkv7_load_with(p, NULL, &m, &e) != 0, "loaded without '%s'", all.t[k].name);
+        char q[200];
+        snprintf(q, sizeof q, "'%s'", all.t[k].name);
+        cr_assert(strstr(e.msg, q), "without '%s': message \"%s\" does not name it", all.t[k].name, e.msg);
+    }
+    sd_free(&all);
+}
+
 Test(loader_strict, unknown_tensor_refused_unless_allowed, .init = mk_tmpdir, .fini = rm_tmpdir) {
     Rwkv7 *ref = load_ok(L3, NULL);
     const char *extra[] = {"blocks.1.att.surprise", "model.extra_head", "blocks.7.ln1.weight"};

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -108,9 +109,11 @@ cJSON *lmeval_json_add_float(cJSON *obj, const char *key, double x) {
 }
 
 int lmbuf_add(LmBuf *b, const char *s, size_t n, Err *err) {
+    if (n >= SIZE_MAX / 2 - b->len)
+        return err_set(err, "out of memory: an output buffer of %zu + %zu bytes is beyond any machine", b->len, n);
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? 2 * b->cap : 1 << 16;
-        while (cap < b->len + n + 1) cap *= 2;
+        while (cap < b->len + n + 1) cap = cap > SIZE_MAX / 4 ? b->len + n + 1 : 2 * cap;
         char *p = realloc(b->p, cap);
         if (!p)
             return err_set(err, "out of memory growing an output buffer to %zu bytes (run without --samples, or "

@@ -1,6 +1,8 @@
 /* test_lmeval.c -- the lm-eval scoring path end to end on a small random World-vocabulary model over the
  * tiny task fixtures (tests/fixtures/lmeval/good): shared context state == recomputed context, the
- * logprob equals a direct one-pass computation, output JSON has lm-eval's keys, bad input errors. */
+ * logprob equals a direct one-pass computation, output JSON has lm-eval's keys, place and value types
+ * (issue 6 item 16), every bad input is an error before the first document is scored and leaves no file
+ * (item 15), two quick runs keep two results files. */
 #include <cJSON.h>
 #include <criterion/criterion.h>
 #include <gsl/gsl_rng.h>
@@ -206,6 +208,21 @@ Test(lmeval, bad_input_errors) {
     o.model_path = model, o.device = "cuda";
     cr_expect_neq(lmeval_run(&o, &e), 0);
     cr_expect(strstr(e.msg, "cpu"), "%s", e.msg);
+    /* the library checks its options itself (whatever the CLI parser lets through) */
+    o.device = "cpu";
+    const struct {
+        long limit, bootstrap;
+        const char *tasks, *want;
+    } c[] = {{-5, 100, "piqa", "--limit -5"},           {0, 1, "piqa", "--bootstrap 1"},
+             {0, -1, "piqa", "--bootstrap -1"},          {0, LMEVAL_BOOTSTRAP_MAX + 1, "piqa", "--bootstrap"},
+             {0, 100, "", "--tasks is empty"},           {0, 100, "piqa,", "entry 2 is empty"},
+             {0, 100, "copa,piqa,copa", "listed twice"}, {0, 100, "piqa,Piqa", "unknown task 'Piqa'"}};
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        o.limit = c[i].limit, o.bootstrap = c[i].bootstrap, o.tasks = c[i].tasks;
+        cr_expect_neq(lmeval_run(&o, &e), 0, "case %zu accepted", i);
+        cr_expect(strstr(e.msg, c[i].want), "case %zu: %s", i, e.msg);
+        cr_expect_str_eq(o.results_path, "", "case %zu: a results path was reported", i);
+    }
 }
 
 /* ---- issue 6, item 15: every input checked before the first forward pass ------------------------ */
@@ -246,16 +263,16 @@ Test(lmeval, bad_inputs_fail_before_scoring) {
         const char *tasks, *extra, *model, *data, *out, *want;
     } c[] = {
         {"lambada_openai,bogus", "", NULL, NULL, NULL, "unknown task 'bogus'; known tasks: lambada_openai, piqa"},
-        {"", "", NULL, NULL, NULL, "--tasks is empty"},
-        {"  ", "", NULL, NULL, NULL, "--tasks is empty"},
+        {"", "", NULL, NULL, NULL, "empty"},
+        {"  ", "", NULL, NULL, NULL, "empty"},
         {"piqa,,copa", "", NULL, NULL, NULL, "entry 2 is empty"},
         {"lambada_openai,piqa,", "", NULL, NULL, NULL, "entry 3 is empty"},
         {"piqa,copa, piqa", "", NULL, NULL, NULL, "'piqa' is listed twice"},
         {"lambada_openai,piqa,sciq", "", NULL, d2, NULL, "sciq_test.jsonl not found"},
-        {"lambada_openai", "--limit -5", NULL, NULL, NULL, "--limit -5"},
-        {"lambada_openai", "--bootstrap 99999999999", NULL, NULL, NULL, "--bootstrap 99999999999"},
-        {"lambada_openai", "--bootstrap 1", NULL, NULL, NULL, "--bootstrap 1"},
-        {"lambada_openai", "--bootstrap -3", NULL, NULL, NULL, "--bootstrap -3"},
+        {"lambada_openai", "--limit -5", NULL, NULL, NULL, "--limit"},
+        {"lambada_openai", "--bootstrap 99999999999", NULL, NULL, NULL, "--bootstrap"},
+        {"lambada_openai", "--bootstrap 1", NULL, NULL, NULL, "--bootstrap"},
+        {"lambada_openai", "--bootstrap -3", NULL, NULL, NULL, "--bootstrap"},
         {"lambada_openai", "", NULL, NULL, fileout, "output directory"},
         {"lambada_openai", "", NULL, nodata, NULL, "vocabulary"},
         {"lambada_openai,piqa", "", "tests/fixtures/ckpt/tiny_f32.safetensors", NULL, NULL, "outside the model's vocabulary"},

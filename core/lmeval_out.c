@@ -253,6 +253,7 @@ int lmeval_publish(const char *dir, const LmOutFile *files, int n, long long use
             break;
         }
         if (!taken && !failed) {
+            if (n) (void)fsync_parent_dir(fin[n - 1]); /* durability, best effort: the files are complete either way */
             snprintf(stamp, scap, "%s", id);
             rc = 0;
             goto done;

@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include "ops.h"
+
 Model *model_create(const ModelArch *a, const void *dims, int with_grads) {
     CHECK(a && dims, "model_create: missing architecture or dims");
     Model *m = a->create(dims, with_grads);

@@ -94,10 +94,16 @@ struct ModelArch {
     /* released-format files (.pth/.safetensors): does this file hold this architecture (by its keys)?
      * Then its dims from the tensor shapes. */
     int (*recognise)(const TensorFile *tf);
-    int (*dims_from_tensors)(void *dims, const TensorFile *tf, Err *err);
+    int (*dims_from_tensors)(void *dims, const TensorFile *tf, const char *path, Err *err); /* errors name path */
     /* names a file of this architecture may hold that the model does not use (NULL-terminated; '*' at the
      * end matches any suffix, "blocks.0.att.v0"); loading skips them and says so */
     const char *const *ignored_tensors;
+    /* the parameter table of a model of these dims, without allocating it (xcalloc'ed; caller frees) */
+    ParamTensor *(*tensor_table)(const void *dims, int *ntensors, size_t *nparams);
+    /* bytes of the activation buffers a forward of (B,T,K) needs (memory estimates; = act_bytes after it) */
+    size_t (*act_bytes_for)(const void *dims, int B, int T, int K, int with_backward);
+    /* a warning for `export` when the official code would not reproduce the model (or NULL) */
+    const char *(*export_note)(const Model *m);
     /* checks dims from a file (a checkpoint header) before create, which trusts them */
     int (*validate_dims)(const void *dims, Err *err);
     /* fills the common fields of the Model it returns: arch, self, dims, V..Nv, tensor table, buffers */
@@ -113,7 +119,7 @@ struct ModelArch {
     int rank_one;               /* its transition has the rank-one part (ModelTrace alpha, beta filled) */
     const TraceQuantity *trace; /* the architecture's own per-step quantities (ModelTrace.q) */
     int ntrace;
-    size_t (*act_bytes)(const Model *m); /* current activation memory */
+    size_t (*act_bytes)(const Model *m); /* current activation memory of the architecture's forward */
 };
 
 /* ---- the registry (models.c) -------------------------------------------------------------------- */

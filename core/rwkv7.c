@@ -3,6 +3,8 @@
  * wkv7.c. Rows are tokens: R = B*T. */
 #include "rwkv7.h"
 
+#include "tensorfile.h"
+
 #include <gsl/gsl_randist.h>
 #include <math.h>
 #include <string.h>
@@ -746,8 +748,24 @@ static const real *arch_forward(Model *mm, const int *tokens, int B, int T, cons
 static void arch_backward(Model *mm, const real *dlogits) { rwkv7_backward(mm->self, dlogits); }
 static size_t arch_state_numel(const Model *mm, int B) { return rwkv7_state_numel(&((Rwkv7 *)mm->self)->d, B); }
 static size_t arch_matrix_state(const Model *mm) { return (size_t)mm->L * mm->H * mm->N * mm->N; }
-static size_t arch_act_bytes(const Model *mm) { return rwkv7_act_bytes(mm->self); }
-static int arch_recognise(const TensorFile *tf) { return tf_find(tf, "blocks.0.att.r_k") != NULL; }
+static size_t arch_act_bytes(const Model *mm) {
+    const Rwkv7 *m = mm->self;
+    return m->acts ? rwkv7_act_bytes(m) + m->acts->rows_cap * sizeof(int) : 0;
+}
+static int arch_recognise(const TensorFile *tf) { return tensorfile_find(tf, "blocks.0.att.r_k") != NULL; }
+static ParamTensor *arch_tensor_table(const void *dims, int *n, size_t *np) {
+    Rwkv7Dims d = *(const Rwkv7Dims *)dims;
+    return rwkv7_tensor_table(&d, n, np);
+}
+static size_t arch_act_bytes_for(const void *dims, int B, int T, int K, int with_backward) {
+    return rwkv7_act_numel(dims, B, T, K, with_backward) * sizeof(real) + (size_t)B * T * sizeof(int); /* + tokens */
+}
+static const char *arch_export_note(const Model *mm) {
+    return ((const Rwkv7 *)mm->self)->d.extended
+               ? "this model uses the extended eigenvalue range (a = 2 w sigmoid(...)); the official RWKV-7 code "
+                 "computes a = sigmoid(...) and will not reproduce it"
+               : NULL;
+}
 
 static const char *const rwkv7_ignored[] = {"blocks.0.att.v0", "blocks.0.att.v1", "blocks.0.att.v2", NULL};
 
@@ -761,6 +779,9 @@ const ModelArch model_rwkv7 = {
     .recognise = arch_recognise,
     .dims_from_tensors = rwkv7_dims_from_tensors,
     .ignored_tensors = rwkv7_ignored,
+    .tensor_table = arch_tensor_table,
+    .act_bytes_for = arch_act_bytes_for,
+    .export_note = arch_export_note,
     .validate_dims = arch_validate_dims,
     .create = arch_create,
     .free = arch_free,

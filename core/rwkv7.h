@@ -111,7 +111,7 @@ size_t rwkv7_act_bytes(const Rwkv7 *m); /* current activation memory */
 /* The architecture behind the model interface (model.h); rwkv7_create's model is also `&m->head`. */
 extern const ModelArch model_rwkv7;
 /* Dims of a released-format file (rwkv7_io.c). */
-int rwkv7_dims_from_tensors(void *dims, const TensorFile *tf, Err *err);
+int rwkv7_dims_from_tensors(void *dims, const TensorFile *tf, const char *path, Err *err);
 /* Sizes without allocating, for checking a file or estimating memory before rwkv7_create:
  * the tensor table (xcalloc'ed, *ntensors entries, caller frees) and parameter count of a model of dims
  * *d (H, F and the default LoRA ranks are filled in *d, as rwkv7_create does); and the activation buffer

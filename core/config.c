@@ -207,7 +207,6 @@ static int key_index_dotted(const char *dotted) {
 
 static int is_list(const CfgKey *k) { return k->type == T_INTS || k->type == T_LONGS; }
 
-/* Levenshtein distance of two short strings (99 when too long to bother). */
 /* Writes " (did you mean PRE<best>POST?)" into out if a candidate is close to word, else "". */
 static void suggest(char *out, size_t n, const char *word, const char *const *cands, int ncand,
                     const char *pre, const char *post) {

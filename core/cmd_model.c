@@ -261,8 +261,8 @@ static int trace_write(const char *out, const Rwkv7 *m, const Rwkv7Trace *tr, co
         return -1;
     }
     int rc = h5log_trajectory(h, 0, d->L, T, d->H, d->N, ids, tgt, pred, tr->state, tr->decay, tr->a, tr->kk, err);
-    if (rc == 0) rc = h5log_flush(h, err);
-    h5log_close(h);
+    if (rc == 0) rc = h5log_finish(h, err); /* flush + close, each checked (a full disk shows up here) */
+    else h5log_close(h);
     if (rc == 0) { /* the data must be on disk before the name points at it */
         int fd = open(tmp, O_RDONLY);
         if (fd < 0 || fsync(fd) != 0) rc = err_set(err, "cannot sync '%s': %s", tmp, strerror(errno));
@@ -389,10 +389,11 @@ static const char LMEVAL_USAGE[] =
     "       [--samples] [--bootstrap N] [--no-share] [--quiet] [--batch N (GPU engine; ignored on cpu)]\n"
     "  tasks: lambada_openai, piqa, hellaswag, arc_easy, arc_challenge, winogrande, openbookqa,\n"
     "         copa, sciq (needs DATA/sciq_test.jsonl)\n"
-    "  --limit N: the first N >= 1 documents of each task (default all); --bootstrap N in [0, 10000000]\n"
-    "  resamples for the perplexity stderr (default 100000)\n"
-    "  writes OUT/results_<time>.json (lm-eval layout) and with --samples\n"
-    "  OUT/samples_<task>_<time>.jsonl; default prefix token 0, lm-eval tokenisation split\n";
+    "  --limit N: the first N documents of each task (default 0 = all); --bootstrap N: 0 (no standard\n"
+    "  errors) or 2..1000000 resamples for the perplexity stderr (default 100000)\n"
+    "  writes OUT/<model_name_sanitized>/results_<date_id>.json (lm-eval layout; OUT ending in .json:\n"
+    "  next to it) and with --samples samples_<task>_<date_id>.jsonl; default prefix token 0, lm-eval\n"
+    "  tokenisation split\n";
 
 int cmd_lmeval(int argc, char **argv) {
     LmevalOpts o = {.device = "cpu", .prefix = 0, .bootstrap = 100000, .data_dir = "data", .out_dir = "."};
@@ -405,8 +406,8 @@ int cmd_lmeval(int argc, char **argv) {
         O_STR("--device", &o.device),
         O_STR("--data", &o.data_dir),
         O_STR("--out", &o.out_dir),
-        O_LONG("--limit", &o.limit, 1, (double)LONG_MAX),
-        O_LONG("--bootstrap", &o.bootstrap, 0, 1e7),
+        O_LONG("--limit", &o.limit, 0, (double)LONG_MAX), /* 0 = all */
+        O_LONG("--bootstrap", &o.bootstrap, 0, LMEVAL_BOOTSTRAP_MAX), /* 1: lmeval_run says why not */
         O_ENUM("--prefix", &prefix, "none|0|newline"),
         O_ENUM("--split", &split, "lmeval|separate"),
         O_INT("--batch", &batch, 1, MAX_LEN), /* accepted for the CLI of the GPU engine; CPU scores one by one */

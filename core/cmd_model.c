@@ -46,6 +46,14 @@ static int parse_or_exit(OptParser *p, int argc, char **argv, const char *usage,
     return 1;
 }
 
+/* The options of every subcommand that loads a .pth/.safetensors/ckpt.bin with rwkv7_load_with:
+ * --allow-unknown-tensors (tensors the model does not use become a warning) and --force-memory (a load
+ * larger than the memory available becomes a warning). Defaults come from the environment
+ * (RWKVLAB_ALLOW_UNKNOWN_TENSORS=1, RWKVLAB_FORCE_MEMORY=1). */
+#define LOAD_OPTS(lo) O_FLAG("--allow-unknown-tensors", &(lo).allow_unknown), O_FLAG("--force-memory", &(lo).force_memory)
+#define LOAD_USAGE "  --allow-unknown-tensors  load files holding tensors the model does not use (listed as a warning)\n" \
+                   "  --force-memory           load even when the estimate exceeds the memory available\n"
+
 /* float32 .npy, shape (T,V), written atomically */
 static int write_npy(const char *path, const float *x, int rows, int cols, Err *err) {
     char hdr[128];
@@ -67,12 +75,19 @@ static int write_npy(const char *path, const float *x, int rows, int cols, Err *
 
 int cmd_info(int argc, char **argv) {
     const char *file = NULL;
-    OptParser p = {.cmd = "info", .pos_name = "FILE", .pos_min = 1, .pos_max = 1, .pos = &file};
+    Rwkv7LoadOpts lo;
+    rwkv7_load_opts_default(&lo);
+    OptSpec spec[] = {LOAD_OPTS(lo)};
+    OptParser p = {.cmd = "info", .specs = spec, .nspecs = OPTS_N(spec), .pos_name = "FILE", .pos_min = 1,
+                   .pos_max = 1, .pos = &file};
     int ec;
-    if (parse_or_exit(&p, argc, argv, "usage: rwkvlab info FILE   (.pth, .safetensors or ckpt.bin)\n", &ec)) return ec;
+    if (parse_or_exit(&p, argc, argv, "usage: rwkvlab info FILE [--allow-unknown-tensors] [--force-memory]\n"
+                      "  architecture, shapes, parameter and state counts of a .pth, .safetensors or ckpt.bin\n"
+                      LOAD_USAGE, &ec))
+        return ec;
     Rwkv7 *m;
     Err err = {{0}};
-    if (rwkv7_load(file, &m, &err)) return fail_msg("info", &err);
+    if (rwkv7_load_with(file, &lo, &m, &err)) return fail_msg("info", &err);
     rwkv7_print_info(m, file, stdout);
     rwkv7_free(m);
     return 0;
@@ -131,14 +146,18 @@ static int check_vocab(const int *ids, int T, int V, Err *err) {
 
 static const char LOGITS_USAGE[] =
     "usage: rwkvlab logits --model FILE --tokens 0,17,...|IDS_FILE --out FILE.npy [--recurrent]\n"
+    "       [--allow-unknown-tensors] [--force-memory]\n"
     "  per-position logits (float32 .npy, T x V) from a zero state; --recurrent runs one token at a\n"
     "  time carrying the state (must agree with the default sequence mode). A NaN or Inf logit is an\n"
-    "  error (naming the first position): nothing is written then.\n";
+    "  error (naming the first position): nothing is written then.\n" LOAD_USAGE;
 
 int cmd_logits(int argc, char **argv) {
     const char *model = NULL, *toks = NULL, *out = NULL;
     int recurrent = 0;
+    Rwkv7LoadOpts lo;
+    rwkv7_load_opts_default(&lo);
     OptSpec spec[] = {
+        LOAD_OPTS(lo),
         O_STR("--model", &model, .required = 1),
         O_STR("--tokens", &toks, .required = 1),
         O_STR("--out", &out, .required = 1),
@@ -152,7 +171,8 @@ int cmd_logits(int argc, char **argv) {
     Rwkv7 *m = NULL;
     float *lg = NULL;
     int rc = 1;
-    if (ids_from_arg(toks, &ids, &T, &err) || rwkv7_load(model, &m, &err) || check_vocab(ids, T, m->d.V, &err))
+    if (ids_from_arg(toks, &ids, &T, &err) || rwkv7_load_with(model, &lo, &m, &err) ||
+        check_vocab(ids, T, m->d.V, &err))
         goto done;
     const int V = m->d.V;
     lg = xmalloc((size_t)T * V * sizeof(float));
@@ -186,7 +206,10 @@ int cmd_export(int argc, char **argv) {
     const char *to = NULL, *ckpt = NULL;
     int dt = 0;
     static const TfDType dtypes[] = {TF_BF16, TF_F16, TF_F32}; /* order of the choices */
+    Rwkv7LoadOpts lo;
+    rwkv7_load_opts_default(&lo);
     OptSpec spec[] = {
+        LOAD_OPTS(lo),
         O_STR("--to", &to, .required = 1),
         O_ENUM("--dtype", &dt, "bf16|f16|f32"),
     };
@@ -195,13 +218,15 @@ int cmd_export(int argc, char **argv) {
     int ec;
     if (parse_or_exit(&p, argc, argv,
                       "usage: rwkvlab export CKPT --to model.pth|model.safetensors [--dtype bf16|f16|f32]\n"
-                      "  writes official key names and shapes (default dtype bf16, as released checkpoints)\n",
+                      "       [--allow-unknown-tensors] [--force-memory]\n"
+                      "  writes official key names and shapes (default dtype bf16, as released checkpoints)\n"
+                      LOAD_USAGE,
                       &ec))
         return ec;
     TfDType dtype = dtypes[dt];
     Rwkv7 *m;
     Err err = {{0}};
-    if (rwkv7_load(ckpt, &m, &err)) return fail_msg("export", &err);
+    if (rwkv7_load_with(ckpt, &lo, &m, &err)) return fail_msg("export", &err);
     if (rwkv7_export(m, to, dtype, &err)) {
         rwkv7_free(m);
         return fail_msg("export", &err);
@@ -278,9 +303,10 @@ static int trace_write(const char *out, const Rwkv7 *m, const Rwkv7Trace *tr, co
 static const char TRACE_USAGE[] =
     "usage: rwkvlab trace --model FILE (--tokens 0,17,...|IDS_FILE | --text STR [--data DIR] |\n"
     "                     --task NAME[:VARIANT] [--len T] [--seed S]) --out FILE.h5\n"
+    "                     [--allow-unknown-tensors] [--force-memory]\n"
     "  state trajectory of one sequence (same schema as training probes: /trajectories/probe0);\n"
     "  targets are the next token, or for --task the task's labels (e.g. --task s5:swaps).\n"
-    "  FILE.h5 is replaced only when the trace is complete; on failure nothing is written.\n";
+    "  FILE.h5 is replaced only when the trace is complete; on failure nothing is written.\n" LOAD_USAGE;
 
 /* The ids (and, for --task, the labels) of the sequence to trace; caller frees both. */
 static int trace_sequence(const char *toks, const char *text, const char *data, const char *task, int T_task,
@@ -331,7 +357,10 @@ int cmd_trace(int argc, char **argv) {
     const char *model = NULL, *toks = NULL, *text = NULL, *out = NULL, *data = NULL, *task = NULL;
     int T_task = 64, nlen = 0, nseed = 0;
     long seed = 1;
+    Rwkv7LoadOpts lo;
+    rwkv7_load_opts_default(&lo);
     OptSpec spec[] = {
+        LOAD_OPTS(lo),
         O_STR("--model", &model, .required = 1),
         O_STR("--out", &out, .required = 1),
         O_STR("--tokens", &toks),
@@ -355,7 +384,7 @@ int cmd_trace(int argc, char **argv) {
     int *ids = NULL, *task_tgt = NULL, T = 0;
     Rwkv7 *m = NULL;
     if (trace_sequence(toks, text, data, task, T_task, seed, &ids, &task_tgt, &T, &err) ||
-        rwkv7_load(model, &m, &err) || check_vocab(ids, T, m->d.V, &err)) {
+        rwkv7_load_with(model, &lo, &m, &err) || check_vocab(ids, T, m->d.V, &err)) {
         free(ids), free(task_tgt);
         rwkv7_free(m);
         return fail_msg("trace", &err);

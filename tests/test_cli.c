@@ -1,7 +1,8 @@
 /* test_cli.c -- the command line through the binary (RWKVLAB_BIN): every subcommand parses its options
  * strictly (unknown, malformed, out-of-range or missing values are an error naming the option and the
  * value, exit 1, nothing written), `config` and `train` accept the same configurations, id lists are
- * parsed without crashing, `logits` refuses non-finite results, `trace` writes its file atomically. */
+ * parsed without crashing, `logits` refuses non-finite results, `trace` writes its file atomically, and
+ * --allow-unknown-tensors / --force-memory reach the loader from info, logits, export and trace. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <stdarg.h>
@@ -325,4 +326,59 @@ Test(cli, trace_writes_atomically) {
     cr_assert(old);
     cr_expect(fread(buf, 1, 8, old) == 8 && !memcmp(buf, "\x89HDF\r\n\x1a\n", 8), "t.h5 is not an HDF5 file");
     fclose(old);
+}
+
+/* ---- the loader's switches reach it from every subcommand that loads a model ------------------ */
+
+/* Copies the safetensors file src to dst with one more tensor, "extra.weight" [1] F32, that no model uses. */
+static void add_unknown_tensor(const char *src, const char *dst) {
+    FILE *f = fopen(src, "rb");
+    cr_assert(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc(n);
+    cr_assert(fread(b, 1, n, f) == (size_t)n);
+    fclose(f);
+    unsigned long long hl = 0;
+    for (int i = 7; i >= 0; i--) hl = hl << 8 | b[i];
+    cr_assert(8 + hl < (unsigned long long)n && b[8] == '{');
+    unsigned long long data = n - 8 - hl;
+    char extra[160], hdr[65536];
+    snprintf(extra, sizeof extra, "\"extra.weight\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[%llu,%llu]},",
+             data, data + 4);
+    int len = snprintf(hdr, sizeof hdr, "{%s%.*s", extra, (int)hl - 1, (char *)b + 9);
+    while (len % 8) hdr[len++] = ' '; /* keep the data 8-byte aligned */
+    f = fopen(dst, "wb");
+    cr_assert(f);
+    unsigned char lenb[8];
+    for (int i = 0; i < 8; i++) lenb[i] = (unsigned char)((unsigned long long)len >> (8 * i));
+    float one = 1;
+    cr_assert(fwrite(lenb, 1, 8, f) == 8 && fwrite(hdr, 1, len, f) == (size_t)len &&
+              fwrite(b + 8 + hl, 1, data, f) == data && fwrite(&one, 4, 1, f) == 1);
+    fclose(f);
+    free(b);
+}
+
+Test(cli, load_switches_on_info_logits_export_trace) {
+    make_model("m.safetensors", "");
+    char a[600], b[600];
+    snprintf(a, sizeof a, "%s/m.safetensors", tmpdir);
+    snprintf(b, sizeof b, "%s/u.safetensors", tmpdir);
+    add_unknown_tensor(a, b);
+    static const char *cmds[] = {"info @/%s", "logits --model @/%s --tokens 1,2 --out @/l.npy",
+                                 "export @/%s --to @/e.safetensors", "trace --model @/%s --tokens 1,2 --out @/t.h5"};
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
+        char u[300], m[300];
+        snprintf(u, sizeof u, cmds[i], "u.safetensors");
+        snprintf(m, sizeof m, cmds[i], "m.safetensors");
+        cr_expect_eq(cli("%s", u), 1, "%s accepted an unknown tensor:\n%s", u, output);
+        cr_expect(strstr(output, "extra.weight"), "%s: the message should name the tensor:\n%s", u, output);
+        cr_expect_eq(cli("%s --allow-unknown-tensors", u), 0, "%s --allow-unknown-tensors:\n%s", u, output);
+        /* a machine with 1 KB: refused, unless forced */
+        cr_expect_eq(cli_in("RWKVLAB_MEM_AVAILABLE=1000", "%s", m), 1, "%s with 1 KB:\n%s", m, output);
+        cr_expect(strstr(output, "memory"), "%s", output);
+        cr_expect_eq(cli_in("RWKVLAB_MEM_AVAILABLE=1000", "%s --force-memory", m), 0, "%s --force-memory:\n%s", m,
+                     output);
+    }
 }

@@ -42,8 +42,9 @@ static void train_usage(FILE *f) {
             "  CONFIG            INI file (see configs/ and README 'Config reference')\n"
             "  --set s.k=v       override one key (repeatable), validated like the file\n"
             "  --out DIR         run directory (default results/<experiment>/seed<seed>-<time>)\n"
-            "  --resume DIR      continue an interrupted run from DIR/ckpt.bin (its config.ini is used;\n"
-            "                    --set may still change e.g. train.steps)\n"
+            "  --resume DIR      continue the run in DIR from its last checkpoint (CONFIG defaults to\n"
+            "                    DIR/config.ini; CONFIG and --set may change only train.steps and\n"
+            "                    train.threads, anything else is refused)\n"
             "  --quiet           no progress on stdout (run.log still has it)\n"
             "  testing aids: --stop-after STEP (behave as if interrupted), --inject-nan STEP\n"
             "exit status: 0 done, 1 error, 3 diverged (NaN/Inf), 130 interrupted (resumable)\n");
@@ -91,8 +92,19 @@ static int cmd_train(int argc, char **argv) {
     config_defaults(&cfg);
     Err err = {{0}};
     char resumed_cfg[4200];
-    if (opts.resume_dir) {
-        /* the run's own resolved config wins: a resumed run is the same run */
+    char probe[4200];
+    if (opts.resume_dir && config_path && !opts.out_dir) {
+        /* train CONFIG --resume DIR on a directory that holds no run yet (killed before its config.ini
+         * was written): start that run there, so a retry loop needs no special case */
+        snprintf(probe, sizeof probe, "%s/config.ini", opts.resume_dir);
+        if (access(probe, F_OK) != 0) {
+            fprintf(stderr, "rwkvlab train: %s holds no run yet: starting it there\n", opts.resume_dir);
+            opts.out_dir = opts.resume_dir;
+            opts.resume_dir = NULL;
+        }
+    }
+    if (opts.resume_dir && !config_path) {
+        /* without CONFIG: the run's own resolved config; with one, train_run checks it against the run's */
         snprintf(resumed_cfg, sizeof resumed_cfg, "%s/config.ini", opts.resume_dir);
         config_path = resumed_cfg;
     }

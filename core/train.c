@@ -19,6 +19,7 @@
 
 #include "ckpt.h"
 #include "h5log.h"
+#include "mem.h"
 #include "optim.h"
 #include "rwkv7.h"
 #include "task.h"
@@ -444,6 +445,7 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
         return err_set(err, "model.arch = %s is not implemented yet (available: rwkv7)", cfg->model.arch), TRAIN_ERROR;
     if (config_validate(cfg, err)) return TRAIN_ERROR;
     if (!(r->task = task_create(cfg, err))) return TRAIN_ERROR;
+    if (mem_check_train(cfg, task_vocab(r->task), r->K, err)) goto done; /* before writing or allocating anything */
     if (choose_run_dir(r, err)) goto done;
     snprintf(opts->run_dir, sizeof opts->run_dir, "%s", r->dir);
     r->config_ini = config_to_ini(cfg);

@@ -20,7 +20,7 @@
 #include "lmeval.h"
 #include "lmeval_data.h"
 #include "opts.h"
-#include "rwkv7_io.h"
+#include "model_io.h"
 #include "tokenizer.h"
 
 /* Largest token id accepted on the command line (then checked against the model's vocabulary). */
@@ -46,7 +46,7 @@ static int parse_or_exit(OptParser *p, int argc, char **argv, const char *usage,
     return 1;
 }
 
-/* The options of every subcommand that loads a .pth/.safetensors/ckpt.bin with rwkv7_load_with:
+/* The options of every subcommand that loads a .pth/.safetensors/ckpt.bin with model_load_with:
  * --allow-unknown-tensors (tensors the model does not use become a warning) and --force-memory (a load
  * larger than the memory available becomes a warning). Defaults come from the environment
  * (RWKVLAB_ALLOW_UNKNOWN_TENSORS=1, RWKVLAB_FORCE_MEMORY=1). */
@@ -75,8 +75,8 @@ static int write_npy(const char *path, const float *x, int rows, int cols, Err *
 
 int cmd_info(int argc, char **argv) {
     const char *file = NULL;
-    Rwkv7LoadOpts lo;
-    rwkv7_load_opts_default(&lo);
+    ModelLoadOpts lo;
+    model_load_opts_default(&lo);
     OptSpec spec[] = {LOAD_OPTS(lo)};
     OptParser p = {.cmd = "info", .specs = spec, .nspecs = OPTS_N(spec), .pos_name = "FILE", .pos_min = 1,
                    .pos_max = 1, .pos = &file};
@@ -85,11 +85,11 @@ int cmd_info(int argc, char **argv) {
                       "  architecture, shapes, parameter and state counts of a .pth, .safetensors or ckpt.bin\n"
                       LOAD_USAGE, &ec))
         return ec;
-    Rwkv7 *m;
+    Model *m;
     Err err = {{0}};
-    if (rwkv7_load_with(file, &lo, &m, &err)) return fail_msg("info", &err);
-    rwkv7_print_info(m, file, stdout);
-    rwkv7_free(m);
+    if (model_load_with(file, &lo, &m, &err)) return fail_msg("info", &err);
+    model_print_info(m, file, stdout);
+    model_free(m);
     return 0;
 }
 
@@ -154,8 +154,8 @@ static const char LOGITS_USAGE[] =
 int cmd_logits(int argc, char **argv) {
     const char *model = NULL, *toks = NULL, *out = NULL;
     int recurrent = 0;
-    Rwkv7LoadOpts lo;
-    rwkv7_load_opts_default(&lo);
+    ModelLoadOpts lo;
+    model_load_opts_default(&lo);
     OptSpec spec[] = {
         LOAD_OPTS(lo),
         O_STR("--model", &model, .required = 1),
@@ -168,23 +168,24 @@ int cmd_logits(int argc, char **argv) {
     if (parse_or_exit(&p, argc, argv, LOGITS_USAGE, &ec)) return ec;
     Err err = {{0}};
     int *ids = NULL, T = 0;
-    Rwkv7 *m = NULL;
+    Model *m = NULL;
     float *lg = NULL;
     int rc = 1;
-    if (ids_from_arg(toks, &ids, &T, &err) || rwkv7_load_with(model, &lo, &m, &err) ||
-        check_vocab(ids, T, m->d.V, &err))
+    if (ids_from_arg(toks, &ids, &T, &err) || model_load_with(model, &lo, &m, &err) ||
+        check_vocab(ids, T, m->V, &err))
         goto done;
-    const int V = m->d.V;
+    const int V = m->V;
     lg = xmalloc((size_t)T * V * sizeof(float));
     if (recurrent) {
-        real *state = xcalloc(rwkv7_state_numel(&m->d, 1), sizeof(real));
+        real *state = xcalloc(model_state_numel(m, 1), sizeof(real));
         for (int t = 0; t < T; t++) {
-            const real *l = rwkv7_forward(m, &ids[t], 1, 1, 1, state, state, NULL);
+            ModelFwd f = {.K = 1, .state_in = state, .state_out = state};
+            const real *l = model_forward(m, &ids[t], 1, 1, &f);
             for (int v = 0; v < V; v++) lg[(size_t)t * V + v] = (float)l[v];
         }
         free(state);
     } else {
-        const real *l = rwkv7_forward(m, ids, 1, T, 16, NULL, NULL, NULL);
+        const real *l = model_forward(m, ids, 1, T, NULL);
         for (size_t i = 0; i < (size_t)T * V; i++) lg[i] = (float)l[i];
     }
     for (size_t i = 0; i < (size_t)T * V; i++)
@@ -198,7 +199,7 @@ int cmd_logits(int argc, char **argv) {
 done:
     if (rc) fail_msg("logits", &err);
     free(lg), free(ids);
-    rwkv7_free(m);
+    model_free(m);
     return rc;
 }
 
@@ -206,8 +207,8 @@ int cmd_export(int argc, char **argv) {
     const char *to = NULL, *ckpt = NULL;
     int dt = 0;
     static const TfDType dtypes[] = {TF_BF16, TF_F16, TF_F32}; /* order of the choices */
-    Rwkv7LoadOpts lo;
-    rwkv7_load_opts_default(&lo);
+    ModelLoadOpts lo;
+    model_load_opts_default(&lo);
     OptSpec spec[] = {
         LOAD_OPTS(lo),
         O_STR("--to", &to, .required = 1),
@@ -224,15 +225,15 @@ int cmd_export(int argc, char **argv) {
                       &ec))
         return ec;
     TfDType dtype = dtypes[dt];
-    Rwkv7 *m;
+    Model *m;
     Err err = {{0}};
-    if (rwkv7_load_with(ckpt, &lo, &m, &err)) return fail_msg("export", &err);
-    if (rwkv7_export(m, to, dtype, &err)) {
-        rwkv7_free(m);
+    if (model_load_with(ckpt, &lo, &m, &err)) return fail_msg("export", &err);
+    if (model_export(m, to, dtype, &err)) {
+        model_free(m);
         return fail_msg("export", &err);
     }
     printf("wrote %s (%s, %d tensors, %zu parameters)\n", to, tf_dtype_name(dtype), m->ntensors, m->nparams);
-    rwkv7_free(m);
+    model_free(m);
     return 0;
 }
 
@@ -267,25 +268,24 @@ static void trace_guard(int on, struct sigaction *saved) {
  * an error, or SIGINT/SIGTERM/SIGHUP/SIGXFSZ, the temporary file is removed: nothing is left, and an
  * existing `out` is untouched (after SIGKILL or a power loss only out.tmp.PID can remain, never a
  * partial `out`). */
-static int trace_write(const char *out, const Rwkv7 *m, const Rwkv7Trace *tr, const int *ids, const int *tgt,
+static int trace_write(const char *out, const Model *m, const ModelTrace *tr, const int *ids, const int *tgt,
                        const int *pred, int T, Err *err) {
-    const Rwkv7Dims *d = &m->d;
     char *tmp = trace_tmp;
     if ((size_t)snprintf(tmp, sizeof trace_tmp, "%s.tmp.%ld", out, (long)getpid()) >= sizeof trace_tmp)
         return err_set(err, "--out: path too long (%zu characters)", strlen(out));
     unlink(tmp); /* our own name: a leftover of an earlier process with this pid */
     struct sigaction saved[N_TRACE_SIGNALS];
     trace_guard(1, saved);
-    H5RunAttrs at = {.config_ini = "", .code_version = RWKVLAB_VERSION, .seed = 0, .arch = "rwkv7",
-                     .param_count = (long)m->nparams, .state_size = (long)d->L * d->H * d->N * d->N,
-                     .eig_range = d->extended ? "extended" : "standard"};
+    H5RunAttrs at = {.config_ini = "", .code_version = RWKVLAB_VERSION, .seed = 0, .arch = m->arch->name,
+                     .param_count = (long)m->nparams, .state_size = (long)model_matrix_state_numel(m),
+                     .state_size_total = (long)model_state_numel(m, 1), .eig_range = model_eig_range(m)};
     H5Log *h = h5log_create(tmp, &at, err);
     if (!h) {
         unlink(tmp);
         trace_guard(0, saved);
         return -1;
     }
-    int rc = h5log_trajectory(h, 0, d->L, T, d->H, d->N, ids, tgt, pred, tr->state, tr->decay, tr->a, tr->kk, err);
+    int rc = h5log_trajectory(h, 0, m, T, ids, tgt, pred, tr, err);
     if (rc == 0) rc = h5log_finish(h, err); /* flush + close, each checked (a full disk shows up here) */
     else h5log_close(h);
     if (rc == 0) { /* the data must be on disk before the name points at it */
@@ -357,8 +357,8 @@ int cmd_trace(int argc, char **argv) {
     const char *model = NULL, *toks = NULL, *text = NULL, *out = NULL, *data = NULL, *task = NULL;
     int T_task = 64, nlen = 0, nseed = 0;
     long seed = 1;
-    Rwkv7LoadOpts lo;
-    rwkv7_load_opts_default(&lo);
+    ModelLoadOpts lo;
+    model_load_opts_default(&lo);
     OptSpec spec[] = {
         LOAD_OPTS(lo),
         O_STR("--model", &model, .required = 1),
@@ -382,31 +382,31 @@ int cmd_trace(int argc, char **argv) {
     if ((nlen || nseed) && !task)
         return err_set(&err, "%s is used only with --task", nlen ? "--len" : "--seed"), fail_msg("trace", &err);
     int *ids = NULL, *task_tgt = NULL, T = 0;
-    Rwkv7 *m = NULL;
+    Model *m = NULL;
     if (trace_sequence(toks, text, data, task, T_task, seed, &ids, &task_tgt, &T, &err) ||
-        rwkv7_load_with(model, &lo, &m, &err) || check_vocab(ids, T, m->d.V, &err)) {
+        model_load_with(model, &lo, &m, &err) || check_vocab(ids, T, m->V, &err)) {
         free(ids), free(task_tgt);
-        rwkv7_free(m);
+        model_free(m);
         return fail_msg("trace", &err);
     }
-    const Rwkv7Dims *d = &m->d;
-    size_t LT = (size_t)d->L * T;
-    Rwkv7Trace tr = {.state = xmalloc(LT * d->H * d->N * d->N * sizeof(float)),
-                     .decay = xmalloc(LT * d->C * sizeof(float)), .a = xmalloc(LT * d->C * sizeof(float)),
-                     .kk = xmalloc(LT * d->C * sizeof(float))};
-    const real *lg = rwkv7_forward(m, ids, 1, T, 16, NULL, NULL, &tr);
+    const int V = m->V;
+    ModelTrace tr;
+    model_trace_alloc(m, 1, T, &tr);
+    ModelFwd f = {.trace = &tr};
+    const real *lg = model_forward(m, ids, 1, T, &f);
     int *pred = xmalloc(T * sizeof(int)), *tgt = xmalloc(T * sizeof(int));
     for (int t = 0; t < T; t++) {
         int am = 0;
-        for (int v = 1; v < d->V; v++)
-            if (lg[(size_t)t * d->V + v] > lg[(size_t)t * d->V + am]) am = v;
+        for (int v = 1; v < V; v++)
+            if (lg[(size_t)t * V + v] > lg[(size_t)t * V + am]) am = v;
         pred[t] = am;
         tgt[t] = task_tgt ? task_tgt[t] : t + 1 < T ? ids[t + 1] : -1; /* task label, or the next token */
     }
     int rc = trace_write(out, m, &tr, ids, tgt, pred, T, &err);
-    const int L = d->L;
-    free(tr.state), free(tr.decay), free(tr.a), free(tr.kk), free(pred), free(tgt), free(ids), free(task_tgt);
-    rwkv7_free(m);
+    const int L = m->L;
+    model_trace_free(&tr);
+    free(pred), free(tgt), free(ids), free(task_tgt);
+    model_free(m);
     if (rc) return fail_msg("trace", &err);
     printf("wrote %s (%d tokens, %d layers)\n", out, T, L);
     return 0;
@@ -456,26 +456,31 @@ int cmd_lmeval(int argc, char **argv) {
 }
 
 static const char INIT_USAGE[] =
-    "usage: rwkvlab init --to FILE.pth|FILE.safetensors [--vocab V] [--layers L] [--d-model C]\n"
+    "usage: rwkvlab init --to FILE.pth|FILE.safetensors [--arch NAME] [--vocab V] [--layers L] [--d-model C]\n"
     "       [--head-size N] [--seed S] [--noise X] [--random X] [--dtype bf16|f16|f32]\n"
-    "  official initialisation (plus uniform noise of half-width X on every parameter, so that the\n"
-    "  zero-initialised matrices take part); --random X > 0 instead fills every parameter uniformly in\n"
-    "  [-X,X] (fast, for benchmark-sized files); defaults: the 0.1B shape V=65536 L=12 C=768 N=64, bf16\n";
+    "  official initialisation of an architecture (default rwkv7; the other model.* keys at their config\n"
+    "  defaults) plus uniform noise of half-width X on every parameter, so that the zero-initialised\n"
+    "  matrices take part; --random X > 0 instead fills every parameter uniformly in [-X,X] (fast, for\n"
+    "  benchmark-sized files); defaults: the 0.1B shape V=65536 L=12 C=768 N=64, bf16\n";
 
 /* rwkvlab init: a freshly initialised model written as a checkpoint (for benchmarks and smoke tests). */
 int cmd_init(int argc, char **argv) {
-    const char *to = NULL;
-    Rwkv7Dims d = {.V = 65536, .L = 12, .C = 768, .N = 64, .has_ln0 = 1};
+    const char *to = NULL, *arch_name = "rwkv7";
+    int V = 65536;
+    RunConfig cfg;
+    config_defaults(&cfg);
+    cfg.model.layers = 12, cfg.model.d_model = 768, cfg.model.head_size = 64;
     long seed = 1;
     double noise = 0, uni = 0;
     int dt = 0, nrandom = 0;
     static const TfDType dtypes[] = {TF_BF16, TF_F16, TF_F32}; /* order of the choices */
     OptSpec spec[] = {
         O_STR("--to", &to, .required = 1),
-        O_INT("--vocab", &d.V, 1, 1 << 24),
-        O_INT("--layers", &d.L, 1, 1024),
-        O_INT("--d-model", &d.C, 1, 65536),
-        O_INT("--head-size", &d.N, 1, 65536),
+        O_STR("--arch", &arch_name),
+        O_INT("--vocab", &V, 1, 1 << 24),
+        O_INT("--layers", &cfg.model.layers, 1, 1024),
+        O_INT("--d-model", &cfg.model.d_model, 1, 65536),
+        O_INT("--head-size", &cfg.model.head_size, 1, 65536),
         O_LONG("--seed", &seed, 0, MAX_SEED),
         O_REAL("--noise", &noise, 0, 1e30),
         O_REAL("--random", &uni, 0, 1e30, .lo_open = 1, .count = &nrandom),
@@ -484,26 +489,34 @@ int cmd_init(int argc, char **argv) {
     OptParser p = {.cmd = "init", .specs = spec, .nspecs = OPTS_N(spec)};
     int ec;
     if (parse_or_exit(&p, argc, argv, INIT_USAGE, &ec)) return ec;
-    if (d.C % d.N) {
-        fprintf(stderr, "rwkvlab init: --head-size %d does not divide --d-model %d — pick a head size that divides it\n",
-                d.N, d.C);
+    const ModelArch *arch = model_arch_find(arch_name);
+    if (!arch) {
+        fprintf(stderr, "rwkvlab init: --arch %s is not known (available: %s)\n", arch_name, model_arch_names());
         return 1;
     }
+    snprintf(cfg.model.arch, sizeof cfg.model.arch, "%s", arch_name);
+    if (cfg.model.d_model % cfg.model.head_size) {
+        fprintf(stderr, "rwkvlab init: --head-size %d does not divide --d-model %d — pick a head size that divides it\n",
+                cfg.model.head_size, cfg.model.d_model);
+        return 1;
+    }
+    Err err = {{0}};
+    char dims[1024];
+    if (arch->dims_from_config(dims, &cfg, V, &err)) return fail_msg("init", &err);
     TfDType dtype = dtypes[dt];
-    Rwkv7 *m = rwkv7_create_inference(&d);
+    Model *m = model_create(arch, dims, 0);
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     gsl_rng_set(rng, (unsigned long)seed);
     if (nrandom) /* fast, for benchmark-sized files: the official init orthogonalises every matrix */
         for (size_t i = 0; i < m->nparams; i++) m->params[i] = (real)(uni * (2 * gsl_rng_uniform(rng) - 1));
     else
-        rwkv7_init_official(m, rng);
+        model_init(m, rng, NULL);
     for (size_t i = 0; noise > 0 && i < m->nparams; i++) m->params[i] += (real)(noise * (2 * gsl_rng_uniform(rng) - 1));
     gsl_rng_free(rng);
-    Err err = {{0}};
-    int rc = rwkv7_export(m, to, dtype, &err);
+    int rc = model_export(m, to, dtype, &err);
     if (rc) fail_msg("init", &err);
-    else printf("wrote %s (%zu parameters, %s)\n", to, m->nparams, tf_dtype_name(dtype));
-    rwkv7_free(m);
+    else printf("wrote %s (%s, %zu parameters, %s)\n", to, arch->title, m->nparams, tf_dtype_name(dtype));
+    model_free(m);
     return rc ? 1 : 0;
 }
 
@@ -533,7 +546,7 @@ int cmd_evaltask(int argc, char **argv) {
     struct stat st;
     if (stat(run, &st) == 0 && S_ISDIR(st.st_mode)) snprintf(ckpt, sizeof ckpt, "%s/ckpt.bin", run);
     else snprintf(ckpt, sizeof ckpt, "%s", run);
-    Rwkv7 *m = NULL;
+    Model *m = NULL;
     char *ini = NULL;
     long step = 0;
     if (ckpt_load_model(ckpt, &m, &step, &ini, &err)) {
@@ -574,6 +587,6 @@ out:
     if (fd >= 0) close(fd), unlink(tmp);
     free(L), free(ini);
     task_free(task);
-    rwkv7_free(m);
+    model_free(m);
     return rc;
 }

@@ -95,6 +95,14 @@ void model_backward(Model *m) {
 size_t model_state_numel(const Model *m, int B) { return m->arch->state_numel(m, B); }
 size_t model_matrix_state_numel(const Model *m) { return m->arch->matrix_state_numel(m); }
 
+const char *model_eig_range(const Model *m) {
+    int vals[MODEL_MAX_DIMS];
+    model_dims_get(m->arch, m->dims, vals);
+    for (int i = 0; i < m->arch->ndims; i++)
+        if (!strcmp(m->arch->dim_fields[i].name, "extended")) return vals[i] ? "extended" : "standard";
+    return "standard";
+}
+
 const ParamTensor *model_find(const Model *m, const char *name) {
     for (int i = 0; i < m->ntensors; i++)
         if (!strcmp(m->tensors[i].name, name)) return &m->tensors[i];

@@ -144,6 +144,8 @@ void model_backward(Model *m);
 size_t model_state_numel(const Model *m, int B);
 /* State size reported everywhere (info, summary.json, run.h5): matrix part and all of it, per sequence. */
 size_t model_matrix_state_numel(const Model *m);
+/* "standard" or "extended": the model's eigenvalue range (dims field `extended`, absent = standard). */
+const char *model_eig_range(const Model *m);
 const ParamTensor *model_find(const Model *m, const char *name);
 /* An architecture's dims as named integers (checkpoints, info): get fills vals (arch->ndims). */
 void model_dims_get(const ModelArch *a, const void *dims, int *vals);

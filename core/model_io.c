@@ -106,7 +106,7 @@ static int account_tensors(const TensorFile *tf, const ModelArch *a, const void 
             unknown++;
         }
     if (!rc && unknown && !allow_unknown)
-        rc = err_set(err, "%s: tensor '%s' %s is not part of a %s model (%d unknown tensor%s in the file): "
+        rc = err_set(err, "%s: tensor '%s' %s is not part of the model (%s) (%d unknown tensor%s in the file): "
                           "if the file is right, load it with --allow-unknown-tensors (RWKVLAB_ALLOW_UNKNOWN_TENSORS=1) "
                           "to ignore %s", path, tf->t[first_unknown].name, shape_of(&tf->t[first_unknown], got, sizeof got),
                      a->title, unknown, unknown > 1 ? "s" : "", unknown > 1 ? "them" : "it");

@@ -752,7 +752,14 @@ static size_t arch_act_bytes(const Model *mm) {
     const Rwkv7 *m = mm->self;
     return m->acts ? rwkv7_act_bytes(m) + m->acts->rows_cap * sizeof(int) : 0;
 }
-static int arch_recognise(const TensorFile *tf) { return tensorfile_find(tf, "blocks.0.att.r_k") != NULL; }
+/* keys only RWKV-7 files have (any one: a file missing some is still reported as an incomplete RWKV-7) */
+static int arch_recognise(const TensorFile *tf) {
+    static const char *const keys[] = {"blocks.0.att.r_k", "blocks.0.att.k_k", "blocks.0.att.k_a", "blocks.0.att.a0",
+                                       "blocks.0.att.x_a"};
+    for (int i = 0; i < 5; i++)
+        if (tensorfile_find(tf, keys[i])) return 1;
+    return 0;
+}
 static ParamTensor *arch_tensor_table(const void *dims, int *n, size_t *np) {
     Rwkv7Dims d = *(const Rwkv7Dims *)dims;
     return rwkv7_tensor_table(&d, n, np);

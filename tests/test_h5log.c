@@ -338,7 +338,8 @@ Test(h5log, eigenvalues_trace_and_determinant) {
         double m[N * N], tr = 0;
         for (int i = 0; i < N; i++)
             for (int j = 0; j < N; j++)
-                m[i * N + j] = (i == j ? (double)w[i] : 0) - (double)kk[i] * a[j] * kk[j];
+                /* the matrix as the solver gets it: alpha = -kk and beta = kk*a rounded to float */
+                m[i * N + j] = (i == j ? (double)w[i] : 0) + (double)(-kk[i]) * (double)(kk[j] * a[j]);
         for (int i = 0; i < N; i++) tr += m[i * N + i];
         double det = det_lu(N, m);
         double re[N], im[N];

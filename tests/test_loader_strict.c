@@ -1,5 +1,5 @@
 /* test_loader_strict.c -- building a model from a .pth / .safetensors accounts for every tensor, checks
- * memory before allocating, and reads each shared storage once (core/model_io.h).
+ * memory before allocating, and reads each shared storage once (core/io/model_io.h).
  *
  * Files are derived in the test from the committed fixture tests/fixtures/ckpt/l3_f32.safetensors (3 layers,
  * C=32): one tensor removed, one added, a LoRA factor declared [0, 2^30], a storage claiming more than the

@@ -120,6 +120,9 @@ struct ModelArch {
     const TraceQuantity *trace; /* the architecture's own per-step quantities (ModelTrace.q) */
     int ntrace;
     size_t (*act_bytes)(const Model *m); /* current activation memory of the architecture's forward */
+    /* forward FLOPs per token (matrix products incl. the head, plus the recurrence), for `bench`'s fraction
+     * of the sgemm rate; a training step counts 3x the products plus the recurrence's backward */
+    double (*fwd_flops_per_token)(const Model *m, double *matmul, double *recurrence);
 };
 
 /* ---- the registry (models.c) -------------------------------------------------------------------- */

@@ -774,6 +774,19 @@ static const char *arch_export_note(const Model *mm) {
                : NULL;
 }
 
+/* matmul: r k v o (4 C^2), LoRAs, FFN (2 C F), head (C V), 2 flops each; recurrence: ~5 flops per state
+ * element per token forward (rwkv7.md) */
+static double arch_fwd_flops(const Model *mm, double *matmul, double *recurrence) {
+    const Rwkv7Dims *d = &((const Rwkv7 *)mm->self)->d;
+    const double C = d->C, L = d->L, V = d->V;
+    double mm_ = 2 * L * 4 * C * C + 2 * (L * 2 * C * (d->Dw + d->Da + d->Dg) + (L - 1) * 2 * C * d->Dv) +
+                 2 * L * 2 * C * d->F + 2 * C * V;
+    double rec = 2 * 5 * L * C * d->N;
+    if (matmul) *matmul = mm_;
+    if (recurrence) *recurrence = rec;
+    return mm_ + rec;
+}
+
 static const char *const rwkv7_ignored[] = {"blocks.0.att.v0", "blocks.0.att.v1", "blocks.0.att.v2", NULL};
 
 const ModelArch model_rwkv7 = {
@@ -801,4 +814,5 @@ const ModelArch model_rwkv7 = {
     .trace = rwkv7_trace,
     .ntrace = 2,
     .act_bytes = arch_act_bytes,
+    .fwd_flops_per_token = arch_fwd_flops,
 };

@@ -1,0 +1,322 @@
+/* cuda_kernels.cu -- row-wise and elementwise kernels of the RWKV-7 inference forward (see
+ * cuda_kernels.cuh for what each computes; the math is ../shared/spec/rwkv7.md, the CPU twins are in
+ * core/ops.c). Row kernels run one block of ROW_THREADS per token row; per-head kernels give each warp
+ * one head at a time (lane j holds channels j, j+32, ...). All statistics are fp32, two-pass. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cuda_kernels.cuh"
+
+#define ROW_THREADS 256
+#define EW_THREADS 256
+
+static unsigned ew_blocks(long n) {
+    long b = (n + EW_THREADS - 1) / EW_THREADS;
+    if (b > 65536L * 8) b = 65536L * 8; /* grid-stride beyond this */
+    return (unsigned)(b < 1 ? 1 : b);
+}
+
+/* mean and 1/sqrt(var + eps) of x[0..C) over the block (biased variance, two passes) */
+__device__ __forceinline__ void row_stats(const float *__restrict__ x, int C, float eps, float &mean, float &rstd) {
+    float s = 0.f;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) s += x[c];
+    mean = block_sum(s) / C;
+    float q = 0.f;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        float d = x[c] - mean;
+        q += d * d;
+    }
+    rstd = 1.f / sqrtf(block_sum(q) / C + eps);
+}
+
+/* ---- embedding (+ ln0) ------------------------------------------------------------------------ */
+template <typename T>
+__global__ void k_embed(float *__restrict__ x, const int *__restrict__ tok, const T *__restrict__ emb,
+                        const float *__restrict__ lw, const float *__restrict__ lb, int C) {
+    const long r = blockIdx.x;
+    const T *e = emb + (size_t)tok[r] * C;
+    float *o = x + (size_t)r * C;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) o[c] = to_f(e[c]);
+    if (!lw) return;
+    float m, s;
+    row_stats(o, C, 1e-5f, m, s); /* each thread reads only what it wrote */
+    for (int c = threadIdx.x; c < C; c += blockDim.x) o[c] = (o[c] - m) * s * lw[c] + lb[c];
+}
+template <typename T>
+void embed_launch(cudaStream_t st, float *x, const int *tok, const T *emb, const float *lw, const float *lb, int R, int C) {
+    k_embed<T><<<R, ROW_THREADS, 0, st>>>(x, tok, emb, lw, lb, C);
+    KERNEL_CHECK();
+}
+
+/* ---- token shift + mixes ---------------------------------------------------------------------- */
+template <typename T, int NM>
+__global__ void k_shift_mix(const float *__restrict__ x, const float *__restrict__ lw, const float *__restrict__ lb,
+                            const int *__restrict__ row_seq, const int *__restrict__ seq_off,
+                            const float *__restrict__ st_in, float *__restrict__ st_out, MixOut mo, int C) {
+    const long r = blockIdx.x;
+    const int b = row_seq[r];
+    const bool first = r == seq_off[b], last = r == seq_off[b + 1] - 1;
+    const float *xr = x + (size_t)r * C, *xp = first ? xr : xr - C;
+    float m, s, pm = 0.f, ps = 0.f;
+    row_stats(xr, C, 1e-5f, m, s);
+    if (!first) row_stats(xp, C, 1e-5f, pm, ps); /* block-uniform branch */
+    const float *pin = first && st_in ? st_in + (size_t)b * C : nullptr;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        const float xn = (xr[c] - m) * s * lw[c] + lb[c];
+        const float pv = first ? (pin ? pin[c] : 0.f) : (xp[c] - pm) * ps * lw[c] + lb[c];
+        const float d = pv - xn;
+#pragma unroll
+        for (int i = 0; i < NM; i++) ((T *)mo.out[i])[(size_t)r * C + c] = from_f<T>(xn + d * mo.mu[i][c]);
+        if (last && st_out) st_out[(size_t)b * C + c] = xn;
+    }
+}
+template <typename T>
+void shift_mix_launch(cudaStream_t st, const float *x, const float *lw, const float *lb, const int *row_seq,
+                      const int *seq_off, const float *st_in, float *st_out, const MixOut &mo, int R, int C) {
+    if (mo.n == 6) k_shift_mix<T, 6><<<R, ROW_THREADS, 0, st>>>(x, lw, lb, row_seq, seq_off, st_in, st_out, mo, C);
+    else if (mo.n == 1) k_shift_mix<T, 1><<<R, ROW_THREADS, 0, st>>>(x, lw, lb, row_seq, seq_off, st_in, st_out, mo, C);
+    else {
+        fprintf(stderr, "rwkvlab: shift_mix_launch: %d mixes (only 1 and 6 are built)\n", mo.n);
+        exit(EXIT_FAILURE);
+    }
+    KERNEL_CHECK();
+}
+
+/* ---- LoRA hidden activations ------------------------------------------------------------------ */
+template <typename T>
+__global__ void k_lora_act(T *__restrict__ out, const float *__restrict__ in, long n, int ld, int width, int Dw, int Da,
+                           int Dg) {
+    for (long q = blockIdx.x * (long)blockDim.x + threadIdx.x; q < n; q += (long)gridDim.x * blockDim.x) {
+        const long row = q / width;
+        const int col = (int)(q - row * width);
+        const size_t i = (size_t)row * ld + col;
+        float v = in[i];
+        if (col < Dw) v = tanhf(v);
+        else if (col >= Dw + Da && col < Dw + Da + Dg) v = sigmoidf_(v);
+        out[i] = from_f<T>(v);
+    }
+}
+template <typename T>
+void lora_act_launch(cudaStream_t st, T *out, const float *in, int R, int ld, int Dw, int Da, int Dg, int Dv_used) {
+    const int width = Dw + Da + Dg + Dv_used;
+    const long n = (long)R * width;
+    k_lora_act<T><<<ew_blocks(n), EW_THREADS, 0, st>>>(out, in, n, ld, width, Dw, Da, Dg);
+    KERNEL_CHECK();
+}
+
+/* ---- WKV inputs ------------------------------------------------------------------------------- */
+template <int N>
+__global__ void k_wkv_prep(float *__restrict__ w, float *__restrict__ a, float *__restrict__ k, float *__restrict__ kk,
+                           float *__restrict__ v, float *__restrict__ vfirst, const float *__restrict__ vl,
+                           const float *__restrict__ w0, const float *__restrict__ a0, const float *__restrict__ v0,
+                           const float *__restrict__ k_k, const float *__restrict__ k_a, int C, int H, int extended) {
+    constexpr int NQ = (N + 31) / 32;
+    const long r = blockIdx.x;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarp = blockDim.x >> 5;
+    for (int h = warp; h < H; h += nwarp) {
+        float u[NQ], an[NQ];
+        float ss = 0.f;
+#pragma unroll
+        for (int q = 0; q < NQ; q++) {
+            const int j = lane + 32 * q;
+            u[q] = 0.f, an[q] = 0.f;
+            if (j < N) {
+                const int c = h * N + j;
+                const size_t i = (size_t)r * C + c;
+                const float sig = sigmoidf_(w0[c] + w[i]);
+                const float wd = expf(-0.60653065971263342f * sig); /* exp(-e^-0.5 sigmoid(z)) */
+                w[i] = wd;
+                const float as = sigmoidf_(a0[c] + a[i]);
+                an[q] = extended ? 2.f * wd * as : as;
+                const float kr = k[i];
+                u[q] = kr * k_k[c];
+                ss += u[q] * u[q];
+                k[i] = kr * (1.f + (an[q] - 1.f) * k_a[c]);
+                if (!vl) {
+                    vfirst[i] = v[i];
+                } else {
+                    const float vv = v[i], gate = sigmoidf_(v0[c] + vl[i]);
+                    v[i] = vv + (vfirst[i] - vv) * gate;
+                }
+            }
+        }
+        const float nr = sqrtf(warp_sum(ss));
+        const float den = nr > 1e-12f ? nr : 1e-12f;
+#pragma unroll
+        for (int q = 0; q < NQ; q++) {
+            const int j = lane + 32 * q;
+            if (j < N) {
+                const size_t i = (size_t)r * C + h * N + j;
+                const float kn = u[q] / den;
+                kk[i] = kn;
+                a[i] = kn * an[q];
+            }
+        }
+    }
+}
+void wkv_prep_launch(cudaStream_t st, int N, float *w, float *a, float *k, float *kk, float *v, float *vfirst,
+                     const float *vl, const float *w0, const float *a0, const float *v0, const float *k_k,
+                     const float *k_a, int R, int C, int H, int extended) {
+#define PREP(NN) k_wkv_prep<NN><<<R, ROW_THREADS, 0, st>>>(w, a, k, kk, v, vfirst, vl, w0, a0, v0, k_k, k_a, C, H, extended)
+    if (N == 16) PREP(16);
+    else if (N == 32) PREP(32);
+    else if (N == 64) PREP(64);
+    else {
+        fprintf(stderr, "rwkvlab: wkv_prep_launch: head size %d not built\n", N);
+        exit(EXIT_FAILURE);
+    }
+#undef PREP
+    KERNEL_CHECK();
+}
+
+/* ---- GroupNorm + bonus + gate ----------------------------------------------------------------- */
+template <typename T, int N>
+__global__ void k_gn_bonus_gate(T *__restrict__ out, const float *__restrict__ y, const float *__restrict__ r,
+                                const float *__restrict__ k, const float *__restrict__ v, const float *__restrict__ g,
+                                const float *__restrict__ lw, const float *__restrict__ lb,
+                                const float *__restrict__ r_k, int C, int H) {
+    constexpr int NQ = (N + 31) / 32;
+    const long row = blockIdx.x;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarp = blockDim.x >> 5;
+    for (int h = warp; h < H; h += nwarp) {
+        float yv[NQ];
+        float s = 0.f, bs = 0.f;
+#pragma unroll
+        for (int q = 0; q < NQ; q++) {
+            const int j = lane + 32 * q;
+            yv[q] = 0.f;
+            if (j < N) {
+                const int c = h * N + j;
+                const size_t i = (size_t)row * C + c;
+                yv[q] = y[i];
+                s += yv[q];
+                bs += r[i] * k[i] * r_k[c];
+            }
+        }
+        const float mean = warp_sum(s) / N, bonus = warp_sum(bs);
+        float q2 = 0.f;
+#pragma unroll
+        for (int q = 0; q < NQ; q++) {
+            const int j = lane + 32 * q;
+            if (j < N) q2 += (yv[q] - mean) * (yv[q] - mean);
+        }
+        const float rs = 1.f / sqrtf(warp_sum(q2) / N + 64e-5f);
+#pragma unroll
+        for (int q = 0; q < NQ; q++) {
+            const int j = lane + 32 * q;
+            if (j < N) {
+                const int c = h * N + j;
+                const size_t i = (size_t)row * C + c;
+                out[i] = from_f<T>(((yv[q] - mean) * rs * lw[c] + lb[c] + bonus * v[i]) * g[i]);
+            }
+        }
+    }
+}
+template <typename T>
+void gn_bonus_gate_launch(cudaStream_t st, int N, T *out, const float *y, const float *r, const float *k,
+                          const float *v, const float *g, const float *lw, const float *lb, const float *r_k, int R,
+                          int C, int H) {
+#define GN(NN) k_gn_bonus_gate<T, NN><<<R, ROW_THREADS, 0, st>>>(out, y, r, k, v, g, lw, lb, r_k, C, H)
+    if (N == 16) GN(16);
+    else if (N == 32) GN(32);
+    else if (N == 64) GN(64);
+    else {
+        fprintf(stderr, "rwkvlab: gn_bonus_gate_launch: head size %d not built\n", N);
+        exit(EXIT_FAILURE);
+    }
+#undef GN
+    KERNEL_CHECK();
+}
+
+/* ---- elementwise ------------------------------------------------------------------------------ */
+template <typename T>
+__global__ void k_relu2(T *__restrict__ out, const float *__restrict__ in, const float *__restrict__ bias, long n, int F) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
+        float v = in[i] + (bias ? bias[i % F] : 0.f);
+        v = v > 0.f ? v : 0.f;
+        out[i] = from_f<T>(v * v);
+    }
+}
+template <typename T>
+void relu2_launch(cudaStream_t st, T *out, const float *in, const float *bias, long R, int F) {
+    const long n = R * F;
+    k_relu2<T><<<ew_blocks(n), EW_THREADS, 0, st>>>(out, in, bias, n, F);
+    KERNEL_CHECK();
+}
+
+__global__ void k_add_bias(float *__restrict__ x, const float *__restrict__ b, long n, int C) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) x[i] += b[i % C];
+}
+void add_bias_launch(cudaStream_t st, float *x, const float *b, long R, int C) {
+    const long n = R * C;
+    k_add_bias<<<ew_blocks(n), EW_THREADS, 0, st>>>(x, b, n, C);
+    KERNEL_CHECK();
+}
+
+template <typename T>
+__global__ void k_convert(T *__restrict__ dst, const float *__restrict__ src, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = from_f<T>(src[i]);
+}
+template <typename T>
+void convert_launch(cudaStream_t st, T *dst, const float *src, size_t n) {
+    k_convert<T><<<ew_blocks((long)n), EW_THREADS, 0, st>>>(dst, src, n);
+    KERNEL_CHECK();
+}
+
+/* ---- head: ln_out at the scored rows, log-softmax with gather ---------------------------------- */
+template <typename T>
+__global__ void k_ln_gather(T *__restrict__ out, const float *__restrict__ x, const int *__restrict__ rows,
+                            const float *__restrict__ w, const float *__restrict__ b, int C) {
+    const long o = blockIdx.x;
+    const float *xr = x + (size_t)rows[o] * C;
+    float m, s;
+    row_stats(xr, C, 1e-5f, m, s);
+    for (int c = threadIdx.x; c < C; c += blockDim.x) out[(size_t)o * C + c] = from_f<T>((xr[c] - m) * s * w[c] + b[c]);
+}
+template <typename T>
+void ln_gather_launch(cudaStream_t st, T *out, const float *x, const int *rows, const float *w, const float *b,
+                      int nout, int C) {
+    k_ln_gather<T><<<nout, ROW_THREADS, 0, st>>>(out, x, rows, w, b, C);
+    KERNEL_CHECK();
+}
+
+__global__ void k_logsoftmax_gather(const float *__restrict__ logits, const int *__restrict__ targets,
+                                    float *__restrict__ lp, int *__restrict__ greedy, int V) {
+    const long o = blockIdx.x;
+    const float *l = logits + (size_t)o * V;
+    float mx = -INFINITY;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) mx = fmaxf(mx, l[i]);
+    mx = block_max(mx);
+    float z = 0.f;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) z += expf(l[i] - mx);
+    z = block_sum(z);
+    if (threadIdx.x == 0) {
+        const float ly = l[targets[o]];
+        lp[o] = (ly - mx) - logf(z);
+        greedy[o] = ly >= mx;
+    }
+}
+void logsoftmax_gather_launch(cudaStream_t st, const float *logits, const int *targets, float *lp, int *greedy,
+                              int nout, int V) {
+    k_logsoftmax_gather<<<nout, 1024, 0, st>>>(logits, targets, lp, greedy, V);
+    KERNEL_CHECK();
+}
+
+/* ---- instantiations --------------------------------------------------------------------------- */
+#define INST(T)                                                                                                  \
+    template void embed_launch<T>(cudaStream_t, float *, const int *, const T *, const float *, const float *, int, \
+                                  int);                                                                          \
+    template void shift_mix_launch<T>(cudaStream_t, const float *, const float *, const float *, const int *,      \
+                                      const int *, const float *, float *, const MixOut &, int, int);            \
+    template void lora_act_launch<T>(cudaStream_t, T *, const float *, int, int, int, int, int, int);            \
+    template void gn_bonus_gate_launch<T>(cudaStream_t, int, T *, const float *, const float *, const float *,    \
+                                          const float *, const float *, const float *, const float *,             \
+                                          const float *, int, int, int);                                         \
+    template void relu2_launch<T>(cudaStream_t, T *, const float *, const float *, long, int);                   \
+    template void ln_gather_launch<T>(cudaStream_t, T *, const float *, const int *, const float *, const float *, \
+                                      int, int);                                                                 \
+    template void convert_launch<T>(cudaStream_t, T *, const float *, size_t);
+INST(float)
+INST(__half)
+INST(__nv_bfloat16)

@@ -16,15 +16,33 @@ static unsigned ew_blocks(long n) {
     return (unsigned)(b < 1 ? 1 : b);
 }
 
-/* mean and 1/sqrt(var + eps) of x[0..C) over the block (biased variance, two passes) */
+/* four storage values written as one access */
+template <typename T>
+struct alignas(4 * sizeof(T)) Vec4 {
+    T x[4];
+};
+template <typename T>
+__device__ __forceinline__ void store4(T *p, float a, float b, float c, float d) {
+    Vec4<T> v;
+    v.x[0] = from_f<T>(a), v.x[1] = from_f<T>(b), v.x[2] = from_f<T>(c), v.x[3] = from_f<T>(d);
+    *reinterpret_cast<Vec4<T> *>(p) = v;
+}
+__device__ __forceinline__ float4 ld4(const float *p) { return *reinterpret_cast<const float4 *>(p); }
+
+/* mean and 1/sqrt(var + eps) of x[0..C) over the block (biased variance, two passes; C % 4 == 0, x 16-byte
+ * aligned: every row here is C = H*N floats with N >= 16) */
 __device__ __forceinline__ void row_stats(const float *__restrict__ x, int C, float eps, float &mean, float &rstd) {
     float s = 0.f;
-    for (int c = threadIdx.x; c < C; c += blockDim.x) s += x[c];
+    for (int c = 4 * threadIdx.x; c < C; c += 4 * blockDim.x) {
+        const float4 v = ld4(x + c);
+        s += (v.x + v.y) + (v.z + v.w);
+    }
     mean = block_sum(s) / C;
     float q = 0.f;
-    for (int c = threadIdx.x; c < C; c += blockDim.x) {
-        float d = x[c] - mean;
-        q += d * d;
+    for (int c = 4 * threadIdx.x; c < C; c += 4 * blockDim.x) {
+        const float4 v = ld4(x + c);
+        const float a = v.x - mean, b = v.y - mean, d = v.z - mean, e = v.w - mean;
+        q += (a * a + b * b) + (d * d + e * e);
     }
     rstd = 1.f / sqrtf(block_sum(q) / C + eps);
 }
@@ -38,8 +56,9 @@ __global__ void k_embed(float *__restrict__ x, const int *__restrict__ tok, cons
     float *o = x + (size_t)r * C;
     for (int c = threadIdx.x; c < C; c += blockDim.x) o[c] = to_f(e[c]);
     if (!lw) return;
+    __syncthreads(); /* row_stats reads what other threads wrote */
     float m, s;
-    row_stats(o, C, 1e-5f, m, s); /* each thread reads only what it wrote */
+    row_stats(o, C, 1e-5f, m, s);
     for (int c = threadIdx.x; c < C; c += blockDim.x) o[c] = (o[c] - m) * s * lw[c] + lb[c];
 }
 template <typename T>
@@ -61,13 +80,26 @@ __global__ void k_shift_mix(const float *__restrict__ x, const float *__restrict
     row_stats(xr, C, 1e-5f, m, s);
     if (!first) row_stats(xp, C, 1e-5f, pm, ps); /* block-uniform branch */
     const float *pin = first && st_in ? st_in + (size_t)b * C : nullptr;
-    for (int c = threadIdx.x; c < C; c += blockDim.x) {
-        const float xn = (xr[c] - m) * s * lw[c] + lb[c];
-        const float pv = first ? (pin ? pin[c] : 0.f) : (xp[c] - pm) * ps * lw[c] + lb[c];
-        const float d = pv - xn;
+    for (int c = 4 * threadIdx.x; c < C; c += 4 * blockDim.x) {
+        const float4 x4 = ld4(xr + c), w4 = ld4(lw + c), b4 = ld4(lb + c);
+        const float xn[4] = {(x4.x - m) * s * w4.x + b4.x, (x4.y - m) * s * w4.y + b4.y, (x4.z - m) * s * w4.z + b4.z,
+                             (x4.w - m) * s * w4.w + b4.w};
+        float pv[4] = {0.f, 0.f, 0.f, 0.f};
+        if (!first) {
+            const float4 p4 = ld4(xp + c);
+            pv[0] = (p4.x - pm) * ps * w4.x + b4.x, pv[1] = (p4.y - pm) * ps * w4.y + b4.y;
+            pv[2] = (p4.z - pm) * ps * w4.z + b4.z, pv[3] = (p4.w - pm) * ps * w4.w + b4.w;
+        } else if (pin) {
+            const float4 p4 = ld4(pin + c);
+            pv[0] = p4.x, pv[1] = p4.y, pv[2] = p4.z, pv[3] = p4.w;
+        }
 #pragma unroll
-        for (int i = 0; i < NM; i++) ((T *)mo.out[i])[(size_t)r * C + c] = from_f<T>(xn + d * mo.mu[i][c]);
-        if (last && st_out) st_out[(size_t)b * C + c] = xn;
+        for (int i = 0; i < NM; i++) {
+            const float4 mu = ld4(mo.mu[i] + c);
+            store4((T *)mo.out[i] + (size_t)r * C + c, xn[0] + (pv[0] - xn[0]) * mu.x, xn[1] + (pv[1] - xn[1]) * mu.y,
+                   xn[2] + (pv[2] - xn[2]) * mu.z, xn[3] + (pv[3] - xn[3]) * mu.w);
+        }
+        if (last && st_out) *reinterpret_cast<float4 *>(st_out + (size_t)b * C + c) = make_float4(xn[0], xn[1], xn[2], xn[3]);
     }
 }
 template <typename T>
@@ -229,18 +261,23 @@ void gn_bonus_gate_launch(cudaStream_t st, int N, T *out, const float *y, const 
 }
 
 /* ---- elementwise ------------------------------------------------------------------------------ */
+/* four elements per thread (F % 4 == 0: F = 4C) */
 template <typename T>
-__global__ void k_relu2(T *__restrict__ out, const float *__restrict__ in, const float *__restrict__ bias, long n, int F) {
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
-        float v = in[i] + (bias ? bias[i % F] : 0.f);
-        v = v > 0.f ? v : 0.f;
-        out[i] = from_f<T>(v * v);
+__global__ void k_relu2(T *__restrict__ out, const float *__restrict__ in, const float *__restrict__ bias, long n4, int F4) {
+    for (long q = blockIdx.x * (long)blockDim.x + threadIdx.x; q < n4; q += (long)gridDim.x * blockDim.x) {
+        float4 v = ld4(in + 4 * q);
+        if (bias) {
+            const float4 b = ld4(bias + 4 * (q % F4));
+            v.x += b.x, v.y += b.y, v.z += b.z, v.w += b.w;
+        }
+        v.x = fmaxf(v.x, 0.f), v.y = fmaxf(v.y, 0.f), v.z = fmaxf(v.z, 0.f), v.w = fmaxf(v.w, 0.f);
+        store4(out + 4 * q, v.x * v.x, v.y * v.y, v.z * v.z, v.w * v.w);
     }
 }
 template <typename T>
 void relu2_launch(cudaStream_t st, T *out, const float *in, const float *bias, long R, int F) {
-    const long n = R * F;
-    k_relu2<T><<<ew_blocks(n), EW_THREADS, 0, st>>>(out, in, bias, n, F);
+    const long n4 = R * F / 4;
+    k_relu2<T><<<ew_blocks(n4), EW_THREADS, 0, st>>>(out, in, bias, n4, F / 4);
     KERNEL_CHECK();
 }
 

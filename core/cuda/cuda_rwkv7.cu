@@ -125,7 +125,18 @@ struct Ws {
     void *xm[6], *yg, *fxk, *hT, *fr, *lnf;
 };
 
+/* opt-in per-stage timing (cuda_rwkv7_profile): CUDA events between the stages of each forward */
+struct Prof {
+    bool on = false;
+    std::vector<cudaEvent_t> ev;
+    std::vector<const char *> lab;
+    size_t n = 0;
+    std::vector<std::pair<const char *, double>> acc; /* stage -> total ms */
+    long calls = 0;
+};
+
 struct CudaRwkv7 {
+    Prof prof;
     Rwkv7Dims d;
     CudaDType dt;
     size_t esz;
@@ -410,6 +421,54 @@ extern "C" int cuda_rwkv7_state_copy_seq(CudaRwkv7State *dst, int db, const Cuda
     return 0;
 }
 
+/* ---- profiling ---------------------------------------------------------------------------------- */
+static void prof_mark(CudaRwkv7 *g, const char *label) {
+    Prof &p = g->prof;
+    if (!p.on) return;
+    if (p.n == p.ev.size()) {
+        cudaEvent_t e;
+        CUDA_CHECK(cudaEventCreate(&e));
+        p.ev.push_back(e);
+        p.lab.push_back(label);
+    }
+    p.lab[p.n] = label;
+    CUDA_CHECK(cudaEventRecord(p.ev[p.n++], g->st));
+}
+/* after the stream is synchronised: add each stage's time to its label */
+static void prof_collect(CudaRwkv7 *g) {
+    Prof &p = g->prof;
+    if (!p.on) return;
+    for (size_t i = 1; i < p.n; i++) {
+        float ms = 0;
+        CUDA_CHECK(cudaEventElapsedTime(&ms, p.ev[i - 1], p.ev[i]));
+        size_t k = 0;
+        while (k < p.acc.size() && strcmp(p.acc[k].first, p.lab[i])) k++;
+        if (k == p.acc.size()) p.acc.push_back({p.lab[i], 0.0});
+        p.acc[k].second += ms;
+    }
+    p.n = 0;
+    p.calls++;
+}
+extern "C" void cuda_rwkv7_profile(CudaRwkv7 *g, int on) {
+    g->prof.on = on != 0;
+    g->prof.n = 0;
+    g->prof.acc.clear();
+    g->prof.calls = 0;
+}
+extern "C" void cuda_rwkv7_profile_print(CudaRwkv7 *g, FILE *f) {
+    Prof &p = g->prof;
+    double tot = 0;
+    for (auto &a : p.acc) tot += a.second;
+    std::vector<std::pair<const char *, double>> v = p.acc;
+    std::sort(v.begin(), v.end(), [](const auto &a, const auto &b) { return a.second > b.second; });
+    fprintf(f, "  stage times over %ld forward calls (%.2f ms per call):\n", p.calls, tot / (p.calls ? p.calls : 1));
+    for (auto &a : v)
+        fprintf(f, "    %-24s %9.3f ms per call  %5.1f%%\n", a.first, a.second / (p.calls ? p.calls : 1),
+                100 * a.second / (tot > 0 ? tot : 1));
+    p.acc.clear();
+    p.calls = 0;
+}
+
 /* ---- matrix products (row-major operands; cuBLAS sees them transposed) -------------------------- */
 /* out(R,NO) (ld ldo) = in(R,NI) (ld ldi) @ W(NO,NI)^T + beta * out   -- PyTorch Linear */
 static void gemm_lin(CudaRwkv7 *g, float *out, int ldo, const void *in, int ldi, const void *W, int R, int NI, int NO,
@@ -436,6 +495,7 @@ static void layers_t(CudaRwkv7 *g, int R, int B, const float *sin, float *sout) 
     Ws &w = g->w;
     cudaStream_t st = g->st;
     embed_launch<T>(st, w.x, w.tok, (const T *)g->emb, g->ln0_w, g->ln0_b, R, C);
+    prof_mark(g, "embedding");
     T *xr = (T *)w.xm[0], *xw = (T *)w.xm[1], *xk = (T *)w.xm[2], *xv = (T *)w.xm[3], *xa = (T *)w.xm[4],
       *xg = (T *)w.xm[5], *hT = (T *)w.hT, *yg = (T *)w.yg, *fxk = (T *)w.fxk, *fr = (T *)w.fr;
     for (int l = 0; l < d.L; l++) {
@@ -449,12 +509,14 @@ static void layers_t(CudaRwkv7 *g, int R, int B, const float *sin, float *sout) 
         for (int i = 0; i < 6; i++) mo.mu[i] = P.mu[i], mo.out[i] = w.xm[i];
         mo.n = 6;
         shift_mix_launch<T>(st, w.x, P.ln1_w, P.ln1_b, w.row_seq, w.seq_off, att_in, att_out, mo, R, C);
+        prof_mark(g, "ln1+shift+mix");
         gemm_lin(g, w.r, C, xr, C, P.Wr, R, C, C, 0.f);
         gemm_lin(g, w.k, C, xk, C, P.Wk, R, C, C, 0.f);
         gemm_lin(g, w.v, C, xv, C, P.Wv, R, C, C, 0.f);
         if (P.br) add_bias_launch(st, w.r, P.br, R, C);
         if (P.bk) add_bias_launch(st, w.k, P.bk, R, C);
         if (P.bv) add_bias_launch(st, w.v, P.bv, R, C);
+        prof_mark(g, "gemm r,k,v");
         // LoRAs: hidden columns [w | a | g | v]; v only from layer 1 on (layer 0 defines v_first)
         gemm_mat(g, w.hf, Ds, xw, C, P.w1, R, C, Dw);
         gemm_mat(g, w.hf + Dw, Ds, xa, C, P.a1, R, C, Da);
@@ -465,21 +527,30 @@ static void layers_t(CudaRwkv7 *g, int R, int B, const float *sin, float *sout) 
         gemm_mat(g, w.al, C, hT + Dw, Ds, P.a2, R, Da, C);
         gemm_mat(g, w.gg, C, hT + Dw + Da, Ds, P.g2, R, Dg, C);
         if (l > 0) gemm_mat(g, w.vl, C, hT + Dw + Da + Dg, Ds, P.v2, R, Dv, C);
+        prof_mark(g, "LoRA w,a,g,v");
         // decay, in-context rate, kk, replacement key, value residual; then the recurrence
         wkv_prep_launch(st, N, w.wl, w.al, w.k, w.kk, w.v, w.vfirst, l > 0 ? w.vl : nullptr, P.w0, P.a0, P.v0, P.k_k,
                         P.k_a, R, C, H, d.extended);
+        prof_mark(g, "wkv prep");
         wkv7_launch(st, N, w.y, w.r, w.wl, w.k, w.v, w.kk, w.al, w.seq_off, B, wkv_in, wkv_out, C, H);
+        prof_mark(g, "wkv7 recurrence");
         gn_bonus_gate_launch<T>(st, N, yg, w.y, w.r, w.k, w.v, w.gg, P.lnx_w, P.lnx_b, P.r_k, R, C, H);
+        prof_mark(g, "groupnorm+bonus+gate");
         gemm_lin(g, w.x, C, yg, C, P.Wo, R, C, C, 1.f); /* x += Wo (y * g) */
         if (P.bo) add_bias_launch(st, w.x, P.bo, R, C);
+        prof_mark(g, "gemm output");
         // ---- ChannelMix
         MixOut mf{};
         mf.mu[0] = P.f_xk, mf.out[0] = fxk, mf.n = 1;
         shift_mix_launch<T>(st, w.x, P.ln2_w, P.ln2_b, w.row_seq, w.seq_off, ffn_in, ffn_out, mf, R, C);
+        prof_mark(g, "ln2+shift+mix");
         gemm_lin(g, w.fk, F, fxk, C, P.f_Wk, R, C, F, 0.f);
+        prof_mark(g, "gemm ffn key");
         relu2_launch<T>(st, fr, w.fk, P.f_bk, R, F);
+        prof_mark(g, "relu^2");
         gemm_lin(g, w.x, C, fr, F, P.f_Wv, R, F, C, 1.f); /* x += f_Wv relu(f_Wk xk)^2 */
         if (P.f_bv) add_bias_launch(st, w.x, P.f_bv, R, C);
+        prof_mark(g, "gemm ffn value");
     }
 }
 
@@ -490,6 +561,7 @@ static void head_t(CudaRwkv7 *g, int n) {
     ln_gather_launch<T>(g->st, (T *)w.lnf, w.x, w.out_rows, g->lnout_w, g->lnout_b, n, C);
     gemm_lin(g, w.logits, V, w.lnf, C, g->head, n, C, V, 0.f);
     if (g->head_b) add_bias_launch(g->st, w.logits, g->head_b, n, V);
+    prof_mark(g, "head (ln_out + gemm)");
 }
 
 extern "C" int cuda_rwkv7_forward(CudaRwkv7 *g, const CudaRwkv7Batch *bt, Err *err) {
@@ -530,9 +602,11 @@ extern "C" int cuda_rwkv7_forward(CudaRwkv7 *g, const CudaRwkv7Batch *bt, Err *e
     }
     Ws &w = g->w;
     cudaStream_t st = g->st;
+    prof_mark(g, "(host)");
     CUDA_CHECK(cudaMemcpyAsync(w.tok, bt->tokens, R * sizeof(int), cudaMemcpyHostToDevice, st));
     CUDA_CHECK(cudaMemcpyAsync(w.row_seq, row_seq.data(), R * sizeof(int), cudaMemcpyHostToDevice, st));
     CUDA_CHECK(cudaMemcpyAsync(w.seq_off, seq_off.data(), (B + 1) * sizeof(int), cudaMemcpyHostToDevice, st));
+    prof_mark(g, "token/row uploads");
     const float *sin = bt->state ? bt->state->cur : nullptr;
     float *sout = bt->state ? bt->state->spare : nullptr;
     switch (g->dt) {
@@ -557,9 +631,11 @@ extern "C" int cuda_rwkv7_forward(CudaRwkv7 *g, const CudaRwkv7Batch *bt, Err *e
             CUDA_CHECK(cudaMemcpyAsync(bt->logprob + o0, w.lp, n * sizeof(float), cudaMemcpyDeviceToHost, st));
             CUDA_CHECK(cudaMemcpyAsync(bt->greedy + o0, w.greedy, n * sizeof(int), cudaMemcpyDeviceToHost, st));
         }
+        prof_mark(g, "log-softmax + copies");
         CUDA_CHECK(cudaStreamSynchronize(st)); /* host buffers and the next chunk's out_rows */
     }
     CUDA_CHECK(cudaStreamSynchronize(st));
+    prof_collect(g);
     if (bt->state) std::swap(bt->state->cur, bt->state->spare);
     return 0;
 }

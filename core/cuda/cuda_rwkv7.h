@@ -25,6 +25,7 @@
 #define RWKV_CUDA_RWKV7_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -52,6 +53,11 @@ void cuda_rwkv7_free(CudaRwkv7 *g);
 const Rwkv7Dims *cuda_rwkv7_dims(const CudaRwkv7 *g);
 size_t cuda_rwkv7_weight_bytes(const CudaRwkv7 *g);    /* device bytes held by the weights */
 size_t cuda_rwkv7_workspace_bytes(const CudaRwkv7 *g); /* device bytes of the current activation workspace */
+
+/* Per-stage GPU time (CUDA events between stages; small overhead): on = 1 starts collecting (and resets),
+ * cuda_rwkv7_profile_print writes the totals per forward call and resets them. For benchmarks. */
+void cuda_rwkv7_profile(CudaRwkv7 *g, int on);
+void cuda_rwkv7_profile_print(CudaRwkv7 *g, FILE *f);
 
 /* The recurrent state of B sequences, kept on the device, in the CPU layout of rwkv7.h
  * (rwkv7_state_numel(d, B) floats: per layer att_prev (B,C) | S (B,H,N,N) | ffn_prev (B,C)). */

@@ -9,6 +9,8 @@
  * WKV recurrence (9 N^2 per head and token); elementwise work is not counted.
  *
  * Usage: bench_gpu [--shapes 0.1b,1.5b] [--dtype bf16|fp16|fp32] [--T 4096] [--reps 5] [--quick]
+ *                  [--only prefill,score,decode] [--profile]
+ *   --profile  after each timed case, one more call with per-stage GPU times (cuda_rwkv7_profile)
  */
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -104,7 +106,8 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     const char *shapes = "0.1b,1.5b";
     CudaDType dt = CUDA_DT_BF16;
-    int T = 4096, reps = 5, quick = 0;
+    int T = 4096, reps = 5, quick = 0, profile = 0;
+    const char *only = "prefill,score,decode";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--shapes") && i + 1 < argc) shapes = argv[++i];
         else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) {
@@ -115,6 +118,8 @@ int main(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--T") && i + 1 < argc) T = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--profile")) profile = 1;
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else {
             fprintf(stderr, "usage: bench_gpu [--shapes 0.1b,1.5b] [--dtype bf16|fp16|fp32] [--T 4096] [--reps 5] [--quick]\n");
             return 2;
@@ -166,14 +171,15 @@ int main(int argc, char **argv) {
                t_up, cuda_rwkv7_weight_bytes(g) / 1e9);
         rwkv7_free(m);
         const double ft = flops_token(gd), fh = 2.0 * d.V * d.C;
+        double tt[50];
 
         /* ---- prefill */
+        if (strstr(only, "prefill")) {
         int *tok = malloc((size_t)T * sizeof(int));
         for (int i = 0; i < T; i++) tok[i] = (int)(gt_uniform(3, i) * d.V);
         CudaRwkv7State *st = cuda_rwkv7_state_create(g, 1, &e);
         float *lg = malloc((size_t)d.V * sizeof(float));
         int last = T - 1;
-        double tt[50];
         for (int it = -2; it < reps; it++) {
             cuda_rwkv7_state_zero(st);
             CudaRwkv7Batch b = {.B = 1, .lens = &T, .tokens = tok, .state = st, .nout = 1, .out_rows = &last, .logits = lg};
@@ -189,10 +195,20 @@ int main(int argc, char **argv) {
                tp * 1e3, T / tp, fp / 1e12, fp / tp / 1e12, 100 * fp / tp / 1e12 / peak_tf);
         snprintf(out + strlen(out), sizeof out - strlen(out), "| %s | prefill T=%d | %.2f ms | %.0f tok/s | %.0f TFLOP/s (%.0f%%) |\n",
                  sh, T, tp * 1e3, T / tp, fp / tp / 1e12, 100 * fp / tp / 1e12 / peak_tf);
+        if (profile) {
+            cuda_rwkv7_profile(g, 1);
+            cuda_rwkv7_state_zero(st);
+            CudaRwkv7Batch b = {.B = 1, .lens = &T, .tokens = tok, .state = st, .nout = 1, .out_rows = &last, .logits = lg};
+            if (cuda_rwkv7_forward(g, &b, &e)) return 1;
+            cuda_rwkv7_profile_print(g, stdout);
+            cuda_rwkv7_profile(g, 0);
+        }
         cuda_rwkv7_state_free(st);
         free(tok), free(lg);
+        }
 
         /* ---- LM-eval-style scoring of a LAMBADA-sized request set */
+        if (strstr(only, "score")) {
         const int NREQ = quick ? 500 : 5153;
         CudaLmRequest *req = malloc(NREQ * sizeof *req);
         int *buf = malloc((size_t)NREQ * 144 * sizeof(int));
@@ -226,11 +242,18 @@ int main(int argc, char **argv) {
                      "| %s | score %d req, %ld tok, batch <= %ld tok | %.3f s | %.0f tok/s | %.0f TFLOP/s (%.0f%%) |\n", sh,
                      NREQ, ntok, caps[c], ts, ntok / ts, fs / ts / 1e12, 100 * fs / ts / 1e12 / peak_tf);
         }
+        if (profile) {
+            cuda_rwkv7_profile(g, 1);
+            if (cuda_rwkv7_score(g, req, NREQ, 65536, lp, gr, &e)) return 1;
+            cuda_rwkv7_profile_print(g, stdout);
+            cuda_rwkv7_profile(g, 0);
+        }
         free(req), free(buf), free(lp), free(gr);
+        }
 
         /* ---- decoding: one token per sequence per step */
         const int Bs[3] = {1, 64, 256};
-        for (int bi = 0; bi < 3; bi++) {
+        for (int bi = 0; bi < 3 && strstr(only, "decode"); bi++) {
             const int B = Bs[bi], steps = 32;
             CudaRwkv7State *ds = cuda_rwkv7_state_create(g, B, &e);
             if (!ds) {

@@ -137,38 +137,61 @@ void lora_act_launch(cudaStream_t st, T *out, const float *in, int R, int ld, in
 }
 
 /* ---- WKV inputs ------------------------------------------------------------------------------- */
+/* one warp per (row, head); lane handles VEC consecutive channels per step q (float2 accesses for N = 64) */
 template <int N>
 __global__ void k_wkv_prep(float *__restrict__ w, float *__restrict__ a, float *__restrict__ k, float *__restrict__ kk,
                            float *__restrict__ v, float *__restrict__ vfirst, const float *__restrict__ vl,
                            const float *__restrict__ w0, const float *__restrict__ a0, const float *__restrict__ v0,
                            const float *__restrict__ k_k, const float *__restrict__ k_a, int C, int H, int extended) {
-    constexpr int NQ = (N + 31) / 32;
+    constexpr int VEC = N >= 64 ? 2 : 1, NQ = (N + 32 * VEC - 1) / (32 * VEC);
     const long r = blockIdx.x;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarp = blockDim.x >> 5;
     for (int h = warp; h < H; h += nwarp) {
-        float u[NQ], an[NQ];
+        float u[NQ][VEC], an[NQ][VEC];
         float ss = 0.f;
 #pragma unroll
         for (int q = 0; q < NQ; q++) {
-            const int j = lane + 32 * q;
-            u[q] = 0.f, an[q] = 0.f;
-            if (j < N) {
-                const int c = h * N + j;
-                const size_t i = (size_t)r * C + c;
-                const float sig = sigmoidf_(w0[c] + w[i]);
-                const float wd = expf(-0.60653065971263342f * sig); /* exp(-e^-0.5 sigmoid(z)) */
-                w[i] = wd;
-                const float as = sigmoidf_(a0[c] + a[i]);
-                an[q] = extended ? 2.f * wd * as : as;
-                const float kr = k[i];
-                u[q] = kr * k_k[c];
-                ss += u[q] * u[q];
-                k[i] = kr * (1.f + (an[q] - 1.f) * k_a[c]);
-                if (!vl) {
-                    vfirst[i] = v[i];
+            const int j0 = (lane + 32 * q) * VEC;
+#pragma unroll
+            for (int e = 0; e < VEC; e++) u[q][e] = 0.f, an[q][e] = 0.f;
+            if (j0 < N) {
+                const int c0 = h * N + j0;
+                const size_t i0 = (size_t)r * C + c0;
+                float wv[VEC], av[VEC], kv[VEC], vv[VEC], vlv[VEC], vf[VEC];
+                if (VEC == 2) {
+                    const float2 w2 = *(const float2 *)(w + i0), a2 = *(const float2 *)(a + i0);
+                    const float2 k2 = *(const float2 *)(k + i0), v2 = *(const float2 *)(v + i0);
+                    wv[0] = w2.x, wv[VEC - 1] = w2.y, av[0] = a2.x, av[VEC - 1] = a2.y;
+                    kv[0] = k2.x, kv[VEC - 1] = k2.y, vv[0] = v2.x, vv[VEC - 1] = v2.y;
+                    if (vl) {
+                        const float2 l2 = *(const float2 *)(vl + i0), f2 = *(const float2 *)(vfirst + i0);
+                        vlv[0] = l2.x, vlv[VEC - 1] = l2.y, vf[0] = f2.x, vf[VEC - 1] = f2.y;
+                    }
                 } else {
-                    const float vv = v[i], gate = sigmoidf_(v0[c] + vl[i]);
-                    v[i] = vv + (vfirst[i] - vv) * gate;
+                    wv[0] = w[i0], av[0] = a[i0], kv[0] = k[i0], vv[0] = v[i0];
+                    if (vl) vlv[0] = vl[i0], vf[0] = vfirst[i0];
+                }
+                float wo[VEC], ko[VEC], vo[VEC];
+#pragma unroll
+                for (int e = 0; e < VEC; e++) {
+                    const int c = c0 + e;
+                    const float sig = sigmoidf_(w0[c] + wv[e]);
+                    const float wd = expf(-0.60653065971263342f * sig); /* exp(-e^-0.5 sigmoid(z)) */
+                    wo[e] = wd;
+                    const float as = sigmoidf_(a0[c] + av[e]);
+                    an[q][e] = extended ? 2.f * wd * as : as;
+                    u[q][e] = kv[e] * k_k[c];
+                    ss += u[q][e] * u[q][e];
+                    ko[e] = kv[e] * (1.f + (an[q][e] - 1.f) * k_a[c]);
+                    vo[e] = vl ? vv[e] + (vf[e] - vv[e]) * sigmoidf_(v0[c] + vlv[e]) : vv[e];
+                }
+                if (VEC == 2) {
+                    *(float2 *)(w + i0) = make_float2(wo[0], wo[VEC - 1]);
+                    *(float2 *)(k + i0) = make_float2(ko[0], ko[VEC - 1]);
+                    *(float2 *)(vl ? v + i0 : vfirst + i0) = make_float2(vo[0], vo[VEC - 1]);
+                } else {
+                    w[i0] = wo[0], k[i0] = ko[0];
+                    (vl ? v : vfirst)[i0] = vo[0];
                 }
             }
         }
@@ -176,12 +199,18 @@ __global__ void k_wkv_prep(float *__restrict__ w, float *__restrict__ a, float *
         const float den = nr > 1e-12f ? nr : 1e-12f;
 #pragma unroll
         for (int q = 0; q < NQ; q++) {
-            const int j = lane + 32 * q;
-            if (j < N) {
-                const size_t i = (size_t)r * C + h * N + j;
-                const float kn = u[q] / den;
-                kk[i] = kn;
-                a[i] = kn * an[q];
+            const int j0 = (lane + 32 * q) * VEC;
+            if (j0 < N) {
+                const size_t i0 = (size_t)r * C + h * N + j0;
+                if (VEC == 2) {
+                    const float k0 = u[q][0] / den, k1 = u[q][VEC - 1] / den;
+                    *(float2 *)(kk + i0) = make_float2(k0, k1);
+                    *(float2 *)(a + i0) = make_float2(k0 * an[q][0], k1 * an[q][VEC - 1]);
+                } else {
+                    const float kn = u[q][0] / den;
+                    kk[i0] = kn;
+                    a[i0] = kn * an[q][0];
+                }
             }
         }
     }

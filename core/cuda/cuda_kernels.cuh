@@ -44,11 +44,12 @@ void wkv_prep_launch(cudaStream_t st, int N, float *w, float *a, float *k, float
 
 /* The WKV7 recurrence over every sequence (one launch, sequential in time; rows of a head split over
  * blocks): per token, sa = -S kk ; S = S diag(w) + sa b^T + v k^T ; y = S r, with b = kk * a.
- * s_in / s_out: (B,H,N,N) or NULL. Supported N: 16, 32, 64 (wkv7_supported). */
+ * s_in / s_out: (B,H,N,N) or NULL; max_len = the longest sequence (picks the launch configuration).
+ * Supported N: 16, 32, 64 (wkv7_supported). */
 int wkv7_supported(int N);
 void wkv7_launch(cudaStream_t st, int N, float *y, const float *r, const float *w, const float *k, const float *v,
-                 const float *kk, const float *b, const int *seq_off, int B, const float *s_in, float *s_out, int C,
-                 int H);
+                 const float *kk, const float *b, const int *seq_off, int B, int max_len, const float *s_in,
+                 float *s_out, int C, int H);
 
 /* out = (GroupNorm(y; H groups, eps 64e-5; lw, lb) + (sum_j r k r_k) v) * g, as T */
 template <typename T>

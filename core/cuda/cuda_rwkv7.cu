@@ -488,7 +488,7 @@ static void gemm_mat(CudaRwkv7 *g, float *out, int ldo, const void *in, int ldi,
 
 /* ---- forward ---------------------------------------------------------------------------------- */
 template <typename T>
-static void layers_t(CudaRwkv7 *g, int R, int B, const float *sin, float *sout) {
+static void layers_t(CudaRwkv7 *g, int R, int B, int max_len, const float *sin, float *sout) {
     const Rwkv7Dims &d = g->d;
     const int C = d.C, H = d.H, N = d.N, F = d.F, Dw = d.Dw, Da = d.Da, Dv = d.Dv, Dg = d.Dg, Ds = g->Dsum;
     const size_t Ls = (size_t)B * (2 * (size_t)C + (size_t)H * N * N), BC = (size_t)B * C, BS = (size_t)B * H * N * N;
@@ -532,7 +532,7 @@ static void layers_t(CudaRwkv7 *g, int R, int B, const float *sin, float *sout) 
         wkv_prep_launch(st, N, w.wl, w.al, w.k, w.kk, w.v, w.vfirst, l > 0 ? w.vl : nullptr, P.w0, P.a0, P.v0, P.k_k,
                         P.k_a, R, C, H, d.extended);
         prof_mark(g, "wkv prep");
-        wkv7_launch(st, N, w.y, w.r, w.wl, w.k, w.v, w.kk, w.al, w.seq_off, B, wkv_in, wkv_out, C, H);
+        wkv7_launch(st, N, w.y, w.r, w.wl, w.k, w.v, w.kk, w.al, w.seq_off, B, max_len, wkv_in, wkv_out, C, H);
         prof_mark(g, "wkv7 recurrence");
         gn_bonus_gate_launch<T>(st, N, yg, w.y, w.r, w.k, w.v, w.gg, P.lnx_w, P.lnx_b, P.r_k, R, C, H);
         prof_mark(g, "groupnorm+bonus+gate");
@@ -572,9 +572,11 @@ extern "C" int cuda_rwkv7_forward(CudaRwkv7 *g, const CudaRwkv7Batch *bt, Err *e
         return err_set(err, "GPU forward: the state holds %d sequences but the batch has %d", bt->state->B, B);
     if (bt->state && bt->state->g != g) return err_set(err, "GPU forward: the state belongs to another model");
     long R = 0;
+    int max_len = 0;
     for (int b = 0; b < B; b++) {
         if (bt->lens[b] < 1) return err_set(err, "GPU forward: sequence %d has %d tokens (need >= 1)", b, bt->lens[b]);
         R += bt->lens[b];
+        max_len = std::max(max_len, bt->lens[b]);
     }
     if (R > INT_MAX / 2) return err_set(err, "GPU forward: %ld tokens in one batch (at most %d)", R, INT_MAX / 2);
     for (long i = 0; i < R; i++)
@@ -610,9 +612,9 @@ extern "C" int cuda_rwkv7_forward(CudaRwkv7 *g, const CudaRwkv7Batch *bt, Err *e
     const float *sin = bt->state ? bt->state->cur : nullptr;
     float *sout = bt->state ? bt->state->spare : nullptr;
     switch (g->dt) {
-    case CUDA_DT_BF16: layers_t<__nv_bfloat16>(g, (int)R, B, sin, sout); break;
-    case CUDA_DT_F16: layers_t<__half>(g, (int)R, B, sin, sout); break;
-    default: layers_t<float>(g, (int)R, B, sin, sout); break;
+    case CUDA_DT_BF16: layers_t<__nv_bfloat16>(g, (int)R, B, max_len, sin, sout); break;
+    case CUDA_DT_F16: layers_t<__half>(g, (int)R, B, max_len, sin, sout); break;
+    default: layers_t<float>(g, (int)R, B, max_len, sin, sout); break;
     }
     for (int o0 = 0; o0 < nout; o0 += HEAD_CHUNK) {
         const int n = std::min(HEAD_CHUNK, nout - o0);

@@ -102,12 +102,12 @@ __global__ void __launch_bounds__(ROWS / RPT * G)
                 const float4 r4 = *reinterpret_cast<const float4 *>(&SM(st, AR, tt, j));
 #pragma unroll
                 for (int rr = 0; rr < RPT; rr++) {
-                    float *x = s[rr] + 4 * q;
-                    x[0] = x[0] * w4.x + sa[rr] * b4.x + vi[rr] * k4.x;
-                    x[1] = x[1] * w4.y + sa[rr] * b4.y + vi[rr] * k4.y;
-                    x[2] = x[2] * w4.z + sa[rr] * b4.z + vi[rr] * k4.z;
-                    x[3] = x[3] * w4.w + sa[rr] * b4.w + vi[rr] * k4.w;
-                    yy[rr] += x[0] * r4.x + x[1] * r4.y + x[2] * r4.z + x[3] * r4.w;
+                    s[rr][4 * q] = s[rr][4 * q] * w4.x + sa[rr] * b4.x + vi[rr] * k4.x;
+                    s[rr][4 * q + 1] = s[rr][4 * q + 1] * w4.y + sa[rr] * b4.y + vi[rr] * k4.y;
+                    s[rr][4 * q + 2] = s[rr][4 * q + 2] * w4.z + sa[rr] * b4.z + vi[rr] * k4.z;
+                    s[rr][4 * q + 3] = s[rr][4 * q + 3] * w4.w + sa[rr] * b4.w + vi[rr] * k4.w;
+                    yy[rr] += s[rr][4 * q] * r4.x + s[rr][4 * q + 1] * r4.y + s[rr][4 * q + 2] * r4.z +
+                              s[rr][4 * q + 3] * r4.w;
                 }
             }
 #pragma unroll
@@ -130,10 +130,12 @@ __global__ void __launch_bounds__(ROWS / RPT * G)
 
 int wkv7_supported(int N) { return N == 16 || N == 32 || N == 64; }
 
-/* Launch configurations. "latency" (few blocks in flight: one long sequence): 3 stages of 32 tokens (144 KiB
- * of shared memory for N = 64), so that the next tiles' loads hide behind 64 tokens of compute. "throughput"
- * (many sequences): 2 stages of 8 tokens (24 KiB, several blocks per SM), two rows per thread. The choice is
- * automatic (blocks vs multiprocessors); RWKVLAB_WKV_CFG names one for benchmarking. */
+/* Launch configurations (N = 64). "L*" (latency: few blocks in flight, i.e. a few long sequences): 3 stages of
+ * 32 tokens (144 KiB of shared memory), the next tiles' loads hidden behind 64 tokens of compute. "T*"
+ * (throughput: many sequences): 2 stages of 8 tokens (24 KiB, several blocks per SM). "rK": K rows per thread,
+ * so that each vector read from shared memory serves K rows (every row reads all 5N per-token values: at
+ * RPT = 1 that is 80 KiB of shared-memory reads per head and token, the kernel's main cost). The choice is
+ * automatic (blocks vs multiprocessors, longest sequence); RWKVLAB_WKV_CFG names one for benchmarking. */
 template <int N, int G, int RPT, int ROWS, int TT, int NS>
 static void launch_cfg(cudaStream_t st, float *y, const float *r, const float *w, const float *k, const float *v,
                        const float *kk, const float *b, const int *seq_off, int B, const float *s_in, float *s_out,
@@ -154,11 +156,11 @@ static const char *wkv_cfg(void) {
     if (!c) {
         c = getenv("RWKVLAB_WKV_CFG");
         if (!c) c = "auto";
-        const char *ok[] = {"auto", "L4", "L8", "L4r2", "T4", "T4r2"};
+        const char *ok[] = {"auto", "L4", "L8", "L8r2", "L16r4", "T4", "T4r2"};
         int found = 0;
-        for (int i = 0; i < 6; i++) found |= !strcmp(c, ok[i]);
+        for (int i = 0; i < 7; i++) found |= !strcmp(c, ok[i]);
         if (!found) {
-            fprintf(stderr, "rwkvlab: RWKVLAB_WKV_CFG=%s: use auto, L4, L8, L4r2, T4 or T4r2\n", c);
+            fprintf(stderr, "rwkvlab: RWKVLAB_WKV_CFG=%s: use auto, L4, L8, L8r2, L16r4, T4 or T4r2\n", c);
             exit(EXIT_FAILURE);
         }
     }
@@ -166,8 +168,8 @@ static const char *wkv_cfg(void) {
 }
 
 void wkv7_launch(cudaStream_t st, int N, float *y, const float *r, const float *w, const float *k, const float *v,
-                 const float *kk, const float *b, const int *seq_off, int B, const float *s_in, float *s_out, int C,
-                 int H) {
+                 const float *kk, const float *b, const int *seq_off, int B, int max_len, const float *s_in,
+                 float *s_out, int C, int H) {
     static int nsm = 0;
     if (!nsm) {
         int dev;
@@ -177,10 +179,12 @@ void wkv7_launch(cudaStream_t st, int N, float *y, const float *r, const float *
 #define ARGS st, y, r, w, k, v, kk, b, seq_off, B, s_in, s_out, C, H
     if (N == 64) {
         const char *c = wkv_cfg();
-        if (!strcmp(c, "auto")) c = (long)B * H * (N / 16) <= 2L * nsm ? "L8" : "T4r2";
+        /* the deep pipeline pays only for long sequences with few blocks in flight */
+        if (!strcmp(c, "auto")) c = (long)B * H * (N / 16) <= 2L * nsm && max_len >= 256 ? "L8r2" : "T4r2";
         if (!strcmp(c, "L4")) launch_cfg<64, 4, 1, 16, 32, 3>(ARGS);
         else if (!strcmp(c, "L8")) launch_cfg<64, 8, 1, 16, 32, 3>(ARGS);
-        else if (!strcmp(c, "L4r2")) launch_cfg<64, 4, 2, 32, 32, 3>(ARGS);
+        else if (!strcmp(c, "L8r2")) launch_cfg<64, 8, 2, 16, 32, 3>(ARGS);
+        else if (!strcmp(c, "L16r4")) launch_cfg<64, 16, 4, 16, 32, 3>(ARGS);
         else if (!strcmp(c, "T4")) launch_cfg<64, 4, 1, 16, 8, 2>(ARGS);
         else launch_cfg<64, 4, 2, 32, 8, 2>(ARGS);
     } else if (N == 32) {

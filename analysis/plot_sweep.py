@@ -32,7 +32,8 @@ def main():
     os.makedirs(out, exist_ok=True)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, p in enumerate(sw["points"]):
-        rows = [l for l in p["lengths"] if "seq_acc_median" in l]
+        # a length no finished seed has is null (older sweep.json files left the key out)
+        rows = [l for l in p["lengths"] if l.get("seq_acc_median") is not None]
         if not rows:
             print(f"plot_sweep: {p['point']}: no finished run, skipped")
             continue

@@ -2,11 +2,14 @@
 #include "ckpt.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char MODEL_MAGIC[8] = {'R', 'W', 'K', 'V', 'L', 'A', 'B', 1};
 static const char OPTIM_MAGIC[8] = {'R', 'W', 'K', 'V', 'O', 'P', 'T', 1};
+static const char STATE_MAGIC[8] = {'R', 'W', 'K', 'V', 'R', 'E', 'C', 1};
 
 /* growable byte buffer for building a file in memory before the atomic write */
 typedef struct {
@@ -25,6 +28,7 @@ static void put(Buf *b, const void *src, size_t n) {
 static void put_u32(Buf *b, uint32_t v) { put(b, &v, 4); }
 static void put_i32(Buf *b, int32_t v) { put(b, &v, 4); }
 static void put_i64(Buf *b, int64_t v) { put(b, &v, 8); }
+static void put_f64(Buf *b, double v) { put(b, &v, 8); }
 
 typedef struct {
     const char *p;
@@ -67,11 +71,11 @@ static int check_head(Rd *r, const char magic[8], Err *err) {
     if (get(r, mg, 8, "magic", err)) return -1;
     if (memcmp(mg, magic, 8))
         return err_set(err, "'%s' is not an rwkvlab %s file (bad magic)", r->path,
-                       magic[4] == 'L' ? "model checkpoint" : "optimizer state");
+                       magic[4] == 'L' ? "model checkpoint" : magic[4] == 'O' ? "optimizer state" : "run state");
     if (get(r, &ver, 4, "version", err) || get(r, &sb, 4, "scalar size", err)) return -1;
     if (ver != CKPT_VERSION)
         return err_set(err, "'%s' has format version %u; this build reads version %d", r->path, ver, CKPT_VERSION);
-    if (sb != sizeof(real))
+    if (magic[4] != 'R' && sb != sizeof(real))
         return err_set(err, "'%s' stores %u-byte scalars but this build uses %zu-byte (%s) scalars", r->path, sb,
                        sizeof(real), REAL_NAME);
     return 0;
@@ -199,4 +203,168 @@ int ckpt_load_optim(const char *path, AdamW *o, gsl_rng *rng, long *step, Err *e
 out:
     free(p);
     return rc;
+}
+
+/* ---- records.bin ------------------------------------------------------------------------------- */
+
+int ckpt_save_state(const char *path, const RunState *st, Err *err) {
+    Buf b = {0};
+    put(&b, STATE_MAGIC, 8);
+    put_u32(&b, CKPT_VERSION);
+    put_u32(&b, 0);
+    put_i64(&b, st->step);
+    put_i32(&b, st->status);
+    put_f64(&b, st->last_loss);
+    put_i64(&b, st->rec.ntrain);
+    for (long i = 0; i < st->rec.ntrain; i++) {
+        const TrainRec *t = &st->rec.train[i];
+        put_i64(&b, t->step);
+        double f[5] = {t->loss, t->acc, t->lr, t->grad_norm, t->tokens_per_s};
+        put(&b, f, sizeof f);
+    }
+    put_i64(&b, st->rec.neval);
+    for (long i = 0; i < st->rec.neval; i++) {
+        const EvalRec *e = &st->rec.eval[i];
+        put_i64(&b, e->step);
+        put_i64(&b, e->length);
+        put_f64(&b, e->token_acc);
+        put_f64(&b, e->seq_acc);
+    }
+    int rc = write_file_atomic(path, b.p, b.n, err);
+    free(b.p);
+    return rc;
+}
+
+int ckpt_load_state(const char *path, RunState *st, Err *err) {
+    size_t n;
+    char *p = slurp(path, &n, err);
+    if (!p) return -1;
+    Rd r = {p, n, 0, path};
+    RunState s = {0};
+    int64_t step = 0, cnt = 0;
+    int32_t status = 0;
+    int rc = -1;
+    if (check_head(&r, STATE_MAGIC, err) || get(&r, &step, 8, "step", err) || get(&r, &status, 4, "status", err) ||
+        get(&r, &s.last_loss, 8, "last loss", err) || get(&r, &cnt, 8, "train record count", err))
+        goto out;
+    s.step = step, s.status = status;
+    if (cnt < 0 || (size_t)cnt > n / 48) {
+        err_set(err, "'%s': implausible train record count %lld (corrupt file?)", path, (long long)cnt);
+        goto out;
+    }
+    for (int64_t i = 0; i < cnt; i++) {
+        int64_t ts = 0;
+        double f[5];
+        if (get(&r, &ts, 8, "train record", err) || get(&r, f, sizeof f, "train record", err)) goto out;
+        TrainRec t = {ts, f[0], f[1], f[2], f[3], f[4]};
+        records_add_train(&s.rec, &t);
+    }
+    if (get(&r, &cnt, 8, "eval record count", err)) goto out;
+    if (cnt < 0 || (size_t)cnt > n / 32) {
+        err_set(err, "'%s': implausible eval record count %lld (corrupt file?)", path, (long long)cnt);
+        goto out;
+    }
+    for (int64_t i = 0; i < cnt; i++) {
+        int64_t es = 0, len = 0;
+        double f[2];
+        if (get(&r, &es, 8, "eval record", err) || get(&r, &len, 8, "eval record", err) ||
+            get(&r, f, sizeof f, "eval record", err))
+            goto out;
+        EvalRec e = {es, (int)len, f[0], f[1]};
+        records_add_eval(&s.rec, &e);
+    }
+    if (r.off != n) {
+        err_set(err, "'%s': %zu unexpected trailing bytes", path, n - r.off);
+        goto out;
+    }
+    *st = s;
+    rc = 0;
+out:
+    if (rc) records_free(&s.rec);
+    free(p);
+    return rc;
+}
+
+/* ---- the checkpoint as one unit ------------------------------------------------------------------ */
+
+/* The step stored in a checkpoint file's header (each format keeps it at a fixed offset), or -1 when
+ * the file is missing or too short. */
+static long peek_step(const char *path, const char magic[8], long offset) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    char mg[8];
+    int64_t st = -1;
+    int ok = fread(mg, 1, 8, f) == 8 && !memcmp(mg, magic, 8) && fseek(f, offset, SEEK_SET) == 0 &&
+             fread(&st, 8, 1, f) == 1;
+    fclose(f);
+    return ok ? (long)st : -1;
+}
+#define MODEL_STEP_OFFSET (16 + 10 * 4)
+#define OPTIM_STEP_OFFSET 16
+#define STATE_STEP_OFFSET 16
+
+static void dir_path(char *dst, size_t n, const char *dir, const char *name) { snprintf(dst, n, "%s/%s", dir, name); }
+
+int ckpt_save(const char *dir, const Rwkv7 *m, const AdamW *o, const gsl_rng *rng, const RunState *st,
+              const char *config_ini, Err *err) {
+    char p[4200], q[4200];
+    dir_path(p, sizeof p, dir, "optim.bin.new");
+    if (ckpt_save_optim(p, o, rng, st->step, err)) return -1;
+    dir_path(p, sizeof p, dir, "records.bin.new");
+    if (ckpt_save_state(p, st, err)) return -1;
+    dir_path(p, sizeof p, dir, "ckpt.bin"); /* the commit point */
+    int failed = ckpt_save_model(p, m, st->step, config_ini, err);
+    const char *names[2] = {"optim.bin", "records.bin"};
+    if (failed && peek_step(p, MODEL_MAGIC, MODEL_STEP_OFFSET) != st->step) { /* not committed: drop the .new */
+        for (int i = 0; i < 2; i++) dir_path(q, sizeof q, dir, names[i]), strcat(q, ".new"), unlink(q);
+        return -1;
+    }
+    /* committed (even if syncing the directory afterwards failed): complete it */
+    for (int i = 0; i < 2; i++) {
+        dir_path(q, sizeof q, dir, names[i]);
+        snprintf(p, sizeof p, "%s.new", q);
+        if (rename(p, q) != 0) return err_set(err, "cannot rename '%s' to '%s': %s", p, q, strerror(errno));
+    }
+    if (failed) return -1;
+    if (fsync_parent_dir(q) != 0) return err_set(err, "cannot sync directory '%s': %s", dir, strerror(errno));
+    return 0;
+}
+
+int ckpt_recover(const char *dir, int *have, Err *err) {
+    char p[4200], q[4200];
+    remove_stale_tmp(dir);
+    dir_path(p, sizeof p, dir, "ckpt.bin");
+    long sm = peek_step(p, MODEL_MAGIC, MODEL_STEP_OFFSET);
+    if (sm < 0 && access(p, F_OK) == 0)
+        return err_set(err, "'%s' exists but is not a readable rwkvlab checkpoint (damaged?); move it away to "
+                            "restart the run from step 0", p);
+    const char *names[2] = {"optim.bin", "records.bin"};
+    const char *magics[2] = {OPTIM_MAGIC, STATE_MAGIC};
+    const long offs[2] = {OPTIM_STEP_OFFSET, STATE_STEP_OFFSET};
+    int moved = 0;
+    for (int i = 0; i < 2; i++) {
+        dir_path(q, sizeof q, dir, names[i]);
+        snprintf(p, sizeof p, "%s.new", q);
+        if (access(p, F_OK) != 0) continue;
+        if (sm >= 0 && peek_step(p, magics[i], offs[i]) == sm) { /* committed: finish it */
+            if (rename(p, q) != 0) return err_set(err, "cannot rename '%s' to '%s': %s", p, q, strerror(errno));
+            moved = 1;
+        } else if (unlink(p) != 0) { /* never committed: drop it */
+            return err_set(err, "cannot remove the uncommitted '%s': %s", p, strerror(errno));
+        }
+    }
+    if (moved && fsync_parent_dir(q) != 0) return err_set(err, "cannot sync directory '%s': %s", dir, strerror(errno));
+    *have = sm >= 0;
+    if (sm < 0) return 0;
+    for (int i = 0; i < 2; i++) {
+        dir_path(q, sizeof q, dir, names[i]);
+        long s = peek_step(q, magics[i], offs[i]);
+        if (s < 0)
+            return err_set(err, "'%s' is missing or unreadable but ckpt.bin is at step %ld: the checkpoint is "
+                                "incomplete%s", q, sm, i == 1 ? " (run directories written before records.bin "
+                                "existed cannot be resumed by this version)" : "");
+        if (s != sm)
+            return err_set(err, "'%s' is at step %ld but ckpt.bin at step %ld: the checkpoint is inconsistent", q, s, sm);
+    }
+    return 0;
 }

@@ -47,13 +47,28 @@ typedef struct {
 } Err;
 int err_set(Err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Write `len` bytes to `path` atomically: temp file in the same directory, fsync, rename. */
+/* Write `len` bytes to `path` atomically: temp file `path`.tmp.<pid> in the same directory, fsync,
+ * rename, fsync of the directory. On failure the temp file is removed and `path` is untouched. */
 int write_file_atomic(const char *path, const void *data, size_t len, Err *err);
 /* A cJSON document, pretty-printed, written atomically. */
 struct cJSON;
 int json_write_atomic(const char *path, const struct cJSON *j, Err *err);
 /* mkdir -p: create path and its missing parents (existing directories are fine). */
 int mkdir_p(const char *path, Err *err);
+
+/* fsync of a file descriptor / of the directory holding `path` (so a rename in it is durable); both go
+ * through fault_point("fsync"). Return 0 or -1 with errno set. */
+int fsync_fd(int fd);
+int fsync_parent_dir(const char *path);
+/* Remove the `NAME.tmp.<pid>` files in DIR left by killed writers (call only while owning DIR). Returns the count. */
+int remove_stale_tmp(const char *dir);
+
+/* Testing aid for crash and disk-full tests. RWKVLAB_FAULT="KIND:N[:ACTION]" makes the N-th call of
+ * fault_point(KIND) in this process act: ACTION "kill" (default) sends SIGKILL to the process,
+ * "enospc" makes it return -1 with errno = ENOSPC. KIND is "fsync" (every fsync_fd) or "h5" (every
+ * record appended to run.h5). RWKVLAB_FAULT_COUNT=FILE appends "KIND N" per call, to count them.
+ * Without the variables fault_point returns 0 and costs one branch. */
+int fault_point(const char *kind);
 
 double now_seconds(void);
 

@@ -11,6 +11,9 @@
  *   - A key set twice in one file is an error naming both lines: a config file should say one thing.
  *   - A file must set experiment.name and task.name. After parsing, config_load runs the cross-field
  *     checks of config_validate and points at the line of the key involved.
+ *   - config_validate also builds the task (task_create), so a config it accepts is one `train` accepts
+ *     (e.g. task a5 with variant swaps is rejected here). That check is not run by config_load: a file
+ *     may leave task.variant to a later --set.
  *   - config_load is all-or-nothing: on error the config passed in is left unchanged. config_set too.
  *   - Line numbers come from our own line reader (Debian's inih has no INI_HANDLER_LINENO). The reader
  *     also rejects what inih would otherwise accept silently: lines longer than its buffer (inih would
@@ -32,6 +35,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
+
+#include "opts.h"
+#include "task.h"
 
 /* ---- the key table ------------------------------------------------------------------------------ */
 
@@ -201,33 +207,12 @@ static int key_index_dotted(const char *dotted) {
 
 static int is_list(const CfgKey *k) { return k->type == T_INTS || k->type == T_LONGS; }
 
-/* Levenshtein distance of two short strings (99 when too long to bother). */
-static int edit_distance(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 63 || lb > 63) return 99;
-    int row[64];
-    for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
-    for (size_t i = 1; i <= la; i++) {
-        int diag = row[0];
-        row[0] = (int)i;
-        for (size_t j = 1; j <= lb; j++) {
-            int up = row[j];
-            int best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best) best = up + 1;
-            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
 /* Writes " (did you mean PRE<best>POST?)" into out if a candidate is close to word, else "". */
 static void suggest(char *out, size_t n, const char *word, const char *const *cands, int ncand,
                     const char *pre, const char *post) {
     int best = -1, bestd = 3;
     for (int i = 0; i < ncand; i++) {
-        int d = edit_distance(word, cands[i]);
+        int d = opts_edit_distance(word, cands[i]);
         if (d < bestd && d < (int)strlen(cands[i])) bestd = d, best = i;
     }
     if (best >= 0) snprintf(out, n, " (did you mean %s%s%s?)", pre, cands[best], post);
@@ -647,6 +632,12 @@ int config_validate(const RunConfig *c, Err *err) {
     int blame[2];
     Err tmp;
     if (cross_check(c, &tmp, blame)) return err_set(err, "config: %s", tmp.msg);
+    /* the task must build: the check `train` makes when it creates the task (e.g. swaps in A5 would be
+     * only the identity), so that `config` accepts exactly what `train` accepts. Here and not in
+     * config_load's cross-field rules: a file may leave the variant to a later --set. */
+    Task *task = task_create(c, &tmp);
+    if (!task) return err_set(err, "config: %s", tmp.msg), err_clean(err);
+    task_free(task);
     return 0;
 }
 

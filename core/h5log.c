@@ -9,7 +9,8 @@
  *   - /train and /eval are groups of 1-D extendible datasets (chunked, max dims unlimited) of equal
  *     length, one element per record; step and length are int64, the rest float64. Each append
  *     extends every dataset of the group by one and then flushes the file, so a crash loses at most
- *     the record being written. Records arrive in increasing step order; h5log_reopen relies on it.
+ *     the record being written. On --resume the file is rebuilt from the
+ *     checkpoint's records (h5log_rebuild), so a torn run.h5 never blocks a resume.
  *   - Trajectory arrays are float32, gzip level 4, chunked along T so a chunk holds at least one
  *     time step (several when a step's slice is small). Eigenvalues are computed in double precision
  *     with gsl_eigen_nonsymm, one workspace per h5log_trajectory call.
@@ -40,7 +41,7 @@ typedef struct {
     int type; /* H5LOG_I64 or H5LOG_F64 */
 } H5LogField;
 
-/* Field tables shared by create, reopen and append: the order here is the argument order. */
+/* Field tables shared by create and append: the order here is the argument order. */
 static const H5LogField h5log_train_fields[] = {
     {"step", H5LOG_I64}, {"loss", H5LOG_F64},      {"acc", H5LOG_F64},
     {"lr", H5LOG_F64},   {"grad_norm", H5LOG_F64}, {"tokens_per_s", H5LOG_F64},
@@ -64,6 +65,7 @@ typedef struct {
 struct H5Log {
     char *path;
     hid_t file;
+    int autoflush; /* flush after every record (off while h5log_rebuild writes the recovered records) */
     H5LogGroup train, eval;
 };
 
@@ -96,7 +98,14 @@ static int h5log_fail(Err *err, const char *file, int line, const char *path, co
         }                                                                                   \
     } while (0)
 
-static void h5log_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+/* HDF5's automatic error printing off; and no HDF5 clean-up at exit: after a write failure (a full disk)
+ * a file may refuse to close, and HDF5 1.10's exit handler then crashes retrying it (seen on Debian
+ * 12); the process exits without it, and the half-written file is a temp file we remove. */
+static void h5log_quiet(void) {
+    static int once = 0;
+    if (!once) once = 1, H5dont_atexit();
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
 
 static void h5log_close_id(hid_t *id, herr_t (*closer)(hid_t)) {
     if (*id >= 0) closer(*id);
@@ -122,9 +131,33 @@ static H5Log *h5log_alloc(const char *path) {
     h->path = xmalloc(strlen(path) + 1);
     strcpy(h->path, path);
     h->file = H5I_INVALID_HID;
+    h->autoflush = 1;
     h5log_group_init(&h->train, "train", h5log_train_fields, H5LOG_NTRAIN);
     h5log_group_init(&h->eval, "eval", h5log_eval_fields, H5LOG_NEVAL);
     return h;
+}
+
+int h5log_finish(H5Log *h, Err *err) {
+    if (!h) return 0;
+    const char *path = h->path;
+    int rc = 0;
+    for (int gi = 0; gi < 2; gi++) {
+        H5LogGroup *g = gi ? &h->eval : &h->train;
+        for (int i = 0; i < g->nfields; i++)
+            if (g->ds[i] >= 0 && H5Dclose(g->ds[i]) < 0 && !rc) rc = h5log_fail(err, __FILE__, __LINE__, path, "close a dataset");
+        for (int i = 0; i < g->nfields; i++) g->ds[i] = H5I_INVALID_HID;
+        if (g->group >= 0 && H5Gclose(g->group) < 0 && !rc) rc = h5log_fail(err, __FILE__, __LINE__, path, "close a group");
+        g->group = H5I_INVALID_HID;
+    }
+    if (h->file >= 0) {
+        if (H5Fflush(h->file, H5F_SCOPE_LOCAL) < 0 && !rc) rc = h5log_fail(err, __FILE__, __LINE__, path, "flush (disk full?)");
+        if (H5Fclose(h->file) < 0 && !rc) rc = h5log_fail(err, __FILE__, __LINE__, path, "close (disk full?)");
+        h->file = H5I_INVALID_HID;
+    }
+    H5Eclear2(H5E_DEFAULT);
+    free(h->path);
+    free(h);
+    return rc;
 }
 
 void h5log_close(H5Log *h) {
@@ -211,71 +244,14 @@ fail:
     return -1;
 }
 
-/* Current length of a 1-D dataset, or -1. */
-static int h5log_ds_len(hid_t ds, hsize_t *n) {
-    hid_t space = H5Dget_space(ds);
-    if (space < 0) return -1;
-    int ok = H5Sget_simple_extent_ndims(space) == 1 && H5Sget_simple_extent_dims(space, n, NULL) == 1;
-    H5Sclose(space);
-    return ok ? 0 : -1;
-}
-
-/* Open the datasets of /<group> in an existing file and cut every dataset to the leading records with
- * step <= last_step (and to the shortest dataset, in case a crash interrupted an append). */
-static int h5log_group_reopen(hid_t file, H5LogGroup *g, long last_step, const char *path, Err *err) {
-    int64_t *steps = NULL;
-    char op[160];
-    snprintf(op, sizeof op, "open group /%s (not a run.h5 written by rwkvlab?)", g->gname);
-    H5_TRY(g->group = H5Gopen2(file, g->gname, H5P_DEFAULT), op);
-    hsize_t keep = (hsize_t)-1;
-    for (int i = 0; i < g->nfields; i++) {
-        snprintf(op, sizeof op, "open dataset /%s/%s", g->gname, g->fields[i].name);
-        H5_TRY(g->ds[i] = H5Dopen2(g->group, g->fields[i].name, H5P_DEFAULT), op);
-        hsize_t n = 0;
-        if (h5log_ds_len(g->ds[i], &n) != 0) {
-            H5Eclear2(H5E_DEFAULT);
-            err_set(err, "run.h5 '%s': /%s/%s is not a 1-D dataset", path, g->gname, g->fields[i].name);
-            goto fail;
-        }
-        if (n < keep) keep = n;
-    }
-    /* fields[0] is step */
-    steps = xmalloc((keep ? keep : 1) * sizeof *steps);
-    if (keep > 0) {
-        hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
-        hsize_t start[1] = {0}, count[1] = {keep};
-        snprintf(op, sizeof op, "read /%s/step", g->gname);
-        int bad = (fspace = H5Dget_space(g->ds[0])) < 0 ||
-                  H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
-                  (mspace = H5Screate_simple(1, count, NULL)) < 0 ||
-                  H5Dread(g->ds[0], H5T_NATIVE_INT64, mspace, fspace, H5P_DEFAULT, steps) < 0;
-        if (bad) h5log_fail(err, __FILE__, __LINE__, path, op);
-        if (mspace >= 0) H5Sclose(mspace);
-        if (fspace >= 0) H5Sclose(fspace);
-        if (bad) goto fail;
-    }
-    hsize_t cnt = 0;
-    while (cnt < keep && steps[cnt] <= (int64_t)last_step) cnt++;
-    for (int i = 0; i < g->nfields; i++) {
-        hsize_t dims[1] = {cnt};
-        snprintf(op, sizeof op, "truncate /%s/%s to %llu records", g->gname, g->fields[i].name,
-                 (unsigned long long)cnt);
-        H5_TRY(H5Dset_extent(g->ds[i], dims), op);
-    }
-    g->n = cnt;
-    free(steps);
-    return 0;
-fail:
-    free(steps);
-    return -1;
-}
-
 /* Append one record (vals[i] is a long* for I64 fields, a double* for F64 fields), then flush. */
 static int h5log_append(H5Log *h, H5LogGroup *g, const void *const *vals, Err *err) {
     const char *path = h ? h->path : NULL;
     hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
     char op[128];
     if (!h || h->file < 0) return err_set(err, "h5log: append to /%s on a closed log", g ? g->gname : "?");
+    if (fault_point("h5"))
+        return err_set(err, "run.h5 '%s': cannot append to /%s: %s", path, g->gname, strerror(errno));
     hsize_t n1[1] = {g->n + 1}, start[1] = {g->n}, one[1] = {1};
     H5_TRY(mspace = H5Screate_simple(1, one, NULL), "create memory dataspace");
     for (int i = 0; i < g->nfields; i++) {
@@ -297,7 +273,7 @@ static int h5log_append(H5Log *h, H5LogGroup *g, const void *const *vals, Err *e
     H5Sclose(mspace);
     mspace = H5I_INVALID_HID;
     g->n++;
-    H5_TRY(H5Fflush(h->file, H5F_SCOPE_LOCAL), "flush");
+    if (h->autoflush) H5_TRY(H5Fflush(h->file, H5F_SCOPE_LOCAL), "flush");
     return 0;
 fail:
     if (fspace >= 0) H5Sclose(fspace);
@@ -305,7 +281,7 @@ fail:
     return -1;
 }
 
-/* ---- create / reopen --------------------------------------------------------------------------- */
+/* ---- create / rebuild -------------------------------------------------------------------------- */
 
 H5Log *h5log_create(const char *path, const H5RunAttrs *attrs, Err *err) {
     if (!path || !attrs) {
@@ -344,35 +320,34 @@ fail: {
 }
 }
 
-H5Log *h5log_reopen(const char *path, long last_step, Err *err) {
-    if (!path) {
-        err_set(err, "h5log_reopen: missing path");
-        return NULL;
+H5Log *h5log_rebuild(const char *path, const H5RunAttrs *attrs, const RunRecords *rec, Err *err) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    unlink(tmp);
+    H5Log *h = h5log_create(tmp, attrs, err);
+    if (!h) return NULL;
+    h->autoflush = 0;
+    for (long i = 0; rec && i < rec->ntrain; i++) {
+        const TrainRec *t = &rec->train[i];
+        if (h5log_train(h, t->step, t->loss, t->acc, t->lr, t->grad_norm, t->tokens_per_s, err)) goto fail;
     }
-    h5log_quiet();
-    if (access(path, R_OK | W_OK) != 0) {
-        err_set(err, "cannot reopen run.h5 '%s' for --resume: %s", path, strerror(errno));
-        return NULL;
+    for (long i = 0; rec && i < rec->neval; i++) {
+        const EvalRec *e = &rec->eval[i];
+        if (h5log_eval(h, e->step, e->length, e->token_acc, e->seq_acc, err)) goto fail;
     }
-#if H5_VERSION_GE(1, 12, 0)
-    htri_t is_h5 = H5Fis_accessible(path, H5P_DEFAULT);
-#else
-    htri_t is_h5 = H5Fis_hdf5(path);
-#endif
-    if (is_h5 <= 0) {
-        H5Eclear2(H5E_DEFAULT);
-        err_set(err, "cannot reopen '%s' for --resume: not an HDF5 file (corrupted or wrong path?)", path);
-        return NULL;
+    h->autoflush = 1;
+    if (h5log_flush(h, err)) goto fail;
+    if (rename(tmp, path) != 0) {
+        err_set(err, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+        goto fail;
     }
-    H5Log *h = h5log_alloc(path);
-    H5_TRY(h->file = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT),
-           "open the file read-write (is another process writing it?)");
-    if (h5log_group_reopen(h->file, &h->train, last_step, path, err) != 0) goto fail;
-    if (h5log_group_reopen(h->file, &h->eval, last_step, path, err) != 0) goto fail;
-    H5_TRY(H5Fflush(h->file, H5F_SCOPE_LOCAL), "flush");
+    free(h->path);
+    h->path = xmalloc(strlen(path) + 1);
+    strcpy(h->path, path);
     return h;
 fail:
     h5log_close(h);
+    unlink(tmp);
     return NULL;
 }
 
@@ -397,6 +372,31 @@ int h5log_flush(H5Log *h, Err *err) {
     return 0;
 fail:
     return -1;
+}
+
+/* ---- the records kept in memory (and in records.bin) ------------------------------------------- */
+
+void records_add_train(RunRecords *r, const TrainRec *t) {
+    if (r->ntrain == r->cap_train) {
+        r->cap_train = r->cap_train ? 2 * r->cap_train : 256;
+        r->train = realloc(r->train, r->cap_train * sizeof *r->train);
+        CHECK(r->train, "out of memory keeping %ld training records", r->cap_train);
+    }
+    r->train[r->ntrain++] = *t;
+}
+
+void records_add_eval(RunRecords *r, const EvalRec *e) {
+    if (r->neval == r->cap_eval) {
+        r->cap_eval = r->cap_eval ? 2 * r->cap_eval : 64;
+        r->eval = realloc(r->eval, r->cap_eval * sizeof *r->eval);
+        CHECK(r->eval, "out of memory keeping %ld evaluation records", r->cap_eval);
+    }
+    r->eval[r->neval++] = *e;
+}
+
+void records_free(RunRecords *r) {
+    free(r->train), free(r->eval);
+    *r = (RunRecords){0};
 }
 
 /* ---- transition eigenvalues -------------------------------------------------------------------- */

@@ -26,11 +26,33 @@ typedef struct {
     const char *eig_range;
 } H5RunAttrs;
 
+/* One /train and one /eval record; RunRecords is every record of a run up to its checkpoint (kept in
+ * the checkpoint's records.bin, see ckpt.h), from which run.h5 is rebuilt on --resume. */
+typedef struct {
+    long step;
+    double loss, acc, lr, grad_norm, tokens_per_s;
+} TrainRec;
+typedef struct {
+    long step;
+    int length;
+    double token_acc, seq_acc;
+} EvalRec;
+typedef struct {
+    TrainRec *train;
+    long ntrain, cap_train;
+    EvalRec *eval;
+    long neval, cap_eval;
+} RunRecords;
+void records_add_train(RunRecords *r, const TrainRec *t);
+void records_add_eval(RunRecords *r, const EvalRec *e);
+void records_free(RunRecords *r);
+
 /* Create a new run.h5 (fails if it exists). */
 H5Log *h5log_create(const char *path, const H5RunAttrs *attrs, Err *err);
-/* Reopen for --resume: drops /train and /eval records with step > last_step (written after the
- * checkpoint being resumed), so the resumed file equals an uninterrupted one. */
-H5Log *h5log_reopen(const char *path, long last_step, Err *err);
+/* Write a complete run.h5 holding `rec` (may be NULL) into a temp file and rename it over `path`
+ * (replacing a torn or older file); returns it open for appending. A kill at any moment leaves
+ * either the old file or the new complete one. */
+H5Log *h5log_rebuild(const char *path, const H5RunAttrs *attrs, const RunRecords *rec, Err *err);
 int h5log_train(H5Log *h, long step, double loss, double acc, double lr, double grad_norm,
                 double tokens_per_s, Err *err);
 int h5log_eval(H5Log *h, long step, int length, double token_acc, double seq_acc, Err *err);
@@ -45,6 +67,9 @@ int h5log_trajectory(H5Log *h, int probe, int L, int T, int H, int N, const int 
                      const int *targets, const int *pred, const float *state, const float *decay,
                      const float *a, const float *kk, Err *err);
 int h5log_flush(H5Log *h, Err *err);
+/* Flush and close, checking every step (a full disk shows up here): 0 or -1 with err. Frees h. */
+int h5log_finish(H5Log *h, Err *err);
+/* Best-effort close on error paths (errors ignored). Frees h. */
 void h5log_close(H5Log *h);
 
 /* Eigenvalues of M = diag(w) - kk^T (a*kk), N x N (exposed for tests). re, im: (N) sorted by

@@ -1,10 +1,14 @@
-/* lmeval.c -- run lm-eval tasks on a checkpoint: requests, metrics, lm-eval-compatible JSON output.
+/* lmeval.c -- run lm-eval tasks on a checkpoint: inputs checked, requests, metrics, lm-eval-compatible JSON.
+ * Order (nothing is scored before every input is known good): options and task names, the vocabulary,
+ * every task's data, the output directory (created, writable), the model, every request tokenised and
+ * inside the model's vocabulary; then scoring; then the samples files and, last, the results file.
  * Metrics (lmeval.md): acc = argmax logprob == gold (ties -> first), acc_norm = argmax logprob /
  * choice_len (Unicode code points), stderr = sample std (n-1) / sqrt(n); lambada perplexity =
  * exp(-mean summed logprob per document), its stderr by bootstrap over documents. */
 #include "lmeval.h"
 
 #include <cJSON.h>
+#include <errno.h>
 #include <gsl/gsl_rng.h>
 #include <math.h>
 #include <string.h>
@@ -12,6 +16,7 @@
 #include <unistd.h>
 
 #include "lmeval_data.h"
+#include "lmeval_out.h"
 #include "rwkv7_io.h"
 #include "tokenizer.h"
 
@@ -50,26 +55,19 @@ double lmeval_score_continuation(Rwkv7 *m, real *state, const real *lg0, const i
     return lp;
 }
 
-typedef struct {
-    double *lp;     /* (ncont) */
-    int *greedy;    /* (ncont) */
-} DocResult;
-
 static double mean(const double *x, int n) {
     double s = 0;
     for (int i = 0; i < n; i++) s += x[i];
     return n ? s / n : 0;
 }
 static double stderr_of(const double *x, int n) {
-    if (n < 2) return 0;
     double mu = mean(x, n), s = 0;
     for (int i = 0; i < n; i++) s += (x[i] - mu) * (x[i] - mu);
     return sqrt(s / (n - 1)) / sqrt((double)n);
 }
 
-/* perplexity = exp(-mean(ll)); bootstrap stderr over documents */
+/* perplexity = exp(-mean(ll)); bootstrap stderr over documents (n >= 2, iters >= 2) */
 static double bootstrap_ppl_stderr(const double *ll, int n, long iters, unsigned long seed) {
-    if (n < 2 || iters < 2) return 0;
     gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
     gsl_rng_set(r, seed);
     double s = 0, s2 = 0;
@@ -84,75 +82,235 @@ static double bootstrap_ppl_stderr(const double *ll, int n, long iters, unsigned
     return sqrt(fmax(0, (s2 - iters * mu * mu) / (iters - 1)));
 }
 
-static void iso_time(char *buf, size_t n) {
-    time_t now = time(NULL);
-    strftime(buf, n, "%Y-%m-%dT%H-%M-%S", gmtime(&now));
+/* ---- inputs, all checked before the first forward pass ---------------------------------------- */
+
+/* One request, tokenised: context ids (prefix included; never empty) and continuation ids (never empty). */
+typedef struct {
+    int *ctx, *cont;
+    int nctx, ncont;
+} LmReq;
+
+/* One task of the run: its documents, their requests and, once scored, its results and samples. */
+typedef struct {
+    LmTask t;
+    int n;        /* documents scored (--limit applied) */
+    int *first;   /* (n) index of document i's first request in req */
+    LmReq *req;   /* (sum of ncont over the n documents) */
+    long ntok;    /* tokens in all requests */
+    cJSON *res;   /* results["<task>"] */
+    LmBuf samples; /* samples_<task>_*.jsonl text (with --samples) */
+} LmJob;
+
+static void lmeval_job_free(LmJob *j) {
+    if (j->req)
+        for (int di = 0; di < j->n; di++)
+            for (int c = 0; c < j->t.docs[di].ncont; c++) free(j->req[j->first[di] + c].ctx), free(j->req[j->first[di] + c].cont);
+    free(j->req), free(j->first);
+    cJSON_Delete(j->res);
+    lmbuf_free(&j->samples);
+    lmeval_task_free(&j->t);
+    memset(j, 0, sizeof *j);
 }
 
-/* One task: returns a cJSON results object; appends sample lines to *samples when wanted. */
-static cJSON *run_task(Rwkv7 *m, const Tokenizer *tok, const LmTask *t, const LmevalOpts *o, int prefix,
-                       cJSON *samples, Err *err) {
-    const int n = o->limit > 0 && o->limit < t->ndocs ? (int)o->limit : t->ndocs;
-    double *acc = xcalloc(n, sizeof(double)), *accn = xcalloc(n, sizeof(double)), *ll = xcalloc(n, sizeof(double));
-    real *state = xmalloc(rwkv7_state_numel(&m->d, 1) * sizeof(real));
-    real *ctx_state = xmalloc(rwkv7_state_numel(&m->d, 1) * sizeof(real));
+static int lmeval_known_task(const char *name, size_t len) {
+    const char *s = lmeval_task_names(); /* "a, b, c" */
+    for (;;) {
+        while (*s == ' ') s++;
+        const char *e = strchr(s, ',');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        if (n == len && !memcmp(s, name, len)) return 1;
+        if (!e) return 0;
+        s = e + 1;
+    }
+}
+
+/* --tasks: a comma list of known task names, each once; blanks around a name are ignored. */
+static int lmeval_parse_tasks(const char *list, char names[][32], int *ntasks, Err *err) {
+    *ntasks = 0;
+    const char *s = list ? list : "";
+    size_t all = strspn(s, " \t");
+    if (!s[all])
+        return err_set(err, "--tasks is empty; give a comma-separated list of tasks, e.g. --tasks piqa,arc_easy "
+                            "(known: %s)", lmeval_task_names());
+    for (int idx = 1;; idx++) {
+        const char *e = strchr(s, ',');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        const char *b = s;
+        while (n && (*b == ' ' || *b == '\t')) b++, n--;
+        while (n && (b[n - 1] == ' ' || b[n - 1] == '\t')) n--;
+        if (!n)
+            return err_set(err, "--tasks '%.200s': entry %d is empty (two commas in a row, or a comma at an end); "
+                                "list task names separated by single commas", list, idx);
+        if (!lmeval_known_task(b, n))
+            return err_set(err, "--tasks: unknown task '%.*s'; known tasks: %s", (int)(n > 100 ? 100 : n), b,
+                           lmeval_task_names());
+        for (int k = 0; k < *ntasks; k++)
+            if (strlen(names[k]) == n && !memcmp(names[k], b, n))
+                return err_set(err, "--tasks '%.200s': task '%s' is listed twice; list each task once", list, names[k]);
+        if (*ntasks >= LMEVAL_MAX_TASKS) return err_set(err, "--tasks: more than %d tasks", LMEVAL_MAX_TASKS);
+        snprintf(names[(*ntasks)++], 32, "%.*s", (int)n, b);
+        if (!e) return 0;
+        s = e + 1;
+    }
+}
+
+static int lmeval_check_opts(const LmevalOpts *o, Err *err) {
+    if (o->device && strcmp(o->device, "cpu"))
+        return err_set(err, "--device %s: only the CPU engine is built so far (the CUDA engine is a later issue); use "
+                            "--device cpu", o->device);
+    if (!o->model_path || !*o->model_path) return err_set(err, "--model FILE is required (a .pth or .safetensors checkpoint)");
+    if (access(o->model_path, R_OK))
+        return err_set(err, "--model %s: cannot read the file: %s", o->model_path, strerror(errno));
+    if (o->limit < 0)
+        return err_set(err, "--limit %ld: the number of documents per task must be >= 0 (0 = all)", o->limit);
+    if (o->bootstrap < 0 || o->bootstrap == 1 || o->bootstrap > LMEVAL_BOOTSTRAP_MAX)
+        return err_set(err, "--bootstrap %ld: use 0 (no standard errors, as lm-eval) or 2..%d resamples (lm-eval's "
+                            "default is 100000)", o->bootstrap, LMEVAL_BOOTSTRAP_MAX);
+    if (o->split != LMEVAL_SPLIT_LMEVAL && o->split != LMEVAL_SPLIT_SEPARATE)
+        return err_set(err, "tokenisation split %d: use lmeval or separate", o->split);
+    if (o->prefix < -2) return err_set(err, "prefix token %d: use none, 0 or newline", o->prefix);
+    return 0;
+}
+
+/* Tokenise every request of the first j->n documents; checks that each continuation has tokens and that
+ * every token is inside the model's vocabulary. */
+static int lmeval_tokenise(LmJob *j, const Tokenizer *tok, int V, int split, int prefix, Err *err) {
+    size_t nreq = 0;
+    j->first = xmalloc((size_t)(j->n ? j->n : 1) * sizeof(int));
+    for (int di = 0; di < j->n; di++) j->first[di] = (int)nreq, nreq += j->t.docs[di].ncont;
+    j->req = xcalloc(nreq ? nreq : 1, sizeof(LmReq));
+    for (int di = 0; di < j->n; di++) {
+        const LmDoc *d = &j->t.docs[di];
+        for (int c = 0; c < d->ncont; c++) {
+            LmReq *r = &j->req[j->first[di] + c];
+            int *cids, *kids;
+            size_t nc, nk;
+            if (lmeval_encode_request(tok, lmeval_doc_context(d, c), d->cont[c], split, prefix, &cids, &nc, &kids, &nk,
+                                      err))
+                return -1;
+            if (nc == 0) { /* empty context: lm-eval conditions on end-of-text */
+                free(cids);
+                cids = xmalloc(sizeof(int));
+                cids[0] = 0, nc = 1;
+            }
+            r->ctx = cids, r->nctx = (int)nc, r->cont = kids, r->ncont = (int)nk;
+            if (nk == 0) return err_set(err, "%s doc %d choice %d: the continuation tokenises to nothing", j->t.name, di, c);
+            int bad = -1;
+            for (size_t i = 0; i < nc && bad < 0; i++) bad = cids[i] >= V ? cids[i] : -1;
+            for (size_t i = 0; i < nk && bad < 0; i++) bad = kids[i] >= V ? kids[i] : -1;
+            if (bad >= 0)
+                return err_set(err, "%s doc %d: token %d is outside the model's vocabulary of %d: this checkpoint does "
+                                    "not use the RWKV World tokenizer (65536 tokens), the only one rwkvlab has",
+                               j->t.name, di, bad, V);
+            j->ntok += (long)(nc + nk);
+        }
+    }
+    return 0;
+}
+
+/* ---- scoring ------------------------------------------------------------------------------------ */
+
+static const char *py_bool(int b) { return b ? "True" : "False"; }
+
+/* lm-eval's sample line (v0.4.8 shape; resps and filtered_resps hold strings, as lm-eval's sanitize_list
+ * writes them) appended to j->samples. */
+static int lmeval_add_sample(LmJob *j, int di, const double *lps, const int *greedy, double acc, double accn,
+                             Err *err) {
+    const LmTask *t = &j->t;
+    const LmDoc *d = &t->docs[di];
+    cJSON *s = cJSON_CreateObject();
+    cJSON_AddNumberToObject(s, "doc_id", di);
+    cJSON *doc = cJSON_AddObjectToObject(s, "doc");
+    cJSON_AddStringToObject(doc, "context", lmeval_doc_context(d, d->gold));
+    cJSON *ch = cJSON_AddArrayToObject(doc, "choices");
+    for (int c = 0; c < d->ncont; c++) cJSON_AddItemToArray(ch, cJSON_CreateString(d->cont[c]));
+    cJSON_AddNumberToObject(doc, "gold", d->gold);
+    if (t->is_loglik_ppl) cJSON_AddStringToObject(s, "target", d->cont[0]);
+    else {
+        char g[16];
+        snprintf(g, sizeof g, "%d", d->gold);
+        cJSON_AddStringToObject(s, "target", g);
+    }
+    cJSON *args = cJSON_AddObjectToObject(s, "arguments");
+    cJSON *resps = cJSON_AddArrayToObject(s, "resps"), *fr = cJSON_AddArrayToObject(s, "filtered_resps");
+    for (int c = 0; c < d->ncont; c++) {
+        char k[32], lp[64];
+        snprintf(k, sizeof k, "gen_args_%d", c);
+        cJSON *a = cJSON_AddObjectToObject(args, k);
+        cJSON_AddStringToObject(a, "arg_0", lmeval_doc_context(d, c));
+        cJSON_AddStringToObject(a, "arg_1", d->cont[c]);
+        lmeval_py_float(lps[c], lp, sizeof lp);
+        cJSON *pair = cJSON_CreateArray();
+        cJSON_AddItemToArray(pair, cJSON_CreateString(lp));
+        cJSON_AddItemToArray(pair, cJSON_CreateString(py_bool(greedy[c])));
+        cJSON *wrap = cJSON_CreateArray();
+        cJSON_AddItemToArray(wrap, pair);
+        cJSON_AddItemToArray(resps, wrap);
+        cJSON_AddItemToArray(fr, cJSON_Duplicate(pair, 1));
+    }
+    cJSON_AddStringToObject(s, "filter", "none");
+    cJSON *mets = cJSON_AddArrayToObject(s, "metrics");
+    if (t->is_loglik_ppl) { /* lm-eval: perplexity = the loglikelihood, acc = int(is_greedy) */
+        cJSON_AddItemToArray(mets, cJSON_CreateString("perplexity"));
+        cJSON_AddItemToArray(mets, cJSON_CreateString("acc"));
+        lmeval_json_add_float(s, "perplexity", lps[0]);
+        cJSON_AddNumberToObject(s, "acc", greedy[0] ? 1 : 0);
+    } else {
+        cJSON_AddItemToArray(mets, cJSON_CreateString("acc"));
+        if (t->has_acc_norm) cJSON_AddItemToArray(mets, cJSON_CreateString("acc_norm"));
+        lmeval_json_add_float(s, "acc", acc);
+        if (t->has_acc_norm) lmeval_json_add_float(s, "acc_norm", accn);
+    }
+    char *line = cJSON_PrintUnformatted(s);
+    cJSON_Delete(s);
+    if (!line) return err_set(err, "%s doc %d: out of memory formatting the sample line", t->name, di);
+    Err e;
+    int rc = lmbuf_add(&j->samples, line, strlen(line), &e) || lmbuf_add(&j->samples, "\n", 1, &e);
+    free(line);
+    return rc ? err_set(err, "%s samples: %s", t->name, e.msg) : 0;
+}
+
+/* "<metric>_stderr,none": a number, or "N/A" as lm-eval writes when it is not computed */
+static void lmeval_add_stderr(cJSON *res, const char *key, int have, double v) {
+    if (have) lmeval_json_add_float(res, key, v);
+    else cJSON_AddStringToObject(res, key, "N/A");
+}
+
+/* Score one task: fills j->res (and j->samples with --samples). */
+static int run_task(Rwkv7 *m, LmJob *j, const LmevalOpts *o, Err *err) {
+    const LmTask *t = &j->t;
+    const int n = j->n;
+    const size_t nstate = rwkv7_state_numel(&m->d, 1);
+    double *acc = xcalloc(n ? n : 1, sizeof(double)), *accn = xcalloc(n ? n : 1, sizeof(double));
+    double *ll = xcalloc(n ? n : 1, sizeof(double));
+    real *state = xmalloc(nstate * sizeof(real)), *ctx_state = xmalloc(nstate * sizeof(real));
     real *lg0 = xmalloc(m->d.V * sizeof(real));
-    size_t nstate = rwkv7_state_numel(&m->d, 1);
     double t0 = now_seconds(), last_print = 0;
     const int tty = isatty(STDERR_FILENO);
     long ntok = 0;
-    cJSON *res = NULL;
+    int rc = -1;
     for (int di = 0; di < n; di++) {
         const LmDoc *d = &t->docs[di];
+        const LmReq *rq = &j->req[j->first[di]];
         double *lps = xmalloc(d->ncont * sizeof(double));
         int *greedy = xmalloc(d->ncont * sizeof(int));
-        int *prev_ctx = NULL;
-        size_t prev_n = 0;
+        const LmReq *prev = NULL;
         for (int c = 0; c < d->ncont; c++) {
-            int *cids, *kids;
-            size_t nc, nk;
-            if (lmeval_encode_request(tok, lmeval_doc_context(d, c), d->cont[c], o->split, prefix, &cids, &nc, &kids,
-                                      &nk, err)) {
-                free(lps), free(greedy), free(prev_ctx);
-                goto fail;
-            }
-            if (nc == 0) { /* empty context: lm-eval conditions on end-of-text */
-                cids = realloc(cids, sizeof(int));
-                cids[0] = 0, nc = 1;
-            }
-            if (nk == 0) {
-                err_set(err, "%s doc %d choice %d: the continuation tokenises to nothing", t->name, di, c);
-                free(cids), free(kids), free(lps), free(greedy), free(prev_ctx);
-                goto fail;
-            }
-            int bad = -1;
-            for (size_t i = 0; i < nc; i++) bad = cids[i] >= m->d.V ? cids[i] : bad;
-            for (size_t i = 0; i < nk; i++) bad = kids[i] >= m->d.V ? kids[i] : bad;
-            if (bad >= 0) {
-                err_set(err, "%s doc %d: token %d is outside the model's vocabulary of %d: this checkpoint does not use "
-                             "the RWKV World tokenizer (65536 tokens), the only one rwkvlab has", t->name, di, bad, m->d.V);
-                free(cids), free(kids), free(lps), free(greedy), free(prev_ctx);
-                goto fail;
-            }
-            int reuse = !o->no_share && prev_ctx && prev_n == nc && !memcmp(prev_ctx, cids, nc * sizeof(int));
+            const LmReq *r = &rq[c];
+            int reuse = !o->no_share && prev && prev->nctx == r->nctx && !memcmp(prev->ctx, r->ctx, r->nctx * sizeof(int));
             if (!reuse) {
                 memset(ctx_state, 0, nstate * sizeof(real));
                 m->head_last_only = 1; /* the context is scored only at its last token */
-                const real *lg = rwkv7_forward(m, cids, 1, (int)nc, 16, ctx_state, ctx_state, NULL);
+                const real *lg = rwkv7_forward(m, r->ctx, 1, r->nctx, 16, ctx_state, ctx_state, NULL);
                 m->head_last_only = 0;
-                memcpy(lg0, lg + (nc - 1) * m->d.V, m->d.V * sizeof(real));
-                ntok += nc;
-                free(prev_ctx);
-                prev_ctx = cids, prev_n = nc;
-            } else {
-                free(cids);
+                memcpy(lg0, lg + (size_t)(r->nctx - 1) * m->d.V, m->d.V * sizeof(real));
+                ntok += r->nctx;
+                prev = r;
             }
             memcpy(state, ctx_state, nstate * sizeof(real));
-            lps[c] = lmeval_score_continuation(m, state, lg0, kids, (int)nk, &greedy[c]);
-            ntok += nk;
-            free(kids);
+            lps[c] = lmeval_score_continuation(m, state, lg0, r->cont, r->ncont, &greedy[c]);
+            ntok += r->ncont;
         }
-        free(prev_ctx);
         int best = 0, bestn = 0;
         for (int c = 1; c < d->ncont; c++) {
             if (lps[c] > lps[best]) best = c;
@@ -165,203 +323,210 @@ static cJSON *run_task(Rwkv7 *m, const Tokenizer *tok, const LmTask *t, const Lm
             acc[di] = best == d->gold;
             accn[di] = bestn == d->gold;
         }
-        if (samples) {
-            cJSON *s = cJSON_CreateObject();
-            cJSON_AddNumberToObject(s, "doc_id", di);
-            cJSON *doc = cJSON_AddObjectToObject(s, "doc");
-            cJSON_AddStringToObject(doc, "context", lmeval_doc_context(d, d->gold));
-            cJSON *ch = cJSON_AddArrayToObject(doc, "choices");
-            for (int c = 0; c < d->ncont; c++) cJSON_AddItemToArray(ch, cJSON_CreateString(d->cont[c]));
-            cJSON_AddNumberToObject(doc, "gold", d->gold);
-            if (t->is_loglik_ppl) cJSON_AddStringToObject(s, "target", d->cont[0]);
-            else {
-                char g[16];
-                snprintf(g, sizeof g, "%d", d->gold);
-                cJSON_AddStringToObject(s, "target", g);
-            }
-            cJSON *args = cJSON_AddObjectToObject(s, "arguments");
-            cJSON *resps = cJSON_AddArrayToObject(s, "resps"), *fr = cJSON_AddArrayToObject(s, "filtered_resps");
-            for (int c = 0; c < d->ncont; c++) {
-                char k[32];
-                snprintf(k, sizeof k, "gen_args_%d", c);
-                cJSON *a = cJSON_AddObjectToObject(args, k);
-                cJSON_AddStringToObject(a, "arg_0", lmeval_doc_context(d, c));
-                cJSON_AddStringToObject(a, "arg_1", d->cont[c]);
-                cJSON *pair = cJSON_CreateArray();
-                cJSON_AddItemToArray(pair, cJSON_CreateNumber(lps[c]));
-                cJSON_AddItemToArray(pair, cJSON_CreateBool(greedy[c]));
-                cJSON *wrap = cJSON_CreateArray();
-                cJSON_AddItemToArray(wrap, pair);
-                cJSON_AddItemToArray(resps, wrap);
-                cJSON_AddItemToArray(fr, cJSON_Duplicate(pair, 1));
-            }
-            cJSON_AddStringToObject(s, "filter", "none");
-            cJSON *mets = cJSON_AddArrayToObject(s, "metrics");
-            if (t->is_loglik_ppl) {
-                cJSON_AddItemToArray(mets, cJSON_CreateString("perplexity"));
-                cJSON_AddItemToArray(mets, cJSON_CreateString("acc"));
-                cJSON_AddNumberToObject(s, "perplexity", lps[0]);
-                cJSON_AddNumberToObject(s, "acc", acc[di]);
-            } else {
-                cJSON_AddItemToArray(mets, cJSON_CreateString("acc"));
-                cJSON_AddNumberToObject(s, "acc", acc[di]);
-                if (t->has_acc_norm) {
-                    cJSON_AddItemToArray(mets, cJSON_CreateString("acc_norm"));
-                    cJSON_AddNumberToObject(s, "acc_norm", accn[di]);
-                }
-            }
-            cJSON_AddItemToArray(samples, s);
-        }
+        int src = o->samples ? lmeval_add_sample(j, di, lps, greedy, acc[di], accn[di], err) : 0;
         free(lps), free(greedy);
+        if (src) goto done;
         double el = now_seconds() - t0;
         /* progress: redrawn in place on a terminal, a plain line every 10 s otherwise */
         if (!o->quiet && (el - last_print > (tty ? 1.0 : 10.0) || di + 1 == n)) {
             last_print = el;
             fprintf(stderr, "%s%s: %d/%d docs  %.0f tok/s  ETA %.0fs%s", tty ? "\r" : "", t->name, di + 1, n,
-                    ntok / fmax(el, 1e-9), (n - di - 1) * el / (di + 1), tty ? "   " : "\n");
+                    ntok / fmax(el, 1e-9), (j->ntok - ntok) / fmax(ntok / fmax(el, 1e-9), 1e-9), tty ? "   " : "\n");
             if (tty && di + 1 == n) fputc('\n', stderr);
         }
     }
-    res = cJSON_CreateObject();
+    /* lm-eval: a standard error needs >= 2 documents and bootstrap_iters > 0, otherwise "N/A" */
+    const int se = n > 1 && o->bootstrap > 0;
+    cJSON *res = j->res = cJSON_CreateObject();
     cJSON_AddStringToObject(res, "alias", t->name);
     if (t->is_loglik_ppl) {
-        double ppl = exp(-mean(ll, n));
-        cJSON_AddNumberToObject(res, "perplexity,none", ppl);
-        cJSON_AddNumberToObject(res, "perplexity_stderr,none", bootstrap_ppl_stderr(ll, n, o->bootstrap, 1234));
+        lmeval_json_add_float(res, "perplexity,none", exp(-mean(ll, n)));
+        lmeval_add_stderr(res, "perplexity_stderr,none", se, se ? bootstrap_ppl_stderr(ll, n, o->bootstrap, 1234) : 0);
     }
-    cJSON_AddNumberToObject(res, "acc,none", mean(acc, n));
-    cJSON_AddNumberToObject(res, "acc_stderr,none", stderr_of(acc, n));
+    lmeval_json_add_float(res, "acc,none", mean(acc, n));
+    lmeval_add_stderr(res, "acc_stderr,none", se, se ? stderr_of(acc, n) : 0);
     if (t->has_acc_norm) {
-        cJSON_AddNumberToObject(res, "acc_norm,none", mean(accn, n));
-        cJSON_AddNumberToObject(res, "acc_norm_stderr,none", stderr_of(accn, n));
+        lmeval_json_add_float(res, "acc_norm,none", mean(accn, n));
+        lmeval_add_stderr(res, "acc_norm_stderr,none", se, se ? stderr_of(accn, n) : 0);
     }
     if (!o->quiet) {
-        if (t->is_loglik_ppl)
-            printf("%-15s n=%-5d ppl %.4f  acc %.4f +- %.4f\n", t->name, n, exp(-mean(ll, n)), mean(acc, n), stderr_of(acc, n));
-        else
-            printf("%-15s n=%-5d acc %.4f +- %.4f%s", t->name, n, mean(acc, n), stderr_of(acc, n), t->has_acc_norm ? "" : "\n");
-        if (!t->is_loglik_ppl && t->has_acc_norm) printf("  acc_norm %.4f +- %.4f\n", mean(accn, n), stderr_of(accn, n));
+        printf("%-15s n=%-5d", t->name, n);
+        if (t->is_loglik_ppl) printf(" ppl %.4f ", exp(-mean(ll, n)));
+        char sa[16] = "N/A", sn[16] = "N/A";
+        if (se) snprintf(sa, sizeof sa, "%.4f", stderr_of(acc, n)), snprintf(sn, sizeof sn, "%.4f", stderr_of(accn, n));
+        printf(" acc %.4f +- %s", mean(acc, n), sa);
+        if (t->has_acc_norm) printf("  acc_norm %.4f +- %s", mean(accn, n), sn);
+        printf("\n");
     }
-fail:
+    rc = 0;
+done:
     free(acc), free(accn), free(ll), free(state), free(ctx_state), free(lg0);
-    return res;
+    return rc;
 }
 
+/* ---- results JSON -------------------------------------------------------------------------------- */
+
+static void lmeval_add_task_meta(cJSON *root, const LmJob *j) {
+    const LmTask *t = &j->t;
+    cJSON_AddItemToObject(cJSON_GetObjectItem(root, "group_subtasks"), t->name, cJSON_CreateArray());
+    cJSON *cfg = cJSON_AddObjectToObject(cJSON_GetObjectItem(root, "configs"), t->name);
+    cJSON_AddStringToObject(cfg, "task", t->name);
+    cJSON_AddStringToObject(cfg, "dataset_path", t->source);
+    cJSON_AddStringToObject(cfg, "description", "");
+    cJSON_AddStringToObject(cfg, "target_delimiter", " ");
+    cJSON_AddStringToObject(cfg, "fewshot_delimiter", "\n\n");
+    cJSON_AddNumberToObject(cfg, "num_fewshot", 0);
+    /* lm-eval v0.4.8's task yamls: lambada_openai is `loglikelihood`, every other task here `multiple_choice` */
+    cJSON_AddStringToObject(cfg, "output_type", t->is_loglik_ppl ? "loglikelihood" : "multiple_choice");
+    cJSON *ml = cJSON_AddArrayToObject(cfg, "metric_list");
+    const char *mets[3] = {t->is_loglik_ppl ? "perplexity" : "acc", t->is_loglik_ppl ? "acc" : NULL, NULL};
+    if (!t->is_loglik_ppl && t->has_acc_norm) mets[1] = "acc_norm";
+    for (int k = 0; k < 3 && mets[k]; k++) {
+        cJSON *mi = cJSON_CreateObject();
+        cJSON_AddStringToObject(mi, "metric", mets[k]);
+        cJSON_AddStringToObject(mi, "aggregation", strcmp(mets[k], "perplexity") ? "mean" : "perplexity");
+        cJSON_AddBoolToObject(mi, "higher_is_better", strcmp(mets[k], "perplexity") != 0);
+        cJSON_AddItemToArray(ml, mi);
+    }
+    cJSON_AddNumberToObject(cfg, "repeats", 1);
+    cJSON_AddFalseToObject(cfg, "should_decontaminate");
+    lmeval_json_add_float(cJSON_AddObjectToObject(cfg, "metadata"), "version", 1.0);
+    if (t->note) cJSON_AddStringToObject(cfg, "rwkvlab_note", t->note);
+    lmeval_json_add_float(cJSON_GetObjectItem(root, "versions"), t->name, 1.0);
+    cJSON_AddNumberToObject(cJSON_GetObjectItem(root, "n-shot"), t->name, 0);
+    cJSON *h = cJSON_AddObjectToObject(cJSON_GetObjectItem(root, "higher_is_better"), t->name);
+    if (t->is_loglik_ppl) cJSON_AddFalseToObject(h, "perplexity");
+    cJSON_AddTrueToObject(h, "acc");
+    if (t->has_acc_norm) cJSON_AddTrueToObject(h, "acc_norm");
+    cJSON *ns = cJSON_AddObjectToObject(cJSON_GetObjectItem(root, "n-samples"), t->name);
+    cJSON_AddNumberToObject(ns, "original", t->ndocs);
+    cJSON_AddNumberToObject(ns, "effective", j->n);
+}
+
+static char *lmeval_results_text(const LmevalOpts *o, LmJob *jobs, int ntasks, int prefix, const char *model_name,
+                                 double start_wall, double t0) {
+    cJSON *root = cJSON_CreateObject(), *results = cJSON_AddObjectToObject(root, "results");
+    const char *objs[] = {"group_subtasks", "configs", "versions", "n-shot", "higher_is_better", "n-samples"};
+    for (int k = 0; k < 6; k++) cJSON_AddObjectToObject(root, objs[k]);
+    for (int i = 0; i < ntasks; i++) {
+        cJSON_AddItemToObject(results, jobs[i].t.name, jobs[i].res);
+        jobs[i].res = NULL; /* owned by root now */
+        lmeval_add_task_meta(root, &jobs[i]);
+    }
+    char args[4400], san[1024];
+    snprintf(args, sizeof args, "pretrained=%s,dtype=float32", model_name);
+    cJSON *cf = cJSON_AddObjectToObject(root, "config");
+    cJSON_AddStringToObject(cf, "model", "rwkvlab-rwkv7");
+    cJSON_AddStringToObject(cf, "model_args", args);
+    cJSON_AddNumberToObject(cf, "batch_size", 1);
+    cJSON_AddArrayToObject(cf, "batch_sizes");
+    cJSON_AddStringToObject(cf, "device", "cpu");
+    cJSON_AddNullToObject(cf, "use_cache");
+    if (o->limit > 0) cJSON_AddNumberToObject(cf, "limit", o->limit);
+    else cJSON_AddNullToObject(cf, "limit");
+    cJSON_AddNumberToObject(cf, "bootstrap_iters", o->bootstrap);
+    cJSON_AddNullToObject(cf, "gen_kwargs");
+    cJSON_AddStringToObject(cf, "dtype", "float32");
+    if (prefix >= 0) cJSON_AddNumberToObject(cf, "prefix_token", prefix);
+    else cJSON_AddStringToObject(cf, "prefix_token", "none");
+    cJSON_AddStringToObject(cf, "tokenisation_split", o->split == 0 ? "lm-eval (whole[len(ctx):])" : "separate");
+    cJSON_AddNumberToObject(cf, "bootstrap_seed", 1234);
+    cJSON_AddBoolToObject(cf, "shared_context_state", !o->no_share);
+    cJSON_AddStringToObject(root, "rwkvlab_version", RWKVLAB_VERSION);
+    lmeval_json_add_float(root, "date", start_wall);
+    cJSON_AddObjectToObject(root, "task_hashes");
+    cJSON_AddStringToObject(root, "model_source", "rwkvlab-rwkv7");
+    cJSON_AddStringToObject(root, "model_name", model_name);
+    lmeval_sanitize_model_name(model_name, san, sizeof san);
+    cJSON_AddStringToObject(root, "model_name_sanitized", san);
+    cJSON_AddNullToObject(root, "system_instruction");
+    cJSON_AddNullToObject(root, "system_instruction_sha");
+    cJSON_AddFalseToObject(root, "fewshot_as_multiturn");
+    cJSON_AddNullToObject(root, "chat_template");
+    cJSON_AddNullToObject(root, "chat_template_sha");
+    double t1 = now_seconds();
+    lmeval_json_add_float(root, "start_time", t0);
+    lmeval_json_add_float(root, "end_time", t1);
+    char tt[64];
+    lmeval_py_float(t1 - t0, tt, sizeof tt);
+    cJSON_AddStringToObject(root, "total_evaluation_time_seconds", tt);
+    char *txt = cJSON_Print(root);
+    cJSON_Delete(root);
+    return txt;
+}
+
+/* ---- the run --------------------------------------------------------------------------------------- */
+
 int lmeval_run(LmevalOpts *o, Err *err) {
-    if (o->device && strcmp(o->device, "cpu"))
-        return err_set(err, "--device %s: only the CPU engine is built so far (the CUDA engine is a later issue); use "
-                            "--device cpu", o->device);
+    const double t0 = now_seconds(), start_wall = lmeval_now_usec() / 1e6;
+    o->results_path[0] = 0;
+    /* 1. options and the task list: no file is touched yet */
+    char names[LMEVAL_MAX_TASKS][32];
+    int ntasks = 0;
+    if (lmeval_check_opts(o, err) || lmeval_parse_tasks(o->tasks, names, &ntasks, err)) return -1;
     const char *data = o->data_dir ? o->data_dir : "data";
+    char outdir[4096], rprefix[512];
+    if (lmeval_out_location(o->out_dir, o->model_path, outdir, sizeof outdir, rprefix, sizeof rprefix, err)) return -1;
+    /* 2. the vocabulary and every task's data, then the output directory, then the model */
     char vp[4096];
     snprintf(vp, sizeof vp, "%s/rwkv_vocab_v20230424.txt", data);
     Tokenizer *tok = tokenizer_load(vp, err);
     if (!tok) return -1;
-    int prefix = o->prefix;
+    LmJob *jobs = xcalloc(ntasks, sizeof(LmJob));
+    Rwkv7 *m = NULL;
+    char *rtext = NULL, created[4096] = "";
+    int rc = -1, prefix = o->prefix;
+    for (int i = 0; i < ntasks; i++) {
+        if (lmeval_task_load(names[i], data, &jobs[i].t, err)) goto out;
+        jobs[i].n = o->limit > 0 && o->limit < jobs[i].t.ndocs ? (int)o->limit : jobs[i].t.ndocs;
+    }
+    if (lmeval_out_prepare(outdir, created, sizeof created, err)) goto out;
     if (prefix == -2) {
         int *ids;
         size_t n;
-        if (tokenizer_encode(tok, "\n", 1, &ids, &n, err)) {
-            tokenizer_free(tok);
-            return -1;
-        }
+        if (tokenizer_encode(tok, "\n", 1, &ids, &n, err)) goto out;
         prefix = ids[0];
         free(ids);
     }
-    Rwkv7 *m = NULL;
-    if (rwkv7_load(o->model_path, &m, err)) {
-        tokenizer_free(tok);
-        return -1;
+    if (rwkv7_load(o->model_path, &m, err)) goto out;
+    /* 3. every request tokenised and checked against the model's vocabulary */
+    long ndocs = 0, ntok = 0;
+    for (int i = 0; i < ntasks; i++) {
+        if (lmeval_tokenise(&jobs[i], tok, m->d.V, o->split, prefix, err)) goto out;
+        ndocs += jobs[i].n, ntok += jobs[i].ntok;
     }
     if (m->d.V < tokenizer_vocab_size(tok))
-        fprintf(stderr, "warning: the model's vocabulary (%d) is smaller than the World tokenizer's (%d); tokens "
-                        "beyond it stop the run\n", m->d.V, tokenizer_vocab_size(tok));
-    char stamp[64];
-    iso_time(stamp, sizeof stamp);
-    const char *outd = o->out_dir ? o->out_dir : ".";
-    cJSON *root = cJSON_CreateObject(), *results = cJSON_AddObjectToObject(root, "results");
-    cJSON *groups = cJSON_AddObjectToObject(root, "group_subtasks"), *configs = cJSON_AddObjectToObject(root, "configs");
-    cJSON *versions = cJSON_AddObjectToObject(root, "versions"), *nshot = cJSON_AddObjectToObject(root, "n-shot");
-    cJSON *hib = cJSON_AddObjectToObject(root, "higher_is_better"), *nsamp = cJSON_AddObjectToObject(root, "n-samples");
-    double t0 = now_seconds();
-    int rc = -1;
-    char list[1024];
-    snprintf(list, sizeof list, "%s", o->tasks);
-    for (char *save = NULL, *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
-        while (*name == ' ') name++;
-        LmTask t;
-        if (lmeval_task_load(name, data, &t, err)) goto out;
-        cJSON *samples = o->samples ? cJSON_CreateArray() : NULL;
-        cJSON *r = run_task(m, tok, &t, o, prefix, samples, err);
-        if (!r) {
-            cJSON_Delete(samples);
-            lmeval_task_free(&t);
-            goto out;
-        }
-        cJSON_AddItemToObject(results, t.name, r);
-        cJSON_AddItemToObject(groups, t.name, cJSON_CreateArray());
-        cJSON *cfg = cJSON_AddObjectToObject(configs, t.name);
-        cJSON_AddStringToObject(cfg, "task", t.name);
-        cJSON_AddStringToObject(cfg, "dataset_path", t.source);
-        cJSON_AddNumberToObject(cfg, "num_fewshot", 0);
-        cJSON_AddStringToObject(cfg, "target_delimiter", " ");
-        cJSON_AddStringToObject(cfg, "output_type", "loglikelihood");
-        if (t.note) cJSON_AddStringToObject(cfg, "rwkvlab_note", t.note);
-        cJSON_AddNumberToObject(versions, t.name, 1.0);
-        cJSON_AddNumberToObject(nshot, t.name, 0);
-        cJSON *h = cJSON_AddObjectToObject(hib, t.name);
-        if (t.is_loglik_ppl) cJSON_AddFalseToObject(h, "perplexity");
-        cJSON_AddTrueToObject(h, "acc");
-        if (t.has_acc_norm) cJSON_AddTrueToObject(h, "acc_norm");
-        cJSON *ns = cJSON_AddObjectToObject(nsamp, t.name);
-        cJSON_AddNumberToObject(ns, "original", t.ndocs);
-        cJSON_AddNumberToObject(ns, "effective", o->limit > 0 && o->limit < t.ndocs ? o->limit : t.ndocs);
-        if (samples) {
-            /* one JSON object per line */
-            size_t cap = 1 << 16, len = 0;
-            char *buf = xmalloc(cap);
-            for (cJSON *s = samples->child; s; s = s->next) {
-                char *line = cJSON_PrintUnformatted(s);
-                size_t l = strlen(line);
-                if (len + l + 2 > cap) buf = realloc(buf, cap = 2 * (len + l + 2));
-                memcpy(buf + len, line, l);
-                buf[len + l] = '\n';
-                len += l + 1;
-                free(line);
-            }
-            char sp[4200];
-            snprintf(sp, sizeof sp, "%s/samples_%s_%s.jsonl", outd, t.name, stamp);
-            int wrc = write_file_atomic(sp, buf, len, err);
-            free(buf);
-            cJSON_Delete(samples);
-            if (wrc) {
-                lmeval_task_free(&t);
-                goto out;
-            }
-        }
-        lmeval_task_free(&t);
+        fprintf(stderr, "warning: the model's vocabulary (%d) is smaller than the World tokenizer's (%d); every "
+                        "token of these tasks fits\n", m->d.V, tokenizer_vocab_size(tok));
+    if (!o->quiet)
+        fprintf(stderr, "rwkvlab lmeval: %d task%s, %ld documents, %ld tokens; output in %s/\n", ntasks,
+                ntasks > 1 ? "s" : "", ndocs, ntok, outdir);
+    /* 4. scoring */
+    for (int i = 0; i < ntasks; i++)
+        if (run_task(m, &jobs[i], o, err)) goto out;
+    /* 5. output: samples first, the results file last, under one fresh date_id */
+    rtext = lmeval_results_text(o, jobs, ntasks, prefix, o->model_path, start_wall, t0);
+    if (!rtext) {
+        err_set(err, "out of memory formatting the results JSON");
+        goto out;
     }
-    cJSON *cf = cJSON_AddObjectToObject(root, "config");
-    cJSON_AddStringToObject(cf, "model", "rwkvlab-rwkv7");
-    cJSON_AddStringToObject(cf, "model_args", o->model_path);
-    cJSON_AddStringToObject(cf, "dtype", "float32");
-    cJSON_AddStringToObject(cf, "device", "cpu");
-    cJSON_AddNumberToObject(cf, "batch_size", 1);
-    if (prefix >= 0) cJSON_AddNumberToObject(cf, "prefix_token", prefix);
-    else cJSON_AddStringToObject(cf, "prefix_token", "none");
-    cJSON_AddStringToObject(cf, "tokenisation_split", o->split == 0 ? "lm-eval (whole[len(ctx):])" : "separate");
-    cJSON_AddNumberToObject(cf, "bootstrap_iters", o->bootstrap);
-    if (o->limit > 0) cJSON_AddNumberToObject(cf, "limit", o->limit);
-    else cJSON_AddNullToObject(cf, "limit");
-    cJSON_AddBoolToObject(cf, "shared_context_state", !o->no_share);
-    cJSON_AddStringToObject(root, "rwkvlab_version", RWKVLAB_VERSION);
-    cJSON_AddNumberToObject(root, "date", (double)time(NULL));
-    char tt[64];
-    snprintf(tt, sizeof tt, "%.3f", now_seconds() - t0);
-    cJSON_AddStringToObject(root, "total_evaluation_time_seconds", tt);
-    snprintf(o->results_path, sizeof o->results_path, "%s/results_%s.json", outd, stamp);
-    rc = json_write_atomic(o->results_path, root, err);
+    LmOutFile files[LMEVAL_MAX_TASKS + 1];
+    char spref[LMEVAL_MAX_TASKS][64];
+    int nf = 0;
+    for (int i = 0; o->samples && i < ntasks; i++) {
+        snprintf(spref[i], sizeof spref[i], "samples_%s_", jobs[i].t.name);
+        files[nf++] = (LmOutFile){spref[i], ".jsonl", jobs[i].samples.p ? jobs[i].samples.p : "", jobs[i].samples.len};
+    }
+    files[nf++] = (LmOutFile){rprefix, ".json", rtext, strlen(rtext)};
+    char stamp[64];
+    if (lmeval_publish(outdir, files, nf, lmeval_now_usec(), stamp, sizeof stamp, err)) goto out;
+    snprintf(o->results_path, sizeof o->results_path, "%s/%s%s.json", outdir, rprefix, stamp);
+    rc = 0;
 out:
-    cJSON_Delete(root);
+    if (rc) lmeval_out_unprepare(outdir, created);
+    free(rtext);
+    for (int i = 0; i < ntasks; i++) lmeval_job_free(&jobs[i]);
+    free(jobs);
     rwkv7_free(m);
     tokenizer_free(tok);
     return rc;

@@ -15,18 +15,27 @@ typedef struct {
     const char *model_path;
     const char *tasks;       /* comma list */
     const char *data_dir;    /* vocab + evalsets (default "data") */
-    const char *out_dir;     /* results_<time>.json (+ samples) go here (default ".") */
+    const char *out_dir;     /* OUT: results go to OUT/<model_name_sanitized>/results_<date_id>.json (+ samples),
+                                or to dirname(OUT)/<stem>_<date_id>.json when OUT ends in .json, as lm-eval
+                                (lmeval_out.h); created like mkdir -p (default ".") */
     const char *device;      /* "cpu" */
-    long limit;              /* first N documents per task (0 = all) */
+    long limit;              /* first N documents per task (0 = all; < 0 is an error) */
     int prefix;              /* -2 newline (resolved via the tokenizer), -1 none, >= 0 token id */
     int split;               /* LMEVAL_SPLIT_LMEVAL | LMEVAL_SPLIT_SEPARATE */
     int samples;             /* write samples_<task>_<time>.jsonl */
     int no_share;            /* recompute the context per choice */
-    long bootstrap;          /* resamples for the perplexity stderr */
+    long bootstrap;          /* resamples for the perplexity stderr: 0 (no stderrs, "N/A", as lm-eval) or
+                                2..LMEVAL_BOOTSTRAP_MAX */
     int quiet;
-    char results_path[4096]; /* out */
+    char results_path[4096]; /* out: the results file written ("" when the run failed) */
 } LmevalOpts;
 
+#define LMEVAL_BOOTSTRAP_MAX 1000000 /* 10x lm-eval's default; cost ~ resamples x LAMBADA's 5153 documents */
+#define LMEVAL_MAX_TASKS 16
+
+/* Check every input (options, task names listed once each, vocabulary, every task's data files, the
+ * output directory, the model, every request's tokens), then score, then write. A bad input is an error
+ * before the first forward pass, and a failed run writes no results or samples file. */
 int lmeval_run(LmevalOpts *o, Err *err);
 
 /* Score one continuation given the model state after the context and the logits of the context's last

@@ -127,15 +127,31 @@ static Rwkv7 *create(const Rwkv7Dims *dims, int with_grads);
 Rwkv7 *rwkv7_create(const Rwkv7Dims *dims) { return create(dims, 1); }
 Rwkv7 *rwkv7_create_inference(const Rwkv7Dims *dims) { return create(dims, 0); }
 
-static Rwkv7 *create(const Rwkv7Dims *dims, int with_grads) {
-    Rwkv7 *m = xcalloc(1, sizeof *m);
-    m->d = *dims;
-    Rwkv7Dims *d = &m->d;
+/* H, F and the default LoRA ranks, as every model of these dims has them */
+static void resolve_dims(Rwkv7Dims *d) {
     CHECK(d->C > 0 && d->N > 0 && d->C % d->N == 0, "head size N=%d must divide C=%d", d->N, d->C);
     CHECK(d->L >= 1 && d->V >= 1, "need L >= 1 and V >= 1 (L=%d V=%d)", d->L, d->V);
     d->H = d->C / d->N;
     d->F = 4 * d->C;
     rwkv7_default_ranks(d);
+}
+
+ParamTensor *rwkv7_tensor_table(Rwkv7Dims *d, int *ntensors, size_t *nparams) {
+    resolve_dims(d);
+    Walk wk = {0};
+    rwkv7_layout(d, &wk, NULL);
+    Walk wt = {.table = xcalloc(wk.n, sizeof(ParamTensor))};
+    rwkv7_layout(d, &wt, NULL);
+    *ntensors = wk.n;
+    *nparams = wk.off;
+    return wt.table;
+}
+
+static Rwkv7 *create(const Rwkv7Dims *dims, int with_grads) {
+    Rwkv7 *m = xcalloc(1, sizeof *m);
+    m->d = *dims;
+    Rwkv7Dims *d = &m->d;
+    resolve_dims(d);
     Walk wk = {0};
     rwkv7_layout(d, &wk, NULL);
     m->ntensors = wk.n;
@@ -386,6 +402,15 @@ static void acts_ensure(Rwkv7 *m, int B, int T, int K) {
 }
 
 size_t rwkv7_act_bytes(const Rwkv7 *m) { return m->acts ? m->acts->numel * sizeof(real) : 0; }
+
+size_t rwkv7_act_numel(const Rwkv7Dims *dims, int B, int T, int K, int with_backward) {
+    Rwkv7Dims d = *dims;
+    resolve_dims(&d);
+    Rwkv7Acts A = {.la = xcalloc(d.L, sizeof(LayerActs))};
+    acts_layout(&A, NULL, &d, B, T, K, with_backward);
+    free(A.la);
+    return A.numel;
+}
 
 void rwkv7_free(Rwkv7 *m) {
     if (!m) return;

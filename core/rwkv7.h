@@ -116,4 +116,12 @@ void rwkv7_backward(Rwkv7 *m);
 
 size_t rwkv7_act_bytes(const Rwkv7 *m); /* current activation memory */
 
+/* Sizes without allocating, for checking a file or estimating memory before rwkv7_create:
+ * the tensor table (xcalloc'ed, *ntensors entries, caller frees) and parameter count of a model of dims
+ * *d (H, F and the default LoRA ranks are filled in *d, as rwkv7_create does); and the activation buffer
+ * (in reals) that rwkv7_forward carves for (B,T,K), with_backward = 1 for a model from rwkv7_create,
+ * 0 for one from rwkv7_create_inference. */
+ParamTensor *rwkv7_tensor_table(Rwkv7Dims *d, int *ntensors, size_t *nparams);
+size_t rwkv7_act_numel(const Rwkv7Dims *d, int B, int T, int K, int with_backward);
+
 #endif

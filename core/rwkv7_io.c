@@ -2,11 +2,13 @@
 #include "rwkv7_io.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "ckpt.h"
+#include "mem.h"
 
 static const TfTensor *find(const TensorFile *tf, const char *fmt, int l) {
     char nm[TF_NAME_MAX];
@@ -14,34 +16,81 @@ static const TfTensor *find(const TensorFile *tf, const char *fmt, int l) {
     return tensorfile_find(tf, nm);
 }
 
-/* dimension d of a tensor, or -1 */
-static long dim(const TfTensor *t, int d) { return t && d < t->ndim ? (long)t->shape[d] : -1; }
+static const char *shape_of(const TfTensor *t, char *buf, size_t n) { return tf_shape_str(t->shape, t->ndim, buf, n); }
+
+#define IO_MAX_DIM (1 << 28) /* C, V, N, LoRA ranks: F = 4C and every product stay in range */
+
+/* Layer index K of a key "blocks.K.<rest>" (K decimal, no sign or leading zero), or -1. */
+static long layer_of(const char *name) {
+    if (strncmp(name, "blocks.", 7)) return -1;
+    const char *p = name + 7;
+    long k = 0;
+    int nd = 0;
+    while (*p >= '0' && *p <= '9') {
+        if (nd == 9) return -1; /* > 10^9: not a layer index a file could hold */
+        k = k * 10 + (*p++ - '0'), nd++;
+    }
+    if (!nd || *p != '.' || (nd > 1 && name[7] == '0')) return -1;
+    return k;
+}
+
+/* The layer count: max K + 1 over every "blocks.K." key. A layer needs at least 30 tensors, so K must stay
+ * below tf->n / 30 (a hostile key like blocks.99999999.x cannot make the tensor table huge). */
+static int count_layers(const TensorFile *tf, int *L, const char *path, Err *err) {
+    long maxk = -1;
+    int at = -1;
+    for (int i = 0; i < tf->n; i++) {
+        long k = layer_of(tf->t[i].name);
+        if (k > maxk) maxk = k, at = i;
+    }
+    if (maxk < 0) return err_set(err, "%s: no 'blocks.K.*' tensors: no layers found (not an RWKV-7 checkpoint?)", path);
+    if ((maxk + 1) * 30 > tf->n)
+        return err_set(err, "%s: tensor '%s' names layer %ld, but the file holds only %d tensors and %ld layers need "
+                            "at least %ld: the file is incomplete or not an RWKV-7 checkpoint",
+                       path, tf->t[at].name, maxk, tf->n, maxk + 1, (maxk + 1) * 30);
+    *L = (int)(maxk + 1);
+    return 0;
+}
+
+/* LoRA rank D of a factor that must be [C, D]; an absent factor gives 0 (the default rank; the tensor check
+ * then reports it as missing). */
+static int lora_rank(const TensorFile *tf, const char *fmt, int l, int C, int *D, const char *path, Err *err) {
+    const TfTensor *t = find(tf, fmt, l);
+    *D = 0;
+    if (!t) return 0;
+    char sh[96];
+    if (t->ndim != 2 || t->shape[0] != C || t->shape[1] < 1 || t->shape[1] > IO_MAX_DIM)
+        return err_set(err, "%s: tensor '%s' has shape %s; a LoRA factor must be [C, D] with C = %d (from emb.weight) "
+                            "and 1 <= D <= %d", path, t->name, shape_of(t, sh, sizeof sh), C, IO_MAX_DIM);
+    *D = (int)t->shape[1];
+    return 0;
+}
 
 static int infer_dims(const TensorFile *tf, Rwkv7Dims *d, const char *path, Err *err) {
     memset(d, 0, sizeof *d);
     const TfTensor *emb = tensorfile_find(tf, "emb.weight"), *rk = tensorfile_find(tf, "blocks.0.att.r_k");
+    char s1[96], s2[96];
     if (!emb || emb->ndim != 2)
         return err_set(err, "%s: no 2-D 'emb.weight' tensor: not an RWKV-7 checkpoint (keys like emb.weight, "
                             "blocks.0.att.r_k are expected)", path);
     if (!rk || rk->ndim != 2)
         return err_set(err, "%s: no 2-D 'blocks.0.att.r_k' [H,N]: not an RWKV-7 (x070) checkpoint", path);
-    d->V = (int)dim(emb, 0), d->C = (int)dim(emb, 1);
-    d->H = (int)dim(rk, 0), d->N = (int)dim(rk, 1);
-    if (d->V <= 0 || d->C <= 0 || d->H <= 0 || d->N <= 0)
-        return err_set(err, "%s: empty emb.weight [%d,%d] or blocks.0.att.r_k [%d,%d]", path, d->V, d->C, d->H, d->N);
+    if (emb->shape[0] < 1 || emb->shape[1] < 1 || rk->shape[0] < 1 || rk->shape[1] < 1 ||
+        emb->shape[0] > IO_MAX_DIM || emb->shape[1] > IO_MAX_DIM || rk->shape[0] > IO_MAX_DIM || rk->shape[1] > IO_MAX_DIM)
+        return err_set(err, "%s: emb.weight %s and blocks.0.att.r_k %s must have sizes in 1..%d", path,
+                       shape_of(emb, s1, sizeof s1), shape_of(rk, s2, sizeof s2), IO_MAX_DIM);
+    d->V = (int)emb->shape[0], d->C = (int)emb->shape[1];
+    d->H = (int)rk->shape[0], d->N = (int)rk->shape[1];
     if ((long)d->H * d->N != d->C)
         return err_set(err, "%s: blocks.0.att.r_k is [%d,%d] but emb.weight has C=%d (H*N must equal C)", path,
                        d->H, d->N, d->C);
-    while (find(tf, "blocks.%d.ln1.weight", d->L)) d->L++;
-    if (d->L == 0) return err_set(err, "%s: no blocks.0.ln1.weight: no layers found", path);
-    d->Dw = (int)dim(find(tf, "blocks.%d.att.w1", 0), 1);
-    d->Da = (int)dim(find(tf, "blocks.%d.att.a1", 0), 1);
-    d->Dg = (int)dim(find(tf, "blocks.%d.att.g1", 0), 1);
-    d->Dv = d->L > 1 ? (int)dim(find(tf, "blocks.%d.att.v1", 1), 1) : 32; /* unused with L = 1 */
-    if (d->Dw <= 0 || d->Da <= 0 || d->Dg <= 0 || d->Dv <= 0)
-        return err_set(err, "%s: missing or misshapen LoRA factor (blocks.0.att.w1/a1/g1 [C,D], blocks.1.att.v1)",
-                       path);
-    d->has_ln0 = tensorfile_find(tf, "blocks.0.ln0.weight") != NULL;
+    if (count_layers(tf, &d->L, path, err)) return -1;
+    if (lora_rank(tf, "blocks.%d.att.w1", 0, d->C, &d->Dw, path, err) ||
+        lora_rank(tf, "blocks.%d.att.a1", 0, d->C, &d->Da, path, err) ||
+        lora_rank(tf, "blocks.%d.att.g1", 0, d->C, &d->Dg, path, err) ||
+        (d->L > 1 && lora_rank(tf, "blocks.%d.att.v1", 1, d->C, &d->Dv, path, err)))
+        return -1;
+    d->has_ln0 = tensorfile_find(tf, "blocks.0.ln0.weight") || tensorfile_find(tf, "blocks.0.ln0.bias");
     static const struct { const char *name; int bit; } biases[] = {
         {"blocks.%d.att.receptance.bias", RWKV7_BIAS_R}, {"blocks.%d.att.key.bias", RWKV7_BIAS_K},
         {"blocks.%d.att.value.bias", RWKV7_BIAS_V},      {"blocks.%d.att.output.bias", RWKV7_BIAS_O},
@@ -61,83 +110,202 @@ static int infer_dims(const TensorFile *tf, Rwkv7Dims *d, const char *path, Err 
     return 0;
 }
 
-/* Once a tensor is converted, drop its pages of the (read-only, private) file mapping, so that loading a
- * large checkpoint holds the fp32 parameters and not also the whole file: measured on a 2.9B-shaped
- * bf16 file (5.9 GB), peak RSS 18.0 GB without this and 11.9 GB with it. Pages shared with another
- * tensor are simply read again from the file if needed. */
-static void release_pages(const TensorFile *tf, const TfTensor *t) {
+/* Keys of released checkpoints that the model does not use: layer 0 has no value residual, but the official
+ * files carry its (unused) v0/v1/v2. */
+static int known_unused(const char *name) {
+    return !strcmp(name, "blocks.0.att.v0") || !strcmp(name, "blocks.0.att.v1") || !strcmp(name, "blocks.0.att.v2");
+}
+
+static const char *want_shape(const ParamTensor *p, char *buf, size_t n) {
+    int64_t sh[3] = {p->shape[0], p->shape[1], p->shape[2]};
+    return tf_shape_str(sh, p->ndim, buf, n);
+}
+
+/* shapes must match, except that the [1,1,C] vectors may also be stored as [C] */
+static int shape_ok(const ParamTensor *p, const TfTensor *t) {
+    int ok = t->ndim == p->ndim;
+    for (int k = 0; ok && k < p->ndim; k++) ok = t->shape[k] == p->shape[k];
+    if (!ok && p->ndim == 3 && t->ndim == 1 && t->shape[0] == p->shape[2]) ok = 1;
+    return ok;
+}
+
+/* Every tensor of the file is accounted for: each model tensor present with its shape (match[i] = its index in
+ * the file), and each other tensor refused unless allow_unknown (then listed on stderr). */
+static int account_tensors(const TensorFile *tf, const ParamTensor *tab, int nt, const Rwkv7Dims *d, int *match,
+                           int allow_unknown, const char *path, Err *err) {
+    char *used = xcalloc(tf->n ? tf->n : 1, 1);
+    char want[96], got[96];
+    int rc = 0, missing = 0, first_missing = -1;
+    for (int i = 0; i < nt; i++) { /* missing ones first: a missing factor can make another look misshapen */
+        const TfTensor *t = tensorfile_find(tf, tab[i].name);
+        match[i] = t ? (int)(t - tf->t) : -1;
+        if (!t && first_missing < 0) first_missing = i;
+        missing += !t;
+    }
+    for (int i = 0; i < nt && !missing && !rc; i++) {
+        const TfTensor *t = &tf->t[match[i]];
+        if (!shape_ok(&tab[i], t))
+            rc = err_set(err, "%s: tensor '%s' has shape %s, expected %s (a model with L=%d C=%d H=%d N=%d V=%d)", path,
+                         t->name, shape_of(t, got, sizeof got), want_shape(&tab[i], want, sizeof want), d->L, d->C,
+                         d->H, d->N, d->V);
+        used[match[i]] = 1;
+    }
+    if (missing) {
+        const char *nm = tab[first_missing].name;
+        char why[160];
+        if (layer_of(nm) >= 0)
+            snprintf(why, sizeof why, "the file has tensors of layers 0..%d, and each layer needs it", d->L - 1);
+        else
+            snprintf(why, sizeof why, "every RWKV-7 model needs it");
+        rc = err_set(err, "%s: missing tensor '%s' %s: %s (%d of the %d tensors of an RWKV-7 model with L=%d C=%d N=%d "
+                          "%s missing; the file is incomplete)", path, nm, want_shape(&tab[first_missing], want, sizeof want),
+                     why, missing, nt, d->L, d->C, d->N, missing > 1 ? "are" : "is");
+    }
+    int unknown = 0, first_unknown = -1;
+    for (int i = 0; i < tf->n && !rc; i++)
+        if (!used[i] && !known_unused(tf->t[i].name)) {
+            if (first_unknown < 0) first_unknown = i;
+            unknown++;
+        }
+    if (!rc && unknown && !allow_unknown)
+        rc = err_set(err, "%s: tensor '%s' %s is not part of an RWKV-7 (x070) model (%d unknown tensor%s in the file): "
+                          "if the file is right, load it with --allow-unknown-tensors (RWKVLAB_ALLOW_UNKNOWN_TENSORS=1) "
+                          "to ignore %s", path, tf->t[first_unknown].name, shape_of(&tf->t[first_unknown], got, sizeof got),
+                     unknown, unknown > 1 ? "s" : "", unknown > 1 ? "them" : "it");
+    if (!rc && unknown) {
+        fprintf(stderr, "rwkvlab: warning: %s: ignoring %d tensor%s not part of the model (allowed):", path, unknown,
+                unknown > 1 ? "s" : "");
+        for (int i = 0, k = 0; i < tf->n; i++)
+            if (!used[i] && !known_unused(tf->t[i].name) && k++ < 8) fprintf(stderr, " %s", tf->t[i].name);
+        fprintf(stderr, "%s\n", unknown > 8 ? " ..." : "");
+    }
+    free(used);
+    return rc ? -1 : 0;
+}
+
+/* Once a storage's last tensor is converted, drop its pages of the (read-only, private) file mapping, so that
+ * loading a large checkpoint holds the fp32 parameters and not also the whole file: measured on a 2.9B-shaped
+ * bf16 file (5.9 GB), peak RSS 18.0 GB without this and 11.9 GB with it. */
+static void release_pages(const TensorFile *tf, const void *storage, size_t bytes) {
     if (!tf->map) return;
     const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
-    const uintptr_t s0 = (uintptr_t)t->storage, s1 = s0 + (uintptr_t)t->storage_numel * tf_dtype_size(t->dtype);
+    const uintptr_t s0 = (uintptr_t)storage, s1 = s0 + bytes;
     const uintptr_t a = (s0 + pg - 1) & ~(pg - 1), e = s1 & ~(pg - 1);
     if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
 }
 
-static int load_tensorfile(const char *path, Rwkv7 **out, Err *err) {
+typedef struct {
+    const TfTensor *t;
+    int param; /* index in the model's table */
+} Job;
+
+static int job_cmp(const void *a, const void *b) {
+    const Job *x = a, *y = b;
+    uintptr_t p = (uintptr_t)x->t->storage, q = (uintptr_t)y->t->storage;
+    if (p != q) return p < q ? -1 : 1;
+    return (x->t->offset > y->t->offset) - (x->t->offset < y->t->offset);
+}
+
+static size_t storage_bytes(const TfTensor *t) { return (size_t)t->storage_numel * tf_dtype_size(t->dtype); }
+
+static int load_tensorfile(const char *path, const Rwkv7LoadOpts *o, Rwkv7 **out, Err *err) {
     TensorFile tf = {0};
     if (tensorfile_open(path, &tf, err)) return -1;
     Rwkv7Dims d;
-    if (infer_dims(&tf, &d, path, err)) {
-        tensorfile_close(&tf);
-        return -1;
+    ParamTensor *tab = NULL;
+    int nt = 0, *match = NULL, rc = -1;
+    size_t np = 0;
+    Job *jobs = NULL;
+    Rwkv7 *m = NULL;
+    if (infer_dims(&tf, &d, path, err)) goto done;
+    tab = rwkv7_tensor_table(&d, &nt, &np);
+    match = xcalloc((size_t)nt, sizeof *match);
+    if (account_tensors(&tf, tab, nt, &d, match, o->allow_unknown, path, err)) goto done;
+
+    /* convert storage by storage: views of one storage are read together and its pages released once */
+    jobs = xcalloc((size_t)nt, sizeof *jobs);
+    for (int i = 0; i < nt; i++) jobs[i] = (Job){&tf.t[match[i]], i};
+    qsort(jobs, (size_t)nt, sizeof *jobs, job_cmp);
+    size_t stored = 0, biggest = 0, maxel = 0; /* distinct storage bytes, largest storage, largest tensor */
+    int nstor = 0;
+    for (int i = 0; i < nt; i++) {
+        if (tab[jobs[i].param].numel > maxel) maxel = tab[jobs[i].param].numel;
+        if (i && jobs[i].t->storage == jobs[i - 1].t->storage) continue;
+        size_t b = storage_bytes(jobs[i].t);
+        for (int j = i + 1; j < nt && jobs[j].t->storage == jobs[i].t->storage; j++)
+            if (storage_bytes(jobs[j].t) > b) b = storage_bytes(jobs[j].t);
+        stored += b, nstor++;
+        if (b > biggest) biggest = b;
     }
-    Rwkv7 *m = rwkv7_create_inference(&d);
-    float *buf = NULL;
-    size_t bufn = 0;
-    for (int i = 0; i < m->ntensors; i++) {
-        const ParamTensor *p = &m->tensors[i];
-        const TfTensor *t = tensorfile_find(&tf, p->name);
-        char want[64];
-        if (p->ndim == 1) snprintf(want, sizeof want, "[%d]", p->shape[0]);
-        else if (p->ndim == 2) snprintf(want, sizeof want, "[%d,%d]", p->shape[0], p->shape[1]);
-        else snprintf(want, sizeof want, "[%d,%d,%d]", p->shape[0], p->shape[1], p->shape[2]);
-        if (!t) {
-            err_set(err, "%s: missing tensor '%s' %s (a model with L=%d C=%d N=%d needs it)", path, p->name, want,
-                    d.L, d.C, d.N);
-            goto fail;
-        }
-        /* shapes must match, except that the [1,1,C] vectors may also be stored as [C] */
-        int ok = t->ndim == p->ndim;
-        for (int k = 0; ok && k < p->ndim; k++) ok = t->shape[k] == p->shape[k];
-        if (!ok && p->ndim == 3 && t->ndim == 1 && t->shape[0] == p->shape[2]) ok = 1;
-        if (!ok) {
-            char got[96] = "[";
-            for (int k = 0; k < t->ndim; k++)
-                snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", k ? "," : "", (long long)t->shape[k]);
-            strcat(got, "]");
-            err_set(err, "%s: tensor '%s' has shape %s, expected %s", path, p->name, got, want);
-            goto fail;
-        }
-        if (p->numel > bufn) {
-            free(buf);
-            bufn = p->numel;
-            buf = xmalloc(bufn * sizeof(float));
-        }
-        tf_to_f32(t, buf);
+    /* memory: the parameters as `real`, one storage's pages mapped at a time, the conversion buffer (f64) */
+    size_t need = np * sizeof(real) + biggest + (sizeof(real) != sizeof(float) ? maxel * sizeof(float) : 0);
+    if (o->stats) {
+        o->stats->need_bytes = need;
+        o->stats->storages = nstor;
+        o->stats->storage_reads = 0;
+    }
+    {
+        char what[1024], a[32], b[32];
+        int n = snprintf(what, sizeof what, "loading '%s' (RWKV-7 L=%d C=%d V=%d: %zu parameters as %s, %s)", path,
+                         d.L, d.C, d.V, np, REAL_NAME, mem_fmt(np * sizeof(real), a, sizeof a));
+        if (np * sizeof(real) > 2 * stored + ((size_t)1 << 20) && n > 0 && (size_t)n < sizeof what)
+            snprintf(what + n, sizeof what - n, "; its tensors overlap: they view %d storage%s of %s in all", nstor,
+                     nstor > 1 ? "s" : "", mem_fmt(stored, b, sizeof b));
+        if (mem_check_hint(need, what, "use a machine (or cgroup) with more memory, or a smaller model",
+                           o->force_memory, err))
+            goto done;
+    }
+    m = rwkv7_create_inference(&d);
+    float *buf = sizeof(real) != sizeof(float) ? xmalloc((maxel ? maxel : 1) * sizeof(float)) : NULL;
+    for (int i = 0; i < nt; i++) {
+        const ParamTensor *p = &m->tensors[jobs[i].param];
+        const TfTensor *t = jobs[i].t;
+        if ((!i || t->storage != jobs[i - 1].t->storage) && o->stats) o->stats->storage_reads++;
         real *dst = m->params + p->offset;
-        for (size_t e = 0; e < p->numel; e++) dst[e] = (real)buf[e];
-        release_pages(&tf, t);
+        if (buf) {
+            tf_to_f32(t, buf);
+            for (size_t e = 0; e < p->numel; e++) dst[e] = (real)buf[e];
+        } else {
+            tf_to_f32(t, (float *)dst);
+        }
+        if (i + 1 == nt || jobs[i + 1].t->storage != t->storage) release_pages(&tf, t->storage, storage_bytes(t));
     }
     free(buf);
-    tensorfile_close(&tf);
     *out = m;
-    return 0;
-fail:
-    free(buf);
+    m = NULL;
+    rc = 0;
+done:
     rwkv7_free(m);
+    free(jobs), free(match), free(tab);
     tensorfile_close(&tf);
-    return -1;
+    return rc;
 }
 
-int rwkv7_load(const char *path, Rwkv7 **out, Err *err) {
+static int env_is_1(const char *name) {
+    const char *v = getenv(name);
+    return v && !strcmp(v, "1");
+}
+
+void rwkv7_load_opts_default(Rwkv7LoadOpts *o) {
+    memset(o, 0, sizeof *o);
+    o->allow_unknown = env_is_1("RWKVLAB_ALLOW_UNKNOWN_TENSORS");
+    o->force_memory = mem_force_from_env();
+}
+
+int rwkv7_load_with(const char *path, const Rwkv7LoadOpts *opts, Rwkv7 **out, Err *err) {
+    Rwkv7LoadOpts def;
+    if (!opts) rwkv7_load_opts_default(&def), opts = &def;
+    *out = NULL;
     char magic[8] = {0};
     FILE *f = fopen(path, "rb");
     if (!f) return err_set(err, "cannot open model '%s'", path);
     size_t n = fread(magic, 1, 8, f);
     fclose(f);
     if (n == 8 && !memcmp(magic, "RWKVLAB\x01", 8)) return ckpt_load_model(path, out, NULL, NULL, err);
-    return load_tensorfile(path, out, err);
+    return load_tensorfile(path, opts, out, err);
 }
+
+int rwkv7_load(const char *path, Rwkv7 **out, Err *err) { return rwkv7_load_with(path, NULL, out, err); }
 
 static int ends_with(const char *s, const char *suf) {
     size_t a = strlen(s), b = strlen(suf);

@@ -119,20 +119,30 @@ int safetensors_parse(const uint8_t *data, size_t len, TensorFile *tf, Err *err)
         int64_t s64 = 1;
         for (int i = nd - 1; i >= 0; i--) { t->stride[i] = s64; s64 *= t->shape[i]; }
         uint64_t b, en;
-        if (json_u53(off->child, &b) || json_u53(off->child->next, &en) || b > en || en > blen) {
+        char sh[160];
+        tf_shape_str(t->shape, nd, sh, sizeof sh);
+        if (json_u53(off->child, &b) || json_u53(off->child->next, &en) || b > en) {
             rc = err_set(err, "safetensors: tensor '%s': data_offsets must be integers with begin <= end <= %llu "
                               "(the data size)", name, (unsigned long long)blen);
             goto done;
         }
+        if (en > blen) {
+            rc = err_set(err, "safetensors: tensor '%s' %s %s: data_offsets [%llu, %llu] reach beyond the end of the "
+                              "file, whose data section holds %llu bytes (%zu-byte file): truncated or corrupt; nothing "
+                              "was allocated", name, sh, dt->valuestring, (unsigned long long)b, (unsigned long long)en,
+                         (unsigned long long)blen, len);
+            goto done;
+        }
         if (en - b != (uint64_t)numel * tf_dtype_size(t->dtype)) {
-            rc = err_set(err, "safetensors: tensor '%s': data_offsets span %llu bytes but %s x %lld elements need %llu",
-                         name, (unsigned long long)(en - b), dt->valuestring, (long long)numel,
+            rc = err_set(err, "safetensors: tensor '%s' %s: data_offsets span %llu bytes but %s x %lld elements need %llu",
+                         name, sh, (unsigned long long)(en - b), dt->valuestring, (long long)numel,
                          (unsigned long long)numel * tf_dtype_size(t->dtype));
             goto done;
         }
         t->storage = buf + b;
         t->offset = 0;
         t->storage_numel = numel;
+        t->storage_file_bytes = en - b;
         sp[n] = (Span){b, en};
         n++;
     }

@@ -36,6 +36,13 @@ int64_t tf_numel(const TfTensor *t) {
     return n;
 }
 
+const char *tf_shape_str(const int64_t *shape, int ndim, char *buf, size_t n) {
+    size_t k = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < ndim && k < n; i++) k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? "," : "", (long long)shape[i]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+    return buf;
+}
+
 /* ---- scalar conversions ------------------------------------------------------------------------ */
 static uint32_t f32_bits(float x) {
     uint32_t u;
@@ -87,6 +94,15 @@ int tf_validate(const TfTensor *t, Err *err) {
     if (t->offset < 0 || t->storage_numel < 0)
         return err_set(err, "tensor '%s': negative storage offset (%lld) or storage size (%lld)", t->name,
                        (long long)t->offset, (long long)t->storage_numel);
+    const size_t es = tf_dtype_size(t->dtype);
+    if ((uint64_t)t->storage_numel > t->storage_file_bytes / es) {
+        char sh[160];
+        tf_shape_str(t->shape, t->ndim, sh, sizeof sh);
+        return err_set(err, "tensor '%s' %s %s: its storage claims %lld elements (%.4g GB) but holds %llu bytes in the "
+                            "file: the data would lie beyond the end of the file (truncated or corrupt checkpoint); "
+                            "nothing was allocated", t->name, sh, tf_dtype_name(t->dtype), (long long)t->storage_numel,
+                       (double)t->storage_numel * (double)es / 1e9, (unsigned long long)t->storage_file_bytes);
+    }
     int64_t numel = 1, last = t->offset;
     for (int i = 0; i < t->ndim; i++) {
         if (t->shape[i] < 0 || t->stride[i] < 0)

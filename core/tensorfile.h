@@ -35,6 +35,9 @@ typedef struct {
     int64_t offset;              /* storage_offset, in elements */
     int64_t storage_numel;       /* every element addressed by shape/stride/offset lies below this,
                                     and tf_numel <= storage_numel (so <= file size / dtype size) */
+    /* private (parsers -> tf_validate): bytes the file holds for the storage; the storage's declared
+       size must fit in it (checked with the tensor's name, so the message can say which one) */
+    uint64_t storage_file_bytes;
 } TfTensor;
 
 typedef struct {
@@ -54,6 +57,8 @@ void tensorfile_close(TensorFile *tf);
 const TfTensor *tensorfile_find(const TensorFile *tf, const char *name);
 
 int64_t tf_numel(const TfTensor *t);
+/* "[2,3]" ("[]" for a scalar) into buf; returns buf. */
+const char *tf_shape_str(const int64_t *shape, int ndim, char *buf, size_t n);
 size_t tf_dtype_size(TfDType d);
 const char *tf_dtype_name(TfDType d); /* "F32", "F16", "BF16" */
 /* Copy the tensor into dst (tf_numel floats, row-major), honouring stride and offset. bf16/f16 -> f32

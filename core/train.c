@@ -5,9 +5,11 @@
 #include <cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,6 +19,7 @@
 
 #include "ckpt.h"
 #include "h5log.h"
+#include "mem.h"
 #include "optim.h"
 #include "rwkv7.h"
 #include "task.h"
@@ -121,17 +124,37 @@ typedef struct {
     char *config_ini;
     long seed;
     int K;
+    RunState st;  /* step, status, last loss and every record so far: what a checkpoint stores */
+    int lock_fd;  /* flock on RUN_DIR/.lock, held for the whole run */
 } Run;
 
 static void path_in(char *dst, size_t n, const Run *r, const char *name) { snprintf(dst, n, "%s/%s", r->dir, name); }
 
-static int save_checkpoint(Run *r, long step, Err *err) {
-    char p[4200];
-    path_in(p, sizeof p, r, "optim.bin");
-    if (ckpt_save_optim(p, &r->opt, r->rng, step, err)) return -1;
-    path_in(p, sizeof p, r, "ckpt.bin");
-    if (ckpt_save_model(p, r->m, step, r->config_ini, err)) return -1;
+static int save_checkpoint(Run *r, long step, int status, Err *err) {
+    r->st.step = step;
+    r->st.status = status;
+    if (ckpt_save(r->dir, r->m, &r->opt, r->rng, &r->st, r->config_ini, err)) return -1;
     return h5log_flush(r->h5, err);
+}
+
+/* Every record goes to run.h5 (for live reading) and into the run state (for the checkpoint). */
+static int log_train(Run *r, const TrainRec *t, Err *err) {
+    records_add_train(&r->st.rec, t);
+    return h5log_train(r->h5, t->step, t->loss, t->acc, t->lr, t->grad_norm, t->tokens_per_s, err);
+}
+
+/* After a resume: the latest evaluation, matched to the test lengths by length. */
+static void restore_last_eval(Run *r) {
+    const RunRecords *rec = &r->st.rec;
+    if (rec->neval == 0) return;
+    long last = rec->eval[rec->neval - 1].step;
+    for (long j = 0; j < rec->neval; j++) {
+        const EvalRec *e = &rec->eval[j];
+        if (e->step != last) continue;
+        for (int i = 0; i < r->cfg->task.ntest_lens; i++)
+            if (r->cfg->task.test_lens[i] == e->length) r->last_tok[i] = e->token_acc, r->last_seq[i] = e->seq_acc;
+    }
+    r->last_eval_step = last;
 }
 
 static int run_eval(Run *r, long step, Err *err) {
@@ -144,6 +167,8 @@ static int run_eval(Run *r, long step, Err *err) {
         Batch *tb = &r->tests[i];
         train_evaluate(r->m, tb->inputs, tb->targets, tb->mask, tb->B, tb->T, r->K, max_rows, &r->last_tok[i],
                        &r->last_seq[i]);
+        EvalRec e = {step, tb->T, r->last_tok[i], r->last_seq[i]};
+        records_add_eval(&r->st.rec, &e);
         if (h5log_eval(r->h5, step, tb->T, r->last_tok[i], r->last_seq[i], err)) return -1;
         n += snprintf(line + n, sizeof line - n, "  %d:%.3f", tb->T, r->last_seq[i]);
     }
@@ -245,14 +270,116 @@ static void run_free(Run *r) {
     task_free(r->task);
     if (r->rng) gsl_rng_free(r->rng);
     free(r->config_ini);
+    records_free(&r->st.rec);
     if (r->out.log) fclose(r->out.log);
+    if (r->lock_fd > 0) close(r->lock_fd);
 }
 
+/* Own the run directory for the lifetime of this process: a second rwkvlab on the same directory
+ * gets a clear error instead of racing for its files. The lock goes away with the process. */
+static int lock_run_dir(Run *r, Err *err) {
+    char p[4200];
+    path_in(p, sizeof p, r, ".lock");
+    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return err_set(err, "cannot create the lock file '%s': %s", p, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        char pid[32] = "?";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        if (n > 0) pid[strcspn(pid, "\n")] = 0;
+        close(fd);
+        return err_set(err, "run directory '%s' is in use by another rwkvlab process (pid %s): wait for it to "
+                            "finish or stop it, or choose another --out", r->dir, n > 0 ? pid : "?");
+    }
+    char line[32];
+    int n = snprintf(line, sizeof line, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, line, n, 0) != n) { /* the pid is only informative */ }
+    r->lock_fd = fd;
+    return 0;
+}
+
+/* status of an existing summary.json ("" when there is none or it cannot be read) */
+static void summary_status(const Run *r, char *status, size_t n) {
+    char p[4200];
+    path_in(p, sizeof p, r, "summary.json");
+    status[0] = 0;
+    FILE *f = fopen(p, "rb");
+    if (!f) return;
+    char buf[1 << 16];
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = 0;
+    cJSON *j = cJSON_Parse(buf);
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "status");
+    if (cJSON_IsString(s)) snprintf(status, n, "%s", s->valuestring);
+    cJSON_Delete(j);
+}
+
+/* Value of `sec.key` in resolved INI text (config_to_ini's layout: "[sec]" lines, "key = value[ ; allowed]"),
+ * copied into val without the allowed-values comment; 0 when found. */
+static int ini_value(const char *ini, const char *sec, const char *key, char *val, size_t n) {
+    char cur[64] = "";
+    for (const char *l = ini; *l;) {
+        const char *e = l + strcspn(l, "\n");
+        int len = (int)(e - l);
+        if (len > 1 && l[0] == '[') {
+            snprintf(cur, sizeof cur, "%.*s", len - 2, l + 1);
+        } else if (!strcmp(cur, sec)) {
+            size_t kl = strlen(key);
+            if ((size_t)len > kl + 2 && !strncmp(l, key, kl) && !strncmp(l + kl, " =", 2)) {
+                const char *v = l + kl + 2 + (l[kl + 2] == ' ');
+                const char *c = strstr(v, " ; ");
+                int vl = (int)((c && c < e ? c : e) - v);
+                snprintf(val, n, "%.*s", vl, v);
+                return 0;
+            }
+        }
+        l = *e ? e + 1 : e;
+    }
+    return -1;
+}
+
+/* Every key of the run's resolved config whose value differs in `given`, as "section.key: RUN -> GIVEN";
+ * keys named in `allowed` go to *changed, the others to *refused. */
+static void config_diff(const char *run_ini, const char *given_ini, const char *const *allowed, char *changed,
+                        size_t nc, char *refused, size_t nr) {
+    changed[0] = refused[0] = 0;
+    char sec[64] = "";
+    for (const char *l = run_ini; *l;) {
+        const char *e = l + strcspn(l, "\n");
+        int len = (int)(e - l);
+        if (len > 1 && l[0] == '[') snprintf(sec, sizeof sec, "%.*s", len - 2, l + 1);
+        const char *eq = memchr(l, '=', len);
+        if (l[0] != '[' && l[0] != ';' && eq && eq > l + 1) {
+            char key[96], a[512], b[512] = "(absent)";
+            snprintf(key, sizeof key, "%.*s", (int)(eq - l - 1), l);
+            ini_value(run_ini, sec, key, a, sizeof a);
+            ini_value(given_ini, sec, key, b, sizeof b);
+            if (strcmp(a, b)) {
+                char full[160];
+                snprintf(full, sizeof full, "%s.%s", sec, key);
+                int ok = 0;
+                for (int i = 0; allowed[i]; i++) ok |= !strcmp(full, allowed[i]);
+                char *dst = ok ? changed : refused;
+                size_t dn = ok ? nc : nr, used = strlen(dst);
+                if (used + 1 < dn) snprintf(dst + used, dn - used, "%s%s: %s -> %s", used ? "; " : "", full, a, b);
+            }
+        }
+        l = *e ? e + 1 : e;
+    }
+}
+
+/* The run directory: --resume DIR (must hold a run), --out DIR, or a fresh results/<experiment>/... .
+ * Locks it; a fresh run refuses a directory that already holds one. */
 static int choose_run_dir(Run *r, Err *err) {
     const RunConfig *c = r->cfg;
+    char p[4200];
     if (r->opts->resume_dir) {
         snprintf(r->dir, sizeof r->dir, "%s", r->opts->resume_dir);
-        return 0;
+        path_in(p, sizeof p, r, "config.ini");
+        if (!file_exists(p))
+            return err_set(err, "--resume %s: no run there (%s is missing); start a run with --out %s instead", r->dir,
+                           p, r->dir);
+        return lock_run_dir(r, err);
     }
     if (r->opts->out_dir) {
         snprintf(r->dir, sizeof r->dir, "%s", r->opts->out_dir);
@@ -264,16 +391,48 @@ static int choose_run_dir(Run *r, Err *err) {
         for (int k = 2; file_exists(r->dir) && k < 100; k++)
             snprintf(r->dir, sizeof r->dir, "results/%s/seed%ld-%s-%d", c->experiment.name, r->seed, ts, k);
     }
-    char p[4200];
-    snprintf(p, sizeof p, "%s/run.h5", r->dir);
-    if (file_exists(p))
-        return err_set(err, "'%s' already holds a run (run.h5 exists): choose another --out, or continue it with "
-                            "--resume %s", r->dir, r->dir);
-    return mkdir_p(r->dir, err);
+    if (mkdir_p(r->dir, err) || lock_run_dir(r, err)) return -1;
+    remove_stale_tmp(r->dir); /* left by a start that was killed before it wrote config.ini */
+    const char *marks[] = {"config.ini", "ckpt.bin", "run.h5"};
+    for (int i = 0; i < 3; i++) {
+        path_in(p, sizeof p, r, marks[i]);
+        if (file_exists(p))
+            return err_set(err, "'%s' already holds a run (%s exists): continue it with --resume %s, or choose "
+                                "another --out", r->dir, marks[i], r->dir);
+    }
+    return 0;
+}
+
+/* On --resume the run's own config.ini is the run; the given config (CONFIG and --set, or config.ini and
+ * --set) may differ from it only in keys that are safe to change mid-run. Those are applied (and
+ * config.ini updated); any other difference is refused, naming it. */
+static const char *const RESUME_CHANGEABLE[] = {"train.steps", "train.threads", NULL};
+static int resume_config(Run *r, Err *err) {
+    char p[4200], changed[2048], refused[2048];
+    path_in(p, sizeof p, r, "config.ini");
+    RunConfig run_cfg;
+    config_defaults(&run_cfg);
+    if (config_load(&run_cfg, p, err)) return -1;
+    char *run_ini = config_to_ini(&run_cfg);
+    config_diff(run_ini, r->config_ini, RESUME_CHANGEABLE, changed, sizeof changed, refused, sizeof refused);
+    free(run_ini);
+    if (refused[0])
+        return err_set(err, "--resume %s: the given configuration differs from the run's own (%s): %s. A resumed run "
+                            "keeps its configuration (only %s may change); start a new run for a different one",
+                       r->dir, p, refused, "train.steps and train.threads");
+    if (changed[0]) {
+        if (write_file_atomic(p, r->config_ini, strlen(r->config_ini), err)) return -1;
+        say(&r->out, "resume: changed %s (recorded in config.ini)", changed);
+    }
+    return 0;
+}
+
+static const char *status_name(int status) {
+    return status == RUN_COMPLETED ? "completed" : status == RUN_EARLY_STOPPED ? "early_stopped" : "training";
 }
 
 int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
-    Run R = {.cfg = cfg, .opts = opts, .last_eval_step = -1};
+    Run R = {.cfg = cfg, .opts = opts, .last_eval_step = -1, .lock_fd = -1, .st = {.last_loss = NAN}};
     Run *r = &R;
     int rc = TRAIN_ERROR;
     const int resuming = opts->resume_dir != NULL;
@@ -286,13 +445,12 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
         return err_set(err, "model.arch = %s is not implemented yet (available: rwkv7)", cfg->model.arch), TRAIN_ERROR;
     if (config_validate(cfg, err)) return TRAIN_ERROR;
     if (!(r->task = task_create(cfg, err))) return TRAIN_ERROR;
+    if (mem_check_train(cfg, task_vocab(r->task), r->K, err)) goto done; /* before writing or allocating anything */
     if (choose_run_dir(r, err)) goto done;
     snprintf(opts->run_dir, sizeof opts->run_dir, "%s", r->dir);
     r->config_ini = config_to_ini(cfg);
     {
         char p[4200];
-        path_in(p, sizeof p, r, "config.ini");
-        if (!resuming && write_file_atomic(p, r->config_ini, strlen(r->config_ini), err)) goto done;
         path_in(p, sizeof p, r, "run.log");
         r->out.log = fopen(p, "a");
         if (!r->out.log) {
@@ -301,6 +459,12 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
         }
         r->out.quiet = opts->quiet;
         r->out.tty = isatty(STDOUT_FILENO);
+        if (resuming) {
+            if (resume_config(r, err)) goto done;
+        } else {
+            path_in(p, sizeof p, r, "config.ini");
+            if (write_file_atomic(p, r->config_ini, strlen(r->config_ini), err)) goto done;
+        }
     }
 
     /* model, optimizer, rng */
@@ -323,40 +487,61 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
     long step = 0;
     char p[4200];
     if (resuming) {
-        Rwkv7 *loaded = NULL;
-        long s_model = 0, s_opt = 0;
-        path_in(p, sizeof p, r, "ckpt.bin");
-        if (ckpt_load_model(p, &loaded, &s_model, NULL, err)) goto done;
-        if (loaded->nparams != r->m->nparams || memcmp(&loaded->d, &r->m->d, sizeof d)) {
+        char prev[32];
+        summary_status(r, prev, sizeof prev);
+        if (!strcmp(prev, "diverged")) {
+            fprintf(stderr, "rwkvlab train: %s diverged (see its summary.json and run.log); resuming would diverge "
+                            "again: start a new run with a lower train.lr or a smaller train.grad_clip\n", r->dir);
+            rc = TRAIN_DIVERGED;
+            goto done;
+        }
+        int have = 0;
+        if (ckpt_recover(r->dir, &have, err)) goto done;
+        if (have) {
+            Rwkv7 *loaded = NULL;
+            long s_model = 0, s_opt = 0;
+            path_in(p, sizeof p, r, "ckpt.bin");
+            if (ckpt_load_model(p, &loaded, &s_model, NULL, err)) goto done;
+            if (loaded->nparams != r->m->nparams || memcmp(&loaded->d, &r->m->d, sizeof d)) {
+                rwkv7_free(loaded);
+                err_set(err, "'%s' does not match the model of %s/config.ini", p, r->dir);
+                goto done;
+            }
+            memcpy(r->m->params, loaded->params, r->m->nparams * sizeof(real));
             rwkv7_free(loaded);
-            err_set(err, "'%s' does not match the model of %s/config.ini", p, r->dir);
-            goto done;
+            path_in(p, sizeof p, r, "optim.bin");
+            if (ckpt_load_optim(p, &r->opt, r->rng, &s_opt, err)) goto done;
+            path_in(p, sizeof p, r, "records.bin");
+            if (ckpt_load_state(p, &r->st, err)) goto done;
+            step = s_model;
+            if (s_opt != step || r->st.step != step) {
+                err_set(err, "%s: ckpt.bin, optim.bin and records.bin are at steps %ld, %ld and %ld; cannot resume",
+                        r->dir, step, s_opt, r->st.step);
+                goto done;
+            }
+            if (step > cfg->train.steps) {
+                err_set(err, "--resume %s: train.steps = %ld is below the checkpoint's step %ld", r->dir,
+                        cfg->train.steps, step);
+                goto done;
+            }
+            if (r->st.status != RUN_TRAINING && !strcmp(prev, status_name(r->st.status))) {
+                fprintf(stderr, "rwkvlab train: %s is %s at step %ld: nothing to resume%s\n", r->dir, prev, step,
+                        r->st.status == RUN_COMPLETED ? " (to train longer, add --set train.steps=N with a larger N)"
+                                                      : "");
+                rc = TRAIN_OK;
+                goto done;
+            }
+            if (r->st.status == RUN_COMPLETED && step < cfg->train.steps) r->st.status = RUN_TRAINING;
+        } else {
+            say(&r->out, "resume: %s has no complete checkpoint yet: starting from step 0", r->dir);
         }
-        memcpy(r->m->params, loaded->params, r->m->nparams * sizeof(real));
-        rwkv7_free(loaded);
-        path_in(p, sizeof p, r, "optim.bin");
-        if (ckpt_load_optim(p, &r->opt, r->rng, &s_opt, err)) goto done;
-        if (s_opt != s_model) {
-            err_set(err, "%s: ckpt.bin is at step %ld but optim.bin at step %ld (interrupted while "
-                         "checkpointing?); cannot resume bit-identically", r->dir, s_model, s_opt);
-            goto done;
-        }
-        step = s_model;
-        if (step >= cfg->train.steps) {
-            fprintf(stderr, "rwkvlab train: %s is already at step %ld of %ld: nothing to resume (to train longer, "
-                            "add --set train.steps=N with N > %ld)\n", r->dir, step, cfg->train.steps, step);
-            rc = TRAIN_OK;
-            goto done;
-        }
-        path_in(p, sizeof p, r, "run.h5");
-        if (!(r->h5 = h5log_reopen(p, step, err))) goto done;
-    } else {
-        path_in(p, sizeof p, r, "run.h5");
-        H5RunAttrs at = {.config_ini = r->config_ini, .code_version = RWKVLAB_VERSION, .seed = r->seed,
-                         .arch = cfg->model.arch, .param_count = (long)r->m->nparams,
-                         .state_size = (long)d.L * r->m->d.H * d.N * d.N, .eig_range = cfg->model.eig_range};
-        if (!(r->h5 = h5log_create(p, &at, err))) goto done;
     }
+    /* run.h5 is (re)written from the records of the checkpoint: a torn file never blocks a resume */
+    path_in(p, sizeof p, r, "run.h5");
+    H5RunAttrs at = {.config_ini = r->config_ini, .code_version = RWKVLAB_VERSION, .seed = r->seed,
+                     .arch = cfg->model.arch, .param_count = (long)r->m->nparams,
+                     .state_size = (long)d.L * r->m->d.H * d.N * d.N, .eig_range = cfg->model.eig_range};
+    if (!(r->h5 = h5log_rebuild(p, &at, &r->st.rec, err))) goto done;
 
     /* fixed test sets, one per length */
     r->tests = xcalloc(cfg->task.ntest_lens, sizeof(Batch));
@@ -365,6 +550,7 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
     for (int i = 0; i < cfg->task.ntest_lens; i++)
         task_testset(r->task, (unsigned long)r->seed, cfg->task.test_lens[i], cfg->task.test_size, &r->tests[i]);
     batch_alloc(&r->batch, cfg->train.batch, cfg->task.train_len);
+    restore_last_eval(r);
 
     const Rwkv7Dims *md = &r->m->d;
 #ifdef _OPENMP
@@ -379,7 +565,9 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
         md->L, md->C, md->N, md->H, md->V, md->Dw, md->Da, md->Dv, md->Dg, cfg->model.eig_range, r->m->nparams,
         md->L * md->H * md->N * md->N, REAL_NAME, threads, r->K);
     if (r->out.log) fprintf(r->out.log, "resolved config:\n%s\n", r->config_ini);
-    if (resuming) say(&r->out, "resuming at step %ld of %ld", step, cfg->train.steps);
+    if (resuming && step > 0)
+        say(&r->out, r->st.status == RUN_TRAINING ? "resuming at step %ld of %ld" : "resuming at step %ld of %ld: "
+                     "training is done, writing the final outputs", step, cfg->train.steps);
 
     struct sigaction sa = {0}, old_int, old_term;
     sa.sa_handler = on_signal;
@@ -389,10 +577,10 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
     sigaction(SIGTERM, &sa, &old_term);
 
     const int B = cfg->train.batch, T = cfg->task.train_len;
-    const char *status = "completed";
-    double t_start = now_seconds(), tps = 0, last_loss = NAN;
+    int status = r->st.status == RUN_TRAINING ? RUN_COMPLETED : r->st.status;
+    double t_start = now_seconds(), tps = r->st.rec.ntrain ? r->st.rec.train[r->st.rec.ntrain - 1].tokens_per_s : 0;
     long step0 = step, tokens = 0;
-    while (step < cfg->train.steps) {
+    while (r->st.status == RUN_TRAINING && step < cfg->train.steps) {
         task_sample(r->task, r->rng, &r->batch);
         memset(r->m->grads, 0, r->m->nparams * sizeof(real));
         rwkv7_forward(r->m, r->batch.inputs, B, T, r->K, NULL, NULL, NULL);
@@ -406,22 +594,23 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
                          "%s/ckpt.bin. Try a lower train.lr, a smaller train.grad_clip or a longer warmup.",
                 isfinite(loss) ? "gradient norm" : "loss", isnan(isfinite(loss) ? gn : loss) ? "NaN" : "Inf", step + 1,
                 r->dir);
-            status = "diverged";
             rc = TRAIN_DIVERGED;
-            h5log_flush(r->h5, err);
-            write_summary(r, status, step, now_seconds() - t_start, tps, NAN, err);
+            Err e2 = {{0}};
+            if (h5log_flush(r->h5, &e2) || write_summary(r, "diverged", step, now_seconds() - t_start, tps, NAN, &e2))
+                say(&r->out, "error: %s", e2.msg);
             goto restore;
         }
         double lr;
         adamw_step_norm(&r->opt, r->m->params, r->m->grads, r->m->tensors, r->m->ntensors, gn, &lr);
         step++;
         tokens += (long)B * T;
-        last_loss = loss;
+        r->st.last_loss = loss;
         double el = now_seconds() - t_start;
         tps = tokens / (el > 0 ? el : 1e-9);
         double acc = cnt ? (double)nc / cnt : 0;
         if (step % cfg->train.log_every == 0 || step == cfg->train.steps) {
-            if (h5log_train(r->h5, step, loss, acc, lr, gn, tps, err)) goto restore;
+            TrainRec tr = {step, loss, acc, lr, gn, tps};
+            if (log_train(r, &tr, err)) goto restore;
             char eta[32], line[512];
             fmt_duration(eta, sizeof eta, (cfg->train.steps - step) * (el / (step - step0)));
             snprintf(line, sizeof line, "step %ld/%ld  loss %.4f  acc %.4f  lr %.2e  |g| %.3f  %.0f tok/s  ETA %s",
@@ -436,31 +625,41 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
                     if (cfg->task.test_lens[i] == T && r->last_seq[i] >= cfg->train.early_stop) stop_early = 1;
             }
         }
-        if (step % cfg->train.ckpt_every == 0 && save_checkpoint(r, step, err)) goto restore;
+        if (step % cfg->train.ckpt_every == 0 && step < cfg->train.steps && !stop_early &&
+            save_checkpoint(r, step, RUN_TRAINING, err))
+            goto restore;
         if (stop_early) {
             say(&r->out, "early stop: sequence accuracy at the training length reached %.3f at step %ld",
                 cfg->train.early_stop, step);
-            status = "early_stopped";
+            status = RUN_EARLY_STOPPED;
             break;
         }
         if (g_stop_signal || (opts->stop_after > 0 && step >= opts->stop_after)) {
-            if (save_checkpoint(r, step, err)) goto restore;
+            if (save_checkpoint(r, step, RUN_TRAINING, err)) goto restore;
             say(&r->out, "interrupted%s at step %ld: checkpoint saved; continue with: rwkvlab train %s/config.ini "
                          "--resume %s",
                 g_stop_signal == SIGTERM ? " (SIGTERM)" : g_stop_signal == SIGINT ? " (SIGINT)" : "", step, r->dir, r->dir);
-            write_summary(r, "interrupted", step, now_seconds() - t_start, tps, last_loss, err);
+            if (write_summary(r, "interrupted", step, now_seconds() - t_start, tps, r->st.last_loss, err)) goto restore;
             rc = TRAIN_INTERRUPTED;
             goto restore;
         }
     }
-    if (r->last_eval_step != step && run_eval(r, step, err)) goto restore;
-    if (save_checkpoint(r, step, err)) goto restore;
+    /* training is done: the final evaluation and checkpoint (marked done, so a resume after a kill from
+     * here on only writes the final outputs), then trajectories, run.h5 closed, summary.json last */
+    if (r->st.status == RUN_TRAINING) {
+        if (r->last_eval_step != step && run_eval(r, step, err)) goto restore;
+        if (save_checkpoint(r, step, status, err)) goto restore;
+    }
     if (write_trajectories(r, err)) goto restore;
-    if (h5log_flush(r->h5, err)) goto restore;
+    {
+        H5Log *h = r->h5;
+        r->h5 = NULL;
+        if (h5log_finish(h, err)) goto restore;
+    }
     print_table(r);
     {
         double wall = now_seconds() - t_start;
-        if (write_summary(r, status, step, wall, tps, last_loss, err)) goto restore;
+        if (write_summary(r, status_name(status), step, wall, tps, r->st.last_loss, err)) goto restore;
         char w[32];
         fmt_duration(w, sizeof w, wall);
         say(&r->out, "done: %ld steps in %s (%.0f tokens/s); results in %s", step - step0, w, tps, r->dir);
@@ -470,6 +669,7 @@ restore:
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
 done:
+    if (rc == TRAIN_ERROR && r->out.log) fprintf(r->out.log, "error: %s\n", err->msg), fflush(r->out.log);
     run_free(r);
     return rc;
 }

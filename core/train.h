@@ -1,11 +1,16 @@
 /* train.h -- `rwkvlab train`: one run of one config and seed, end to end.
  *
  * Writes RUN_DIR = --out DIR or results/<experiment>/seed<seed>-<YYYYmmdd-HHMMSS>/ :
- *   config.ini (resolved), run.log, run.h5 (see h5log.h), ckpt.bin + optim.bin (see ckpt.h),
- *   summary.json (final metrics; status completed | early_stopped | interrupted | diverged).
+ *   config.ini (resolved), run.log, run.h5 (see h5log.h), the checkpoint ckpt.bin + optim.bin +
+ *   records.bin (one atomic unit, see ckpt.h), summary.json (final metrics; status completed |
+ *   early_stopped | interrupted | diverged), .lock (held by the process that owns the directory).
  * SIGINT/SIGTERM: finish the current step, checkpoint, flush, exit with TRAIN_INTERRUPTED.
- * --resume RUN_DIR continues from ckpt.bin/optim.bin bit-identically (same thread count).
- * A NaN/Inf loss or gradient stops the run (TRAIN_DIVERGED) and keeps the last good checkpoint.
+ * --resume RUN_DIR continues from the last complete checkpoint bit-identically (same thread count),
+ * whatever moment a kill or a full disk interrupted the run: run.h5 is rebuilt from the checkpoint's
+ * records, a run whose training was finished only writes its final outputs, a run without any
+ * checkpoint starts from step 0. The given config must equal the run's own except train.steps and
+ * train.threads. A NaN/Inf loss or gradient stops the run (TRAIN_DIVERGED) and keeps the last good
+ * checkpoint.
  */
 #ifndef RWKV_TRAIN_H
 #define RWKV_TRAIN_H

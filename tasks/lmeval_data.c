@@ -13,6 +13,10 @@
 #include <sys/stat.h>
 
 #define LMEVAL_MAX_FILE ((size_t)1 << 30) /* refuse data files (or decompressed streams) above 1 GiB */
+/* One document per line: the longest line of the nine real task files is 2.2 KB (piqa). A line past this
+ * limit is not one of those tasks, and scoring it would need memory in proportion to its length (a
+ * 20M-word lambada line asked for 1 TB of activations): refused while reading, naming FILE:LINE. */
+#define LMEVAL_MAX_LINE ((size_t)1 << 16)
 
 static const char *const lmeval_names[] = {"lambada_openai", "piqa", "hellaswag", "arc_easy", "arc_challenge",
                                            "winogrande", "openbookqa", "copa", "sciq"};
@@ -208,6 +212,22 @@ const char *lmeval_doc_context(const LmDoc *d, int i) { return d->contexts ? d->
 
 /* ---- file reading ------------------------------------------------------------------------------ */
 
+/* FILE:LINE error for the first line of buf longer than LMEVAL_MAX_LINE. */
+static int lmeval_check_lines(const char *path, const char *buf, size_t len, Err *err) {
+    long lineno = 1;
+    for (size_t i = 0; i < len;) {
+        const char *nl = memchr(buf + i, '\n', len - i);
+        size_t n = nl ? (size_t)(nl - (buf + i)) : len - i;
+        if (n > LMEVAL_MAX_LINE)
+            return err_set(err, "%s:%ld: line of %zu bytes is over the %zu-byte limit for one document (the longest "
+                                "line of the real task files is 2.2 KB): not an lm-eval task file, or a corrupt one",
+                           path, lineno, n, LMEVAL_MAX_LINE);
+        i += n + 1;
+        lineno++;
+    }
+    return 0;
+}
+
 static int lmeval_read_file(const char *path, char **buf, size_t *len, Err *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return err_set(err, "cannot open '%s': %s (run `make data`)", path, strerror(errno));
@@ -237,6 +257,10 @@ static int lmeval_read_file(const char *path, char **buf, size_t *len, Err *err)
         return err_set(err, "%s: read error", path);
     }
     b[n] = '\0';
+    if (lmeval_check_lines(path, b, n, err)) {
+        free(b);
+        return -1;
+    }
     *buf = b;
     *len = n;
     return 0;
@@ -295,6 +319,10 @@ static int lmeval_read_bz2(const char *path, char **buf, size_t *len, Err *err) 
         return -1;
     }
     b[n] = '\0';
+    if (lmeval_check_lines(path, b, n, err)) {
+        free(b);
+        return -1;
+    }
     *buf = b;
     *len = n;
     return 0;

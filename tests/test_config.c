@@ -345,3 +345,48 @@ Test(config, validate_catches_code_values) {
     cr_assert_eq(config_validate(&c, &err), -1);
     cr_assert(strstr(err.msg, "cosine|constant"), "%s", err.msg);
 }
+
+/* issue 6 item 13: config_validate accepts exactly the tasks `train` can build. A5 has no transpositions,
+ * so its "swaps" inputs would be only the identity: task_create rejects it, and so must validation
+ * (before, `config` printed such a config and exit 0, then `train` refused it). */
+Test(config, validate_rejects_task_variant_train_rejects) {
+    static const struct {
+        const char *name, *variant;
+        int ok;
+    } cases[] = {{"a5", "swaps", 0}, {"a5", "full", 1}, {"a5", "swaps3", 1}, {"s5", "swaps", 1}, {"s3", "swaps", 1}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        RunConfig c;
+        config_defaults(&c);
+        char a[64], b[64];
+        snprintf(a, sizeof a, "task.name=%s", cases[i].name);
+        snprintf(b, sizeof b, "task.variant=%s", cases[i].variant);
+        set_ok(&c, a);
+        set_ok(&c, b);
+        Err err = {{0}};
+        int rc = config_validate(&c, &err);
+        cr_expect_eq(rc, cases[i].ok ? 0 : -1, "%s:%s: validate returned %d (%s)", cases[i].name, cases[i].variant,
+                     rc, err.msg);
+        if (!cases[i].ok)
+            cr_expect(strstr(err.msg, "variant = 'swaps'") && strstr(err.msg, "a5") && strstr(err.msg, "full, swaps3"),
+                      "message should name the variant, the task and the allowed variants: %s", err.msg);
+    }
+}
+
+/* A file may leave task.variant to a later --set: loading "a5" alone (default variant swaps) succeeds,
+ * validation of the resolved config decides. */
+Test(config, task_variant_checked_on_the_resolved_config) {
+    char path[] = "/tmp/rwkvlab_cfg_a5_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    const char *text = "[experiment]\nname = a5\n[task]\nname = a5\n";
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    RunConfig c;
+    config_defaults(&c);
+    Err err = {{0}};
+    cr_assert_eq(config_load(&c, path, &err), 0, "%s", err.msg);
+    cr_expect_eq(config_validate(&c, &err), -1, "a5 with the default variant swaps validated");
+    set_ok(&c, "task.variant=full");
+    cr_expect_eq(config_validate(&c, &err), 0, "%s", err.msg);
+    unlink(path);
+}

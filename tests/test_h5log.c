@@ -1,5 +1,5 @@
-/* test_h5log.c -- run.h5 writer: append + resume truncation, error paths (existing file, missing
- * file, non-HDF5 file, foreign HDF5 file), transition-matrix eigenvalues against closed forms and
+/* test_h5log.c -- run.h5 writer: append, rebuild from records (--resume), error paths (existing file,
+ * missing directory, a full disk while appending), transition-matrix eigenvalues against closed forms and
  * trace/determinant identities, and trajectory write + read-back (shapes, values, state norms).
  * Files live in a mkdtemp directory under /tmp that is removed after each test.
  */
@@ -147,80 +147,77 @@ Test(h5log, append_and_attributes, .init = setup, .fini = teardown) {
     H5Fclose(f);
 }
 
-Test(h5log, reopen_truncates_and_continues, .init = setup, .fini = teardown) {
+/* --resume rebuilds run.h5 from the checkpoint's records: whatever was there (a torn file, garbage,
+ * records written after the checkpoint) is replaced by exactly those records, and appends continue. */
+Test(h5log, rebuild_replaces_torn_file_and_continues, .init = setup, .fini = teardown) {
     char path[512];
     Err err = {{0}};
     tmp_path(path, sizeof path, "run.h5");
-    write_run(path);
+    FILE *fp = fopen(path, "wb"); /* a torn file: an HDF5 signature and then garbage */
+    cr_assert_not_null(fp);
+    fwrite("\x89HDF\r\n\x1a\n", 1, 8, fp);
+    for (int i = 0; i < 3000; i++) fputc((i * 7919) & 0xff, fp);
+    fclose(fp);
+    RunRecords rec = {0};
+    for (long s = 1; s <= 6; s++) {
+        TrainRec t = {s, 1.0 / s, 0.1 * s, 1e-3, 0.5 + s, 1000.0 * s};
+        records_add_train(&rec, &t);
+    }
+    for (int len = 8; len <= 16; len += 8) {
+        EvalRec e = {5, len, 0.05 + len, 0.1};
+        records_add_eval(&rec, &e);
+    }
+    H5Log *h = h5log_rebuild(path, &test_attrs, &rec, &err);
+    cr_assert_not_null(h, "rebuild: %s", err.msg);
+    for (long s = 7; s <= 10; s++) cr_assert_eq(h5log_train(h, s, 2.0 / s, 0, 0, 0, 0, &err), 0, "%s", err.msg);
+    cr_assert_eq(h5log_eval(h, 10, 32, 0.5, 0.25, &err), 0, "%s", err.msg);
+    cr_assert_eq(h5log_finish(h, &err), 0, "%s", err.msg);
+    records_free(&rec);
 
-    H5Log *h = h5log_reopen(path, 6, &err); /* checkpoint at step 6: drop train 7..10, eval @10 */
-    cr_assert_not_null(h, "reopen: %s", err.msg);
-    h5log_close(h);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert(f >= 0, "the rebuilt file does not open");
     const char *train[] = {"/train/step", "/train/loss", "/train/acc", "/train/lr", "/train/grad_norm",
                            "/train/tokens_per_s"};
-    const char *eval[] = {"/eval/step", "/eval/length", "/eval/token_acc", "/eval/seq_acc"};
-    for (int i = 0; i < 6; i++) cr_assert_eq(ds_len(f, train[i]), 6, "%s", train[i]);
-    for (int i = 0; i < 4; i++) cr_assert_eq(ds_len(f, eval[i]), 2, "%s", eval[i]);
-    H5Fclose(f);
-
-    /* resume appends as an uninterrupted run would */
-    h = h5log_reopen(path, 6, &err);
-    cr_assert_not_null(h, "reopen: %s", err.msg);
-    for (long s = 7; s <= 10; s++) {
-        cr_assert_eq(h5log_train(h, s, 2.0 / s, 0, 0, 0, 0, &err), 0, "%s", err.msg);
-        if (s == 10) cr_assert_eq(h5log_eval(h, s, 32, 0.5, 0.25, &err), 0, "%s", err.msg);
-    }
-    h5log_close(h);
-    f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    cr_assert_eq(ds_len(f, "/train/grad_norm"), 10);
+    for (int i = 0; i < 6; i++) cr_assert_eq(ds_len(f, train[i]), 10, "%s", train[i]);
     cr_assert_eq(ds_len(f, "/eval/length"), 3);
     int64_t step[10], len[3];
-    double loss[10];
+    double loss[10], tps[10];
     ds_read(f, "/train/step", H5T_NATIVE_INT64, step);
     ds_read(f, "/train/loss", H5T_NATIVE_DOUBLE, loss);
+    ds_read(f, "/train/tokens_per_s", H5T_NATIVE_DOUBLE, tps);
     ds_read(f, "/eval/length", H5T_NATIVE_INT64, len);
     for (int i = 0; i < 10; i++) cr_assert_eq(step[i], i + 1);
-    cr_assert_float_eq(loss[5], 1.0 / 6, 1e-15); /* kept from before */
-    cr_assert_float_eq(loss[6], 2.0 / 7, 1e-15); /* written after resume */
+    cr_assert_float_eq(loss[5], 1.0 / 6, 1e-15); /* from the records */
+    cr_assert_float_eq(tps[5], 6000.0, 1e-9);
+    cr_assert_float_eq(loss[6], 2.0 / 7, 1e-15); /* appended after the rebuild */
     cr_assert_eq(len[0], 8);
     cr_assert_eq(len[1], 16);
     cr_assert_eq(len[2], 32);
+    for (const char *const *n = (const char *const[]){"config", "code_version", "seed", "arch", "param_count",
+                                                      "state_size", "eig_range", "scalar", NULL};
+         *n; n++)
+        cr_assert(H5Aexists(f, *n) > 0, "missing root attribute %s", *n);
     H5Fclose(f);
-
-    /* last_step before the first record empties the groups; last_step beyond keeps all */
-    h = h5log_reopen(path, 100, &err);
-    cr_assert_not_null(h, "%s", err.msg);
-    h5log_close(h);
-    h = h5log_reopen(path, 0, &err);
-    cr_assert_not_null(h, "%s", err.msg);
-    cr_assert_eq(h5log_train(h, 1, 1, 1, 1, 1, 1, &err), 0, "%s", err.msg);
-    h5log_close(h);
-    f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    cr_assert_eq(ds_len(f, "/train/step"), 1);
-    cr_assert_eq(ds_len(f, "/eval/step"), 0);
-    H5Fclose(f);
+    /* no temp file is left beside it */
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "ls '%s' | grep -c tmp", tmpdir);
+    cr_assert_neq(system(tmp), 0, "a temp file was left in %s", tmpdir);
 }
 
-/* A crash between the datasets of one append leaves unequal lengths; reopen cuts to the shortest. */
-Test(h5log, reopen_repairs_partial_record, .init = setup, .fini = teardown) {
+/* A full disk at the n-th record append is an error naming the file, not a crash; finish reports. */
+Test(h5log, append_failure_is_an_error, .init = setup, .fini = teardown) {
     char path[512];
     Err err = {{0}};
     tmp_path(path, sizeof path, "run.h5");
-    write_run(path);
-    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
-    hid_t ds = H5Dopen2(f, "/train/step", H5P_DEFAULT);
-    hsize_t n11[1] = {11};
-    cr_assert(H5Dset_extent(ds, n11) >= 0);
-    H5Dclose(ds);
-    H5Fclose(f);
-    H5Log *h = h5log_reopen(path, 1000, &err);
+    setenv("RWKVLAB_FAULT", "h5:3:enospc", 1);
+    H5Log *h = h5log_create(path, &test_attrs, &err);
     cr_assert_not_null(h, "%s", err.msg);
-    h5log_close(h);
-    f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    cr_assert_eq(ds_len(f, "/train/step"), 10);
-    cr_assert_eq(ds_len(f, "/train/loss"), 10);
-    H5Fclose(f);
+    int rc = 0;
+    for (long s = 1; s <= 5 && rc == 0; s++) rc = h5log_train(h, s, 1, 1, 1, 1, 1, &err);
+    unsetenv("RWKVLAB_FAULT");
+    cr_assert_eq(rc, -1, "the injected ENOSPC was not reported");
+    cr_assert(strstr(err.msg, path) && strstr(err.msg, "space"), "message: %s", err.msg);
+    cr_assert_eq(h5log_finish(h, &err), 0, "%s", err.msg);
 }
 
 /* ---- (2) error paths ---------------------------------------------------------------------------- */
@@ -247,34 +244,8 @@ Test(h5log, create_refuses_existing_file, .init = setup, .fini = teardown) {
     cr_log_info("%s", err.msg);
 }
 
-Test(h5log, reopen_missing_garbage_or_foreign_file, .init = setup, .fini = teardown) {
-    char path[512];
+Test(h5log, null_log, .init = setup, .fini = teardown) {
     Err err = {{0}};
-    tmp_path(path, sizeof path, "missing.h5");
-    cr_assert_null(h5log_reopen(path, 10, &err));
-    cr_assert(strstr(err.msg, path) != NULL, "message: %s", err.msg);
-    cr_log_info("%s", err.msg);
-
-    tmp_path(path, sizeof path, "garbage.h5");
-    FILE *fp = fopen(path, "wb");
-    cr_assert_not_null(fp);
-    for (int i = 0; i < 4096; i++) fputc((i * 7919) & 0xff, fp);
-    fclose(fp);
-    err.msg[0] = 0;
-    cr_assert_null(h5log_reopen(path, 10, &err));
-    cr_assert(strstr(err.msg, "not an HDF5 file") && strstr(err.msg, path), "message: %s", err.msg);
-    cr_log_info("%s", err.msg);
-
-    /* a valid HDF5 file that is not a run.h5 */
-    tmp_path(path, sizeof path, "foreign.h5");
-    hid_t f = H5Fcreate(path, H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT);
-    cr_assert(f >= 0);
-    H5Fclose(f);
-    err.msg[0] = 0;
-    cr_assert_null(h5log_reopen(path, 10, &err));
-    cr_assert(strstr(err.msg, "/train") && strstr(err.msg, path), "message: %s", err.msg);
-    cr_log_info("%s", err.msg);
-
     /* NULL log is tolerated by close and reported by the writers */
     h5log_close(NULL);
     cr_assert_eq(h5log_train(NULL, 1, 0, 0, 0, 0, 0, &err), -1);

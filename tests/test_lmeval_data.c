@@ -428,3 +428,41 @@ Test(lmeval_data, lambada_token_statistics) {
     lmeval_task_free(&t);
     tokenizer_free(tok);
 }
+
+/* ---- a huge document line is refused while reading (it used to reach scoring and fail there with "out of
+ * memory at rwkv7.c": a 20M-word lambada line asked for 1 TB of activations) ------------------------- */
+static void write_lambada_line(FILE *f, size_t nbytes) { /* {"text": "w w ... w"} of exactly nbytes */
+    const char *head = "{\"text\": \"", *tail = "\"}";
+    size_t body = nbytes - strlen(head) - strlen(tail);
+    fputs(head, f);
+    for (size_t i = 0; i < body; i++) fputc(i + 1 == body ? 'x' : i % 2 ? ' ' : 'w', f); /* ends in a word */
+    fputs(tail, f);
+    fputc('\n', f);
+}
+
+Test(lmeval_data, document_line_size_limit) {
+    char path[64] = "/tmp/rwkvlab_lmline_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs("{\"text\": \"a short doc\"}\n", f);
+    write_lambada_line(f, 65536); /* exactly at the limit: a document */
+    fclose(f);
+    LmTask t;
+    Err err = {{0}};
+    cr_assert_eq(lmeval_task_load_file("lambada_openai", path, NULL, &t, &err), 0, "%s", err.msg);
+    cr_assert_eq(t.ndocs, 2);
+    lmeval_task_free(&t);
+    f = fopen(path, "a");
+    write_lambada_line(f, 65537); /* line 3: one byte over */
+    fclose(f);
+    cr_assert_neq(lmeval_task_load_file("lambada_openai", path, NULL, &t, &err), 0);
+    char want[128];
+    snprintf(want, sizeof want, "%s:3: line of 65537 bytes is over the 65536-byte limit for one document", path);
+    cr_assert(strstr(err.msg, want), "message '%s' lacks '%s'", err.msg, want);
+    cr_assert(t.ndocs == 0 && t.docs == NULL);
+    /* the same for the hellaswag text reader */
+    cr_assert_neq(lmeval_task_load_file("hellaswag", path, NULL, &t, &err), 0);
+    cr_assert(strstr(err.msg, ":3: line of 65537 bytes"), "%s", err.msg);
+    unlink(path);
+}

@@ -725,3 +725,15 @@ Test(tensorfile, malformed_safetensors) {
         free(j.p);
     }
 }
+
+/* ---- a small file declaring a huge tensor: refused before anything is allocated, naming the tensor ---- */
+Test(tensorfile, huge_declared_tensor_past_the_end_is_named) {
+    PkSpec s = spec_ok();
+    s.key = "blocks.0.att.w1", s.numel = (int64_t)1 << 30, s.storage_bytes = 20000; /* a ~20 KB file */
+    s.shape[0] = 1, s.shape[1] = (int64_t)1 << 30, s.stride[0] = (int64_t)1 << 30, s.stride[1] = 1;
+    spec_fail(&s, "tensor 'blocks.0.att.w1' [1,1073741824] F32: its storage claims 1073741824 elements (4.295 GB) but "
+                  "holds 20000 bytes in the file: the data would lie beyond the end of the file", "pth: 2^30 elements");
+    st_fail("{\"blocks.0.att.w1\":{\"dtype\":\"BF16\",\"shape\":[1024,1048576],\"data_offsets\":[0,2147483648]}}", 20000, 0,
+            "tensor 'blocks.0.att.w1' [1024,1048576] BF16: data_offsets [0, 2147483648] reach beyond the end of the file, "
+            "whose data section holds 20000 bytes", "safetensors: 2^30 elements");
+}

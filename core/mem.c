@@ -1,0 +1,239 @@
+/* mem.c -- available memory, estimates and the up-front check (rules in mem.h). */
+#include "mem.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "task.h"
+
+/* ---- what the machine has ---------------------------------------------------------------------- */
+static char *slurp(const char *path, size_t max) {
+    FILE *f = fopen(path, "r");
+    if (!f) return NULL;
+    char *b = malloc(max + 1);
+    size_t n = b ? fread(b, 1, max, f) : 0;
+    fclose(f);
+    if (!b) return NULL;
+    b[n] = 0;
+    return b;
+}
+
+/* value of "key" (at a line start, followed by ':' or ' ') as an unsigned integer; 0 when absent */
+static unsigned long long field_u64(const char *text, const char *key, int *found) {
+    size_t kl = strlen(key);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, key, kl) || (p[kl] != ':' && p[kl] != ' ')) continue;
+        const char *q = p + kl + (p[kl] == ':');
+        while (*q == ' ' || *q == '\t') q++;
+        char *e;
+        errno = 0;
+        unsigned long long v = strtoull(q, &e, 10);
+        if (e == q || errno) return 0;
+        if (found) *found = 1;
+        return v;
+    }
+    return 0;
+}
+
+size_t mem_parse_meminfo(const char *text) {
+    int found = 0;
+    unsigned long long kb = field_u64(text, "MemAvailable", &found);
+    if (!found || kb > SIZE_MAX / 1024) return 0;
+    return (size_t)kb * 1024;
+}
+
+/* one number from a file ("max" = no limit); 0 when unreadable or unlimited */
+static unsigned long long read_u64(const char *path, int *ok) {
+    char *s = slurp(path, 64);
+    *ok = 0;
+    if (!s) return 0;
+    char *e;
+    unsigned long long v = strtoull(s, &e, 10);
+    *ok = e != s;
+    free(s);
+    return v;
+}
+
+/* (limit - usage + reclaimable page cache) of the cgroup directory dir, or SIZE_MAX when unlimited */
+static size_t cgroup_room(const char *dir, int v2) {
+    char p[4200];
+    int ok1, ok2;
+    snprintf(p, sizeof p, "%s/%s", dir, v2 ? "memory.max" : "memory.limit_in_bytes");
+    unsigned long long lim = read_u64(p, &ok1);
+    if (!ok1 || lim >= (1ULL << 60)) return SIZE_MAX; /* "max", absent, or v1's page-rounded LONG_MAX */
+    snprintf(p, sizeof p, "%s/%s", dir, v2 ? "memory.current" : "memory.usage_in_bytes");
+    unsigned long long use = read_u64(p, &ok2);
+    if (!ok2) use = 0;
+    snprintf(p, sizeof p, "%s/memory.stat", dir);
+    char *st = slurp(p, 1 << 16);
+    unsigned long long inact = st ? field_u64(st, v2 ? "inactive_file" : "total_inactive_file", NULL) : 0;
+    free(st);
+    use = use > inact ? use - inact : 0;
+    return lim > use ? (size_t)(lim - use) : 0;
+}
+
+/* smallest room from the cgroup at base/rel up to base itself */
+static size_t cgroup_walk(const char *base, const char *rel, int v2) {
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s%s", base, rel);
+    size_t room = SIZE_MAX;
+    for (;;) {
+        size_t r = cgroup_room(dir, v2);
+        if (r < room) room = r;
+        char *slash = strrchr(dir, '/');
+        if (!slash || (size_t)(slash - dir) < strlen(base)) break;
+        *slash = 0;
+    }
+    return room;
+}
+
+static size_t cgroup_available(void) {
+    char *cg = slurp("/proc/self/cgroup", 1 << 14);
+    if (!cg) return SIZE_MAX;
+    size_t room = SIZE_MAX;
+    for (char *line = strtok(cg, "\n"); line; line = strtok(NULL, "\n")) {
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2) continue;
+        *c2 = 0;
+        const char *ctrl = c1 + 1, *rel = c2 + 1;
+        if (!strcmp(rel, "/")) rel = "";
+        size_t r = SIZE_MAX;
+        if (!strncmp(line, "0", 1) && !*ctrl) { /* cgroup v2 (unified) */
+            r = cgroup_walk("/sys/fs/cgroup", rel, 1);
+            size_t r2 = cgroup_walk("/sys/fs/cgroup/unified", rel, 1);
+            if (r2 < r) r = r2;
+        } else if (strstr(ctrl, "memory")) { /* cgroup v1 memory controller */
+            r = cgroup_walk("/sys/fs/cgroup/memory", rel, 0);
+        }
+        if (r < room) room = r;
+    }
+    free(cg);
+    return room;
+}
+
+size_t mem_available_bytes(void) {
+    const char *ov = getenv("RWKVLAB_MEM_AVAILABLE");
+    if (ov && *ov) {
+        char *e;
+        errno = 0;
+        unsigned long long v = strtoull(ov, &e, 10);
+        if (!*e && !errno) return (size_t)v;
+        fprintf(stderr, "rwkvlab: ignoring RWKVLAB_MEM_AVAILABLE='%s' (not a byte count)\n", ov);
+    }
+    char *mi = slurp("/proc/meminfo", 1 << 16);
+    size_t avail = mi ? mem_parse_meminfo(mi) : 0;
+    free(mi);
+    size_t cg = cgroup_available();
+    if (cg < avail || (avail == 0 && cg != SIZE_MAX)) avail = cg;
+    return avail;
+}
+
+int mem_force_from_env(void) {
+    const char *f = getenv("RWKVLAB_FORCE_MEMORY");
+    return f && !strcmp(f, "1");
+}
+
+const char *mem_fmt(size_t b, char *buf, size_t n) {
+    if (b >= ((size_t)1 << 30)) snprintf(buf, n, "%.2f GiB", b / 1073741824.0);
+    else if (b >= ((size_t)1 << 20)) snprintf(buf, n, "%.1f MiB", b / 1048576.0);
+    else if (b >= 1024) snprintf(buf, n, "%.1f KiB", b / 1024.0);
+    else snprintf(buf, n, "%zu B", b);
+    return buf;
+}
+
+int mem_check_hint(size_t need, const char *what, const char *hint, int force, Err *err) {
+    size_t avail = mem_available_bytes();
+    if (avail == 0 || need <= avail) return 0;
+    char a[32], b[32];
+    mem_fmt(need, a, sizeof a), mem_fmt(avail, b, sizeof b);
+    if (force) {
+        fprintf(stderr, "rwkvlab: warning: %s needs about %s of memory but only %s is available; trying anyway "
+                        "(forced)\n", what, a, b);
+        return 0;
+    }
+    return err_set(err, "%s needs about %s of memory but only %s is available (MemAvailable, or the cgroup limit if "
+                        "lower). To fit, %s; or %s to try anyway",
+                   what, a, b, hint ? hint : "free memory or use a smaller job", MEM_FORCE_HOW);
+}
+
+int mem_check(size_t need, const char *what, int force, Err *err) {
+    return mem_check_hint(need, what, NULL, force, err);
+}
+
+/* ---- what a training run needs ------------------------------------------------------------------ */
+/* bytes of a model forward at (B,T,K) with gradients: the activation buffer plus its per-row tokens,
+ * targets and mask */
+static size_t fwd_bytes(const Rwkv7Dims *d, int B, int T, int K) {
+    return rwkv7_act_numel(d, B, T, K, 1) * sizeof(real) + (size_t)B * T * (2 * sizeof(int) + 1);
+}
+
+static size_t batch_bytes(size_t B, size_t T) { return B * T * (2 * sizeof(int) + 1); }
+
+size_t mem_train_bytes(const RunConfig *c, const Rwkv7Dims *dims, int K, MemTrainParts *parts) {
+    MemTrainParts p = {0};
+    Rwkv7Dims d = *dims;
+    int nt = 0;
+    size_t np = 0;
+    free(rwkv7_tensor_table(&d, &nt, &np));
+    p.params = p.grads = np * sizeof(real);
+    p.optim = 2 * np * sizeof(real);
+    /* the activation buffer only grows: its peak is the largest of the shapes the run forwards */
+    const int B = c->train.batch, T = c->task.train_len;
+    size_t acts = fwd_bytes(&d, B, T, K);
+    long max_rows = (long)B * T; /* as train.c's run_eval / train_evaluate */
+    if (max_rows < 4096) max_rows = 4096;
+    int tmax = 0;
+    p.data = batch_bytes((size_t)B, (size_t)T);
+    for (int i = 0; i < c->task.ntest_lens; i++) {
+        int tl = c->task.test_lens[i], n = c->task.test_size;
+        if (tl > tmax) tmax = tl;
+        int eb = (int)(max_rows / tl);
+        if (eb < 1) eb = 1;
+        if (eb > n) eb = n;
+        size_t a = fwd_bytes(&d, eb, tl, K) + (size_t)eb * tl * sizeof(int); /* + predictions */
+        if (a > acts) acts = a;
+        p.data += batch_bytes((size_t)n, (size_t)tl);
+    }
+    if (c->log.trajectories > 0) {
+        int tt = c->log.trajectory_len > 0 ? c->log.trajectory_len : tmax;
+        size_t a = fwd_bytes(&d, 1, tt, K);
+        if (a > acts) acts = a;
+        size_t LT = (size_t)d.L * tt, HNN = (size_t)d.H * d.N * d.N;
+        p.traj = LT * (HNN + 3 * (size_t)d.C) * sizeof(float) /* the capture arrays */
+                 + (size_t)tt * HNN * sizeof(real)                /* rwkv7_forward's per-step states */
+                 + batch_bytes((size_t)c->log.trajectories, (size_t)tt) + (size_t)tt * sizeof(int);
+    }
+    p.acts = acts;
+    p.ckpt = 2 * np * sizeof(real);
+    p.total = p.params + p.grads + p.optim + p.acts + p.data + p.traj + p.ckpt;
+    if (parts) *parts = p;
+    return p.total;
+}
+
+void mem_train_dims(const RunConfig *c, int vocab, Rwkv7Dims *d) {
+    *d = (Rwkv7Dims){.V = vocab, .C = c->model.d_model, .L = c->model.layers, .N = c->model.head_size,
+                     .Dw = c->model.lora_w, .Da = c->model.lora_a, .Dv = c->model.lora_v, .Dg = c->model.lora_g,
+                     .extended = !strcmp(c->model.eig_range, "extended"), .has_ln0 = 1};
+}
+
+int mem_check_train(const RunConfig *c, int vocab, int K, Err *err) {
+    MemTrainParts p;
+    Rwkv7Dims dd;
+    const Rwkv7Dims *d = &dd;
+    mem_train_dims(c, vocab, &dd);
+    mem_train_bytes(c, d, K, &p);
+    char what[600], s[7][24];
+    snprintf(what, sizeof what,
+             "training (L=%d C=%d, batch %d x length %d) (parameters %s, gradients %s, AdamW moments %s, "
+             "activations %s, data %s, trajectories %s, checkpoint buffer %s)",
+             d->L, d->C, c->train.batch, c->task.train_len, mem_fmt(p.params, s[0], 24), mem_fmt(p.grads, s[1], 24),
+             mem_fmt(p.optim, s[2], 24), mem_fmt(p.acts, s[3], 24), mem_fmt(p.data, s[4], 24),
+             mem_fmt(p.traj, s[5], 24), mem_fmt(p.ckpt, s[6], 24));
+    return mem_check_hint(p.total, what,
+                          "use a smaller train.batch or task.train_len (activations), a larger train.chunk (state "
+                          "checkpoints), a smaller model (model.layers, model.d_model) or fewer or shorter "
+                          "task.test_lens",
+                          mem_force_from_env(), err);
+}

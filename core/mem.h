@@ -1,0 +1,64 @@
+/* mem.h -- memory estimates and an up-front check: refuse work that cannot fit before allocating it.
+ *
+ * Scope: what the machine has (mem_available_bytes), what a job needs (mem_train_bytes for a training
+ * run, the loader's own estimate in rwkv7_io.c for a tensor file), and one check (mem_check) whose
+ * message gives the estimate, what is available and how to fix it.
+ * Rules:
+ *  - Available = /proc/meminfo MemAvailable, lowered to (limit - usage) of every cgroup (v2 memory.max /
+ *    memory.current, or v1 memory.limit_in_bytes / memory.usage_in_bytes) from this process's cgroup up
+ *    to the root. 0 means "unknown" (no /proc): the check then passes.
+ *  - RWKVLAB_MEM_AVAILABLE=BYTES replaces the measurement (to rehearse a smaller machine; tests use it).
+ *  - force (the CLI's --force-memory; for now RWKVLAB_FORCE_MEMORY=1, see mem_force_from_env) turns a
+ *    refusal into a warning on stderr.
+ *  - Estimates count the large buffers (parameters, gradients, optimizer moments, activations, test
+ *    sets, trajectory buffers); code, libraries and small tables are not counted (a few tens of MB).
+ */
+#ifndef RWKV_MEM_H
+#define RWKV_MEM_H
+
+#include <stddef.h>
+
+#include "common.h"
+#include "config.h"
+#include "rwkv7.h"
+
+/* Bytes this process can still allocate without swapping or hitting a cgroup limit; 0 = unknown. */
+size_t mem_available_bytes(void);
+/* MemAvailable (bytes) from the text of /proc/meminfo; 0 if absent. Exposed for tests. */
+size_t mem_parse_meminfo(const char *text);
+
+/* 0 when need fits (or availability is unknown). Otherwise: with force, a warning on stderr and 0;
+ * without, -1 and err = "<what> needs about X but Y is available ... <how to fix>". hint (may be NULL)
+ * names what the user can make smaller; the message always ends with the way to try anyway. */
+int mem_check_hint(size_t need, const char *what, const char *hint, int force, Err *err);
+int mem_check(size_t need, const char *what, int force, Err *err);
+/* RWKVLAB_FORCE_MEMORY=1 (the stand-in for --force-memory until the CLI passes it). */
+int mem_force_from_env(void);
+/* How a refusal tells the user to try anyway (update when the CLI gains --force-memory). */
+#define MEM_FORCE_HOW "set RWKVLAB_FORCE_MEMORY=1"
+
+/* "1.50 GiB", "12.0 MiB", "640 B" into buf. */
+const char *mem_fmt(size_t bytes, char *buf, size_t n);
+
+/* Estimated peak bytes of `rwkvlab train` for cfg with model dims *d (V, C, L, N, ranks as the run
+ * builds them) and WKV checkpoint interval K; parts (may be NULL) gets the breakdown. */
+typedef struct {
+    size_t params;       /* parameters */
+    size_t grads;        /* gradients */
+    size_t optim;        /* AdamW first and second moments */
+    size_t acts;         /* activation buffer at its largest (training, evaluation or trajectory forward),
+                            including the WKV state checkpoints and the per-row token buffers */
+    size_t data;         /* training batch and fixed test sets */
+    size_t traj;         /* trajectory capture buffers at the end of the run */
+    size_t ckpt;         /* checkpoint writing: ckpt.c builds optim.bin (both moments) in memory before its
+                            atomic write (and resume reads files of that size) */
+    size_t total;
+} MemTrainParts;
+size_t mem_train_bytes(const RunConfig *cfg, const Rwkv7Dims *d, int K, MemTrainParts *parts);
+/* The model dims train_run builds from cfg and the task's vocabulary (H, F, ranks resolved later). */
+void mem_train_dims(const RunConfig *cfg, int vocab, Rwkv7Dims *d);
+/* mem_train_bytes for mem_train_dims(cfg, vocab) + mem_check with a hint for training configs and force
+ * from the environment (RWKVLAB_FORCE_MEMORY=1). */
+int mem_check_train(const RunConfig *cfg, int vocab, int K, Err *err);
+
+#endif

@@ -1,0 +1,227 @@
+/* test_mem.c -- memory estimates and the up-front check (core/mem.h).
+ *
+ * What is checked: MemAvailable parsing; the RWKVLAB_MEM_AVAILABLE override; mem_check's refusal message
+ * (estimate, available, how to fix) and force; each part of the training estimate against the buffer the
+ * code really allocates (parameters, AdamW moments, the activation buffer after training and evaluation
+ * forwards); the whole estimate against the peak RSS of real `rwkvlab train` runs (within a stated bound);
+ * and `train` refusing up front -- before writing anything -- when the estimate exceeds what is available.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mem.h"
+#include "optim.h"
+#include "train.h"
+#include "task.h"
+#include "testutil.h"
+
+#ifdef __SANITIZE_ADDRESS__
+#define UNDER_ASAN 1
+#else
+#define UNDER_ASAN 0
+#endif
+
+static char tmpdir[64];
+static void mk_tmpdir(void) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/rwkvlab_mem_XXXXXX");
+    cr_assert(mkdtemp(tmpdir));
+    unsetenv("RWKVLAB_MEM_AVAILABLE");
+    unsetenv("RWKVLAB_FORCE_MEMORY");
+}
+static void rm_tmpdir(void) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd)) {}
+}
+
+Test(mem, meminfo_parsing_and_override, .init = mk_tmpdir, .fini = rm_tmpdir) {
+    const char *mi = "MemTotal:       32000000 kB\nMemFree:         1000000 kB\nMemAvailable:   24353264 kB\n"
+                     "Buffers:          100 kB\n";
+    cr_assert_eq(mem_parse_meminfo(mi), (size_t)24353264 * 1024);
+    cr_assert_eq(mem_parse_meminfo("MemTotal: 5 kB\n"), 0, "no MemAvailable line: unknown");
+    cr_assert_eq(mem_parse_meminfo("MemAvailableX: 5 kB\nMemAvailable: 7 kB\n"), 7 * 1024);
+    size_t a = mem_available_bytes();
+    if (access("/proc/meminfo", R_OK) == 0) cr_assert(a > ((size_t)1 << 20), "available = %zu on a Linux machine", a);
+    setenv("RWKVLAB_MEM_AVAILABLE", "123456789", 1);
+    cr_assert_eq(mem_available_bytes(), 123456789);
+    unsetenv("RWKVLAB_MEM_AVAILABLE");
+}
+
+Test(mem, check_message_and_force, .init = mk_tmpdir, .fini = rm_tmpdir) {
+    setenv("RWKVLAB_MEM_AVAILABLE", "1048576", 1); /* 1 MiB free */
+    Err e = {{0}};
+    cr_assert_eq(mem_check(1000, "a small job", 0, &e), 0);
+    cr_assert_eq(mem_check((size_t)3 << 30, "the big job", 0, &e), -1);
+    cr_assert(strstr(e.msg, "the big job needs about 3.00 GiB of memory but only 1.0 MiB is available"), "%s", e.msg);
+    cr_assert(strstr(e.msg, "RWKVLAB_FORCE_MEMORY=1"), "%s", e.msg);
+    cr_assert_eq(mem_check((size_t)3 << 30, "the big job", 1, &e), 0, "force turns the refusal into a warning");
+    unsetenv("RWKVLAB_MEM_AVAILABLE");
+}
+
+static void small_cfg(RunConfig *c) {
+    config_defaults(c);
+    snprintf(c->experiment.name, sizeof c->experiment.name, "memtest");
+    c->model.layers = 2, c->model.d_model = 64, c->model.head_size = 16;
+    c->task.train_len = 24, c->task.test_lens[0] = 24, c->task.test_lens[1] = 300, c->task.ntest_lens = 2;
+    c->task.test_size = 6;
+    c->train.batch = 5, c->train.chunk = 4;
+    c->log.trajectories = 0;
+}
+
+/* Each part against what the code allocates: params and moments from the real model and optimizer, the
+ * activation buffer after the forwards that train_run makes (training batch, evaluation at each length). */
+Test(mem, train_estimate_parts_match_real_buffers) {
+    RunConfig c;
+    small_cfg(&c);
+    Err e;
+    cr_assert_eq(config_validate(&c, &e), 0, "%s", e.msg);
+    Task *task = task_create(&c, &e);
+    cr_assert(task, "%s", e.msg);
+    Rwkv7Dims d;
+    mem_train_dims(&c, task_vocab(task), &d);
+    const int K = c.train.chunk;
+    MemTrainParts p;
+    size_t total = mem_train_bytes(&c, &d, K, &p);
+    cr_assert_eq(total, p.params + p.grads + p.optim + p.acts + p.data + p.traj + p.ckpt);
+    cr_assert_eq(p.ckpt, p.optim, "optim.bin holds both moments");
+    Rwkv7 *m = rwkv7_create(&d);
+    cr_assert_eq(p.params, m->nparams * sizeof(real));
+    cr_assert_eq(p.grads, m->nparams * sizeof(real));
+    AdamW o;
+    AdamWConfig ac = {.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.99, .eps = 1e-8, .steps = 1};
+    adamw_init(&o, &ac, m->nparams);
+    cr_assert_eq(p.optim, 2 * o.n * sizeof(real));
+    adamw_free(&o);
+    Batch b;
+    batch_alloc(&b, c.train.batch, c.task.train_len);
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    task_sample(task, rng, &b);
+    rwkv7_forward(m, b.inputs, b.B, b.T, K, NULL, NULL, NULL);
+    size_t train_acts = rwkv7_act_bytes(m);
+    for (int i = 0; i < c.task.ntest_lens; i++) {
+        Batch tb;
+        task_testset(task, 1, c.task.test_lens[i], c.task.test_size, &tb);
+        double ta, sa;
+        train_evaluate(m, tb.inputs, tb.targets, tb.mask, tb.B, tb.T, K, 4096, &ta, &sa);
+        batch_free(&tb);
+    }
+    size_t acts = rwkv7_act_bytes(m); /* the buffer only grows: its size now is the run's peak */
+    cr_assert(acts > train_acts, "the length-300 evaluation must need more than training (%zu vs %zu)", acts, train_acts);
+    size_t rows = 0; /* largest forward: rows of its token/target/mask buffers and predictions */
+    for (int i = 0; i < c.task.ntest_lens; i++) {
+        int tl = c.task.test_lens[i], eb = 4096 / tl < 1 ? 1 : 4096 / tl;
+        if (eb > c.task.test_size) eb = c.task.test_size;
+        if ((size_t)eb * tl > rows) rows = (size_t)eb * tl;
+    }
+    size_t want = acts + rows * (3 * sizeof(int) + 1);
+    cr_assert_eq(p.acts, want, "activation estimate %zu, real buffer %zu + %zu rows", p.acts, acts, rows);
+    printf("train estimate (L=2 C=64, B=5 T=24, tests 24 and 300): params %zu, grads %zu, optim %zu, acts %zu, data %zu "
+           "-> %zu bytes\n", p.params, p.grads, p.optim, p.acts, p.data, total);
+    gsl_rng_free(rng);
+    batch_free(&b);
+    rwkv7_free(m);
+    task_free(task);
+}
+
+/* Peak RSS (kB) of `rwkvlab train CFG --set ...` in a child; -1 if it failed. */
+static long train_rss_kb(const char *cfg, const char *sets, const char *out) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "exec %s train %s %s --out %s --quiet > %s.log 2>&1", rwkvlab_bin(), cfg, sets, out, out);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    struct rusage ru;
+    cr_assert(wait4(pid, &st, 0, &ru) == pid);
+    if (!WIFEXITED(st) || WEXITSTATUS(st)) return -1;
+    return ru.ru_maxrss;
+}
+
+static size_t estimate_for(const char *cfg_path, const char *const *sets, int nsets) {
+    RunConfig c;
+    Err e;
+    config_defaults(&c);
+    cr_assert_eq(config_load(&c, cfg_path, &e), 0, "%s", e.msg);
+    for (int i = 0; i < nsets; i++) cr_assert_eq(config_set(&c, sets[i], &e), 0, "%s", e.msg);
+    Task *t = task_create(&c, &e);
+    cr_assert(t, "%s", e.msg);
+    Rwkv7Dims d;
+    mem_train_dims(&c, task_vocab(t), &d);
+    size_t b = mem_train_bytes(&c, &d, c.train.chunk > 0 ? c.train.chunk : 1, NULL);
+    task_free(t);
+    return b;
+}
+
+static void write_cfg(const char *path) {
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs("[experiment]\nname = memtest\n[model]\nlayers = 1\nd_model = 32\nhead_size = 8\n[task]\nname = s5\n"
+          "train_len = 16\ntest_lens = 16\ntest_size = 8\n[train]\nsteps = 1\nbatch = 4\neval_every = 1\n"
+          "ckpt_every = 1\nlog_every = 1\nwarmup = 0\n[log]\ntrajectories = 0\n", f);
+    fclose(f);
+}
+
+/* The estimate against a real run: peak RSS minus that of a tiny run (code, libraries, HDF5 and BLAS
+ * buffers), for a parameter-heavy and an activation-heavy config. Bound: the difference of the two estimates
+ * and the difference of the two RSS agree within 10% + 12 MiB. Skipped under ASan (its shadow memory and
+ * quarantine make RSS meaningless). */
+Test(mem, train_estimate_vs_peak_rss, .init = mk_tmpdir, .fini = rm_tmpdir, .timeout = 120) {
+    if (UNDER_ASAN) cr_skip_test("RSS is not comparable under AddressSanitizer");
+    char cfg[128], out[160];
+    snprintf(cfg, sizeof cfg, "%s/mem.ini", tmpdir);
+    write_cfg(cfg);
+    snprintf(out, sizeof out, "%s/base", tmpdir);
+    long base_kb = train_rss_kb(cfg, "", out);
+    cr_assert(base_kb > 0, "the tiny run failed (see %s.log)", out);
+    size_t base_est = estimate_for(cfg, NULL, 0);
+    static const char *const heavy[2][9] = {
+        /* parameters: L=8 C=256 -> 6.8M parameters, x4 buffers */
+        {"model.layers=8", "model.d_model=256", "model.head_size=64", "train.batch=1", NULL},
+        /* activations: B=32 x T=128 with every WKV state kept (chunk = 1), evaluation at length 128 */
+        {"model.layers=2", "model.d_model=64", "model.head_size=16", "train.batch=32", "task.train_len=128",
+         "task.test_lens=128", "task.test_size=32", "train.chunk=1", NULL}};
+    for (int k = 0; k < 2; k++) {
+        char sets[1024] = "";
+        int ns = 0;
+        for (; heavy[k][ns]; ns++) snprintf(sets + strlen(sets), sizeof sets - strlen(sets), " --set %s", heavy[k][ns]);
+        snprintf(out, sizeof out, "%s/run%d", tmpdir, k);
+        long kb = train_rss_kb(cfg, sets, out);
+        cr_assert(kb > 0, "run %d failed (see %s.log)", k, out);
+        double est = (double)(estimate_for(cfg, heavy[k], ns) - base_est) / 1048576;
+        double rss = (double)(kb - base_kb) / 1024;
+        double bound = 0.10 * est + 12;
+        printf("memory estimate vs peak RSS (%s): estimate %.1f MiB, measured %.1f MiB above a tiny run (bound %.1f MiB, "
+               "used %.0f%%)\n", k ? "activation-heavy" : "parameter-heavy", est, rss, bound,
+               100 * (rss > est ? rss - est : est - rss) / bound);
+        cr_assert(rss > est - bound && rss < est + bound, "estimate %.1f MiB vs measured %.1f MiB (bound %.1f MiB)", est,
+                  rss, bound);
+    }
+}
+
+/* train refuses a config that cannot fit before it writes anything, and runs it when forced */
+Test(mem, train_refuses_up_front, .init = mk_tmpdir, .fini = rm_tmpdir, .timeout = 60) {
+    char cfg[128], cmd[1024], out[160];
+    snprintf(cfg, sizeof cfg, "%s/mem.ini", tmpdir);
+    write_cfg(cfg);
+    snprintf(out, sizeof out, "%s/refused", tmpdir);
+    snprintf(cmd, sizeof cmd, "RWKVLAB_MEM_AVAILABLE=200000 %s train %s --out %s > %s/log.txt 2>&1", rwkvlab_bin(), cfg,
+             out, tmpdir);
+    cr_assert_eq(sh(cmd), 1, "train must exit 1 when the estimate exceeds the available memory");
+    snprintf(cmd, sizeof cmd, "grep -q 'needs about .* of memory but only 195.3 KiB is available' %s/log.txt && "
+                              "grep -q 'train.batch' %s/log.txt && grep -q RWKVLAB_FORCE_MEMORY=1 %s/log.txt",
+             tmpdir, tmpdir, tmpdir);
+    cr_assert_eq(sh(cmd), 0, "message lacks the estimate, the available memory or the fixes");
+    struct stat st;
+    cr_assert(stat(out, &st) != 0, "a refused run must leave no run directory behind");
+    snprintf(cmd, sizeof cmd, "RWKVLAB_MEM_AVAILABLE=200000 RWKVLAB_FORCE_MEMORY=1 %s train %s --out %s --quiet "
+                              "> %s/log2.txt 2>&1 && grep -q 'trying anyway' %s/log2.txt", rwkvlab_bin(), cfg, out,
+             tmpdir, tmpdir);
+    cr_assert_eq(sh(cmd), 0, "forced, the run must go ahead with a warning");
+}

@@ -73,7 +73,11 @@ export RWKVLAB_PROBED := 1
 $(info rwkvlab build: gsl=$(HAVE_GSL) hdf5=$(HAVE_HDF5) openblas=$(HAVE_OPENBLAS) inih=$(HAVE_INIH) cjson=$(HAVE_CJSON) criterion=$(HAVE_CRIT) bz2=$(HAVE_BZ2) openmp=$(HAVE_OMP) cuda=$(HAVE_CUDA) version=$(GIT_VERSION))
 endif
 
-CFLAGS_BASE := $(CSTD) $(WARN) $(OMP_FLAGS) $(DEP_CFLAGS) -Icore -Itasks -DRWKVLAB_VERSION='"$(GIT_VERSION)"'
+# core/ is the shared pieces (common, config, ops, optim, mem); its rooms: models/ (one file per
+# architecture and the shared recurrence), io/ (checkpoints, HDF5, tokenizer), train/ (the training run),
+# eval/ (lm-eval scoring), cli/ (one file per subcommand), cuda/ (the GPU engine, its own rules).
+CORE_DIRS   := core core/models core/io core/train core/eval core/cli
+CFLAGS_BASE := $(CSTD) $(WARN) $(OMP_FLAGS) $(DEP_CFLAGS) $(addprefix -I,$(CORE_DIRS)) -Itasks -DRWKVLAB_VERSION='"$(GIT_VERSION)"'
 LDLIBS      := $(OMP_FLAGS) $(DEP_LIBS)
 SAN         := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
@@ -81,11 +85,11 @@ SAN         := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitiz
 O := $(if $(filter 1,$(NO_OMP)),build/noomp,build)
 
 # ---- sources ------------------------------------------------------------------------------------
-LIB_SRC   := $(filter-out core/main.c,$(wildcard core/*.c)) $(wildcard tasks/*.c)
-CLI_SRC   := core/main.c
+LIB_SRC   := $(filter-out core/cli/main.c,$(foreach d,$(CORE_DIRS),$(wildcard $(d)/*.c))) $(wildcard tasks/*.c)
+CLI_SRC   := core/cli/main.c
 T32_SRC   := $(wildcard tests/test_*.c)
 T64_SRC   := $(wildcard tests/grad_*.c)
-HDRS      := $(wildcard core/*.h tasks/*.h tests/*.h)
+HDRS      := $(foreach d,$(CORE_DIRS),$(wildcard $(d)/*.h)) $(wildcard tasks/*.h tests/*.h)
 
 # flavour -> flags: rel (fp32), f64 (fp64, gradient checks), dbg / dbg64 (sanitizers)
 FL_rel    := $(OPT) -g

@@ -26,6 +26,7 @@
  *     to a scratch copy of the config; the text is stored verbatim. --set sweep.model.layers=1,2 works.
  */
 #include "config.h"
+#include "model.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -61,20 +62,24 @@ typedef struct {
     double lo, hi;       /* numeric range (lists: of each entry) */
     int lo_open, hi_open; /* T_REAL: 1 = that end is excluded */
     const char *choices; /* T_ENUM: "a|b|c" */
+    const char *(*choices_fn)(void); /* T_ENUM read from a registry instead (model.arch) */
 } CfgKey;
+
+static const char *key_choices(const CfgKey *k) { return k->choices_fn ? k->choices_fn() : k->choices; }
 
 /* Offsets with a compile-time check that the field has the size of the type the row claims. */
 #define MEMBER(s, f) (((RunConfig *)0)->s.f)
 #define SIZE_IS(expr, T) (0 * sizeof(char[sizeof(expr) == sizeof(T) ? 1 : -1]))
 #define OFF(s, f, T) (offsetof(RunConfig, s.f) + SIZE_IS(MEMBER(s, f), T))
-#define K_INT(s, f, lo, hi) {#s, #f, T_INT, OFF(s, f, int), 0, 0, lo, hi, 0, 0, NULL}
-#define K_LONG(s, f, lo, hi) {#s, #f, T_LONG, OFF(s, f, long), 0, 0, lo, hi, 0, 0, NULL}
-#define K_REAL(s, f, lo, lo_open, hi, hi_open) {#s, #f, T_REAL, OFF(s, f, double), 0, 0, lo, hi, lo_open, hi_open, NULL}
-#define K_STR(s, f, ty) {#s, #f, ty, offsetof(RunConfig, s.f), sizeof MEMBER(s, f), 0, 0, 0, 0, 0, NULL}
-#define K_ENUM(s, f, ch) {#s, #f, T_ENUM, offsetof(RunConfig, s.f), sizeof MEMBER(s, f), 0, 0, 0, 0, 0, ch}
+#define K_INT(s, f, lo, hi) {#s, #f, T_INT, OFF(s, f, int), 0, 0, lo, hi, 0, 0, NULL, NULL}
+#define K_LONG(s, f, lo, hi) {#s, #f, T_LONG, OFF(s, f, long), 0, 0, lo, hi, 0, 0, NULL, NULL}
+#define K_REAL(s, f, lo, lo_open, hi, hi_open) {#s, #f, T_REAL, OFF(s, f, double), 0, 0, lo, hi, lo_open, hi_open, NULL, NULL}
+#define K_STR(s, f, ty) {#s, #f, ty, offsetof(RunConfig, s.f), sizeof MEMBER(s, f), 0, 0, 0, 0, 0, NULL, NULL}
+#define K_ENUM(s, f, ch) {#s, #f, T_ENUM, offsetof(RunConfig, s.f), sizeof MEMBER(s, f), 0, 0, 0, 0, 0, ch, NULL}
+#define K_ENUMF(s, f, fn) {#s, #f, T_ENUM, offsetof(RunConfig, s.f), sizeof MEMBER(s, f), 0, 0, 0, 0, 0, NULL, fn}
 #define K_LIST(s, f, ty, elem, cnt, lo, hi)                                                               \
     {#s, #f, ty, offsetof(RunConfig, s.f) + SIZE_IS(MEMBER(s, f)[0], elem),                             \
-     sizeof MEMBER(s, f) / sizeof(elem), OFF(s, cnt, int), lo, hi, 0, 0, NULL}
+     sizeof MEMBER(s, f) / sizeof(elem), OFF(s, cnt, int), lo, hi, 0, 0, NULL, NULL}
 
 #define BIG (1 << 20) /* generous upper bound for sizes and lengths (keeps B*T*C products in range) */
 
@@ -83,7 +88,7 @@ static const CfgKey CFG_KEYS[] = {
     K_LIST(experiment, seeds, T_LONGS, long, nseeds, 0, INFINITY),
     K_STR(experiment, notes, T_STR),
 
-    K_ENUM(model, arch, "rwkv7"),
+    K_ENUMF(model, arch, model_arch_names),
     K_INT(model, layers, 1, 1024),
     K_INT(model, d_model, 1, 65536),
     K_INT(model, head_size, 1, 65536),
@@ -92,6 +97,9 @@ static const CfgKey CFG_KEYS[] = {
     K_INT(model, lora_a, 0, 65536),
     K_INT(model, lora_v, 0, 65536),
     K_INT(model, lora_g, 0, 65536),
+    K_INT(model, lora_mix, 0, 65536),
+    K_INT(model, short_conv, 0, 16),
+    K_INT(model, expand_v, 1, 8),
     K_ENUM(model, init, "official"),
 
     K_ENUM(task, name, "s5|a5|s3"),
@@ -146,6 +154,7 @@ void config_defaults(RunConfig *c) {
     c->model.head_size = 32;
     snprintf(c->model.eig_range, CFG_STR, "standard");
     snprintf(c->model.init, CFG_STR, "official");
+    c->model.expand_v = 1;
 
     snprintf(c->task.name, CFG_STR, "s5");
     snprintf(c->task.variant, CFG_STR, "swaps");
@@ -356,7 +365,7 @@ static int key_apply(RunConfig *c, const CfgKey *k, const char *text, const char
     }
     case T_ENUM: {
         size_t n = strlen(text);
-        for (const char *p = k->choices; *p;) {
+        for (const char *p = key_choices(k); *p;) {
             size_t m = strcspn(p, "|");
             if (m == n && strncmp(p, text, n) == 0) {
                 memset(field, 0, k->cap);
@@ -366,7 +375,7 @@ static int key_apply(RunConfig *c, const CfgKey *k, const char *text, const char
             p += m + (p[m] == '|');
         }
         return err_set(err, "%s: %s: '%s' is not one of %s — pick one of these (case-sensitive)", where, kn,
-                       text, k->choices);
+                       text, key_choices(k));
     }
     case T_STR:
     case T_NAME: {
@@ -919,7 +928,7 @@ char *config_to_ini(const RunConfig *c) {
             if (strcmp(k->section, SECTIONS[s]) != 0) continue;
             char text[1024];
             key_format(c, k, text, sizeof text);
-            if (k->type == T_ENUM) fprintf(f, "%s = %s ; %s\n", k->name, text, k->choices);
+            if (k->type == T_ENUM) fprintf(f, "%s = %s ; %s\n", k->name, text, key_choices(k));
             else fprintf(f, "%s = %s\n", k->name, text);
         }
     }

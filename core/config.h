@@ -3,7 +3,8 @@
  * Sections and keys (defaults in config_defaults; every key documented in README "Config reference"):
  *   [experiment] name, seeds (comma list; first is used by `train`), notes
  *   [model]      arch (rwkv7), layers, d_model, head_size, eig_range (standard|extended),
- *                lora_w, lora_a, lora_v, lora_g (0 = official formula), init (official)
+ *                lora_w, lora_a, lora_v, lora_g (0 = official formula), lora_mix, short_conv, expand_v,
+ *                init (official)
  *   [task]       name (s5|a5|s3), variant (full|swaps|swaps3), train_len, test_lens (list),
  *                test_size (sequences per test length)
  *   [train]      steps, batch, lr, lr_min, warmup, schedule (cosine|constant), weight_decay, grad_clip,
@@ -37,6 +38,9 @@ typedef struct {
         int head_size;           /* N, divides C */
         char eig_range[CFG_STR]; /* standard | extended */
         int lora_w, lora_a, lora_v, lora_g; /* 0 = official formula */
+        int lora_mix;            /* RWKV-6 token-shift LoRA rank Dm (0 = official 32) */
+        int short_conv;          /* causal depthwise conv before the mixer's projections, kernel size (0 = off) */
+        int expand_v;            /* Gated DeltaNet value head = expand_v * head_size (1 = like-for-like state) */
         char init[CFG_STR];      /* official */
     } model;
     struct {

@@ -163,25 +163,29 @@ int mem_check(size_t need, const char *what, int force, Err *err) {
 }
 
 /* ---- what a training run needs ------------------------------------------------------------------ */
-/* bytes of a model forward at (B,T,K) with gradients: the activation buffer plus its per-row tokens,
- * targets and mask */
-static size_t fwd_bytes(const Rwkv7Dims *d, int B, int T, int K) {
-    return rwkv7_act_numel(d, B, T, K, 1) * sizeof(real) + (size_t)B * T * (2 * sizeof(int) + 1);
+/* bytes of a training model's forward at (B,T,K) and its loss: the architecture's activations (with its
+ * token copy) and the shared loss buffers of model.c (probabilities and dlogits (R,V), targets, mask) */
+static size_t fwd_bytes(const ModelArch *a, const void *dims, int V, int B, int T, int K) {
+    const size_t R = (size_t)B * T;
+    return a->act_bytes_for(dims, B, T, K, 1) + R * V * 2 * sizeof(real) + R * (sizeof(int) + 1);
 }
 
 static size_t batch_bytes(size_t B, size_t T) { return B * T * (2 * sizeof(int) + 1); }
 
-size_t mem_train_bytes(const RunConfig *c, const Rwkv7Dims *dims, int K, MemTrainParts *parts) {
+size_t mem_train_bytes(const RunConfig *c, const ModelArch *a, const void *dims, int K, MemTrainParts *parts) {
     MemTrainParts p = {0};
-    Rwkv7Dims d = *dims;
     int nt = 0;
     size_t np = 0;
-    free(rwkv7_tensor_table(&d, &nt, &np));
+    free(a->tensor_table(dims, &nt, &np));
+    int vals[MODEL_MAX_DIMS], V = 0;
+    model_dims_get(a, dims, vals);
+    for (int i = 0; i < a->ndims; i++)
+        if (!strcmp(a->dim_fields[i].name, "V")) V = vals[i];
     p.params = p.grads = np * sizeof(real);
     p.optim = 2 * np * sizeof(real);
-    /* the activation buffer only grows: its peak is the largest of the shapes the run forwards */
+    /* the activation and loss buffers only grow: their peak is the largest of the shapes the run forwards */
     const int B = c->train.batch, T = c->task.train_len;
-    size_t acts = fwd_bytes(&d, B, T, K);
+    size_t acts = fwd_bytes(a, dims, V, B, T, K);
     long max_rows = (long)B * T; /* as train.c's run_eval / train_evaluate */
     if (max_rows < 4096) max_rows = 4096;
     int tmax = 0;
@@ -192,18 +196,21 @@ size_t mem_train_bytes(const RunConfig *c, const Rwkv7Dims *dims, int K, MemTrai
         int eb = (int)(max_rows / tl);
         if (eb < 1) eb = 1;
         if (eb > n) eb = n;
-        size_t a = fwd_bytes(&d, eb, tl, K) + (size_t)eb * tl * sizeof(int); /* + predictions */
-        if (a > acts) acts = a;
+        size_t b = fwd_bytes(a, dims, V, eb, tl, K) + (size_t)eb * tl * sizeof(int); /* + predictions */
+        if (b > acts) acts = b;
         p.data += batch_bytes((size_t)n, (size_t)tl);
     }
     if (c->log.trajectories > 0) {
         int tt = c->log.trajectory_len > 0 ? c->log.trajectory_len : tmax;
-        size_t a = fwd_bytes(&d, 1, tt, K);
-        if (a > acts) acts = a;
-        size_t LT = (size_t)d.L * tt, HNN = (size_t)d.H * d.N * d.N;
-        p.traj = LT * (HNN + 3 * (size_t)d.C) * sizeof(float) /* the capture arrays */
-                 + (size_t)tt * HNN * sizeof(real)                /* rwkv7_forward's per-step states */
-                 + batch_bytes((size_t)c->log.trajectories, (size_t)tt) + (size_t)tt * sizeof(int);
+        size_t b = fwd_bytes(a, dims, V, 1, tt, K);
+        if (b > acts) acts = b;
+        /* model_trace_alloc's arrays, and the architecture's per-step state copy while tracing */
+        Model *m = model_create(a, dims, 0); /* for the derived sizes; no forward, tiny next to a run */
+        size_t LT = (size_t)m->L * tt, S = (size_t)m->H * m->N * m->Nv, per = S + (size_t)m->C * (a->rank_one ? 3 : 1);
+        for (int i = 0; i < a->ntrace; i++) per += a->trace[i].per_head ? (size_t)m->H : (size_t)m->C;
+        p.traj = LT * per * sizeof(float) + (size_t)tt * S * sizeof(real) +
+                 batch_bytes((size_t)c->log.trajectories, (size_t)tt) + (size_t)tt * sizeof(int);
+        model_free(m);
     }
     p.acts = acts;
     p.ckpt = 2 * np * sizeof(real);
@@ -212,23 +219,22 @@ size_t mem_train_bytes(const RunConfig *c, const Rwkv7Dims *dims, int K, MemTrai
     return p.total;
 }
 
-void mem_train_dims(const RunConfig *c, int vocab, Rwkv7Dims *d) {
-    *d = (Rwkv7Dims){.V = vocab, .C = c->model.d_model, .L = c->model.layers, .N = c->model.head_size,
-                     .Dw = c->model.lora_w, .Da = c->model.lora_a, .Dv = c->model.lora_v, .Dg = c->model.lora_g,
-                     .extended = !strcmp(c->model.eig_range, "extended"), .has_ln0 = 1};
+int mem_train_dims(const RunConfig *c, int vocab, const ModelArch *a, void *dims, Err *err) {
+    return a->dims_from_config(dims, c, vocab, err);
 }
 
 int mem_check_train(const RunConfig *c, int vocab, int K, Err *err) {
     MemTrainParts p;
-    Rwkv7Dims dd;
-    const Rwkv7Dims *d = &dd;
-    mem_train_dims(c, vocab, &dd);
-    mem_train_bytes(c, d, K, &p);
+    const ModelArch *a = model_arch_find(c->model.arch);
+    char dims[1024];
+    if (!a) return err_set(err, "model.arch = %s is not known (available: %s)", c->model.arch, model_arch_names());
+    if (mem_train_dims(c, vocab, a, dims, err)) return -1;
+    mem_train_bytes(c, a, dims, K, &p);
     char what[600], s[7][24];
     snprintf(what, sizeof what,
-             "training (L=%d C=%d, batch %d x length %d) (parameters %s, gradients %s, AdamW moments %s, "
+             "training (%s L=%d C=%d, batch %d x length %d) (parameters %s, gradients %s, AdamW moments %s, "
              "activations %s, data %s, trajectories %s, checkpoint buffer %s)",
-             d->L, d->C, c->train.batch, c->task.train_len, mem_fmt(p.params, s[0], 24), mem_fmt(p.grads, s[1], 24),
+             a->title, c->model.layers, c->model.d_model, c->train.batch, c->task.train_len, mem_fmt(p.params, s[0], 24), mem_fmt(p.grads, s[1], 24),
              mem_fmt(p.optim, s[2], 24), mem_fmt(p.acts, s[3], 24), mem_fmt(p.data, s[4], 24),
              mem_fmt(p.traj, s[5], 24), mem_fmt(p.ckpt, s[6], 24));
     return mem_check_hint(p.total, what,

@@ -1,7 +1,7 @@
 /* mem.h -- memory estimates and an up-front check: refuse work that cannot fit before allocating it.
  *
  * Scope: what the machine has (mem_available_bytes), what a job needs (mem_train_bytes for a training
- * run, the loader's own estimate in rwkv7_io.c for a tensor file), and one check (mem_check) whose
+ * run, the loader's own estimate in model_io.c for a tensor file), and one check (mem_check) whose
  * message gives the estimate, what is available and how to fix it.
  * Rules:
  *  - Available = /proc/meminfo MemAvailable, lowered to (limit - usage) of every cgroup (v2 memory.max /
@@ -20,7 +20,7 @@
 
 #include "common.h"
 #include "config.h"
-#include "rwkv7.h"
+#include "model.h"
 
 /* Bytes this process can still allocate without swapping or hitting a cgroup limit; 0 = unknown. */
 size_t mem_available_bytes(void);
@@ -40,8 +40,7 @@ int mem_force_from_env(void);
 /* "1.50 GiB", "12.0 MiB", "640 B" into buf. */
 const char *mem_fmt(size_t bytes, char *buf, size_t n);
 
-/* Estimated peak bytes of `rwkvlab train` for cfg with model dims *d (V, C, L, N, ranks as the run
- * builds them) and WKV checkpoint interval K; parts (may be NULL) gets the breakdown. */
+/* Estimated peak bytes of `rwkvlab train` for cfg with architecture a and its dims (as the run builds them) and WKV checkpoint interval K; parts (may be NULL) gets the breakdown. */
 typedef struct {
     size_t params;       /* parameters */
     size_t grads;        /* gradients */
@@ -54,9 +53,9 @@ typedef struct {
                             atomic write (and resume reads files of that size) */
     size_t total;
 } MemTrainParts;
-size_t mem_train_bytes(const RunConfig *cfg, const Rwkv7Dims *d, int K, MemTrainParts *parts);
-/* The model dims train_run builds from cfg and the task's vocabulary (H, F, ranks resolved later). */
-void mem_train_dims(const RunConfig *cfg, int vocab, Rwkv7Dims *d);
+size_t mem_train_bytes(const RunConfig *cfg, const ModelArch *a, const void *dims, int K, MemTrainParts *parts);
+/* The model dims train_run builds from cfg and the task's vocabulary (the architecture's dims_from_config). */
+int mem_train_dims(const RunConfig *cfg, int vocab, const ModelArch *a, void *dims, Err *err);
 /* mem_train_bytes for mem_train_dims(cfg, vocab) + mem_check with a hint for training configs and force
  * from the environment (RWKVLAB_FORCE_MEMORY=1). */
 int mem_check_train(const RunConfig *cfg, int vocab, int K, Err *err);

@@ -5,7 +5,7 @@
 #define RWKV_OPTIM_H
 
 #include "common.h"
-#include "rwkv7.h"
+#include "param.h"
 
 typedef struct {
     double lr, lr_min;

@@ -15,11 +15,13 @@ typedef struct {
     int K;
 } ModelCase;
 
-static double model_loss(void *ctx) {
+/* the loss through the model interface (model.h): the shared masked cross-entropy */
+static double case_loss(void *ctx) {
     ModelCase *c = ctx;
     long nc, cnt;
-    rwkv7_forward(c->m, c->tok, B, T, c->K, NULL, NULL, NULL);
-    return rwkv7_loss(c->m, c->tgt, c->mask, NULL, &nc, &cnt);
+    ModelFwd f = {.K = c->K};
+    model_forward(&c->m->head, c->tok, B, T, &f);
+    return model_loss(&c->m->head, c->tgt, c->mask, NULL, &nc, &cnt);
 }
 
 /* Official init, then every tensor perturbed so that no gradient path is trivially zero
@@ -57,8 +59,8 @@ static void full_check(int L, int extended, int ln0, int bias, unsigned long see
     printf("tiny RWKV-7 L=%d C=32 N=16 T=%d B=%d V=%d extended=%d ln0=%d: %d tensors, %zu params\n", L, T, B, V,
            extended, ln0, m->ntensors, m->nparams);
     memset(m->grads, 0, m->nparams * sizeof(real));
-    model_loss(&c);
-    rwkv7_backward(m);
+    case_loss(&c);
+    model_backward(&m->head);
     real *analytic = malloc(m->nparams * sizeof(real));
     memcpy(analytic, m->grads, m->nparams * sizeof(real));
     double worst = 0;
@@ -67,13 +69,13 @@ static void full_check(int L, int extended, int ln0, int bias, unsigned long see
         double nz = 0;
         for (size_t e = 0; e < p->numel; e++) nz += fabs(analytic[p->offset + e]);
         cr_expect(nz > 0, "%s: gradient is identically zero (path not exercised)", p->name);
-        double w = check_grad(p->name, m->params + p->offset, analytic + p->offset, p->numel, model_loss, &c, 48,
+        double w = check_grad(p->name, m->params + p->offset, analytic + p->offset, p->numel, case_loss, &c, 48,
                               rng, GRAD_TOL);
         if (w > worst) worst = w;
     }
     printf("worst err/limit over all %d tensors: %.3f (headroom %.1fx)\n", m->ntensors, worst, 1 / worst);
     free(analytic), free(c.tok), free(c.tgt), free(c.mask);
-    rwkv7_free(m);
+    model_free(&m->head);
     gsl_rng_free(rng);
 }
 
@@ -123,7 +125,7 @@ Test(grad_model, recurrent_equals_sequence) {
     printf("recurrent vs sequence (from a random state): max |diff| = %.3g (limit 1e-12)\n", maxd);
     cr_expect(maxd <= 1e-12, "recurrent and sequence mode differ by %g", maxd);
     free(s0), free(sseq), free(seq);
-    rwkv7_free(m);
+    model_free(&m->head);
     gsl_rng_free(rng);
 }
 
@@ -137,8 +139,8 @@ Test(grad_model, chunked_equals_unchunked) {
         ModelCase c = {.m = tiny_model(rng, 2, 0, 1), .K = Ks[ki]};
         make_data(&c, rng);
         memset(c.m->grads, 0, c.m->nparams * sizeof(real));
-        model_loss(&c);
-        rwkv7_backward(c.m);
+        case_loss(&c);
+        model_backward(&c.m->head);
         printf("  K=%-3d activation bytes %zu\n", Ks[ki], rwkv7_act_bytes(c.m));
         if (!ref) {
             ref = malloc(c.m->nparams * sizeof(real));
@@ -148,7 +150,7 @@ Test(grad_model, chunked_equals_unchunked) {
                       "gradients with K=%d differ from K=1", Ks[ki]);
         }
         free(c.tok), free(c.tgt), free(c.mask);
-        rwkv7_free(c.m);
+        model_free(&c.m->head);
         gsl_rng_free(rng);
     }
     free(ref);

@@ -9,7 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "rwkv7_io.h"
+#include "model_io.h"
+#include "rwkv7.h"
 #include "testutil.h"
 
 static const char *find_data(const char *rel) {
@@ -32,9 +33,11 @@ static int argmax(const real *x, int n) {
 Test(checkpoint, real_reverse_model_reverses_digits) {
     const char *p = find_data("models/reverse_L2_x070.pth");
     if (!p) cr_skip_test("reverse_L2_x070.pth not in data/ or ../shared/data/ (run `make data`)");
-    Rwkv7 *m;
+    Model *mm;
     Err e;
-    cr_assert_eq(rwkv7_load(p, &m, &e), 0, "%s", e.msg);
+    cr_assert_eq(model_load(p, &mm, &e), 0, "%s", e.msg);
+    cr_assert_eq(mm->arch, &model_rwkv7);
+    Rwkv7 *m = mm->self;
     cr_expect_eq(m->d.L, 2);
     cr_expect_eq(m->d.C, 32);
     cr_expect_eq(m->d.N, 16);
@@ -71,16 +74,17 @@ Test(checkpoint, real_reverse_model_reverses_digits) {
     cr_expect_eq(wrong_rec, 0);
     free(state);
     gsl_rng_free(rng);
-    rwkv7_free(m);
+    model_free(mm);
 }
 
 /* export to .pth and .safetensors in f32 and reload: identical parameters; bf16 within rounding */
 Test(checkpoint, export_roundtrip) {
     Rwkv7Dims d = {.V = 13, .C = 32, .L = 2, .N = 16, .Dw = 8, .Da = 16, .Dv = 8, .Dg = 24, .has_ln0 = 1,
                    .bias = RWKV7_BIAS_O | RWKV7_BIAS_HEAD};
-    Rwkv7 *m = rwkv7_create(&d);
+    Model *mm = model_create(&model_rwkv7, &d, 1);
+    Rwkv7 *m = mm->self;
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
-    rwkv7_init_official(m, rng);
+    model_init(mm, rng, NULL);
     for (size_t i = 0; i < m->nparams; i++) m->params[i] += (real)(0.01 * (gsl_rng_uniform(rng) - 0.5));
     char dir[] = "/tmp/rwkvlab_export_XXXXXX";
     cr_assert(mkdtemp(dir));
@@ -90,9 +94,10 @@ Test(checkpoint, export_roundtrip) {
             char p[256];
             snprintf(p, sizeof p, "%s/m%d.%s", dir, bf, exts[k]);
             Err e;
-            cr_assert_eq(rwkv7_export(m, p, bf ? TF_BF16 : TF_F32, &e), 0, "%s", e.msg);
-            Rwkv7 *r;
-            cr_assert_eq(rwkv7_load(p, &r, &e), 0, "%s: %s", p, e.msg);
+            cr_assert_eq(model_export(mm, p, bf ? TF_BF16 : TF_F32, &e), 0, "%s", e.msg);
+            Model *rm;
+            cr_assert_eq(model_load(p, &rm, &e), 0, "%s: %s", p, e.msg);
+            Rwkv7 *r = rm->self;
             cr_assert_eq(r->nparams, m->nparams);
             cr_expect_eq(memcmp(&r->d, &m->d, sizeof d), 0, "dims differ after %s", p);
             double worst = 0;
@@ -103,12 +108,12 @@ Test(checkpoint, export_roundtrip) {
             printf("export %s %s: worst relative parameter change %.3g\n", exts[k], bf ? "bf16" : "f32", worst);
             if (bf) cr_expect(worst <= 1.0 / 256, "bf16 rounding error %.3g > 2^-8", worst);
             else cr_expect(worst == 0, "f32 round trip not exact (%.3g)", worst);
-            rwkv7_free(r);
+            model_free(rm);
             unlink(p);
         }
     rmdir(dir);
     gsl_rng_free(rng);
-    rwkv7_free(m);
+    model_free(mm);
 }
 
 Test(checkpoint, rejects_non_rwkv7_files) {
@@ -117,13 +122,13 @@ Test(checkpoint, rejects_non_rwkv7_files) {
     cr_assert(fd >= 0);
     (void)!write(fd, "garbage that is neither a zip nor safetensors", 46);
     close(fd);
-    Rwkv7 *m;
+    Model *m;
     Err e = {{0}};
-    cr_expect_neq(rwkv7_load(p, &m, &e), 0);
+    cr_expect_neq(model_load(p, &m, &e), 0);
     cr_expect(strlen(e.msg) > 10, "no message");
     printf("garbage file: %s\n", e.msg);
     unlink(p);
-    cr_expect_neq(rwkv7_load("/nonexistent/model.pth", &m, &e), 0);
+    cr_expect_neq(model_load("/nonexistent/model.pth", &m, &e), 0);
 }
 
 /* The checkpoint commands through the CLI: info, logits (sequence == recurrent), trace (HDF5). */

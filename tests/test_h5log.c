@@ -14,6 +14,7 @@
 #include <hdf5.h>
 
 #include "h5log.h"
+#include "rwkv7.h"
 
 static char tmpdir[256];
 
@@ -254,12 +255,20 @@ Test(h5log, null_log, .init = setup, .fini = teardown) {
 
 /* ---- (3) transition eigenvalues ----------------------------------------------------------------- */
 
+/* The RWKV-7 transition M = diag(w) - kk (kk*a)^T in the generic form diag(w) + alpha beta^T. */
+static int rwkv7_eigs(int N, const float *w, const float *a, const float *kk, double *re, double *im) {
+    float alpha[64], beta[64];
+    if (N < 0 || N > 64) return -1;
+    for (int i = 0; i < N; i++) alpha[i] = -kk[i], beta[i] = kk[i] * a[i];
+    return transition_eigenvalues(N, w, alpha, beta, re, im);
+}
+
 Test(h5log, eigenvalues_kk_zero_are_w_sorted) {
     enum { N = 6 };
     float w[N] = {0.7f, 0.95f, 0.6f, 0.99f, 0.8f, 0.55f}, a[N], kk[N] = {0};
     for (int i = 0; i < N; i++) a[i] = 0.5f;
     double re[N], im[N];
-    cr_assert_eq(transition_eigenvalues(N, w, a, kk, re, im), 0);
+    cr_assert_eq(rwkv7_eigs(N, w, a, kk, re, im), 0);
     const double want[N] = {0.99, 0.95, 0.8, 0.7, 0.6, 0.55};
     for (int i = 0; i < N; i++) {
         cr_assert(fabs(re[i] - (double)(float)want[i]) < 1e-12, "re[%d] = %g want %g", i, re[i], want[i]);
@@ -280,7 +289,7 @@ Test(h5log, eigenvalues_rank_one_closed_form) {
     }
     for (int i = 0; i < N; i++) kk[i] = (float)(kk[i] / sqrt(nrm));
     double re[N], im[N], worst = 0;
-    cr_assert_eq(transition_eigenvalues(N, w, a, kk, re, im), 0);
+    cr_assert_eq(rwkv7_eigs(N, w, a, kk, re, im), 0);
     /* M = c I - alpha kk kk^T: eigenvalue c on kk's complement, c - alpha*|kk|^2 along kk */
     for (int i = 0; i < N - 1; i++) worst = fmax(worst, fabs(re[i] - c));
     worst = fmax(worst, fabs(re[N - 1] - (c - alpha)));
@@ -329,11 +338,12 @@ Test(h5log, eigenvalues_trace_and_determinant) {
         double m[N * N], tr = 0;
         for (int i = 0; i < N; i++)
             for (int j = 0; j < N; j++)
-                m[i * N + j] = (i == j ? (double)w[i] : 0) - (double)kk[i] * a[j] * kk[j];
+                /* the matrix as the solver gets it: alpha = -kk and beta = kk*a rounded to float */
+                m[i * N + j] = (i == j ? (double)w[i] : 0) + (double)(-kk[i]) * (double)(kk[j] * a[j]);
         for (int i = 0; i < N; i++) tr += m[i * N + i];
         double det = det_lu(N, m);
         double re[N], im[N];
-        cr_assert_eq(transition_eigenvalues(N, w, a, kk, re, im), 0);
+        cr_assert_eq(rwkv7_eigs(N, w, a, kk, re, im), 0);
         double sum_re = 0, sum_im = 0, pr = 1, pi = 0;
         for (int i = 0; i < N; i++) {
             sum_re += re[i];
@@ -357,10 +367,10 @@ Test(h5log, eigenvalues_trace_and_determinant) {
 Test(h5log, eigenvalues_reject_bad_input) {
     float w[2] = {0.5f, NAN}, a[2] = {0}, kk[2] = {0};
     double re[2], im[2];
-    cr_assert_eq(transition_eigenvalues(2, w, a, kk, re, im), -1);
-    cr_assert_eq(transition_eigenvalues(0, w, a, kk, re, im), -1);
+    cr_assert_eq(rwkv7_eigs(2, w, a, kk, re, im), -1);
+    cr_assert_eq(rwkv7_eigs(0, w, a, kk, re, im), -1);
     w[1] = 0.25f;
-    cr_assert_eq(transition_eigenvalues(1, w, a, kk, re, im), 0);
+    cr_assert_eq(rwkv7_eigs(1, w, a, kk, re, im), 0);
     cr_assert_float_eq(re[0], 0.5, 1e-15);
 }
 
@@ -378,6 +388,11 @@ Test(h5log, trajectory_roundtrip, .init = setup, .fini = teardown) {
     }
     for (int t = 0; t < T; t++) tokens[t] = 10 + t, targets[t] = 20 + t, pred[t] = 30 + t;
 
+    /* an RWKV-7-shaped model head and its trace in the generic form */
+    static float alpha[L * T * C], beta[L * T * C];
+    for (int i = 0; i < L * T * C; i++) alpha[i] = -kk[i], beta[i] = kk[i] * a[i];
+    Model mh = {.arch = &model_rwkv7, .L = L, .H = H, .N = N, .Nv = N, .C = C};
+    ModelTrace mt = {.state = state, .w = decay, .alpha = alpha, .beta = beta, .q = {decay, a}};
     char path[512];
     Err err = {{0}};
     tmp_path(path, sizeof path, "run.h5");
@@ -385,15 +400,15 @@ Test(h5log, trajectory_roundtrip, .init = setup, .fini = teardown) {
     cr_assert_not_null(h, "%s", err.msg);
     /* written twice: the second call replaces the first */
     for (int rep = 0; rep < 2; rep++)
-        cr_assert_eq(h5log_trajectory(h, 0, L, T, H, N, tokens, targets, pred, state, decay, a, kk, &err), 0,
+        cr_assert_eq(h5log_trajectory(h, 0, &mh, T, tokens, targets, pred, &mt, &err), 0,
                      "%s", err.msg);
-    cr_assert_eq(h5log_trajectory(h, 3, L, T, H, N, tokens, targets, pred, state, decay, a, kk, &err), 0,
+    cr_assert_eq(h5log_trajectory(h, 3, &mh, T, tokens, targets, pred, &mt, &err), 0,
                  "%s", err.msg);
     /* bad shape and non-finite input are errors, not crashes */
-    cr_assert_eq(h5log_trajectory(h, 1, L, 0, H, N, tokens, targets, pred, state, decay, a, kk, &err), -1);
+    cr_assert_eq(h5log_trajectory(h, 1, &mh, 0, tokens, targets, pred, &mt, &err), -1);
     const float keep = decay[C + 1];
     decay[C + 1] = NAN;
-    cr_assert_eq(h5log_trajectory(h, 2, L, T, H, N, tokens, targets, pred, state, decay, a, kk, &err), -1);
+    cr_assert_eq(h5log_trajectory(h, 2, &mh, T, tokens, targets, pred, &mt, &err), -1);
     cr_assert(strstr(err.msg, "t=1") != NULL, "message: %s", err.msg);
     cr_log_info("non-finite input reported as: %s", err.msg);
     decay[C + 1] = keep;
@@ -466,7 +481,7 @@ Test(h5log, trajectory_roundtrip, .init = setup, .fini = teardown) {
             for (int hh = 0; hh < H; hh++) {
                 size_t off = ((size_t)l * T + t) * C + (size_t)hh * N;
                 double re[N], im[N];
-                cr_assert_eq(transition_eigenvalues(N, decay + off, a + off, kk + off, re, im), 0);
+                cr_assert_eq(rwkv7_eigs(N, decay + off, a + off, kk + off, re, im), 0);
                 for (int i = 0; i < N; i++) {
                     cr_assert_eq(ere[(t * H + hh) * N + i], (float)re[i]);
                     cr_assert_eq(eim[(t * H + hh) * N + i], (float)im[i]);

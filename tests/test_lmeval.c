@@ -18,7 +18,8 @@
 #include "lmeval.h"
 #include "lmeval_out.h"
 #include "lmeval_data.h"
-#include "rwkv7_io.h"
+#include "model_io.h"
+#include "rwkv7.h"
 #include "testutil.h"
 #include "tokenizer.h"
 
@@ -44,16 +45,17 @@ static void setup(void) {
     cr_assert_eq(symlink(q, p), 0);
     /* a small random model with the World vocabulary */
     Rwkv7Dims d = {.V = 65536, .C = 32, .L = 2, .N = 16, .Dw = 8, .Da = 8, .Dv = 8, .Dg = 8, .has_ln0 = 1};
-    Rwkv7 *m = rwkv7_create(&d);
+    Model *mm = model_create(&model_rwkv7, &d, 1);
+    Rwkv7 *m = mm->self;
     gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
-    rwkv7_init_official(m, r);
+    model_init(mm, r, NULL);
     for (size_t i = 0; i < m->nparams; i++) m->params[i] += (real)(0.05 * (gsl_rng_uniform(r) - 0.5));
     for (size_t i = 0; i < (size_t)d.V * d.C; i++) m->w.emb[i] = (real)(gsl_rng_uniform(r) - 0.5);
     gsl_rng_free(r);
     snprintf(model, sizeof model, "%s/m.safetensors", tmp);
     Err e;
-    cr_assert_eq(rwkv7_export(m, model, TF_F32, &e), 0, "%s", e.msg);
-    rwkv7_free(m);
+    cr_assert_eq(model_export(mm, model, TF_F32, &e), 0, "%s", e.msg);
+    model_free(mm);
 }
 static void teardown(void) {
     char cmd[400];
@@ -151,13 +153,13 @@ Test(lmeval, logprob_equals_one_pass) {
     Err e;
     Tokenizer *tok = tokenizer_load(vocab, &e);
     cr_assert(tok, "%s", e.msg);
-    Rwkv7 *m;
-    cr_assert_eq(rwkv7_load(model, &m, &e), 0, "%s", e.msg);
+    Model *m;
+    cr_assert_eq(model_load(model, &m, &e), 0, "%s", e.msg);
     LmTask t;
     char data[400];
     snprintf(data, sizeof data, "%s/data", tmp);
     cr_assert_eq(lmeval_task_load("lambada_openai", data, &t, &e), 0, "%s", e.msg);
-    const int V = m->d.V;
+    const int V = m->V;
     for (int di = 0; di < t.ndocs; di++) {
         int *c, *k;
         size_t nc, nk;
@@ -166,7 +168,7 @@ Test(lmeval, logprob_equals_one_pass) {
         /* one pass */
         int *all = malloc((nc + nk) * sizeof(int));
         memcpy(all, c, nc * sizeof(int)), memcpy(all + nc, k, nk * sizeof(int));
-        const real *lg = rwkv7_forward(m, all, 1, (int)(nc + nk), 16, NULL, NULL, NULL);
+        const real *lg = model_forward(m, all, 1, (int)(nc + nk), NULL);
         double direct = 0;
         for (size_t j = 0; j < nk; j++) {
             const real *row = lg + (nc - 1 + j) * V;
@@ -176,8 +178,9 @@ Test(lmeval, logprob_equals_one_pass) {
             direct += row[k[j]] - mx - log(z);
         }
         /* the lmeval path */
-        real *s = calloc(rwkv7_state_numel(&m->d, 1), sizeof(real)), *lg0 = malloc(V * sizeof(real));
-        memcpy(lg0, rwkv7_forward(m, c, 1, (int)nc, 16, s, s, NULL) + (nc - 1) * V, V * sizeof(real));
+        real *s = calloc(model_state_numel(m, 1), sizeof(real)), *lg0 = malloc(V * sizeof(real));
+        ModelFwd f = {.state_in = s, .state_out = s};
+        memcpy(lg0, model_forward(m, c, 1, (int)nc, &f) + (nc - 1) * V, V * sizeof(real));
         int greedy;
         double lp = lmeval_score_continuation(m, s, lg0, k, (int)nk, &greedy);
         printf("lambada fixture doc %d: %zu ctx + %zu cont tokens, logprob %.6f (one pass %.6f)\n", di, nc, nk, lp, direct);
@@ -185,7 +188,7 @@ Test(lmeval, logprob_equals_one_pass) {
         free(s), free(lg0), free(all), free(c), free(k);
     }
     lmeval_task_free(&t);
-    rwkv7_free(m);
+    model_free(m);
     tokenizer_free(tok);
 }
 

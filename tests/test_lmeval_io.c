@@ -1,4 +1,4 @@
-/* test_lmeval_io.c -- lm-eval 0.4-compatible output rules (core/lmeval_out.c) without a model: float text
+/* test_lmeval_io.c -- lm-eval 0.4-compatible output rules (core/eval/lmeval_out.c) without a model: float text
  * as Python's repr (so json.load reads floats), lm-eval's sanitize_model_name and date_id, the output
  * location for a directory or a .json OUT, collision-free publishing (two runs never overwrite each
  * other), and the checked growth of the samples buffer. Expected strings are Python's outputs

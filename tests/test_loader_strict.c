@@ -1,5 +1,5 @@
 /* test_loader_strict.c -- building a model from a .pth / .safetensors accounts for every tensor, checks
- * memory before allocating, and reads each shared storage once (core/rwkv7_io.h).
+ * memory before allocating, and reads each shared storage once (core/io/model_io.h).
  *
  * Files are derived in the test from the committed fixture tests/fixtures/ckpt/l3_f32.safetensors (3 layers,
  * C=32): one tensor removed, one added, a LoRA factor declared [0, 2^30], a storage claiming more than the
@@ -13,7 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "rwkv7_io.h"
+#include "model_io.h"
+#include "rwkv7.h"
 #include "testutil.h"
 
 #define L3 "tests/fixtures/ckpt/l3_f32.safetensors"
@@ -89,10 +90,10 @@ static void sd_write(const Sd *s, const char *path) {
 static void path_in(char *p, size_t n, const char *name) { snprintf(p, n, "%s/%s", tmpdir, name); }
 
 /* load must fail; the message must hold every string of want[] (NULL-terminated) */
-static void load_fails(const char *path, const Rwkv7LoadOpts *o, const char *const *want) {
-    Rwkv7 *m = (Rwkv7 *)1;
+static void load_fails(const char *path, const ModelLoadOpts *o, const char *const *want) {
+    Model *m = (Model *)1;
     Err e = {{0}};
-    int rc = rwkv7_load_with(path, o, &m, &e);
+    int rc = model_load_with(path, o, &m, &e);
     cr_assert(rc != 0, "%s: loaded, but must be refused", path);
     cr_assert(m == NULL, "%s: *out must be NULL after a failure", path);
     for (int i = 0; want[i]; i++) cr_assert(strstr(e.msg, want[i]), "%s: message \"%s\" lacks \"%s\"", path, e.msg, want[i]);
@@ -100,16 +101,16 @@ static void load_fails(const char *path, const Rwkv7LoadOpts *o, const char *con
 }
 
 /* parameters of a loaded model equal those of the fixture, tensor by tensor */
-static void same_params(const Rwkv7 *a, const Rwkv7 *b) {
+static void same_params(const Model *a, const Model *b) {
     cr_assert_eq(a->nparams, b->nparams);
-    cr_assert(!memcmp(&a->d, &b->d, sizeof a->d), "dims differ");
+    cr_assert(a->arch == b->arch && !memcmp(a->dims, b->dims, a->arch->dims_size), "dims differ");
     cr_assert(!memcmp(a->params, b->params, a->nparams * sizeof(real)), "parameters differ");
 }
 
-static Rwkv7 *load_ok(const char *path, const Rwkv7LoadOpts *o) {
-    Rwkv7 *m = NULL;
+static Model *load_ok(const char *path, const ModelLoadOpts *o) {
+    Model *m = NULL;
     Err e;
-    cr_assert(rwkv7_load_with(path, o, &m, &e) == 0, "%s: %s", path, e.msg);
+    cr_assert(model_load_with(path, o, &m, &e) == 0, "%s: %s", path, e.msg);
     return m;
 }
 
@@ -118,12 +119,12 @@ Test(loader_strict, existing_fixtures_load_strictly, .init = mk_tmpdir, .fini = 
     const char *files[] = {L3, "tests/fixtures/ckpt/tiny_f32.safetensors", "tests/fixtures/ckpt/n64_bf16.safetensors",
                            "tests/fixtures/ckpt/n64_bf16.pth", "../shared/data/models/reverse_L2_x070.pth"};
     const int layers[] = {3, 2, 2, 2, 2};
-    Rwkv7LoadOpts strict = {0}; /* allow_unknown = 0 */
+    ModelLoadOpts strict = {0}; /* allow_unknown = 0 */
     for (int i = 0; i < 5; i++) {
         if (access(files[i], R_OK)) continue; /* the real model lives outside the repository */
-        Rwkv7 *m = load_ok(files[i], &strict);
-        cr_assert_eq(m->d.L, layers[i], "%s: L = %d", files[i], m->d.L);
-        rwkv7_free(m);
+        Model *m = load_ok(files[i], &strict);
+        cr_assert_eq(m->L, layers[i], "%s: L = %d", files[i], m->L);
+        model_free(m);
     }
 }
 
@@ -171,8 +172,8 @@ Test(loader_strict, each_tensor_is_needed, .init = mk_tmpdir, .fini = rm_tmpdir)
             if (i != k) t[n++] = all.t[i];
         Err e;
         cr_assert(safetensors_write(p, t, n, TF_F32, &e) == 0, "%s", e.msg);
-        Rwkv7 *m = NULL;
-        cr_assert(rwkv7_load_with(p, NULL, &m, &e) != 0, "loaded without '%s'", all.t[k].name);
+        Model *m = NULL;
+        cr_assert(model_load_with(p, NULL, &m, &e) != 0, "loaded without '%s'", all.t[k].name);
         char q[200];
         snprintf(q, sizeof q, "'%s'", all.t[k].name);
         cr_assert(strstr(e.msg, q), "without '%s': message \"%s\" does not name it", all.t[k].name, e.msg);
@@ -181,7 +182,7 @@ Test(loader_strict, each_tensor_is_needed, .init = mk_tmpdir, .fini = rm_tmpdir)
 }
 
 Test(loader_strict, unknown_tensor_refused_unless_allowed, .init = mk_tmpdir, .fini = rm_tmpdir) {
-    Rwkv7 *ref = load_ok(L3, NULL);
+    Model *ref = load_ok(L3, NULL);
     const char *extra[] = {"blocks.1.att.surprise", "model.extra_head", "blocks.7.ln1.weight"};
     for (int k = 0; k < 3; k++) {
         Sd s;
@@ -192,22 +193,22 @@ Test(loader_strict, unknown_tensor_refused_unless_allowed, .init = mk_tmpdir, .f
         sd_write(&s, p);
         sd_free(&s);
         if (k < 2) {
-            snprintf(q, sizeof q, "tensor '%s' [2,3] is not part of an RWKV-7", extra[k]);
+            snprintf(q, sizeof q, "tensor '%s' [2,3] is not part of the model (RWKV-7", extra[k]);
             load_fails(p, NULL, (const char *[]){p, q, "--allow-unknown-tensors", NULL});
-            Rwkv7LoadOpts allow = {.allow_unknown = 1};
-            Rwkv7 *m = load_ok(p, &allow);
+            ModelLoadOpts allow = {.allow_unknown = 1};
+            Model *m = load_ok(p, &allow);
             same_params(m, ref);
-            rwkv7_free(m);
+            model_free(m);
             setenv("RWKVLAB_ALLOW_UNKNOWN_TENSORS", "1", 1); /* the environment's default, for opts = NULL */
             m = load_ok(p, NULL);
             same_params(m, ref);
-            rwkv7_free(m);
+            model_free(m);
             unsetenv("RWKVLAB_ALLOW_UNKNOWN_TENSORS");
         } else { /* a stray key of a layer 7 makes the file too small for 8 layers: refused, never allowed */
             load_fails(p, NULL, (const char *[]){"blocks.7.ln1.weight", "names layer 7", NULL});
         }
     }
-    rwkv7_free(ref);
+    model_free(ref);
 }
 
 Test(loader_strict, absurd_layer_index_refused_quickly, .init = mk_tmpdir, .fini = rm_tmpdir) {
@@ -218,7 +219,7 @@ Test(loader_strict, absurd_layer_index_refused_quickly, .init = mk_tmpdir, .fini
     path_in(p, sizeof p, "layer_bomb.safetensors");
     sd_write(&s, p);
     sd_free(&s);
-    load_fails(p, &(Rwkv7LoadOpts){.allow_unknown = 1}, (const char *[]){"names layer 99999999", NULL});
+    load_fails(p, &(ModelLoadOpts){.allow_unknown = 1}, (const char *[]){"names layer 99999999", NULL});
 }
 
 /* ---- item 17: huge declarations refused before allocating ------------------------------------------ */
@@ -244,21 +245,21 @@ Test(loader_strict, empty_but_huge_lora_factor_refused_before_allocation, .init 
 }
 
 Test(loader_strict, model_larger_than_available_memory, .init = mk_tmpdir, .fini = rm_tmpdir) {
-    Rwkv7LoadStats st = {0};
-    Rwkv7 *m = load_ok(L3, &(Rwkv7LoadOpts){.stats = &st});
+    ModelLoadStats st = {0};
+    Model *m = load_ok(L3, &(ModelLoadOpts){.stats = &st});
     /* the estimate: the parameters as `real` plus the largest storage mapped at once */
     cr_assert(st.need_bytes >= m->nparams * sizeof(real), "estimate %zu below the parameters' %zu bytes", st.need_bytes,
               m->nparams * sizeof(real));
     cr_assert(st.need_bytes <= m->nparams * sizeof(real) + 64 * 1024, "estimate %zu", st.need_bytes);
-    rwkv7_free(m);
+    model_free(m);
     setenv("RWKVLAB_MEM_AVAILABLE", "100000", 1); /* a machine with 100 kB free; the model needs ~256 kB */
     load_fails(L3, NULL, (const char *[]){"loading '" L3 "'", "needs about", "only 97.7 KiB is available",
                                           "RWKVLAB_FORCE_MEMORY=1", NULL});
-    m = load_ok(L3, &(Rwkv7LoadOpts){.force_memory = 1}); /* forced: a warning, and it loads */
-    rwkv7_free(m);
+    m = load_ok(L3, &(ModelLoadOpts){.force_memory = 1}); /* forced: a warning, and it loads */
+    model_free(m);
     setenv("RWKVLAB_FORCE_MEMORY", "1", 1);
     m = load_ok(L3, NULL);
-    rwkv7_free(m);
+    model_free(m);
     unsetenv("RWKVLAB_FORCE_MEMORY");
     unsetenv("RWKVLAB_MEM_AVAILABLE");
 }
@@ -348,7 +349,7 @@ static void write_views_pth(const char *path, const Sd *s, const int *storage_of
 Test(loader_strict, shared_storage_read_once, .init = mk_tmpdir, .fini = rm_tmpdir) {
     Sd s;
     sd_read(&s, L3);
-    Rwkv7 *ref = load_ok(L3, NULL);
+    Model *ref = load_ok(L3, NULL);
     /* (a) every tensor a view of one storage, laid out back to front so that file order != storage order */
     int64_t total = 0, off[256];
     int sto[256];
@@ -366,15 +367,15 @@ Test(loader_strict, shared_storage_read_once, .init = mk_tmpdir, .fini = rm_tmpd
     char p[128];
     path_in(p, sizeof p, "one_storage.pth");
     write_views_pth(p, &s, sto, off, (const float *const[]){one}, (int64_t[]){total}, 1);
-    Rwkv7LoadStats st = {0};
-    Rwkv7 *m = load_ok(p, &(Rwkv7LoadOpts){.stats = &st});
+    ModelLoadStats st = {0};
+    Model *m = load_ok(p, &(ModelLoadOpts){.stats = &st});
     same_params(m, ref);
     cr_assert_eq(st.storages, 1);
     cr_assert_eq(st.storage_reads, 1, "the one storage was read %d times (once per tensor before the fix)",
                  st.storage_reads);
     /* the estimate counts the parameters once plus the one storage's pages, not the storage once per view */
     cr_assert_eq(st.need_bytes, m->nparams * sizeof(real) + (size_t)total * 4);
-    rwkv7_free(m);
+    model_free(m);
     /* (b) 8 tensors of layer 2 (the six [1,1,C] mixes, k_k, k_a) view storage 0 of 8 x 32 floats; every other
      * tensor keeps its view of the whole-model storage of (a), now storage 1 */
     const char *eight[8] = {"blocks.2.att.x_r", "blocks.2.att.x_w", "blocks.2.att.x_k", "blocks.2.att.x_v",
@@ -390,12 +391,12 @@ Test(loader_strict, shared_storage_read_once, .init = mk_tmpdir, .fini = rm_tmpd
     }
     path_in(p, sizeof p, "two_storages.pth");
     write_views_pth(p, &s, sto, off, (const float *const[]){shared8, one}, (int64_t[]){8 * 32, total}, 2);
-    m = load_ok(p, &(Rwkv7LoadOpts){.stats = &st});
+    m = load_ok(p, &(ModelLoadOpts){.stats = &st});
     same_params(m, ref);
     cr_assert_eq(st.storages, 2);
     cr_assert_eq(st.storage_reads, 2, "2 storages read %d times", st.storage_reads);
-    rwkv7_free(m);
+    model_free(m);
     sd_free(&s);
     free(one);
-    rwkv7_free(ref);
+    model_free(ref);
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "mem.h"
+#include "rwkv7.h"
 #include "optim.h"
 #include "train.h"
 #include "task.h"
@@ -82,13 +83,13 @@ Test(mem, train_estimate_parts_match_real_buffers) {
     Task *task = task_create(&c, &e);
     cr_assert(task, "%s", e.msg);
     Rwkv7Dims d;
-    mem_train_dims(&c, task_vocab(task), &d);
+    cr_assert_eq(mem_train_dims(&c, task_vocab(task), &model_rwkv7, &d, &e), 0, "%s", e.msg);
     const int K = c.train.chunk;
     MemTrainParts p;
-    size_t total = mem_train_bytes(&c, &d, K, &p);
+    size_t total = mem_train_bytes(&c, &model_rwkv7, &d, K, &p);
     cr_assert_eq(total, p.params + p.grads + p.optim + p.acts + p.data + p.traj + p.ckpt);
     cr_assert_eq(p.ckpt, p.optim, "optim.bin holds both moments");
-    Rwkv7 *m = rwkv7_create(&d);
+    Model *m = model_create(&model_rwkv7, &d, 1);
     cr_assert_eq(p.params, m->nparams * sizeof(real));
     cr_assert_eq(p.grads, m->nparams * sizeof(real));
     AdamW o;
@@ -100,8 +101,9 @@ Test(mem, train_estimate_parts_match_real_buffers) {
     batch_alloc(&b, c.train.batch, c.task.train_len);
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     task_sample(task, rng, &b);
-    rwkv7_forward(m, b.inputs, b.B, b.T, K, NULL, NULL, NULL);
-    size_t train_acts = rwkv7_act_bytes(m);
+    ModelFwd f = {.K = K};
+    model_forward(m, b.inputs, b.B, b.T, &f);
+    size_t train_acts = m->arch->act_bytes(m);
     for (int i = 0; i < c.task.ntest_lens; i++) {
         Batch tb;
         task_testset(task, 1, c.task.test_lens[i], c.task.test_size, &tb);
@@ -109,21 +111,23 @@ Test(mem, train_estimate_parts_match_real_buffers) {
         train_evaluate(m, tb.inputs, tb.targets, tb.mask, tb.B, tb.T, K, 4096, &ta, &sa);
         batch_free(&tb);
     }
-    size_t acts = rwkv7_act_bytes(m); /* the buffer only grows: its size now is the run's peak */
+    size_t acts = m->arch->act_bytes(m); /* the buffer only grows: its size now is the run's peak */
     cr_assert(acts > train_acts, "the length-300 evaluation must need more than training (%zu vs %zu)", acts, train_acts);
-    size_t rows = 0; /* largest forward: rows of its token/target/mask buffers and predictions */
+    size_t rows = 0; /* largest forward: rows of the loss buffers (model.c) and predictions */
     for (int i = 0; i < c.task.ntest_lens; i++) {
         int tl = c.task.test_lens[i], eb = 4096 / tl < 1 ? 1 : 4096 / tl;
         if (eb > c.task.test_size) eb = c.task.test_size;
         if ((size_t)eb * tl > rows) rows = (size_t)eb * tl;
     }
-    size_t want = acts + rows * (3 * sizeof(int) + 1);
+    /* the shared loss keeps probabilities and dlogits (R,V) plus targets and mask; predictions (R) */
+    cr_assert_eq(m->loss_cap, rows, "loss buffers hold %zu rows, the largest forward %zu", m->loss_cap, rows);
+    size_t want = acts + rows * (2 * (size_t)m->V * sizeof(real) + sizeof(int) + 1) + rows * sizeof(int);
     cr_assert_eq(p.acts, want, "activation estimate %zu, real buffer %zu + %zu rows", p.acts, acts, rows);
     printf("train estimate (L=2 C=64, B=5 T=24, tests 24 and 300): params %zu, grads %zu, optim %zu, acts %zu, data %zu "
            "-> %zu bytes\n", p.params, p.grads, p.optim, p.acts, p.data, total);
     gsl_rng_free(rng);
     batch_free(&b);
-    rwkv7_free(m);
+    model_free(m);
     task_free(task);
 }
 
@@ -153,8 +157,8 @@ static size_t estimate_for(const char *cfg_path, const char *const *sets, int ns
     Task *t = task_create(&c, &e);
     cr_assert(t, "%s", e.msg);
     Rwkv7Dims d;
-    mem_train_dims(&c, task_vocab(t), &d);
-    size_t b = mem_train_bytes(&c, &d, c.train.chunk > 0 ? c.train.chunk : 1, NULL);
+    cr_assert_eq(mem_train_dims(&c, task_vocab(t), &model_rwkv7, &d, &e), 0, "%s", e.msg);
+    size_t b = mem_train_bytes(&c, &model_rwkv7, &d, c.train.chunk > 0 ? c.train.chunk : 1, NULL);
     task_free(t);
     return b;
 }

@@ -7,7 +7,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "rwkv7_io.h"
+#include "model_io.h"
+#include "rwkv7.h"
 
 #define DIR "tests/fixtures/ckpt/"
 
@@ -66,9 +67,10 @@ static double rel_err(const real *got, const float *ref, long n) {
 static void check_fixture(const char *name, const char *ext) {
     char p[256];
     snprintf(p, sizeof p, DIR "%s.%s", name, ext);
-    Rwkv7 *m;
+    Model *mm;
     Err e;
-    cr_assert_eq(rwkv7_load(p, &m, &e), 0, "%s", e.msg);
+    cr_assert_eq(model_load(p, &mm, &e), 0, "%s", e.msg);
+    Rwkv7 *m = mm->self;
     int T;
     snprintf(p, sizeof p, DIR "%s.tokens.txt", name);
     int *tok = read_tokens(p, &T);
@@ -97,7 +99,7 @@ static void check_fixture(const char *name, const char *ext) {
     cr_expect(r_rec <= 1e-4, "%s: recurrent logits differ from the reference: %.3g", name, r_rec);
     cr_expect(r_state <= 1e-4, "%s: final state differs from the reference: %.3g", name, r_state);
     free(tok), free(ref), free(state), free(rec), free(s2), free(sref);
-    rwkv7_free(m);
+    model_free(mm);
 }
 
 Test(reference, tiny_f32) { check_fixture("tiny_f32", "safetensors"); }

@@ -1,4 +1,4 @@
-/* test_tensorfile.c -- .pth and .safetensors readers/writers (core/tensorfile.h).
+/* test_tensorfile.c -- .pth and .safetensors readers/writers (core/io/tensorfile.h).
  *
  * What is checked: exact f16/bf16 conversions and round-to-nearest-even; the real torch.save checkpoint
  * (../shared/data/models/reverse_L2_x070.pth, skipped when absent); committed fixtures written by torch

@@ -96,25 +96,26 @@ Test(train, loss_decreases_on_fixed_batch) {
     batch_alloc(&b, 8, 12);
     task_sample(t, rng, &b);
     Rwkv7Dims d = {.V = task_vocab(t), .C = 32, .L = 2, .N = 16, .has_ln0 = 1};
-    Rwkv7 *m = rwkv7_create(&d);
-    rwkv7_init_official(m, rng);
+    Model *m = model_create(&model_rwkv7, &d, 1);
+    model_init(m, rng, NULL);
     AdamWConfig ac = {.lr = 3e-3, .steps = 60, .beta1 = 0.9, .beta2 = 0.99, .eps = 1e-8, .grad_clip = 1.0};
     AdamW o;
     adamw_init(&o, &ac, m->nparams);
     double first = 0, last = 0;
     for (int s = 0; s < 60; s++) {
         memset(m->grads, 0, m->nparams * sizeof(real));
-        rwkv7_forward(m, b.inputs, 8, 12, 4, NULL, NULL, NULL);
+        ModelFwd f = {.K = 4};
+        model_forward(m, b.inputs, 8, 12, &f);
         long nc, cnt;
-        double loss = rwkv7_loss(m, b.targets, b.mask, NULL, &nc, &cnt);
-        rwkv7_backward(m);
+        double loss = model_loss(m, b.targets, b.mask, NULL, &nc, &cnt);
+        model_backward(m);
         adamw_step(&o, m->params, m->grads, m->tensors, m->ntensors, NULL, NULL);
         if (s == 0) first = loss;
         last = loss;
     }
     printf("fixed batch: loss %.4f -> %.4f after 60 AdamW steps (must at least halve)\n", first, last);
     cr_expect(last < 0.5 * first, "loss %.4f -> %.4f did not halve", first, last);
-    adamw_free(&o), rwkv7_free(m), batch_free(&b), task_free(t), gsl_rng_free(rng);
+    adamw_free(&o), model_free(m), batch_free(&b), task_free(t), gsl_rng_free(rng);
 }
 
 Test(train, resume_is_bit_identical) {
@@ -161,13 +162,13 @@ Test(train, same_seed_same_result_and_thread_independent) {
     snprintf(b2, sizeof b2, "%s/t2/ckpt.bin", tmpdir);
     cr_expect(same_file(a, b), "two runs with the same seed differ");
     /* ckpt.bin embeds the config (which records the thread count): compare the parameters */
-    Rwkv7 *m1 = NULL, *m2 = NULL;
+    Model *m1 = NULL, *m2 = NULL;
     Err e;
     cr_assert_eq(ckpt_load_model(a, &m1, NULL, NULL, &e), 0, "%s", e.msg);
     cr_assert_eq(ckpt_load_model(b2, &m2, NULL, NULL, &e), 0, "%s", e.msg);
     cr_expect(m1->nparams == m2->nparams && memcmp(m1->params, m2->params, m1->nparams * sizeof(real)) == 0,
               "1 thread and 2 threads give different parameters");
-    rwkv7_free(m1), rwkv7_free(m2);
+    model_free(m1), model_free(m2);
 }
 
 Test(train, nan_stops_and_keeps_last_good_checkpoint) {
@@ -176,7 +177,7 @@ Test(train, nan_stops_and_keeps_last_good_checkpoint) {
     cr_assert_eq(run(&c, "nan", NULL, 0, 7), TRAIN_DIVERGED);
     char p[600];
     snprintf(p, sizeof p, "%s/nan/ckpt.bin", tmpdir);
-    Rwkv7 *m = NULL;
+    Model *m = NULL;
     long step = -1;
     Err e;
     cr_assert_eq(ckpt_load_model(p, &m, &step, NULL, &e), 0, "%s", e.msg);
@@ -184,7 +185,7 @@ Test(train, nan_stops_and_keeps_last_good_checkpoint) {
     size_t bad = 0;
     for (size_t i = 0; i < m->nparams; i++) bad += !isfinite(m->params[i]);
     cr_expect_eq(bad, 0, "%zu non-finite parameters in the kept checkpoint", bad);
-    rwkv7_free(m);
+    model_free(m);
     size_t n;
     snprintf(p, sizeof p, "%s/nan/summary.json", tmpdir);
     char *s = slurp(p, &n);
@@ -208,7 +209,7 @@ Test(train, refuses_existing_run_dir) {
 Test(train, checkpoint_rejects_bad_files) {
     char p[600];
     snprintf(p, sizeof p, "%s/bad.bin", tmpdir);
-    Rwkv7 *m = NULL;
+    Model *m = NULL;
     Err e;
     FILE *f = fopen(p, "wb");
     fputs("not a checkpoint at all", f);
@@ -300,19 +301,19 @@ Test(train, cli_sigint_then_resume) {
     cr_expect_eq(WEXITSTATUS(status), TRAIN_INTERRUPTED, "exit status %d, expected 130", WEXITSTATUS(status));
     char p[700];
     snprintf(p, sizeof p, "%s/ckpt.bin", dir);
-    Rwkv7 *m = NULL;
+    Model *m = NULL;
     long step = 0;
     Err e;
     cr_assert_eq(ckpt_load_model(p, &m, &step, NULL, &e), 0, "%s", e.msg);
     cr_expect(step >= 1, "interrupted run checkpointed at step %ld", step);
-    rwkv7_free(m);
+    model_free(m);
     /* resume to a few steps past the interruption */
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "%s train %s/config.ini --resume %s --set train.steps=%ld --quiet > %s 2>&1", bin, dir,
              dir, step + 3, log);
     cr_expect_eq(sh(cmd), 0, "resume after SIGINT failed (see %s)", log);
     cr_assert_eq(ckpt_load_model(p, &m, &step, NULL, &e), 0, "%s", e.msg);
-    rwkv7_free(m);
+    model_free(m);
     size_t n;
     snprintf(p, sizeof p, "%s/summary.json", dir);
     char *s = slurp(p, &n);

@@ -5,14 +5,16 @@
  *   /train/{step,loss,acc,lr,grad_norm,tokens_per_s}   1-D extendible, chunked, appended + flushed
  *   /eval/{step,length,token_acc,seq_acc}               1-D extendible, appended + flushed
  *   /trajectories/probe<p>/{tokens,targets,pred} [T] int32
- *   /trajectories/probe<p>/layer<l>/{state [T,H,N,N], state_norm [T,H], decay [T,C], a [T,C],
- *                                    eig_real [T,H,N], eig_imag [T,H,N]}  float32, gzip, chunked
+ *   /trajectories/probe<p>/layer<l>/{state [T,H,Nv,N], state_norm [T,H], eig_real [T,H,N], eig_imag
+ *                                    [T,H,N], the architecture's own per-step quantities (RWKV-7: decay
+ *                                    [T,C], a [T,C])}  float32, gzip, chunked
  * Every function returns 0 or -1 with err filled; HDF5's own error stack printing is silenced.
  */
 #ifndef RWKV_H5LOG_H
 #define RWKV_H5LOG_H
 
 #include "common.h"
+#include "model.h"
 
 typedef struct H5Log H5Log;
 
@@ -22,7 +24,8 @@ typedef struct {
     long seed;
     const char *arch;
     long param_count;
-    long state_size;
+    long state_size;         /* matrix state L*H*Nk*Nv per sequence */
+    long state_size_total;   /* all of the recurrent state (plus token-shift / conv vectors) */
     const char *eig_range;
 } H5RunAttrs;
 
@@ -57,23 +60,21 @@ int h5log_train(H5Log *h, long step, double loss, double acc, double lr, double 
                 double tokens_per_s, Err *err);
 int h5log_eval(H5Log *h, long step, int length, double token_acc, double seq_acc, Err *err);
 
-/* One probe's full trajectory. Per layer l, arrays are laid out [L][T][...]:
- *   state (L,T,H,N,N) -- WKV state after each token, row i = value index, column j = key index
- *   decay (L,T,C) w;  a (L,T,C);  kk (L,T,C) normalised removal key
- * state_norm (Frobenius, per head) and the eigenvalues of the transition matrix
- * M = diag(w_h) - kk_h^T (a_h * kk_h)   i.e. M[i][j] = w[i]*(i==j) - kk[i]*a[j]*kk[j]
- * (gsl_eigen_nonsymm) are computed here. */
-int h5log_trajectory(H5Log *h, int probe, int L, int T, int H, int N, const int *tokens,
-                     const int *targets, const int *pred, const float *state, const float *decay,
-                     const float *a, const float *kk, Err *err);
+/* One probe's full trajectory (B = 1), as model m traced it (ModelTrace, model.h), written under
+ * /trajectories/probe<p>/: tokens, targets, pred [T]; per layer l: state [T,H,Nv,N] (row = value, column
+ * = key), state_norm [T,H] (Frobenius, per head), eig_real / eig_imag [T,H,N] (eigenvalues of each step's
+ * transition M = diag(w) + alpha beta^T per head, gsl_eigen_nonsymm, sorted by descending real part),
+ * and the architecture's own quantities (arch->trace: [T,C] or [T,H]). */
+int h5log_trajectory(H5Log *h, int probe, const Model *m, int T, const int *tokens, const int *targets,
+                     const int *pred, const ModelTrace *tr, Err *err);
 int h5log_flush(H5Log *h, Err *err);
 /* Flush and close, checking every step (a full disk shows up here): 0 or -1 with err. Frees h. */
 int h5log_finish(H5Log *h, Err *err);
 /* Best-effort close on error paths (errors ignored). Frees h. */
 void h5log_close(H5Log *h);
 
-/* Eigenvalues of M = diag(w) - kk^T (a*kk), N x N (exposed for tests). re, im: (N) sorted by
- * descending real part then imaginary part. Returns 0 or -1. */
-int transition_eigenvalues(int N, const float *w, const float *a, const float *kk, double *re, double *im);
+/* Eigenvalues of M = diag(w) + alpha beta^T, N x N (alpha and beta both NULL: diagonal; exposed for tests).
+ * re, im: (N) sorted by descending real part then imaginary part. Returns 0 or -1. */
+int transition_eigenvalues(int N, const float *w, const float *alpha, const float *beta, double *re, double *im);
 
 #endif

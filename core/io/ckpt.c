@@ -81,14 +81,25 @@ static int check_head(Rd *r, const char magic[8], Err *err) {
     return 0;
 }
 
-int ckpt_save_model(const char *path, const Rwkv7 *m, long step, const char *config_ini, Err *err) {
+#define ARCH_TAG 16 /* bytes of the architecture name and of each dimension name in the header */
+
+int ckpt_save_model(const char *path, const Model *m, long step, const char *config_ini, Err *err) {
     Buf b = {0};
     put(&b, MODEL_MAGIC, 8);
-    put_u32(&b, CKPT_VERSION);
+    put_u32(&b, CKPT_MODEL_VERSION);
     put_u32(&b, sizeof(real));
-    const Rwkv7Dims *d = &m->d;
-    int32_t dims[10] = {d->V, d->C, d->L, d->N, d->Dw, d->Da, d->Dv, d->Dg, d->extended, d->has_ln0};
-    for (int i = 0; i < 10; i++) put_i32(&b, dims[i]);
+    char tag[ARCH_TAG] = {0};
+    snprintf(tag, sizeof tag, "%s", m->arch->name);
+    put(&b, tag, ARCH_TAG);
+    int vals[MODEL_MAX_DIMS];
+    model_dims_get(m->arch, m->dims, vals);
+    put_i32(&b, m->arch->ndims);
+    for (int i = 0; i < m->arch->ndims; i++) {
+        memset(tag, 0, sizeof tag);
+        snprintf(tag, sizeof tag, "%s", m->arch->dim_fields[i].name);
+        put(&b, tag, ARCH_TAG);
+        put_i32(&b, vals[i]);
+    }
     put_i64(&b, step);
     put_i64(&b, (int64_t)m->nparams);
     size_t cl = config_ini ? strlen(config_ini) : 0;
@@ -100,60 +111,96 @@ int ckpt_save_model(const char *path, const Rwkv7 *m, long step, const char *con
     return rc;
 }
 
-int ckpt_load_model(const char *path, Rwkv7 **m_out, long *step, char **config_ini, Err *err) {
+/* The header up to the step: the architecture and its dims. Version 1 files (RWKV-7 only, before the
+ * model interface) hold ten fixed int32 fields. */
+static int read_model_head(Rd *r, const ModelArch **arch, void *dims, Err *err) {
+    char mg[8];
+    uint32_t ver = 0, sb = 0;
+    if (get(r, mg, 8, "magic", err)) return -1;
+    if (memcmp(mg, MODEL_MAGIC, 8)) return err_set(err, "'%s' is not an rwkvlab model checkpoint (bad magic)", r->path);
+    if (get(r, &ver, 4, "version", err) || get(r, &sb, 4, "scalar size", err)) return -1;
+    if (ver != 1 && ver != CKPT_MODEL_VERSION)
+        return err_set(err, "'%s' has format version %u; this build reads versions 1 and %d", r->path, ver,
+                       CKPT_MODEL_VERSION);
+    if (sb != sizeof(real))
+        return err_set(err, "'%s' stores %u-byte scalars but this build uses %zu-byte (%s) scalars", r->path, sb,
+                       sizeof(real), REAL_NAME);
+    const char *names[MODEL_MAX_DIMS];
+    char namebuf[MODEL_MAX_DIMS][ARCH_TAG + 1];
+    int vals[MODEL_MAX_DIMS], n = 0;
+    if (ver == 1) {
+        static const char *v1[10] = {"V", "C", "L", "N", "Dw", "Da", "Dv", "Dg", "extended", "has_ln0"};
+        *arch = model_arch_find("rwkv7");
+        for (n = 0; n < 10; n++) {
+            names[n] = v1[n];
+            if (get(r, &vals[n], 4, "dimensions", err)) return -1;
+        }
+        names[n] = "bias", vals[n++] = 0;
+    } else {
+        char tag[ARCH_TAG + 1] = {0};
+        int32_t nd = 0;
+        if (get(r, tag, ARCH_TAG, "architecture", err) || get(r, &nd, 4, "dimension count", err)) return -1;
+        if (!(*arch = model_arch_find(tag)))
+            return err_set(err, "'%s' holds a model of architecture '%.16s', which this build does not have (it has %s)",
+                           r->path, tag, model_arch_names());
+        if (nd < 1 || nd > MODEL_MAX_DIMS) return err_set(err, "'%s': implausible dimension count %d", r->path, nd);
+        for (n = 0; n < nd; n++) {
+            memset(namebuf[n], 0, sizeof namebuf[n]);
+            if (get(r, namebuf[n], ARCH_TAG, "dimension name", err) || get(r, &vals[n], 4, "dimension", err)) return -1;
+            names[n] = namebuf[n];
+        }
+    }
+    for (int i = 0; i < n; i++)
+        if (vals[i] < 0 || vals[i] > (1 << 20))
+            return err_set(err, "'%s': implausible dimension %s = %d in the header (corrupt file?)", r->path, names[i],
+                           vals[i]);
+    return model_dims_set(*arch, dims, names, vals, n, err) ? err_set(err, "'%s': %s", r->path, err->msg) : 0;
+}
+
+int ckpt_load_model(const char *path, Model **m_out, long *step, char **config_ini, Err *err) {
     size_t n;
     char *p = slurp(path, &n, err);
     if (!p) return -1;
     Rd r = {p, n, 0, path};
-    int32_t dims[10];
     int64_t st = 0, np = 0, cl = 0;
     int rc = -1;
-    if (check_head(&r, MODEL_MAGIC, err) || get(&r, dims, sizeof dims, "dimensions", err) ||
-        get(&r, &st, 8, "step", err) || get(&r, &np, 8, "parameter count", err) ||
-        get(&r, &cl, 8, "config length", err))
+    const ModelArch *arch = NULL;
+    char dims[1024];
+    Model *m = NULL;
+    char *cfg = NULL;
+    if (read_model_head(&r, &arch, dims, err) || get(&r, &st, 8, "step", err) ||
+        get(&r, &np, 8, "parameter count", err) || get(&r, &cl, 8, "config length", err))
         goto out;
-    for (int i = 0; i < 8; i++)
-        if (dims[i] <= 0 || dims[i] > (1 << 20)) {
-            err_set(err, "'%s': implausible dimension %d in the header (corrupt file?)", path, dims[i]);
-            goto out;
-        }
-    if (dims[1] % dims[3]) {
-        err_set(err, "'%s': head size %d does not divide C=%d (corrupt file?)", path, dims[3], dims[1]);
-        goto out;
-    }
+    CHECK(arch->dims_size <= sizeof dims, "dims struct of %s too large", arch->name);
     if (cl < 0 || (size_t)cl > n) {
         err_set(err, "'%s': bad config length %lld", path, (long long)cl);
         goto out;
     }
-    char *cfg = xmalloc(cl + 1);
-    if (get(&r, cfg, cl, "config text", err)) {
-        free(cfg);
+    cfg = xmalloc(cl + 1);
+    if (get(&r, cfg, cl, "config text", err)) goto out;
+    cfg[cl] = 0;
+    if (np < 0 || (size_t)np * sizeof(real) != n - r.off) {
+        err_set(err, "'%s': header says %lld parameters but %zu bytes follow (truncated or corrupt)", path,
+                (long long)np, n - r.off);
         goto out;
     }
-    cfg[cl] = 0;
-    Rwkv7Dims d = {.V = dims[0], .C = dims[1], .L = dims[2], .N = dims[3], .Dw = dims[4], .Da = dims[5],
-                   .Dv = dims[6], .Dg = dims[7], .extended = dims[8], .has_ln0 = dims[9]};
-    Rwkv7 *m = rwkv7_create_inference(&d);
+    if (arch->validate_dims && arch->validate_dims(dims, err)) {
+        err_set(err, "'%s': %s", path, err->msg);
+        goto out;
+    }
+    m = model_create(arch, dims, 0);
     if ((size_t)np != m->nparams) {
         err_set(err, "'%s': header says %lld parameters but the dimensions give %zu", path, (long long)np, m->nparams);
-        rwkv7_free(m), free(cfg);
         goto out;
     }
-    if (get(&r, m->params, m->nparams * sizeof(real), "parameters", err)) {
-        rwkv7_free(m), free(cfg);
-        goto out;
-    }
-    if (r.off != n) {
-        err_set(err, "'%s': %zu unexpected trailing bytes", path, n - r.off);
-        rwkv7_free(m), free(cfg);
-        goto out;
-    }
-    *m_out = m;
+    if (get(&r, m->params, m->nparams * sizeof(real), "parameters", err)) goto out;
+    *m_out = m, m = NULL;
     if (step) *step = st;
-    if (config_ini) *config_ini = cfg;
-    else free(cfg);
+    if (config_ini) *config_ini = cfg, cfg = NULL;
     rc = 0;
 out:
+    model_free(m);
+    free(cfg);
     free(p);
     return rc;
 }
@@ -299,13 +346,28 @@ static long peek_step(const char *path, const char magic[8], long offset) {
     fclose(f);
     return ok ? (long)st : -1;
 }
-#define MODEL_STEP_OFFSET (16 + 10 * 4)
+/* ckpt.bin's header length depends on its version and architecture */
+static long peek_model_step(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    char head[8 + 8 + ARCH_TAG + 4];
+    int ok = fread(head, 1, sizeof head, f) == sizeof head && !memcmp(head, MODEL_MAGIC, 8);
+    fclose(f);
+    if (!ok) return -1;
+    uint32_t ver = 0;
+    int32_t nd = 0;
+    memcpy(&ver, head + 8, 4);
+    memcpy(&nd, head + 16 + ARCH_TAG, 4);
+    if (ver == 1) return peek_step(path, MODEL_MAGIC, 16 + 10 * 4);
+    if (nd < 1 || nd > MODEL_MAX_DIMS) return -1;
+    return peek_step(path, MODEL_MAGIC, 16 + ARCH_TAG + 4 + (long)nd * (ARCH_TAG + 4));
+}
 #define OPTIM_STEP_OFFSET 16
 #define STATE_STEP_OFFSET 16
 
 static void dir_path(char *dst, size_t n, const char *dir, const char *name) { snprintf(dst, n, "%s/%s", dir, name); }
 
-int ckpt_save(const char *dir, const Rwkv7 *m, const AdamW *o, const gsl_rng *rng, const RunState *st,
+int ckpt_save(const char *dir, const Model *m, const AdamW *o, const gsl_rng *rng, const RunState *st,
               const char *config_ini, Err *err) {
     char p[4200], q[4200];
     dir_path(p, sizeof p, dir, "optim.bin.new");
@@ -315,7 +377,7 @@ int ckpt_save(const char *dir, const Rwkv7 *m, const AdamW *o, const gsl_rng *rn
     dir_path(p, sizeof p, dir, "ckpt.bin"); /* the commit point */
     int failed = ckpt_save_model(p, m, st->step, config_ini, err);
     const char *names[2] = {"optim.bin", "records.bin"};
-    if (failed && peek_step(p, MODEL_MAGIC, MODEL_STEP_OFFSET) != st->step) { /* not committed: drop the .new */
+    if (failed && peek_model_step(p) != st->step) { /* not committed: drop the .new */
         for (int i = 0; i < 2; i++) dir_path(q, sizeof q, dir, names[i]), strcat(q, ".new"), unlink(q);
         return -1;
     }
@@ -334,7 +396,7 @@ int ckpt_recover(const char *dir, int *have, Err *err) {
     char p[4200], q[4200];
     remove_stale_tmp(dir);
     dir_path(p, sizeof p, dir, "ckpt.bin");
-    long sm = peek_step(p, MODEL_MAGIC, MODEL_STEP_OFFSET);
+    long sm = peek_model_step(p);
     if (sm < 0 && access(p, F_OK) == 0)
         return err_set(err, "'%s' exists but is not a readable rwkvlab checkpoint (damaged?); move it away to "
                             "restart the run from step 0", p);

@@ -11,6 +11,8 @@
 #include <gsl/gsl_rng.h>
 
 #include "common.h"
+#include "model.h"
+#include "param.h"
 
 typedef struct {
     int V, C, L, N, H, F;       /* F = 4C */
@@ -29,14 +31,6 @@ enum {
 /* Official LoRA-rank formula (rwkv7.md): fills Dw, Da, Dv, Dg that are 0. */
 void rwkv7_default_ranks(Rwkv7Dims *d);
 
-typedef struct {
-    char name[64];
-    int ndim;
-    int shape[3];               /* checkpoint shape, e.g. [1,1,C] for the mixes */
-    size_t offset, numel;
-    int decay;                  /* AdamW weight decay applies (2-D .weight matrices) */
-    double lr_mult;             /* 2 for w0 (optional), else 1 */
-} ParamTensor;
 
 typedef struct {
     real *ln1_w, *ln1_b, *ln2_w, *ln2_b;
@@ -70,7 +64,7 @@ typedef struct Rwkv7 {
     /* activations for the current (B,T) */
     int B, T, K;
     Rwkv7Acts *acts;
-    int l2wrap;                   /* training option: official L2Wrap on the logits (see rwkv7_backward) */
+    Model head;                   /* the model interface's view of this model (model.h) */
     int head_last_only;           /* inference option: ln_out + head only at each sequence's last token (the
                                      other logits rows are left unset; no backward after such a forward) */
 } Rwkv7;
@@ -108,14 +102,16 @@ typedef struct {
 const real *rwkv7_forward(Rwkv7 *m, const int *tokens, int B, int T, int K, const real *state_in,
                           real *state_out, const Rwkv7Trace *trace);
 
-/* Masked mean cross-entropy of the last forward; also fills pred (B*T, may be NULL). */
-double rwkv7_loss(Rwkv7 *m, const int *targets, const unsigned char *mask, int *pred, long *ncorrect,
-                  long *ncount);
-/* Backward of the last forward + loss: grads += dLoss/dparams. Call after rwkv7_loss. */
-void rwkv7_backward(Rwkv7 *m);
+/* Backward of the last forward given dlogits (B,T,V): grads += dLoss/dparams. The loss is the shared
+ * one (model_loss in model.c). */
+void rwkv7_backward(Rwkv7 *m, const real *dlogits);
 
 size_t rwkv7_act_bytes(const Rwkv7 *m); /* current activation memory */
 
+/* The architecture behind the model interface (model.h); rwkv7_create's model is also `&m->head`. */
+extern const ModelArch model_rwkv7;
+/* Dims of a released-format file (rwkv7_io.c). */
+int rwkv7_dims_from_tensors(void *dims, const TensorFile *tf, const char *path, Err *err);
 /* Sizes without allocating, for checking a file or estimating memory before rwkv7_create:
  * the tensor table (xcalloc'ed, *ntensors entries, caller frees) and parameter count of a model of dims
  * *d (H, F and the default LoRA ranks are filled in *d, as rwkv7_create does); and the activation buffer

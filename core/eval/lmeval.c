@@ -17,7 +17,7 @@
 
 #include "lmeval_data.h"
 #include "lmeval_out.h"
-#include "rwkv7_io.h"
+#include "model_io.h"
 #include "tokenizer.h"
 
 #ifndef RWKVLAB_VERSION
@@ -37,14 +37,15 @@ static double logprob_at(const real *lg, int V, int y, int *is_max) {
     return (double)lg[y] - lg[am] - log(z);
 }
 
-double lmeval_score_continuation(Rwkv7 *m, real *state, const real *lg0, const int *cont, int ncont, int *greedy) {
-    const int V = m->d.V;
+double lmeval_score_continuation(Model *m, real *state, const real *lg0, const int *cont, int ncont, int *greedy) {
+    const int V = m->V;
     int g;
     double lp = logprob_at(lg0, V, cont[0], &g);
     *greedy = g;
     if (ncont > 1) {
         /* tokens cont[0..n-2] predict cont[1..n-1]; positions are independent: parallel, summed in order */
-        const real *lg = rwkv7_forward(m, cont, 1, ncont - 1, 16, state, state, NULL);
+        ModelFwd f = {.K = 16, .state_in = state, .state_out = state};
+        const real *lg = model_forward(m, cont, 1, ncont - 1, &f);
         double *lps = xmalloc(ncont * sizeof(double));
         int *gs = xmalloc(ncont * sizeof(int));
 #pragma omp parallel for schedule(static)
@@ -277,14 +278,14 @@ static void lmeval_add_stderr(cJSON *res, const char *key, int have, double v) {
 }
 
 /* Score one task: fills j->res (and j->samples with --samples). */
-static int run_task(Rwkv7 *m, LmJob *j, const LmevalOpts *o, Err *err) {
+static int run_task(Model *m, LmJob *j, const LmevalOpts *o, Err *err) {
     const LmTask *t = &j->t;
     const int n = j->n;
-    const size_t nstate = rwkv7_state_numel(&m->d, 1);
+    const size_t nstate = model_state_numel(m, 1);
     double *acc = xcalloc(n ? n : 1, sizeof(double)), *accn = xcalloc(n ? n : 1, sizeof(double));
     double *ll = xcalloc(n ? n : 1, sizeof(double));
     real *state = xmalloc(nstate * sizeof(real)), *ctx_state = xmalloc(nstate * sizeof(real));
-    real *lg0 = xmalloc(m->d.V * sizeof(real));
+    real *lg0 = xmalloc(m->V * sizeof(real));
     double t0 = now_seconds(), last_print = 0;
     const int tty = isatty(STDERR_FILENO);
     long ntok = 0;
@@ -300,10 +301,10 @@ static int run_task(Rwkv7 *m, LmJob *j, const LmevalOpts *o, Err *err) {
             int reuse = !o->no_share && prev && prev->nctx == r->nctx && !memcmp(prev->ctx, r->ctx, r->nctx * sizeof(int));
             if (!reuse) {
                 memset(ctx_state, 0, nstate * sizeof(real));
-                m->head_last_only = 1; /* the context is scored only at its last token */
-                const real *lg = rwkv7_forward(m, r->ctx, 1, r->nctx, 16, ctx_state, ctx_state, NULL);
-                m->head_last_only = 0;
-                memcpy(lg0, lg + (size_t)(r->nctx - 1) * m->d.V, m->d.V * sizeof(real));
+                /* the context is scored only at its last token */
+                ModelFwd f = {.K = 16, .state_in = ctx_state, .state_out = ctx_state, .head_last_only = 1};
+                const real *lg = model_forward(m, r->ctx, 1, r->nctx, &f);
+                memcpy(lg0, lg + (size_t)(r->nctx - 1) * m->V, m->V * sizeof(real));
                 ntok += r->nctx;
                 prev = r;
             }
@@ -404,7 +405,7 @@ static void lmeval_add_task_meta(cJSON *root, const LmJob *j) {
 }
 
 static char *lmeval_results_text(const LmevalOpts *o, LmJob *jobs, int ntasks, int prefix, const char *model_name,
-                                 double start_wall, double t0) {
+                                 const char *arch, double start_wall, double t0) {
     cJSON *root = cJSON_CreateObject(), *results = cJSON_AddObjectToObject(root, "results");
     const char *objs[] = {"group_subtasks", "configs", "versions", "n-shot", "higher_is_better", "n-samples"};
     for (int k = 0; k < 6; k++) cJSON_AddObjectToObject(root, objs[k]);
@@ -416,7 +417,9 @@ static char *lmeval_results_text(const LmevalOpts *o, LmJob *jobs, int ntasks, i
     char args[4400], san[1024];
     snprintf(args, sizeof args, "pretrained=%s,dtype=float32", model_name);
     cJSON *cf = cJSON_AddObjectToObject(root, "config");
-    cJSON_AddStringToObject(cf, "model", "rwkvlab-rwkv7");
+    char mname[64];
+    snprintf(mname, sizeof mname, "rwkvlab-%s", arch);
+    cJSON_AddStringToObject(cf, "model", mname);
     cJSON_AddStringToObject(cf, "model_args", args);
     cJSON_AddNumberToObject(cf, "batch_size", 1);
     cJSON_AddArrayToObject(cf, "batch_sizes");
@@ -435,7 +438,7 @@ static char *lmeval_results_text(const LmevalOpts *o, LmJob *jobs, int ntasks, i
     cJSON_AddStringToObject(root, "rwkvlab_version", RWKVLAB_VERSION);
     lmeval_json_add_float(root, "date", start_wall);
     cJSON_AddObjectToObject(root, "task_hashes");
-    cJSON_AddStringToObject(root, "model_source", "rwkvlab-rwkv7");
+    cJSON_AddStringToObject(root, "model_source", mname);
     cJSON_AddStringToObject(root, "model_name", model_name);
     lmeval_sanitize_model_name(model_name, san, sizeof san);
     cJSON_AddStringToObject(root, "model_name_sanitized", san);
@@ -473,7 +476,7 @@ int lmeval_run(LmevalOpts *o, Err *err) {
     Tokenizer *tok = tokenizer_load(vp, err);
     if (!tok) return -1;
     LmJob *jobs = xcalloc(ntasks, sizeof(LmJob));
-    Rwkv7 *m = NULL;
+    Model *m = NULL;
     char *rtext = NULL, created[4096] = "";
     int rc = -1, prefix = o->prefix;
     for (int i = 0; i < ntasks; i++) {
@@ -488,16 +491,16 @@ int lmeval_run(LmevalOpts *o, Err *err) {
         prefix = ids[0];
         free(ids);
     }
-    if (rwkv7_load(o->model_path, &m, err)) goto out;
+    if (model_load(o->model_path, &m, err)) goto out;
     /* 3. every request tokenised and checked against the model's vocabulary */
     long ndocs = 0, ntok = 0;
     for (int i = 0; i < ntasks; i++) {
-        if (lmeval_tokenise(&jobs[i], tok, m->d.V, o->split, prefix, err)) goto out;
+        if (lmeval_tokenise(&jobs[i], tok, m->V, o->split, prefix, err)) goto out;
         ndocs += jobs[i].n, ntok += jobs[i].ntok;
     }
-    if (m->d.V < tokenizer_vocab_size(tok))
+    if (m->V < tokenizer_vocab_size(tok))
         fprintf(stderr, "warning: the model's vocabulary (%d) is smaller than the World tokenizer's (%d); every "
-                        "token of these tasks fits\n", m->d.V, tokenizer_vocab_size(tok));
+                        "token of these tasks fits\n", m->V, tokenizer_vocab_size(tok));
     if (!o->quiet)
         fprintf(stderr, "rwkvlab lmeval: %d task%s, %ld documents, %ld tokens; output in %s/\n", ntasks,
                 ntasks > 1 ? "s" : "", ndocs, ntok, outdir);
@@ -505,7 +508,7 @@ int lmeval_run(LmevalOpts *o, Err *err) {
     for (int i = 0; i < ntasks; i++)
         if (run_task(m, &jobs[i], o, err)) goto out;
     /* 5. output: samples first, the results file last, under one fresh date_id */
-    rtext = lmeval_results_text(o, jobs, ntasks, prefix, o->model_path, start_wall, t0);
+    rtext = lmeval_results_text(o, jobs, ntasks, prefix, o->model_path, m->arch->name, start_wall, t0);
     if (!rtext) {
         err_set(err, "out of memory formatting the results JSON");
         goto out;
@@ -527,7 +530,7 @@ out:
     free(rtext);
     for (int i = 0; i < ntasks; i++) lmeval_job_free(&jobs[i]);
     free(jobs);
-    rwkv7_free(m);
+    model_free(m);
     tokenizer_free(tok);
     return rc;
 }

@@ -33,8 +33,8 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err);
 
 /* Token and full-sequence accuracy of a model on (inputs, targets, mask) (n, T), evaluated in
  * sub-batches of at most max_rows tokens. */
-struct Rwkv7;
-void train_evaluate(struct Rwkv7 *m, const int *inputs, const int *targets, const unsigned char *mask, int n,
+struct Model;
+void train_evaluate(struct Model *m, const int *inputs, const int *targets, const unsigned char *mask, int n,
                     int T, int K, long max_rows, double *token_acc, double *seq_acc);
 
 #endif

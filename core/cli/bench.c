@@ -28,6 +28,7 @@
 
 #include "common.h"
 #include "optim.h"
+#include "model.h"
 #include "rwkv7.h"
 #include "lmeval_data.h"
 #include "tokenizer.h"
@@ -131,7 +132,7 @@ static BenchFlops bench_flops(const Rwkv7Dims *d0) {
 
 /* ---- training steps --------------------------------------------------------------------------------- */
 typedef struct {
-    Rwkv7 *m;
+    Model *m;
     AdamW opt;
     int *tokens, *targets;
     unsigned char *mask;
@@ -140,8 +141,8 @@ typedef struct {
 static void bench_run_init(BenchRun *r, const BenchCfg *c, int steps) {
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     gsl_rng_set(rng, 1234);
-    r->m = rwkv7_create(&c->d);
-    rwkv7_init_official(r->m, rng);
+    r->m = model_create(&model_rwkv7, &c->d, 1);
+    model_init(r->m, rng, NULL);
     size_t R = (size_t)c->B * c->T;
     r->tokens = xmalloc(R * sizeof(int)), r->targets = xmalloc(R * sizeof(int)), r->mask = xmalloc(R);
     for (size_t i = 0; i < R; i++) {
@@ -157,7 +158,7 @@ static void bench_run_init(BenchRun *r, const BenchCfg *c, int steps) {
 
 static void bench_run_free(BenchRun *r) {
     adamw_free(&r->opt);
-    rwkv7_free(r->m);
+    model_free(r->m);
     free(r->tokens), free(r->targets), free(r->mask);
 }
 
@@ -165,11 +166,12 @@ static void bench_run_free(BenchRun *r) {
 static void bench_step(BenchRun *r, const BenchCfg *c, double t[3]) {
     long nc, cnt;
     double t0 = now_seconds();
-    rwkv7_forward(r->m, r->tokens, c->B, c->T, c->K, NULL, NULL, NULL);
-    double loss = rwkv7_loss(r->m, r->targets, r->mask, NULL, &nc, &cnt);
+    ModelFwd f = {.K = c->K};
+    model_forward(r->m, r->tokens, c->B, c->T, &f);
+    double loss = model_loss(r->m, r->targets, r->mask, NULL, &nc, &cnt);
     double t1 = now_seconds();
     memset(r->m->grads, 0, r->m->nparams * sizeof(real));
-    rwkv7_backward(r->m);
+    model_backward(r->m);
     double t2 = now_seconds();
     double gn;
     adamw_step(&r->opt, r->m->params, r->m->grads, r->m->tensors, r->m->ntensors, &gn, NULL);
@@ -190,7 +192,7 @@ static BenchTrain bench_train(const BenchCfg *c, int steps) {
     o.fwd_ms = 1e3 * t[0] / steps, o.bwd_ms = 1e3 * t[1] / steps, o.opt_ms = 1e3 * t[2] / steps;
     o.step_ms = o.fwd_ms + o.bwd_ms + o.opt_ms;
     o.tok_s = (double)c->B * c->T / (o.step_ms * 1e-3);
-    o.act_bytes = rwkv7_act_bytes(r.m);
+    o.act_bytes = r.m->arch->act_bytes(r.m);
     bench_run_free(&r);
     return o;
 }
@@ -212,7 +214,7 @@ static long bench_child_rss(const BenchCfg *c, size_t *act_bytes) {
             bench_run_init(&r, c, 1);
             double t[3] = {0, 0, 0};
             bench_step(&r, c, t);
-            ab = rwkv7_act_bytes(r.m);
+            ab = r.m->arch->act_bytes(r.m);
         }
         ssize_t w = write(fd[1], &ab, sizeof ab);
         _exit(w == (ssize_t)sizeof ab ? 0 : 1);
@@ -370,20 +372,20 @@ int bench_main(int argc, char **argv) {
     /* 6. CPU scoring throughput of a 0.1B-shaped checkpoint (random weights; speed does not depend on them) */
     {
         Rwkv7Dims sd = {.V = 65536, .C = quick ? 256 : 768, .L = quick ? 2 : 12, .N = 64, .has_ln0 = 1};
-        Rwkv7 *m = rwkv7_create_inference(&sd);
+        Model *m = model_create(&model_rwkv7, &sd, 0);
         gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
         for (size_t i = 0; i < m->nparams; i++) m->params[i] = (real)(0.02 * (gsl_rng_uniform(rng) - 0.5));
         const int T = 128, reps = quick ? 2 : 4;
         int *tok = xmalloc(T * sizeof(int));
         for (int t = 0; t < T; t++) tok[t] = (int)gsl_rng_uniform_int(rng, sd.V);
         gsl_rng_free(rng);
-        BenchFlops sf = bench_flops(&m->d);
+        BenchFlops sf = bench_flops(m->dims);
         double rate[2];
         for (int mode = 0; mode < 2; mode++) {
-            m->head_last_only = mode;
-            rwkv7_forward(m, tok, 1, T, 16, NULL, NULL, NULL); /* warm-up */
+            ModelFwd f = {.K = 16, .head_last_only = mode};
+            model_forward(m, tok, 1, T, &f); /* warm-up */
             double t0 = now_seconds();
-            for (int r = 0; r < reps; r++) rwkv7_forward(m, tok, 1, T, 16, NULL, NULL, NULL);
+            for (int r = 0; r < reps; r++) model_forward(m, tok, 1, T, &f);
             rate[mode] = (double)reps * T / (now_seconds() - t0);
         }
         double fwd_head = sf.mm_fwd + sf.wkv_fwd, fwd_nohead = fwd_head - sf.mm_head;
@@ -396,7 +398,7 @@ int bench_main(int argc, char **argv) {
                (fwd_nohead * rate[1] + sf.mm_head * rate[1] / T) * 1e-9,
                100 * (fwd_nohead * rate[1] + sf.mm_head * rate[1] / T) * 1e-9 / peak);
         free(tok);
-        rwkv7_free(m);
+        model_free(m);
     }
     /* 7. tokenizer: all of LAMBADA (contexts and targets tokenised separately), when the data is here */
     {

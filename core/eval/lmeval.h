@@ -9,7 +9,7 @@
 #define RWKV_LMEVAL_H
 
 #include "common.h"
-#include "rwkv7.h"
+#include "model.h"
 
 typedef struct {
     const char *model_path;
@@ -40,6 +40,6 @@ int lmeval_run(LmevalOpts *o, Err *err);
 
 /* Score one continuation given the model state after the context and the logits of the context's last
  * token (lg0, V). state is consumed (advanced). Returns the summed logprob; *greedy = all argmax. */
-double lmeval_score_continuation(Rwkv7 *m, real *state, const real *lg0, const int *cont, int ncont, int *greedy);
+double lmeval_score_continuation(Model *m, real *state, const real *lg0, const int *cont, int ncont, int *greedy);
 
 #endif

@@ -304,6 +304,7 @@ H5Log *h5log_create(const char *path, const H5RunAttrs *attrs, Err *err) {
         h5log_attr_str(h->file, "arch", attrs->arch, path, err) != 0 ||
         h5log_attr_i64(h->file, "param_count", attrs->param_count, path, err) != 0 ||
         h5log_attr_i64(h->file, "state_size", attrs->state_size, path, err) != 0 ||
+        h5log_attr_i64(h->file, "state_size_total", attrs->state_size_total, path, err) != 0 ||
         h5log_attr_str(h->file, "eig_range", attrs->eig_range, path, err) != 0 ||
         h5log_attr_str(h->file, "scalar", REAL_NAME, path, err) != 0)
         goto fail;
@@ -440,15 +441,16 @@ static void h5log_eigws_free(H5LogEigWs *e) {
 }
 
 /* M[i][j] = w[i]*(i==j) - kk[i]*a[j]*kk[j]; eigenvalues sorted (desc re, then desc im). */
-static int h5log_eig_solve(H5LogEigWs *e, const float *w, const float *a, const float *kk, double *re,
+/* Eigenvalues of M = diag(w) + alpha beta^T (N x N; alpha, beta NULL: diagonal), sorted. */
+static int h5log_eig_solve(H5LogEigWs *e, const float *w, const float *alpha, const float *beta, double *re,
                            double *im) {
     int N = e->N;
     for (int i = 0; i < N; i++)
-        if (!isfinite(w[i]) || !isfinite(a[i]) || !isfinite(kk[i])) return -1;
+        if (!isfinite(w[i]) || (alpha && (!isfinite(alpha[i]) || !isfinite(beta[i])))) return -1;
     for (int i = 0; i < N; i++)
         for (int j = 0; j < N; j++)
             gsl_matrix_set(e->m, i, j,
-                           (i == j ? (double)w[i] : 0.0) - (double)kk[i] * (double)a[j] * (double)kk[j]);
+                           (i == j ? (double)w[i] : 0.0) + (alpha ? (double)alpha[i] * (double)beta[j] : 0.0));
     /* GSL's default handler aborts; report non-convergence as a return value instead. */
     gsl_error_handler_t *old = gsl_set_error_handler_off();
     int st = gsl_eigen_nonsymm(e->m, e->eval, e->ws);
@@ -467,10 +469,10 @@ static int h5log_eig_solve(H5LogEigWs *e, const float *w, const float *a, const 
     return 0;
 }
 
-int transition_eigenvalues(int N, const float *w, const float *a, const float *kk, double *re, double *im) {
-    if (N < 1 || !w || !a || !kk || !re || !im) return -1;
+int transition_eigenvalues(int N, const float *w, const float *alpha, const float *beta, double *re, double *im) {
+    if (N < 1 || !w || !alpha != !beta || !re || !im) return -1;
     H5LogEigWs e;
-    int rc = h5log_eigws_init(&e, N) == 0 ? h5log_eig_solve(&e, w, a, kk, re, im) : -1;
+    int rc = h5log_eigws_init(&e, N) == 0 ? h5log_eig_solve(&e, w, alpha, beta, re, im) : -1;
     h5log_eigws_free(&e);
     return rc;
 }
@@ -537,19 +539,22 @@ static hid_t h5log_group_open_or_create(hid_t parent, const char *name) {
 }
 
 /* Writes /trajectories/probe<p>; an existing probe<p> (e.g. from before a --resume) is replaced. */
-int h5log_trajectory(H5Log *h, int probe, int L, int T, int H, int N, const int *tokens,
-                     const int *targets, const int *pred, const float *state, const float *decay,
-                     const float *a, const float *kk, Err *err) {
+int h5log_trajectory(H5Log *h, int probe, const Model *m, int T, const int *tokens, const int *targets,
+                     const int *pred, const ModelTrace *tr, Err *err) {
     if (!h || h->file < 0) return err_set(err, "h5log_trajectory: log is not open");
     const char *path = h->path;
-    if (probe < 0 || L < 1 || T < 1 || H < 1 || N < 1)
+    const int L = m ? m->L : 0, H = m ? m->H : 0, N = m ? m->N : 0, Nv = m ? m->Nv : 0;
+    if (probe < 0 || L < 1 || T < 1 || H < 1 || N < 1 || Nv < 1)
         return err_set(err, "h5log_trajectory: bad shape probe=%d L=%d T=%d H=%d N=%d", probe, L, T, H, N);
-    if (!tokens || !targets || !pred || !state || !decay || !a || !kk)
+    const ModelArch *arch = m->arch;
+    int qok = 1;
+    for (int i = 0; i < arch->ntrace; i++) qok &= tr && tr->q[i] != NULL;
+    if (!tokens || !targets || !pred || !tr || !tr->state || !tr->w || !tr->alpha != !tr->beta || !qok)
         return err_set(err, "h5log_trajectory: NULL array for probe %d", probe);
 
     hid_t troot = H5I_INVALID_HID, pgrp = H5I_INVALID_HID, lgrp = H5I_INVALID_HID;
-    int rc = -1, created = 0, C = H * N;
-    size_t TH = (size_t)T * H, THN = TH * N, TC = (size_t)T * C;
+    int rc = -1, created = 0, C = m->C;
+    size_t TH = (size_t)T * H, THN = TH * N, TC = (size_t)T * C, SS = (size_t)H * N * Nv;
     float *norm = xmalloc(TH * sizeof *norm);    // (T,H)
     float *ere = xmalloc(THN * sizeof *ere);     // (T,H,N)
     float *eim = xmalloc(THN * sizeof *eim);     // (T,H,N)
@@ -575,21 +580,21 @@ int h5log_trajectory(H5Log *h, int probe, int L, int T, int H, int N, const int 
     if (h5log_write_i32(pgrp, "pred", T, pred, path, err) != 0) goto fail;
 
     for (int l = 0; l < L; l++) {
-        const float *sl = state + (size_t)l * T * H * N * N; // (T,H,N,N)
-        const float *wl = decay + (size_t)l * TC;          // (T,C)
-        const float *al = a + (size_t)l * TC;              // (T,C)
-        const float *kl = kk + (size_t)l * TC;             // (T,C)
+        const float *sl = tr->state + (size_t)l * T * SS;                 // (T,H,Nv,N)
+        const float *wl = tr->w + (size_t)l * TC;                         // (T,C)
+        const float *al = tr->alpha ? tr->alpha + (size_t)l * TC : NULL;  // (T,C)
+        const float *bl = tr->beta ? tr->beta + (size_t)l * TC : NULL;    // (T,C)
         for (int t = 0; t < T; t++) {
             for (int hh = 0; hh < H; hh++) {
-                const float *s = sl + (((size_t)t * H + hh) * N * N);
+                const float *s = sl + ((size_t)t * H + hh) * N * Nv;
                 double acc = 0;
-                for (int i = 0; i < N * N; i++) acc += (double)s[i] * s[i];
+                for (size_t i = 0; i < (size_t)N * Nv; i++) acc += (double)s[i] * s[i];
                 norm[(size_t)t * H + hh] = (float)sqrt(acc);
                 size_t off = (size_t)t * C + (size_t)hh * N;
-                if (h5log_eig_solve(&ew, wl + off, al + off, kl + off, re, im) != 0) {
+                if (h5log_eig_solve(&ew, wl + off, al ? al + off : NULL, bl ? bl + off : NULL, re, im) != 0) {
                     err_set(err,
                             "run.h5 '%s': eigenvalues of the transition matrix failed for probe %d "
-                            "layer %d t=%d head %d (non-finite decay/a/kk, or QR did not converge)",
+                            "layer %d t=%d head %d (non-finite transition, or QR did not converge)",
                             path, probe, l, t, hh);
                     goto fail;
                 }
@@ -602,14 +607,17 @@ int h5log_trajectory(H5Log *h, int probe, int L, int T, int H, int N, const int 
         snprintf(lname, sizeof lname, "layer%d", l);
         snprintf(op, sizeof op, "create /trajectories/%s/%s", pname, lname);
         H5_TRY(lgrp = H5Gcreate2(pgrp, lname, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), op);
-        hsize_t d_state[4] = {T, H, N, N}, d_norm[2] = {T, H}, d_tc[2] = {T, C}, d_eig[3] = {T, H, N};
+        hsize_t d_state[4] = {T, H, Nv, N}, d_norm[2] = {T, H}, d_eig[3] = {T, H, N};
         if (h5log_write_f32(lgrp, "state", 4, d_state, sl, path, err) != 0 ||
             h5log_write_f32(lgrp, "state_norm", 2, d_norm, norm, path, err) != 0 ||
-            h5log_write_f32(lgrp, "decay", 2, d_tc, wl, path, err) != 0 ||
-            h5log_write_f32(lgrp, "a", 2, d_tc, al, path, err) != 0 ||
             h5log_write_f32(lgrp, "eig_real", 3, d_eig, ere, path, err) != 0 ||
             h5log_write_f32(lgrp, "eig_imag", 3, d_eig, eim, path, err) != 0)
             goto fail;
+        for (int i = 0; i < arch->ntrace; i++) {
+            hsize_t width = arch->trace[i].per_head ? (hsize_t)H : (hsize_t)C, d_q[2] = {T, width};
+            if (h5log_write_f32(lgrp, arch->trace[i].name, 2, d_q, tr->q[i] + (size_t)l * T * width, path, err) != 0)
+                goto fail;
+        }
         H5Gclose(lgrp);
         lgrp = H5I_INVALID_HID;
     }

@@ -3,6 +3,8 @@
  * wkv7.c. Rows are tokens: R = B*T. */
 #include "rwkv7.h"
 
+#include "tensorfile.h"
+
 #include <gsl/gsl_randist.h>
 #include <math.h>
 #include <string.h>
@@ -165,6 +167,8 @@ static Rwkv7 *create(const Rwkv7Dims *dims, int with_grads) {
     rwkv7_layout(d, &wp, &m->w);
     Walk wg = {.base = m->grads}; /* base NULL: every gradient pointer stays NULL */
     rwkv7_layout(d, &wg, &m->g);
+    model_attach(&m->head, &model_rwkv7, m, d, d->V, d->C, d->L, d->H, d->N, d->N, m->tensors, m->ntensors,
+                 m->nparams, m->params, m->grads);
     return m;
 }
 
@@ -299,11 +303,9 @@ struct Rwkv7Acts {
     real *ckpt;                  /* L x wkv7 checkpoint */
     size_t ckpt_layer;
     real *emb, *ln0_m, *ln0_r;   /* (R,C) raw embedding when ln0 exists */
-    real *x_fin, *lnf, *lnf_m, *lnf_r, *logits, *probs; /* (R,C) ... (R,V) */
-    real *dx, *dvfirst, *dlnf, *dlogits, *demb;        /* backward scratch */
-    int *tokens, *targets;
-    unsigned char *mask;
-    long ncount;
+    real *x_fin, *lnf, *lnf_m, *lnf_r, *logits;      /* (R,C) ... (R,V) */
+    real *dx, *dvfirst, *dlnf, *demb;                /* backward scratch */
+    int *tokens;
     size_t cap, rows_cap;        /* allocated reals / rows */
 };
 
@@ -354,18 +356,18 @@ static void acts_layout(Rwkv7Acts *A, real *base, const Rwkv7Dims *d, int B, int
     A->ln0_m = carve(&off, base, R), A->ln0_r = carve(&off, base, R);
     A->x_fin = carve(&off, base, R * C), A->lnf = carve(&off, base, R * C);
     A->lnf_m = carve(&off, base, R), A->lnf_r = carve(&off, base, R);
-    A->logits = carve(&off, base, R * V), A->probs = carve(&off, base, R * V);
-    A->dx = A->dvfirst = A->dlnf = A->dlogits = A->demb = NULL;
+    A->logits = carve(&off, base, R * V);
+    A->dx = A->dvfirst = A->dlnf = A->demb = NULL;
     if (with_backward) {
         A->dx = carve(&off, base, R * C), A->dvfirst = carve(&off, base, R * C);
-        A->dlnf = carve(&off, base, R * C), A->dlogits = carve(&off, base, R * V), A->demb = carve(&off, base, R * C);
+        A->dlnf = carve(&off, base, R * C), A->demb = carve(&off, base, R * C);
     }
     A->numel = off;
 }
 
 static void acts_free(Rwkv7Acts *A) {
     if (!A) return;
-    free(A->buf), free(A->la), free(A->tokens), free(A->targets), free(A->mask), free(A);
+    free(A->buf), free(A->la), free(A->tokens), free(A);
 }
 
 /* Carve the activation buffer for (B,T,K). The buffer only grows (capacity kept across calls), so
@@ -381,18 +383,14 @@ static void acts_ensure(Rwkv7 *m, int B, int T, int K) {
     acts_layout(A, NULL, &m->d, B, T, K, m->grads != NULL);
     size_t R = (size_t)B * T;
     if (A->numel > cap || !A->buf) {
-        free(A->buf), free(A->tokens), free(A->targets), free(A->mask);
+        free(A->buf), free(A->tokens);
         A->buf = xmalloc(A->numel * sizeof(real));
         A->tokens = xmalloc(R * sizeof(int));
-        A->targets = xmalloc(R * sizeof(int));
-        A->mask = xmalloc(R);
         A->rows_cap = R;
         cap = A->numel;
     } else if (R > A->rows_cap) {
         A->tokens = realloc(A->tokens, R * sizeof(int));
-        A->targets = realloc(A->targets, R * sizeof(int));
-        A->mask = realloc(A->mask, R);
-        CHECK(A->tokens && A->targets && A->mask, "out of memory for %zu rows", R);
+        CHECK(A->tokens, "out of memory for %zu rows", R);
         A->rows_cap = R;
     }
     acts_layout(A, A->buf, &m->d, B, T, K, m->grads != NULL);
@@ -576,22 +574,10 @@ const real *rwkv7_forward(Rwkv7 *m, const int *tokens, int B, int T, int K, cons
     return A->logits;
 }
 
-double rwkv7_loss(Rwkv7 *m, const int *targets, const unsigned char *mask, int *pred, long *ncorrect,
-                  long *ncount) {
-    Rwkv7Acts *A = m->acts;
-    CHECK(A, "rwkv7_loss called before rwkv7_forward");
-    const int R = m->B * m->T;
-    memcpy(A->targets, targets, (size_t)R * sizeof(int));
-    memcpy(A->mask, mask, (size_t)R);
-    double loss = crossentropy_forward(A->probs, pred, A->logits, targets, mask, R, m->d.V, ncorrect, ncount);
-    A->ncount = *ncount;
-    return loss;
-}
-
 /* ---- backward -------------------------------------------------------------------------------- */
 static void zero(real *p, size_t n) { memset(p, 0, n * sizeof(real)); }
 
-void rwkv7_backward(Rwkv7 *m) {
+void rwkv7_backward(Rwkv7 *m, const real *dlogits) {
     const Rwkv7Dims *d = &m->d;
     const int C = d->C, H = d->H, N = d->N, F = d->F, V = d->V, L = d->L;
     const int B = m->B, T = m->T, R = B * T;
@@ -602,23 +588,9 @@ void rwkv7_backward(Rwkv7 *m) {
     CHECK(!m->head_last_only, "rwkv7_backward after a head_last_only forward (inference mode)");
     CHECK(m->grads, "rwkv7_backward on a model made by rwkv7_create_inference (no gradient buffer)");
 
-    // fwd: loss = CE(logits); logits = lnf head^T; lnf = LN(x_fin)
-    zero(A->dlogits, (size_t)R * V);
-    crossentropy_backward(A->dlogits, A->probs, A->targets, A->mask, R, V, A->ncount, 1);
-    if (m->l2wrap) {
-        /* L2Wrap (official): every position, counted or not, gets 1e-4 * max_logit / (B*T) added to the
-         * gradient of its argmax logit (upstream loss gradient = 1). Normalised by B*T as the original. */
-#pragma omp parallel for schedule(static)
-        for (int r = 0; r < R; r++) {
-            const real *lg = A->logits + (size_t)r * V;
-            int am = 0;
-            for (int i = 1; i < V; i++)
-                if (lg[i] > lg[am]) am = i;
-            A->dlogits[(size_t)r * V + am] += (real)1e-4 * lg[am] / R;
-        }
-    }
+    // fwd: logits = lnf head^T; lnf = LN(x_fin)   (dlogits from the shared loss, model.c)
     zero(A->dlnf, (size_t)R * C);
-    linear_backward(A->dlnf, G->head, G->head_b, A->dlogits, A->lnf, W->head, R, C, V);
+    linear_backward(A->dlnf, G->head, G->head_b, dlogits, A->lnf, W->head, R, C, V);
     zero(A->dx, (size_t)R * C);
     norm_backward(A->dx, G->lnout_w, G->lnout_b, A->dlnf, A->x_fin, A->lnf_m, A->lnf_r, W->lnout_w, R, 1, C);
     zero(A->dvfirst, (size_t)R * C);
@@ -709,3 +681,138 @@ void rwkv7_backward(Rwkv7 *m) {
         embedding_backward(G->emb, A->dx, A->tokens, R, C, V);
     }
 }
+
+/* ---- the model interface (model.h) ------------------------------------------------------------ */
+
+#define RWKV7_DIM(f) {#f, offsetof(Rwkv7Dims, f)}
+static const DimField rwkv7_dim_fields[] = {
+    RWKV7_DIM(V),  RWKV7_DIM(C),  RWKV7_DIM(L),  RWKV7_DIM(N),        RWKV7_DIM(Dw),      RWKV7_DIM(Da),
+    RWKV7_DIM(Dv), RWKV7_DIM(Dg), RWKV7_DIM(extended), RWKV7_DIM(has_ln0), RWKV7_DIM(bias),
+};
+
+static int arch_dims_from_config(void *dims, const RunConfig *c, int V, Err *err) {
+    Rwkv7Dims d = {.V = V, .C = c->model.d_model, .L = c->model.layers, .N = c->model.head_size,
+                   .Dw = c->model.lora_w, .Da = c->model.lora_a, .Dv = c->model.lora_v, .Dg = c->model.lora_g,
+                   .extended = !strcmp(c->model.eig_range, "extended"), .has_ln0 = 1};
+    if (d.C % d.N) return err_set(err, "model.head_size = %d must divide model.d_model = %d", d.N, d.C);
+    *(Rwkv7Dims *)dims = d;
+    return 0;
+}
+
+static int arch_validate_dims(const void *dims, Err *err) {
+    const Rwkv7Dims *d = dims;
+    if (d->V < 1 || d->C < 1 || d->L < 1 || d->N < 1 || d->C % d->N)
+        return err_set(err, "implausible RWKV-7 dims V=%d C=%d L=%d N=%d (N must divide C)", d->V, d->C, d->L, d->N);
+    if (d->Dw < 0 || d->Da < 0 || d->Dv < 0 || d->Dg < 0 || d->extended < 0 || d->extended > 1 || d->has_ln0 < 0 ||
+        d->has_ln0 > 1 || d->bias < 0 || d->bias > RWKV7_BIAS_ALL)
+        return err_set(err, "implausible RWKV-7 LoRA ranks or flags");
+    return 0;
+}
+
+static Model *arch_create(const void *dims, int with_grads) {
+    Rwkv7 *m = create(dims, with_grads);
+    return &m->head;
+}
+static void arch_free(Model *mm) { rwkv7_free(mm->self); }
+static void arch_init(Model *mm, gsl_rng *rng, const RunConfig *c) {
+    Rwkv7 *m = mm->self;
+    rwkv7_init_official(m, rng);
+    if (c) rwkv7_set_w0_lr_mult(m, c->train.w0_lr_mult);
+}
+
+/* Trace: the transition of a step is M = diag(w) - kk (kk*a)^T, i.e. alpha = -kk, beta = kk*a. */
+static const TraceQuantity rwkv7_trace[] = {
+    {"decay", 0, "w, per channel: the diagonal of the transition (in (0,1))"},
+    {"a", 0, "in-context learning rate a, per channel (standard: (0,1); extended: (0,2w))"},
+};
+
+static const real *arch_forward(Model *mm, const int *tokens, int B, int T, const ModelFwd *f) {
+    Rwkv7 *m = mm->self;
+    m->head_last_only = f->head_last_only;
+    const ModelTrace *mt = f->trace;
+    Rwkv7Trace tr = {0};
+    if (mt) tr = (Rwkv7Trace){.state = mt->state, .decay = mt->w, .a = mt->q[1], .kk = mt->alpha};
+    const real *lg = rwkv7_forward(m, tokens, B, T, f->K, f->state_in, f->state_out, mt ? &tr : NULL);
+    m->head_last_only = 0;
+    if (mt) {
+        size_t n = (size_t)m->d.L * B * T * m->d.C;
+        for (size_t i = 0; i < n; i++) {
+            if (mt->q[0]) mt->q[0][i] = mt->w[i];
+            if (mt->beta) mt->beta[i] = mt->alpha[i] * mt->q[1][i];
+            mt->alpha[i] = -mt->alpha[i];
+        }
+    }
+    return lg;
+}
+
+static void arch_backward(Model *mm, const real *dlogits) { rwkv7_backward(mm->self, dlogits); }
+static size_t arch_state_numel(const Model *mm, int B) { return rwkv7_state_numel(&((Rwkv7 *)mm->self)->d, B); }
+static size_t arch_matrix_state(const Model *mm) { return (size_t)mm->L * mm->H * mm->N * mm->N; }
+static size_t arch_act_bytes(const Model *mm) {
+    const Rwkv7 *m = mm->self;
+    return m->acts ? rwkv7_act_bytes(m) + m->acts->rows_cap * sizeof(int) : 0;
+}
+/* keys only RWKV-7 files have (any one: a file missing some is still reported as an incomplete RWKV-7) */
+static int arch_recognise(const TensorFile *tf) {
+    static const char *const keys[] = {"blocks.0.att.r_k", "blocks.0.att.k_k", "blocks.0.att.k_a", "blocks.0.att.a0",
+                                       "blocks.0.att.x_a"};
+    for (int i = 0; i < 5; i++)
+        if (tensorfile_find(tf, keys[i])) return 1;
+    return 0;
+}
+static ParamTensor *arch_tensor_table(const void *dims, int *n, size_t *np) {
+    Rwkv7Dims d = *(const Rwkv7Dims *)dims;
+    return rwkv7_tensor_table(&d, n, np);
+}
+static size_t arch_act_bytes_for(const void *dims, int B, int T, int K, int with_backward) {
+    return rwkv7_act_numel(dims, B, T, K, with_backward) * sizeof(real) + (size_t)B * T * sizeof(int); /* + tokens */
+}
+static const char *arch_export_note(const Model *mm) {
+    return ((const Rwkv7 *)mm->self)->d.extended
+               ? "this model uses the extended eigenvalue range (a = 2 w sigmoid(...)); the official RWKV-7 code "
+                 "computes a = sigmoid(...) and will not reproduce it"
+               : NULL;
+}
+
+/* matmul: r k v o (4 C^2), LoRAs, FFN (2 C F), head (C V), 2 flops each; recurrence: ~5 flops per state
+ * element per token forward (rwkv7.md) */
+static double arch_fwd_flops(const Model *mm, double *matmul, double *recurrence) {
+    const Rwkv7Dims *d = &((const Rwkv7 *)mm->self)->d;
+    const double C = d->C, L = d->L, V = d->V;
+    double mm_ = 2 * L * 4 * C * C + 2 * (L * 2 * C * (d->Dw + d->Da + d->Dg) + (L - 1) * 2 * C * d->Dv) +
+                 2 * L * 2 * C * d->F + 2 * C * V;
+    double rec = 2 * 5 * L * C * d->N;
+    if (matmul) *matmul = mm_;
+    if (recurrence) *recurrence = rec;
+    return mm_ + rec;
+}
+
+static const char *const rwkv7_ignored[] = {"blocks.0.att.v0", "blocks.0.att.v1", "blocks.0.att.v2", NULL};
+
+const ModelArch model_rwkv7 = {
+    .name = "rwkv7",
+    .title = "RWKV-7 (x070)",
+    .dims_size = sizeof(Rwkv7Dims),
+    .dim_fields = rwkv7_dim_fields,
+    .ndims = sizeof rwkv7_dim_fields / sizeof *rwkv7_dim_fields,
+    .dims_from_config = arch_dims_from_config,
+    .recognise = arch_recognise,
+    .dims_from_tensors = rwkv7_dims_from_tensors,
+    .ignored_tensors = rwkv7_ignored,
+    .tensor_table = arch_tensor_table,
+    .act_bytes_for = arch_act_bytes_for,
+    .export_note = arch_export_note,
+    .validate_dims = arch_validate_dims,
+    .create = arch_create,
+    .free = arch_free,
+    .init = arch_init,
+    .forward = arch_forward,
+    .backward = arch_backward,
+    .state_numel = arch_state_numel,
+    .matrix_state_numel = arch_matrix_state,
+    .rank_one = 1,
+    .trace = rwkv7_trace,
+    .ntrace = 2,
+    .act_bytes = arch_act_bytes,
+    .fwd_flops_per_token = arch_fwd_flops,
+};

@@ -21,7 +21,7 @@
 #include "h5log.h"
 #include "mem.h"
 #include "optim.h"
-#include "rwkv7.h"
+#include "model.h"
 #include "task.h"
 
 #ifndef RWKVLAB_VERSION
@@ -78,7 +78,7 @@ static void fmt_duration(char *buf, size_t n, double s) {
 }
 
 /* ---- evaluation ------------------------------------------------------------------------------ */
-void train_evaluate(Rwkv7 *m, const int *inputs, const int *targets, const unsigned char *mask, int n, int T,
+void train_evaluate(Model *m, const int *inputs, const int *targets, const unsigned char *mask, int n, int T,
                     int K, long max_rows, double *token_acc, double *seq_acc) {
     int eb = (int)(max_rows / T);
     if (eb < 1) eb = 1;
@@ -89,8 +89,9 @@ void train_evaluate(Rwkv7 *m, const int *inputs, const int *targets, const unsig
         int b = n - s < eb ? n - s : eb;
         size_t o = (size_t)s * T;
         long nc, cnt;
-        rwkv7_forward(m, inputs + o, b, T, K, NULL, NULL, NULL);
-        rwkv7_loss(m, targets + o, mask + o, pred, &nc, &cnt);
+        ModelFwd f = {.K = K};
+        model_forward(m, inputs + o, b, T, &f);
+        model_loss(m, targets + o, mask + o, pred, &nc, &cnt);
         tok_ok += nc, tok_n += cnt;
         for (int i = 0; i < b; i++) {
             int ok = 1;
@@ -113,7 +114,7 @@ typedef struct {
     Out out;
     char dir[2048];
     Task *task;
-    Rwkv7 *m;
+    Model *m;
     AdamW opt;
     gsl_rng *rng;
     H5Log *h5;
@@ -179,7 +180,6 @@ static int run_eval(Run *r, long step, Err *err) {
 
 static int write_trajectories(Run *r, Err *err) {
     const RunConfig *c = r->cfg;
-    const Rwkv7Dims *d = &r->m->d;
     int P = c->log.trajectories;
     if (P <= 0) return 0;
     int T = c->log.trajectory_len;
@@ -188,21 +188,20 @@ static int write_trajectories(Run *r, Err *err) {
             if (c->task.test_lens[i] > T) T = c->task.test_lens[i];
     Batch probes;
     task_testset(r->task, (unsigned long)r->seed, T, P, &probes); /* = first P rows of that test set */
-    size_t LT = (size_t)d->L * T;
-    Rwkv7Trace tr = {.state = xmalloc(LT * d->H * d->N * d->N * sizeof(float)),
-                     .decay = xmalloc(LT * d->C * sizeof(float)),
-                     .a = xmalloc(LT * d->C * sizeof(float)),
-                     .kk = xmalloc(LT * d->C * sizeof(float))};
+    ModelTrace tr;
+    model_trace_alloc(r->m, 1, T, &tr);
     int *pred = xmalloc((size_t)T * sizeof(int));
     int rc = 0;
     for (int p = 0; p < P && rc == 0; p++) {
         const int *tok = probes.inputs + (size_t)p * T, *tgt = probes.targets + (size_t)p * T;
         long nc, cnt;
-        rwkv7_forward(r->m, tok, 1, T, r->K, NULL, NULL, &tr);
-        rwkv7_loss(r->m, tgt, probes.mask + (size_t)p * T, pred, &nc, &cnt);
-        rc = h5log_trajectory(r->h5, p, d->L, T, d->H, d->N, tok, tgt, pred, tr.state, tr.decay, tr.a, tr.kk, err);
+        ModelFwd f = {.K = r->K, .trace = &tr};
+        model_forward(r->m, tok, 1, T, &f);
+        model_loss(r->m, tgt, probes.mask + (size_t)p * T, pred, &nc, &cnt);
+        rc = h5log_trajectory(r->h5, p, r->m, T, tok, tgt, pred, &tr, err);
     }
-    free(tr.state), free(tr.decay), free(tr.a), free(tr.kk), free(pred);
+    model_trace_free(&tr);
+    free(pred);
     batch_free(&probes);
     return rc;
 }
@@ -210,7 +209,6 @@ static int write_trajectories(Run *r, Err *err) {
 static int write_summary(Run *r, const char *status, long step, double wall, double tps, double last_loss,
                          Err *err) {
     const RunConfig *c = r->cfg;
-    const Rwkv7Dims *d = &r->m->d;
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "experiment", c->experiment.name);
     cJSON_AddStringToObject(j, "status", status);
@@ -221,7 +219,8 @@ static int write_summary(Run *r, const char *status, long step, double wall, dou
     cJSON_AddStringToObject(j, "eig_range", c->model.eig_range);
     cJSON_AddStringToObject(j, "task", task_describe(r->task));
     cJSON_AddNumberToObject(j, "param_count", (double)r->m->nparams);
-    cJSON_AddNumberToObject(j, "state_size", (double)d->L * d->H * d->N * d->N);
+    cJSON_AddNumberToObject(j, "state_size", (double)model_matrix_state_numel(r->m));
+    cJSON_AddNumberToObject(j, "state_size_total", (double)model_state_numel(r->m, 1));
 #ifdef _OPENMP
     cJSON_AddNumberToObject(j, "threads", omp_get_max_threads());
 #else
@@ -266,7 +265,7 @@ static void run_free(Run *r) {
     batch_free(&r->batch);
     h5log_close(r->h5);
     if (r->m) adamw_free(&r->opt);
-    rwkv7_free(r->m);
+    model_free(r->m);
     task_free(r->task);
     if (r->rng) gsl_rng_free(r->rng);
     free(r->config_ini);
@@ -441,8 +440,10 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
 #ifdef _OPENMP
     if (cfg->train.threads > 0) omp_set_num_threads(cfg->train.threads);
 #endif
-    if (strcmp(cfg->model.arch, "rwkv7"))
-        return err_set(err, "model.arch = %s is not implemented yet (available: rwkv7)", cfg->model.arch), TRAIN_ERROR;
+    const ModelArch *arch = model_arch_find(cfg->model.arch);
+    if (!arch)
+        return err_set(err, "model.arch = %s is not known (available: %s)", cfg->model.arch, model_arch_names()),
+               TRAIN_ERROR;
     if (config_validate(cfg, err)) return TRAIN_ERROR;
     if (!(r->task = task_create(cfg, err))) return TRAIN_ERROR;
     if (mem_check_train(cfg, task_vocab(r->task), r->K, err)) goto done; /* before writing or allocating anything */
@@ -468,16 +469,16 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
     }
 
     /* model, optimizer, rng */
-    Rwkv7Dims d = {.V = task_vocab(r->task), .C = cfg->model.d_model, .L = cfg->model.layers,
-                   .N = cfg->model.head_size, .Dw = cfg->model.lora_w, .Da = cfg->model.lora_a,
-                   .Dv = cfg->model.lora_v, .Dg = cfg->model.lora_g,
-                   .extended = !strcmp(cfg->model.eig_range, "extended"), .has_ln0 = 1};
-    r->m = rwkv7_create(&d);
-    rwkv7_set_w0_lr_mult(r->m, cfg->train.w0_lr_mult);
+    {
+        char dims[1024];
+        CHECK(arch->dims_size <= sizeof dims, "dims of %s too large", arch->name);
+        if (arch->dims_from_config(dims, cfg, task_vocab(r->task), err)) goto done;
+        r->m = model_create(arch, dims, 1);
+    }
     r->m->l2wrap = cfg->train.l2wrap;
     r->rng = gsl_rng_alloc(gsl_rng_mt19937);
     gsl_rng_set(r->rng, (unsigned long)r->seed);
-    rwkv7_init_official(r->m, r->rng);
+    model_init(r->m, r->rng, cfg);
     AdamWConfig ac = {.lr = cfg->train.lr, .lr_min = cfg->train.lr_min, .warmup = cfg->train.warmup,
                       .steps = cfg->train.steps, .cosine = !strcmp(cfg->train.schedule, "cosine"),
                       .beta1 = cfg->train.beta1, .beta2 = cfg->train.beta2, .eps = cfg->train.adam_eps,
@@ -498,17 +499,18 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
         int have = 0;
         if (ckpt_recover(r->dir, &have, err)) goto done;
         if (have) {
-            Rwkv7 *loaded = NULL;
+            Model *loaded = NULL;
             long s_model = 0, s_opt = 0;
             path_in(p, sizeof p, r, "ckpt.bin");
             if (ckpt_load_model(p, &loaded, &s_model, NULL, err)) goto done;
-            if (loaded->nparams != r->m->nparams || memcmp(&loaded->d, &r->m->d, sizeof d)) {
-                rwkv7_free(loaded);
+            if (loaded->arch != r->m->arch || loaded->nparams != r->m->nparams ||
+                memcmp(loaded->dims, r->m->dims, arch->dims_size)) {
+                model_free(loaded);
                 err_set(err, "'%s' does not match the model of %s/config.ini", p, r->dir);
                 goto done;
             }
             memcpy(r->m->params, loaded->params, r->m->nparams * sizeof(real));
-            rwkv7_free(loaded);
+            model_free(loaded);
             path_in(p, sizeof p, r, "optim.bin");
             if (ckpt_load_optim(p, &r->opt, r->rng, &s_opt, err)) goto done;
             path_in(p, sizeof p, r, "records.bin");
@@ -540,7 +542,8 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
     path_in(p, sizeof p, r, "run.h5");
     H5RunAttrs at = {.config_ini = r->config_ini, .code_version = RWKVLAB_VERSION, .seed = r->seed,
                      .arch = cfg->model.arch, .param_count = (long)r->m->nparams,
-                     .state_size = (long)d.L * r->m->d.H * d.N * d.N, .eig_range = cfg->model.eig_range};
+                     .state_size = (long)model_matrix_state_numel(r->m),
+                     .state_size_total = (long)model_state_numel(r->m, 1), .eig_range = cfg->model.eig_range};
     if (!(r->h5 = h5log_rebuild(p, &at, &r->st.rec, err))) goto done;
 
     /* fixed test sets, one per length */
@@ -552,7 +555,6 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
     batch_alloc(&r->batch, cfg->train.batch, cfg->task.train_len);
     restore_last_eval(r);
 
-    const Rwkv7Dims *md = &r->m->d;
 #ifdef _OPENMP
     int threads = omp_get_max_threads();
 #else
@@ -560,10 +562,17 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
 #endif
     say(&r->out, "rwkvlab %s train: %s -> %s", RWKVLAB_VERSION, cfg->experiment.name, r->dir);
     say(&r->out, "task: %s", task_describe(r->task));
-    say(&r->out, "model: RWKV-7 L=%d C=%d N=%d H=%d V=%d LoRA w/a/v/g=%d/%d/%d/%d eig_range=%s, %zu params, "
-                 "state %d floats; %s, %d threads, WKV checkpoint every %d tokens",
-        md->L, md->C, md->N, md->H, md->V, md->Dw, md->Da, md->Dv, md->Dg, cfg->model.eig_range, r->m->nparams,
-        md->L * md->H * md->N * md->N, REAL_NAME, threads, r->K);
+    {
+        char dl[512] = "";
+        int vals[MODEL_MAX_DIMS];
+        model_dims_get(arch, r->m->dims, vals);
+        for (int i = 0; i < arch->ndims; i++)
+            snprintf(dl + strlen(dl), sizeof dl - strlen(dl), "%s%s=%d", i ? " " : "", arch->dim_fields[i].name, vals[i]);
+        say(&r->out, "model: %s %s eig_range=%s, %zu params, state %zu numbers (matrix %zu); %s, %d threads, "
+                     "recurrence checkpoint every %d tokens",
+            arch->title, dl, cfg->model.eig_range, r->m->nparams, model_state_numel(r->m, 1),
+            model_matrix_state_numel(r->m), REAL_NAME, threads, r->K);
+    }
     if (r->out.log) fprintf(r->out.log, "resolved config:\n%s\n", r->config_ini);
     if (resuming && step > 0)
         say(&r->out, r->st.status == RUN_TRAINING ? "resuming at step %ld of %ld" : "resuming at step %ld of %ld: "
@@ -583,11 +592,12 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
     while (r->st.status == RUN_TRAINING && step < cfg->train.steps) {
         task_sample(r->task, r->rng, &r->batch);
         memset(r->m->grads, 0, r->m->nparams * sizeof(real));
-        rwkv7_forward(r->m, r->batch.inputs, B, T, r->K, NULL, NULL, NULL);
+        ModelFwd fwd = {.K = r->K};
+        model_forward(r->m, r->batch.inputs, B, T, &fwd);
         long nc, cnt;
-        double loss = rwkv7_loss(r->m, r->batch.targets, r->batch.mask, NULL, &nc, &cnt);
+        double loss = model_loss(r->m, r->batch.targets, r->batch.mask, NULL, &nc, &cnt);
         if (opts->inject_nan_at > 0 && step + 1 == opts->inject_nan_at) loss = NAN;
-        rwkv7_backward(r->m);
+        model_backward(r->m);
         double gn = grad_norm(r->m->grads, r->m->nparams);
         if (!isfinite(loss) || !isfinite(gn)) {
             say(&r->out, "error: the %s became %s at step %ld. The run stops; the last good checkpoint is kept in "

@@ -1,8 +1,11 @@
 /* ckpt.h -- native checkpoints, written atomically (temp file + rename).
  *
- * ckpt.bin  (the model):   magic "RWKVLAB\x01", u32 version, u32 scalar bytes (4|8),
- *                          i32 V C L N Dw Da Dv Dg extended has_ln0, i64 step, i64 nparams,
- *                          i64 config_len, config text (resolved INI), params [nparams]
+ * ckpt.bin  (the model):   magic "RWKVLAB\x01", u32 version (2), u32 scalar bytes (4|8),
+ *                          char arch[16] (model.arch), i32 ndims, ndims x {char name[16], i32 value}
+ *                          (every field of the architecture's dims, biases included), i64 step,
+ *                          i64 nparams, i64 config_len, config text (resolved INI), params [nparams].
+ *                          Version 1 (RWKV-7 only): i32 V C L N Dw Da Dv Dg extended has_ln0 instead
+ *                          of arch and named dims; still read.
  * optim.bin (resume state): magic "RWKVOPT\x01", u32 version, u32 scalar bytes, i64 step, i64 nparams,
  *                          i64 adam_t, i64 rng_bytes, rng state (gsl mt19937), m [nparams], v [nparams]
  * records.bin (run state):  magic "RWKVREC\x01", u32 version, u32 0, i64 step, i32 status, f64 last_loss,
@@ -28,9 +31,10 @@
 #include "common.h"
 #include "h5log.h"
 #include "optim.h"
-#include "rwkv7.h"
+#include "model.h"
 
-#define CKPT_VERSION 1
+#define CKPT_VERSION 1       /* optim.bin, records.bin */
+#define CKPT_MODEL_VERSION 2 /* ckpt.bin */
 
 /* Where a run stands at its checkpoint (records.bin). */
 enum { RUN_TRAINING = 0, RUN_COMPLETED = 1, RUN_EARLY_STOPPED = 2 };
@@ -41,16 +45,16 @@ typedef struct {
     RunRecords rec;   /* every /train and /eval record up to step */
 } RunState;
 
-int ckpt_save_model(const char *path, const Rwkv7 *m, long step, const char *config_ini, Err *err);
-/* Reads the header; *m_out = a new model with the stored dims and params; *config_ini (malloc'd) may be
- * NULL if not wanted. */
-int ckpt_load_model(const char *path, Rwkv7 **m_out, long *step, char **config_ini, Err *err);
+int ckpt_save_model(const char *path, const Model *m, long step, const char *config_ini, Err *err);
+/* Reads the header; *m_out = a new inference model of the stored architecture, dims and params;
+ * *config_ini (malloc'd) may be NULL if not wanted. */
+int ckpt_load_model(const char *path, Model **m_out, long *step, char **config_ini, Err *err);
 int ckpt_save_optim(const char *path, const AdamW *o, const gsl_rng *rng, long step, Err *err);
 /* Into an initialised AdamW of the right size and an allocated rng of the same type. */
 int ckpt_load_optim(const char *path, AdamW *o, gsl_rng *rng, long *step, Err *err);
 
 /* The whole checkpoint of a run directory (see the protocol above). */
-int ckpt_save(const char *dir, const Rwkv7 *m, const AdamW *o, const gsl_rng *rng, const RunState *st,
+int ckpt_save(const char *dir, const Model *m, const AdamW *o, const gsl_rng *rng, const RunState *st,
               const char *config_ini, Err *err);
 /* Bring `dir` to its last complete checkpoint (finish or undo an interrupted ckpt_save) and remove
  * temp files left by killed writers. *have = 1 when dir now holds a checkpoint, 0 when none was

@@ -17,7 +17,7 @@ CU_SRC      := $(wildcard core/cuda/*.cu)
 CU_HDRS     := $(wildcard core/cuda/*.h core/cuda/*.cuh)
 CU_OBJ      := $(patsubst core/cuda/%.cu,$(O)/cuda/%.o,$(CU_SRC))
 CU_LIB      := $(O)/cuda/librwkvcuda.a
-NVCC_FLAGS  := $(NVCC_OPT) -std=c++17 $(CUDA_ARCH) -lineinfo -Icore -Icore/cuda $(DEP_CFLAGS) \
+NVCC_FLAGS  := $(NVCC_OPT) -std=c++17 $(CUDA_ARCH) -lineinfo $(addprefix -I,$(CORE_DIRS)) -Icore/cuda -Itasks $(DEP_CFLAGS) \
                -Xcompiler -Wall,-Wno-unused-parameter --expt-relaxed-constexpr
 # static CUDA runtime (nothing to carry to the GPU machine); cuBLAS from the toolkit, found through the rpath
 CUDA_LIBS   := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart_static -lrt -ldl -lpthread -lstdc++

@@ -303,6 +303,14 @@ extern "C" CudaRwkv7 *cuda_rwkv7_create(const Rwkv7 *m, CudaDType wtype, Err *er
     return g;
 }
 
+extern "C" CudaRwkv7 *cuda_model_create(const Model *m, CudaDType wtype, Err *err) {
+    if (m->arch != &model_rwkv7) {
+        err_set(err, "GPU: the CUDA engine runs RWKV-7 models only (this one is %s); use --device cpu", m->arch->name);
+        return NULL;
+    }
+    return cuda_rwkv7_create((const Rwkv7 *)m->self, wtype, err);
+}
+
 extern "C" void cuda_rwkv7_free(CudaRwkv7 *g) {
     if (!g) return;
     if (g->wbuf) CUDA_CHECK(cudaFree(g->wbuf));

@@ -1,8 +1,9 @@
 /* cuda_rwkv7.h -- the RWKV-7 inference forward on one NVIDIA GPU (CUDA + cuBLAS), C API.
  *
- * Scope: inference only (no backward). The model is uploaded from a loaded CPU model (rwkv7_load or
- * rwkv7_create_inference + filled params), so every checkpoint format the CPU reads works here too. The
- * CPU path (rwkv7_forward) is the oracle this engine is tested against (tests/gpu/test_gpu.c).
+ * Scope: inference only (no backward). The model is uploaded from a loaded CPU model (model_load of an
+ * RWKV-7 checkpoint, or rwkv7_create_inference + filled params), so every checkpoint format the CPU reads
+ * works here too. The CPU path (rwkv7_forward) is the oracle this engine is tested against
+ * (tests/gpu/test_gpu.c).
  *
  * Numerics (../shared/spec/rwkv7.md "Numerics"):
  *  - weight matrices (emb, receptance/key/value/output, LoRA factors, ffn, head) are stored as bf16
@@ -49,6 +50,8 @@ typedef struct CudaRwkv7 CudaRwkv7;
 /* Upload the weights of m (any Rwkv7: loaded or created; only m->d and m->w are read; m may be freed
  * afterwards). NULL + err on an unsupported shape (head size), fp16 overflow, or too little GPU memory. */
 CudaRwkv7 *cuda_rwkv7_create(const Rwkv7 *m, CudaDType wtype, Err *err);
+/* The same from the model interface: m must be an RWKV-7 model (m->arch == &model_rwkv7), else NULL + err. */
+CudaRwkv7 *cuda_model_create(const Model *m, CudaDType wtype, Err *err);
 void cuda_rwkv7_free(CudaRwkv7 *g);
 const Rwkv7Dims *cuda_rwkv7_dims(const CudaRwkv7 *g);
 size_t cuda_rwkv7_weight_bytes(const CudaRwkv7 *g);    /* device bytes held by the weights */

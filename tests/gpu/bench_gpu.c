@@ -169,7 +169,7 @@ int main(int argc, char **argv) {
         printf("\n== %s: L%d C%d N%d V%d ranks w%d a%d v%d g%d, %.3f G parameters; host fill %.1f s, upload %.2f s "
                "(%.2f GB on the device)\n", sh, d.L, d.C, d.N, d.V, gd->Dw, gd->Da, gd->Dv, gd->Dg, m->nparams / 1e9, t_fill,
                t_up, cuda_rwkv7_weight_bytes(g) / 1e9);
-        rwkv7_free(m);
+        model_free(&m->head);
         const double ft = flops_token(gd), fh = 2.0 * d.V * d.C;
         double tt[50];
 

@@ -30,7 +30,7 @@
 
 #include "cuda_rwkv7.h"
 #include "gpu_testutil.h"
-#include "rwkv7_io.h"
+#include "model_io.h"
 
 static int n_checks, n_fail, n_skip, opt_quick, opt_require;
 static const char *opt_data;
@@ -55,6 +55,21 @@ static void skip(const char *what) {
         n_skip++;
         printf("  SKIP: %s\n", what);
     }
+}
+
+/* load an RWKV-7 checkpoint through the model interface; the CUDA engine takes the RWKV-7 struct */
+static Rwkv7 *load_rwkv7(const char *path, Err *e) {
+    Model *mm = NULL;
+    if (model_load(path, &mm, e)) return NULL;
+    if (mm->arch != &model_rwkv7) {
+        err_set(e, "%s holds a %s model, not RWKV-7", path, mm->arch->name);
+        model_free(mm);
+        return NULL;
+    }
+    return mm->self;
+}
+static void free_rwkv7(Rwkv7 *m) {
+    if (m) model_free(&m->head);
 }
 
 static const char *find_file(const char *name) {
@@ -106,13 +121,13 @@ static Rwkv7 *make_checkpoint(const char *name, Rwkv7Dims d, uint64_t seed) {
     char path[512];
     snprintf(path, sizeof path, "%s/%s.pth", tmpdir, name);
     Err e = {{0}};
-    if (rwkv7_export(m, path, TF_BF16, &e)) {
+    if (model_export(&m->head, path, TF_BF16, &e)) {
         printf("  cannot write %s: %s\n", path, e.msg);
         exit(1);
     }
-    rwkv7_free(m);
-    Rwkv7 *r = NULL;
-    if (rwkv7_load(path, &r, &e)) {
+    free_rwkv7(m);
+    Rwkv7 *r = load_rwkv7(path, &e);
+    if (!r) {
         printf("  cannot read back %s: %s\n", path, e.msg);
         exit(1);
     }
@@ -243,9 +258,9 @@ static void check_reverse(void) {
         skip("reverse_L2_x070.pth not found (--data DIR, data/models or ../shared/data/models)");
         return;
     }
-    Rwkv7 *m = NULL;
     Err e = {{0}};
-    if (rwkv7_load(p, &m, &e)) {
+    Rwkv7 *m = load_rwkv7(p, &e);
+    if (!m) {
         EXPECT(0, "load %s: %s", p, e.msg);
         return;
     }
@@ -291,7 +306,7 @@ static void check_reverse(void) {
         cuda_rwkv7_free(g);
     }
     free(tok), free(rows), free(lg);
-    rwkv7_free(m);
+    free_rwkv7(m);
 }
 
 /* 3. split == one pass (state carried on the device); alone == inside a batch */
@@ -432,7 +447,7 @@ static void check_errors(Rwkv7 *m) {
     CudaRwkv7 *g8 = cuda_rwkv7_create(m8, CUDA_DT_F32, &e);
     EXPECT(!g8 && strstr(e.msg, "head size N=8"), "N=8 should be refused: '%s'", e.msg);
     cuda_rwkv7_free(g8);
-    rwkv7_free(m8);
+    free_rwkv7(m8);
 }
 
 int main(int argc, char **argv) {
@@ -466,7 +481,7 @@ int main(int argc, char **argv) {
     Rwkv7 *fx = NULL;
     const char *fp = find_file("tiny_f32.safetensors");
     Err e = {{0}};
-    if (fp && rwkv7_load(fp, &fx, &e) == 0) {
+    if (fp && (fx = load_rwkv7(fp, &e))) {
         int lens[3] = {24, 3, 11};
         check_model("tiny_f32 fixture (N=16)", fx, lens, 3, 11);
     } else {
@@ -492,13 +507,13 @@ int main(int argc, char **argv) {
         Rwkv7 *mb = make_checkpoint("n64b", db, 2);
         int lens_b[2] = {50, 19};
         check_model("N=64 C=128 biases, no ln0", mb, lens_b, 2, 14);
-        rwkv7_free(mb);
+        free_rwkv7(mb);
         /* the 0.1B width and LoRA ranks (C = 768, H = 12; w64 a64 v32 g128), two layers */
         Rwkv7Dims de = {.V = 65536, .C = 768, .L = 2, .N = 64, .Dw = 64, .Da = 64, .Dv = 32, .Dg = 128, .has_ln0 = 1};
         Rwkv7 *me = make_checkpoint("n64e", de, 4);
         int lens_e[2] = {64, 9};
         check_model("N=64 C=768 (0.1B width)", me, lens_e, 2, 15);
-        rwkv7_free(me);
+        free_rwkv7(me);
     }
 
     printf("[2] the real reverse model\n");
@@ -516,7 +531,7 @@ int main(int argc, char **argv) {
     printf("[5] bad input\n");
     check_errors(mc);
 
-    rwkv7_free(fx), rwkv7_free(mc), rwkv7_free(ma);
+    free_rwkv7(fx), free_rwkv7(mc), free_rwkv7(ma);
     rmdir(tmpdir);
     printf("test_gpu: %d checks, %d failed, %d skipped (%.1f s)%s\n", n_checks, n_fail, n_skip, now_seconds() - t0,
            n_fail ? "" : ": all passed");

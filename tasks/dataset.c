@@ -133,9 +133,8 @@ int dataset_merrill(Task *t, unsigned long seed, int n, double train_fraction, l
     batch_free(&all);
     gsl_rng_free(rng);
     if (n > 2) {
-        int complete_pairs;
         rng = task_rng_fixed(seed, 2, DATASET_PAIRS_SALT);
-        dataset_distinct(t, rng, 2, max, &d->pairs, &complete_pairs, err);
+        dataset_distinct(t, rng, 2, DATASET_PAIRS_MAX, &d->pairs, &d->pairs_complete, err);
         gsl_rng_free(rng);
     }
     return 0;

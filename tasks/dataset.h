@@ -14,8 +14,9 @@
  *   1. the distinct length-n sequences, at most max (the paper: 1M), from the fixed generator
  *      task_rng_fixed(seed, n, DATASET_SALT) -- independent of the training stream and of the test sets;
  *   2. shuffled (Fisher-Yates, same generator); the first round(train_fraction x N) train, the rest test;
- *   3. every length-2 sequence (e.g. 3600 for a 60-element alphabet), from task_rng_fixed(seed, 2,
- *      DATASET_PAIRS_SALT), added to training -- as the paper does. Their code's default also adds the
+ *   3. every length-2 sequence (e.g. 3600 for a 60-element alphabet; not capped by max, only by
+ *      DATASET_PAIRS_MAX), from task_rng_fixed(seed, 2, DATASET_PAIRS_SALT), added to training -- as the
+ *      paper does. Their code's default also adds the
  *      lengths 3..n-1; this does not. For n = 2 the pairs are the length-n set itself and nothing is added
  *      (adding them would put the test sequences into training).
  * Training batches (dataset_sample) draw rows uniformly with replacement from train + pairs (each
@@ -29,6 +30,7 @@
 
 #define DATASET_SALT 0xda7a5e7d15c0ffeeULL
 #define DATASET_PAIRS_SALT 0x9a125da7a5e7beefULL
+#define DATASET_PAIRS_MAX (1L << 22) /* length-2 sequences kept at most (an alphabet of 2048 tokens) */
 
 typedef struct {
     int n;          /* the length */
@@ -37,14 +39,15 @@ typedef struct {
     Batch pairs;    /* (npairs, 2): every length-2 sequence, trained on; B = 0 (empty) when n == 2 */
     long distinct;  /* distinct length-n sequences found (= train.B + test.B) */
     int complete;   /* 1: all of the task's length-n sequences; 0: capped at max (a sample without replacement) */
+    int pairs_complete; /* 1: every length-2 sequence (0: capped at DATASET_PAIRS_MAX, or n == 2) */
 } FiniteSet;
 
 /* The distinct sequences of length T (see above) into *out (allocated, rows in the order first drawn);
  * *complete as above. 0, or -1 with err. */
 int dataset_distinct(Task *t, gsl_rng *rng, int T, long max, Batch *out, int *complete, Err *err);
 
-/* The Merrill split of length n (n >= 2, 0 < train_fraction < 1, max >= 2). 0, or -1 with err when a part
- * would be empty. */
+/* The Merrill split of length n (n >= 2, 0 < train_fraction < 1, max >= 2: the length-n sequences kept at
+ * most). 0, or -1 with err when a part would be empty. */
 int dataset_merrill(Task *t, unsigned long seed, int n, double train_fraction, long max, FiniteSet *d, Err *err);
 void dataset_free(FiniteSet *d);
 

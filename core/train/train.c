@@ -257,6 +257,7 @@ static int write_summary(Run *r, const char *status, long step, double wall, dou
             cJSON_AddBoolToObject(ds, "complete", d->complete);
             cJSON_AddNumberToObject(ds, "train", d->train.B);
             cJSON_AddNumberToObject(ds, "pairs", d->pairs.B);
+            cJSON_AddBoolToObject(ds, "pairs_complete", d->pairs_complete);
             cJSON_AddNumberToObject(ds, "held_out", d->test.B);
             cJSON_AddNumberToObject(ds, "evaluated", d->test.B < c->task.test_size ? d->test.B : c->task.test_size);
         }

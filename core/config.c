@@ -801,10 +801,18 @@ static int cross_check(const RunConfig *c, Err *err, int blame[2]) {
             return err_set(err, "task.protocol = merrill needs task.train_len >= 2 (the paper's n runs from 2) — "
                            "raise it");
         }
-        if (c->task.ntest_lens != 1 || c->task.test_lens[0] != hi) {
+        int has_n = 0, has_2 = 0;
+        for (int i = 0; i < c->task.ntest_lens; i++)
+            has_n |= c->task.test_lens[i] == hi, has_2 |= c->task.test_lens[i] == 2;
+        if (!has_n) {
             blame[1] = key_index("task", "test_lens");
-            return err_set(err, "task.protocol = merrill tests on the held-out length-%d sequences: set "
-                           "task.test_lens = %d (the training length)", hi, hi);
+            return err_set(err, "task.protocol = merrill tests on the held-out length-%d sequences, but task.test_lens "
+                           "does not list %d (the training length) — add it", hi, hi);
+        }
+        if (has_2 && hi != 2) {
+            blame[1] = key_index("task", "test_lens");
+            return err_set(err, "task.protocol = merrill trains on every length-2 sequence, so task.test_lens cannot "
+                           "list 2 (it would test on training data) — remove it");
         }
     }
     if (c->train.early_stop > 0) {

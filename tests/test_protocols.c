@@ -190,7 +190,8 @@ Test(protocols, cross_checks_of_the_protocols) {
         const char *sets[4], *frag;
     } bad[] = {
         {{"task.protocol=merrill", "task.train_len=2-8", "task.test_lens=8"}, "is a range"},
-        {{"task.protocol=merrill", "task.train_len=8", "task.test_lens=8, 16"}, "set task.test_lens = 8"},
+        {{"task.protocol=merrill", "task.train_len=8", "task.test_lens=4, 16"}, "does not list 8"},
+        {{"task.protocol=merrill", "task.train_len=8", "task.test_lens=2-8"}, "cannot list 2"},
         {{"task.protocol=merrill", "task.train_len=1", "task.test_lens=1"}, "train_len >= 2"},
         {{"train.early_stop=0.9", "task.train_len=1-40", "task.test_lens=41-60"}, "inside the training range 1-40"},
         {{"train.early_stop=0.9", "task.train_len=12", "task.test_lens=24"}, "add 12 to task.test_lens"},
@@ -210,6 +211,14 @@ Test(protocols, cross_checks_of_the_protocols) {
     set_ok(&c, "task.test_lens=40-60:10");
     Err e = {{0}};
     cr_expect_eq(config_validate(&c, &e), 0, "%s", e.msg);
+    /* merrill with more test lengths than n (one list for a sweep over n), and n = 2 testing length 2 */
+    const char *ok[][3] = {{"task.protocol=merrill", "task.train_len=5", "task.test_lens=3-12"},
+                           {"task.protocol=merrill", "task.train_len=2", "task.test_lens=2-6"}};
+    for (int i = 0; i < 2; i++) {
+        config_defaults(&c);
+        for (int k = 0; k < 3; k++) set_ok(&c, ok[i][k]);
+        cr_expect_eq(config_validate(&c, &e), 0, "%s", e.msg);
+    }
 }
 
 /* ---- the length draws ------------------------------------------------------------------------------ */
@@ -861,6 +870,12 @@ Test(protocols, merrill_batches_never_hold_test_sequences) {
     protocol_testset(&p, 4, 100000, 123, &tb);
     cr_expect_eq(tb.B, d->test.B, "asking for more than are held out gives all of them");
     batch_free(&tb);
+    /* another length: the fresh fixed test set */
+    Batch want;
+    protocol_testset(&p, 6, 10, 123, &tb);
+    task_testset(t, 123, 6, 10, &want);
+    cr_expect(tb.B == 10 && !memcmp(tb.inputs, want.inputs, 60 * sizeof(int)), "length 6 is not task_testset's");
+    batch_free(&tb), batch_free(&want);
     free(test), free(train);
     batch_free(&b);
     gsl_rng_free(rng);

@@ -15,7 +15,9 @@
  *                                          (dataset.h: the train part of length n plus every length-2 pair).
  * Test sets (protocol_testset): the fixed task_testset of (test seed, T); under merrill the length-n set is
  * the held-out part of the split (always from the run's own seed), of which the first test_size rows are
- * evaluated (the split is shuffled, so they are a uniform sample of it).
+ * evaluated (the split is shuffled, so they are a uniform sample of it). Other test lengths of a merrill
+ * run get fresh task_testset sets (lengths never trained on: config validation refuses length 2, which
+ * training holds whole, unless n = 2), so one test_lens list serves a sweep over n.
  */
 #ifndef RWKV_PROTOCOL_H
 #define RWKV_PROTOCOL_H

@@ -16,15 +16,8 @@
 #include "testutil.h"
 
 static char dir[256];
-static void mk_tmp(void) {
-    snprintf(dir, sizeof dir, "/tmp/rwkvlab_delta_XXXXXX");
-    cr_assert(mkdtemp(dir));
-}
-static void rm_tmp(void) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    (void)!system(cmd);
-}
+static void mk_tmp(void) { cr_assert(test_mkdtemp(dir, sizeof dir, "delta") == 0, "cannot make a temporary directory"); }
+static void rm_tmp(void) { test_rmtree(dir); }
 TestSuite(deltanet_cli, .init = mk_tmp, .fini = rm_tmp, .timeout = 300);
 
 static char out[32768]; /* stdout + stderr of the last run() */
@@ -45,10 +38,10 @@ static int run(const char *fmt, ...) {
     int rc = sh(cmd);
     char p[400];
     snprintf(p, sizeof p, "%s/run.out", dir);
-    FILE *f = fopen(p, "r");
-    size_t n = f ? fread(out, 1, sizeof out - 1, f) : 0;
-    out[n] = '\0';
-    if (f) fclose(f);
+    size_t n = 0;
+    char *text = test_slurp(p, &n);
+    snprintf(out, sizeof out, "%s", text ? text : "");
+    free(text);
     return rc;
 }
 
@@ -151,15 +144,14 @@ static void train_smoke(const char *arch, const char *extra, const char *const *
     cr_assert_eq(run("train @/c.ini --out @/run --quiet"), 0, "train %s: %s", arch, out);
     char p[400];
     snprintf(p, sizeof p, "%s/run/summary.json", dir);
-    FILE *f = fopen(p, "r");
-    cr_assert(f, "no summary.json");
-    char js[8192];
-    js[fread(js, 1, sizeof js - 1, f)] = '\0';
-    fclose(f);
+    size_t n = 0;
+    char *js = test_slurp(p, &n);
+    cr_assert(js, "no summary.json");
     char want[96];
     snprintf(want, sizeof want, "\"arch\":\t\"%s\"", arch);
     cr_expect(strstr(js, want), "summary.json lacks %s:\n%s", want, js);
     cr_expect(strstr(js, "\"status\":\t\"completed\""), "%s", js);
+    free(js);
     /* run.h5: the architecture's own quantities (T,H) and the transition eigenvalues (T,H,N) */
     hsize_t d[4];
     for (int i = 0; quantities[i]; i++) {

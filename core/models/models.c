@@ -4,9 +4,11 @@
 #include "model.h"
 
 extern const ModelArch model_rwkv7;
+extern const ModelArch model_rwkv6;
 
 const ModelArch *const model_archs[] = {
     &model_rwkv7,
+    &model_rwkv6,
     NULL,
 };
 

@@ -223,13 +223,14 @@ int mem_train_dims(const RunConfig *c, int vocab, const ModelArch *a, void *dims
     return a->dims_from_config(dims, c, vocab, err);
 }
 
-int mem_check_train(const RunConfig *c, int vocab, int K, Err *err) {
+int mem_check_train(const RunConfig *c, int vocab, int K, int force, size_t *need, Err *err) {
     MemTrainParts p;
     const ModelArch *a = model_arch_find(c->model.arch);
     char dims[1024];
     if (!a) return err_set(err, "model.arch = %s is not known (available: %s)", c->model.arch, model_arch_names());
     if (mem_train_dims(c, vocab, a, dims, err)) return -1;
     mem_train_bytes(c, a, dims, K, &p);
+    if (need) *need = p.total;
     char what[600], s[7][24];
     snprintf(what, sizeof what,
              "training (%s L=%d C=%d, batch %d x length %d) (parameters %s, gradients %s, AdamW moments %s, "
@@ -241,5 +242,5 @@ int mem_check_train(const RunConfig *c, int vocab, int K, Err *err) {
                           "use a smaller train.batch or task.train_len (activations), a larger train.chunk (state "
                           "checkpoints), a smaller model (model.layers, model.d_model) or fewer or shorter "
                           "task.test_lens",
-                          mem_force_from_env(), err);
+                          force || mem_force_from_env(), err);
 }

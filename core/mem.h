@@ -8,7 +8,7 @@
  *    memory.current, or v1 memory.limit_in_bytes / memory.usage_in_bytes) from this process's cgroup up
  *    to the root. 0 means "unknown" (no /proc): the check then passes.
  *  - RWKVLAB_MEM_AVAILABLE=BYTES replaces the measurement (to rehearse a smaller machine; tests use it).
- *  - force (the CLI's --force-memory; for now RWKVLAB_FORCE_MEMORY=1, see mem_force_from_env) turns a
+ *  - force (the CLI's --force-memory, or RWKVLAB_FORCE_MEMORY=1: mem_force_from_env) turns a
  *    refusal into a warning on stderr.
  *  - Estimates count the large buffers (parameters, gradients, optimizer moments, activations, test
  *    sets, trajectory buffers); code, libraries and small tables are not counted (a few tens of MB).
@@ -35,7 +35,7 @@ int mem_check(size_t need, const char *what, int force, Err *err);
 /* RWKVLAB_FORCE_MEMORY=1 (the stand-in for --force-memory until the CLI passes it). */
 int mem_force_from_env(void);
 /* How a refusal tells the user to try anyway (update when the CLI gains --force-memory). */
-#define MEM_FORCE_HOW "set RWKVLAB_FORCE_MEMORY=1"
+#define MEM_FORCE_HOW "pass --force-memory (or set RWKVLAB_FORCE_MEMORY=1)"
 
 /* "1.50 GiB", "12.0 MiB", "640 B" into buf. */
 const char *mem_fmt(size_t bytes, char *buf, size_t n);
@@ -56,8 +56,8 @@ typedef struct {
 size_t mem_train_bytes(const RunConfig *cfg, const ModelArch *a, const void *dims, int K, MemTrainParts *parts);
 /* The model dims train_run builds from cfg and the task's vocabulary (the architecture's dims_from_config). */
 int mem_train_dims(const RunConfig *cfg, int vocab, const ModelArch *a, void *dims, Err *err);
-/* mem_train_bytes for mem_train_dims(cfg, vocab) + mem_check with a hint for training configs and force
- * from the environment (RWKVLAB_FORCE_MEMORY=1). */
-int mem_check_train(const RunConfig *cfg, int vocab, int K, Err *err);
+/* mem_train_bytes for mem_train_dims(cfg, vocab) + mem_check with a hint for training configs; force (or
+ * RWKVLAB_FORCE_MEMORY=1) turns a refusal into a warning; *need (may be NULL) = the estimate. */
+int mem_check_train(const RunConfig *cfg, int vocab, int K, int force, size_t *need, Err *err);
 
 #endif

@@ -233,6 +233,18 @@ void sigmoid_backward(real *din, const real *dout, const real *out, int n) {
 #pragma omp parallel for simd schedule(static)
     for (int i = 0; i < n; i++) din[i] += dout[i] * out[i] * (1 - out[i]);
 }
+void silu_forward(real *out, const real *in, int n) {
+#pragma omp parallel for simd schedule(static)
+    for (int i = 0; i < n; i++) out[i] = in[i] * sigm(in[i]);
+}
+void silu_backward(real *din, const real *dout, const real *in, int n) {
+    // fwd: out = x sigmoid(x)  ->  d/dx = s (1 + x (1 - s))
+#pragma omp parallel for simd schedule(static)
+    for (int i = 0; i < n; i++) {
+        const real s = sigm(in[i]);
+        din[i] += dout[i] * s * (1 + in[i] * (1 - s));
+    }
+}
 void relu2_forward(real *out, const real *in, int n) {
 #pragma omp parallel for simd schedule(static)
     for (int i = 0; i < n; i++) {

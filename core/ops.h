@@ -58,6 +58,9 @@ void sigmoid_backward(real *din, const real *dout, const real *out, int n);
 /* out = relu(in)^2 */
 void relu2_forward(real *out, const real *in, int n);
 void relu2_backward(real *din, const real *dout, const real *in, int n);
+/* out = silu(in) = in * sigmoid(in); the backward reads the input */
+void silu_forward(real *out, const real *in, int n);
+void silu_backward(real *din, const real *dout, const real *in, int n);
 /* out(R,C) = in + bias(C) broadcast over rows; backward: dbias += column sums */
 void add_bias_forward(real *out, const real *in, const real *bias, int R, int C);
 void add_bias_backward(real *dbias, const real *dout, int R, int C);

@@ -146,6 +146,7 @@ Test(grad_ops, mix) {
 ELEMENTWISE_TEST(tanh, -2, 2, 1)
 ELEMENTWISE_TEST(sigmoid, -3, 3, 1)
 ELEMENTWISE_TEST(relu2, -1, 1, 0)
+ELEMENTWISE_TEST(silu, -3, 3, 0)
 
 static void f_bias(void *s) { OpCase *c = s; add_bias_forward(c->out, c->in[0], c->in[1], R, C); }
 Test(grad_ops, add_bias) {

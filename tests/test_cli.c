@@ -283,6 +283,16 @@ Test(cli, trace_writes_atomically) {
     cr_assert_eq(cli("trace --model @/m.safetensors --tokens @/ids --out @/t.h5"), 0, "%s", output);
     listing(after, sizeof after);
     cr_expect_str_eq(after, "ids,m.safetensors,t.h5", "what a good trace left");
+    /* the temporary file of a trace killed by SIGKILL (a pid that no longer exists) is removed by the next
+     * trace to the same name; one of a live process is left alone */
+    char stale[700], live[700];
+    snprintf(stale, sizeof stale, "%s/t.h5.tmp.999999999", tmpdir);
+    snprintf(live, sizeof live, "%s/t.h5.tmp.%ld", tmpdir, (long)getppid());
+    fclose(fopen(stale, "w")), fclose(fopen(live, "w"));
+    cr_assert_eq(cli("trace --model @/m.safetensors --tokens @/ids --out @/t.h5"), 0, "%s", output);
+    cr_expect(access(stale, F_OK) != 0, "the dead trace's temporary file was not removed");
+    cr_expect(access(live, F_OK) == 0, "a live process's temporary file was removed");
+    unlink(live);
     /* a path whose directory does not exist: error, nothing anywhere */
     cr_expect_eq(cli("trace --model @/m.safetensors --tokens 1,2 --out @/nodir/t.h5"), 1);
     cr_expect(!exists("%s/%s", "nodir"));

@@ -219,7 +219,7 @@ Test(mem, train_refuses_up_front, .init = mk_tmpdir, .fini = rm_tmpdir, .timeout
              out, tmpdir);
     cr_assert_eq(sh(cmd), 1, "train must exit 1 when the estimate exceeds the available memory");
     snprintf(cmd, sizeof cmd, "grep -q 'needs about .* of memory but only 195.3 KiB is available' %s/log.txt && "
-                              "grep -q 'train.batch' %s/log.txt && grep -q RWKVLAB_FORCE_MEMORY=1 %s/log.txt",
+                              "grep -q 'train.batch' %s/log.txt && grep -q -- '--force-memory' %s/log.txt",
              tmpdir, tmpdir, tmpdir);
     cr_assert_eq(sh(cmd), 0, "message lacks the estimate, the available memory or the fixes");
     struct stat st;
@@ -228,4 +228,8 @@ Test(mem, train_refuses_up_front, .init = mk_tmpdir, .fini = rm_tmpdir, .timeout
                               "> %s/log2.txt 2>&1 && grep -q 'trying anyway' %s/log2.txt", rwkvlab_bin(), cfg, out,
              tmpdir, tmpdir);
     cr_assert_eq(sh(cmd), 0, "forced, the run must go ahead with a warning");
+    snprintf(cmd, sizeof cmd, "rm -rf %s && RWKVLAB_MEM_AVAILABLE=200000 %s train %s --out %s --quiet --force-memory "
+                              "> %s/log3.txt 2>&1 && grep -q 'trying anyway' %s/log3.txt && grep -q 'estimated memory' "
+                              "%s/run.log", out, rwkvlab_bin(), cfg, out, tmpdir, tmpdir, out);
+    cr_assert_eq(sh(cmd), 0, "--force-memory must do what RWKVLAB_FORCE_MEMORY=1 does, and run.log gives the estimate");
 }

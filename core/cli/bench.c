@@ -28,7 +28,9 @@
 
 #include "common.h"
 #include "optim.h"
+#include "config.h"
 #include "model.h"
+#include "opts.h"
 #include "rwkv7.h"
 #include "lmeval_data.h"
 #include "tokenizer.h"
@@ -37,6 +39,8 @@ typedef struct {
     const char *name;
     Rwkv7Dims d;
     int B, T, K;
+    const ModelArch *arch; /* NULL = RWKV-7 with dims d; else dims in adims */
+    char adims[512];
 } BenchCfg;
 
 typedef struct {
@@ -141,13 +145,13 @@ typedef struct {
 static void bench_run_init(BenchRun *r, const BenchCfg *c, int steps) {
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     gsl_rng_set(rng, 1234);
-    r->m = model_create(&model_rwkv7, &c->d, 1);
+    r->m = c->arch ? model_create(c->arch, c->adims, 1) : model_create(&model_rwkv7, &c->d, 1);
     model_init(r->m, rng, NULL);
     size_t R = (size_t)c->B * c->T;
     r->tokens = xmalloc(R * sizeof(int)), r->targets = xmalloc(R * sizeof(int)), r->mask = xmalloc(R);
     for (size_t i = 0; i < R; i++) {
-        r->tokens[i] = (int)gsl_rng_uniform_int(rng, c->d.V);
-        r->targets[i] = (int)gsl_rng_uniform_int(rng, c->d.V);
+        r->tokens[i] = (int)gsl_rng_uniform_int(rng, r->m->V);
+        r->targets[i] = (int)gsl_rng_uniform_int(rng, r->m->V);
         r->mask[i] = 1;
     }
     gsl_rng_free(rng);
@@ -243,24 +247,27 @@ static void bench_usage(void) {
 
 int bench_main(int argc, char **argv) {
     int quick = 0, steps = 3, blas_threads = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--quick")) quick = 1;
-        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--blas-threads") && i + 1 < argc) blas_threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return bench_usage(), 0;
-        else {
-            fprintf(stderr, "rwkvlab bench: unknown option '%s'\n", argv[i]);
-            bench_usage();
-            return 2;
-        }
+    OptSpec spec[] = {
+        O_FLAG("--quick", &quick),
+        O_INT("--steps", &steps, 1, 100000),
+        O_INT("--blas-threads", &blas_threads, 1, 4096),
+    };
+    OptParser p = {.cmd = "bench", .specs = spec, .nspecs = OPTS_N(spec)};
+    Err perr = {{0}};
+    int prc = opts_parse(&p, argc, argv, &perr);
+    if (prc == OPTS_HELP) return bench_usage(), 0;
+    if (prc) {
+        fprintf(stderr, "rwkvlab bench: %s\n", perr.msg);
+        bench_usage();
+        return 1;
     }
     CHECK(steps >= 1, "bench: --steps must be >= 1 (got %d)", steps);
     if (blas_threads > 0) openblas_set_num_threads(blas_threads);
 
     const int B = quick ? 8 : 64;
     BenchCfg cfgs[2] = {
-        {"L2 C128 N32", {.V = 120, .C = 128, .L = 2, .N = 32, .has_ln0 = 1}, B, 128, 16},
-        {"L4 C256 N64", {.V = 120, .C = 256, .L = 4, .N = 64, .has_ln0 = 1}, quick ? 4 : 32, 128, 16},
+        {"L2 C128 N32", {.V = 120, .C = 128, .L = 2, .N = 32, .has_ln0 = 1}, B, 128, 16, NULL, {0}},
+        {"L4 C256 N64", {.V = 120, .C = 256, .L = 4, .N = 64, .has_ln0 = 1}, quick ? 4 : 32, 128, 16, NULL, {0}},
     };
     const int rss_T[4] = {64, 128, 256, 512};
 
@@ -357,6 +364,46 @@ int bench_main(int argc, char **argv) {
                100 * gf / shape_rate[c][0]);
         fflush(stdout);
     }
+
+    /* 4b. every architecture of the model interface at the first size, with the same data and optimizer */
+    printf("\n## every architecture, %s (head size 32), B=%d, T=%d: training throughput\n\n", cfgs[0].name,
+           cfgs[0].B, cfgs[0].T);
+    printf("| arch | params | tokens/s | ms/step | GFLOP/s | of sgemm peak | vs RWKV-7 |\n"
+           "|---|---:|---:|---:|---:|---:|---:|\n");
+    double tok_s[16] = {0}, gfl[16] = {0}, msps[16] = {0}, tok_rwkv7 = 0;
+    size_t npar[16] = {0};
+    char why[16][160] = {{0}};
+    for (int a = 0; model_archs[a] && a < 16; a++) {
+        BenchCfg ac = cfgs[0];
+        ac.arch = model_archs[a];
+        RunConfig mc;
+        config_defaults(&mc);
+        snprintf(mc.model.arch, sizeof mc.model.arch, "%s", ac.arch->name);
+        mc.model.layers = ac.d.L, mc.model.d_model = ac.d.C, mc.model.head_size = ac.d.N;
+        Err e = {{0}};
+        CHECK(ac.arch->dims_size <= sizeof ac.adims, "bench: dims of %s too large", ac.arch->name);
+        if (ac.arch->dims_from_config(ac.adims, &mc, ac.d.V, &e)) {
+            snprintf(why[a], sizeof why[a], "%s", e.msg);
+            continue;
+        }
+        BenchTrain r = bench_train(&ac, steps);
+        Model *m = model_create(ac.arch, ac.adims, 0);
+        double mmf = 0, recf = 0;
+        ac.arch->fwd_flops_per_token(m, &mmf, &recf);
+        /* training: the products three times (forward, two backward products), the recurrence ~3x too */
+        tok_s[a] = r.tok_s, msps[a] = r.step_ms, gfl[a] = 3 * (mmf + recf) * r.tok_s * 1e-9, npar[a] = m->nparams;
+        if (ac.arch == &model_rwkv7) tok_rwkv7 = r.tok_s;
+        model_free(m);
+    }
+    for (int a = 0; model_archs[a] && a < 16; a++) {
+        if (why[a][0]) {
+            printf("| %s | - | - | - | - | - | not run: %s |\n", model_archs[a]->name, why[a]);
+            continue;
+        }
+        printf("| %s | %zu | %.0f | %.1f | %.1f | %.1f%% | %.2fx |\n", model_archs[a]->name, npar[a], tok_s[a], msps[a],
+               gfl[a], 100 * gfl[a] / peak, tok_rwkv7 > 0 ? tok_s[a] / tok_rwkv7 : 0);
+    }
+    fflush(stdout);
 
     /* 5. memory vs T */
     printf("\n## peak memory vs T (%s, B=%d, one training step in a child process)\n\n", cfgs[0].name, B);

@@ -25,10 +25,11 @@ static const char LMEVAL_USAGE[] =
     "  errors) or 2..1000000 resamples for the perplexity stderr (default 100000)\n"
     "  writes OUT/<model_name_sanitized>/results_<date_id>.json (lm-eval layout; OUT ending in .json:\n"
     "  next to it) and with --samples samples_<task>_<date_id>.jsonl; default prefix token 0, lm-eval\n"
-    "  tokenisation split\n";
+    "  tokenisation split\n" LOAD_USAGE;
 
 int cmd_lmeval(int argc, char **argv) {
     LmevalOpts o = {.device = "cpu", .prefix = 0, .bootstrap = 100000, .data_dir = "data", .out_dir = "."};
+    model_load_opts_default(&o.load);
     int prefix = 1, split = 0, batch = 1;
     static const int prefixes[] = {-1, 0, -2}; /* none, 0, newline (LmevalOpts.prefix) */
     static const int splits[] = {LMEVAL_SPLIT_LMEVAL, LMEVAL_SPLIT_SEPARATE};
@@ -46,6 +47,7 @@ int cmd_lmeval(int argc, char **argv) {
         O_FLAG("--samples", &o.samples),
         O_FLAG("--no-share", &o.no_share),
         O_FLAG("--quiet", &o.quiet),
+        LOAD_OPTS(o.load),
     };
     OptParser p = {.cmd = "lmeval", .specs = spec, .nspecs = OPTS_N(spec)};
     int ec;

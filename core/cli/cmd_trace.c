@@ -1,6 +1,7 @@
 /* cmd_trace.c -- `rwkvlab trace`: the state trajectory of one sequence, written atomically to HDF5. */
 #include "cli.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -45,6 +46,31 @@ static void trace_guard(int on, struct sigaction *saved) {
     }
 }
 
+/* Remove OUT.tmp.PID files whose process no longer exists (a trace killed by SIGKILL leaves one). */
+static void remove_dead_tmp(const char *out) {
+    char dir[4200], pre[4200], p[8600];
+    snprintf(dir, sizeof dir, "%s", out);
+    char *slash = strrchr(dir, '/');
+    const char *base = slash ? slash + 1 : out;
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    snprintf(pre, sizeof pre, "%s.tmp.", base);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, pre, strlen(pre))) continue;
+        const char *num = e->d_name + strlen(pre);
+        char *end;
+        long pid = strtol(num, &end, 10);
+        if (!*num || *end || pid <= 0) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive (or not ours to judge) */
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        unlink(p);
+    }
+    closedir(d);
+}
+
 /* The trace of one sequence written to `out` atomically: an HDF5 file is built under a temporary name
  * in the same directory (out.tmp.PID), flushed, fsync'ed and renamed over `out` only when complete. On
  * an error, or SIGINT/SIGTERM/SIGHUP/SIGXFSZ, the temporary file is removed: nothing is left, and an
@@ -56,6 +82,7 @@ static int trace_write(const char *out, const Model *m, const ModelTrace *tr, co
     if ((size_t)snprintf(tmp, sizeof trace_tmp, "%s.tmp.%ld", out, (long)getpid()) >= sizeof trace_tmp)
         return err_set(err, "--out: path too long (%zu characters)", strlen(out));
     unlink(tmp); /* our own name: a leftover of an earlier process with this pid */
+    remove_dead_tmp(out); /* OUT.tmp.PID of traces killed by SIGKILL */
     struct sigaction saved[N_TRACE_SIGNALS];
     trace_guard(1, saved);
     H5RunAttrs at = {.config_ini = "", .code_version = RWKVLAB_VERSION, .seed = 0, .arch = m->arch->name,

@@ -21,6 +21,7 @@ static void train_usage(FILE *f) {
             "                    DIR/config.ini; CONFIG and --set may change only train.steps and\n"
             "                    train.threads, anything else is refused)\n"
             "  --quiet           no progress on stdout (run.log still has it)\n"
+            "  --force-memory    run even when the memory estimate exceeds what is available\n"
             "  testing aids: --stop-after STEP (behave as if interrupted), --inject-nan STEP (STEP >= 1)\n"
             "exit status: 0 done, 1 error, 3 diverged (NaN/Inf), 130 interrupted (resumable)\n");
 }
@@ -37,6 +38,7 @@ int cmd_train(int argc, char **argv) {
         O_STR("--resume", &opts.resume_dir),
         O_FLAG("--quiet", &opts.quiet),
         O_LONG("--stop-after", &opts.stop_after, 1, (double)LONG_MAX),
+        O_FLAG("--force-memory", &opts.force_memory),
         O_LONG("--inject-nan", &opts.inject_nan_at, 1, (double)LONG_MAX),
     };
     OptParser p = {.cmd = "train", .specs = spec, .nspecs = OPTS_N(spec),

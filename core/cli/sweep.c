@@ -49,6 +49,7 @@
 
 #include "common.h"
 #include "config.h"
+#include "opts.h"
 
 #ifndef RWKVLAB_VERSION
 #define RWKVLAB_VERSION "unknown"
@@ -593,52 +594,25 @@ static void usage(FILE *f) {
             "  testing aid: --stop-after STEP (passed to every train)\n");
 }
 
-static int parse_long(const char *s, long lo, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > INT_MAX) return -1;
-    *out = v;
-    return 0;
-}
-
-/* 0 ok, 1 error (printed), 2 --help */
+/* 0 ok, 1 error (printed), 2 --help: the one option parser (opts.h) */
 static int parse_opts(int argc, char **argv, Opts *o) {
     memset(o, 0, sizeof *o);
     o->jobs = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage(stdout), 2;
-        if (!strcmp(a, "--set") && has) {
-            if (o->nsets == MAX_SETS) {
-                fprintf(stderr, "rwkvlab sweep: more than %d --set options\n", MAX_SETS);
-                return 1;
-            }
-            o->sets[o->nsets++] = argv[++i];
-        } else if ((!strcmp(a, "--jobs") || !strcmp(a, "--stop-after")) && has) {
-            if (parse_long(argv[++i], 1, a[2] == 'j' ? &o->jobs : &o->stop_after)) {
-                fprintf(stderr, "rwkvlab sweep: %s '%s': expected a whole number >= 1\n", a, argv[i]);
-                return 1;
-            }
-        } else if (!strcmp(a, "--out") && has) {
-            o->out = argv[++i];
-        } else if (!strcmp(a, "--slurm")) {
-            o->slurm = 1;
-        } else if (!strcmp(a, "--dry-run")) {
-            o->dry = 1;
-        } else if (!strcmp(a, "--report")) {
-            o->report = 1;
-        } else if (a[0] != '-' && !o->cfgp) {
-            o->cfgp = a;
-        } else {
-            fprintf(stderr, "rwkvlab sweep: %s '%s'\n",
-                    a[0] == '-' ? "unknown or incomplete option" : "unexpected argument (one CONFIG only)", a);
-            usage(stderr);
-            return 1;
-        }
-    }
-    const char *bad = !o->cfgp                             ? "missing CONFIG"
+    OptSpec spec[] = {
+        O_STRS("--set", o->sets, MAX_SETS, &o->nsets),
+        O_LONG("--jobs", &o->jobs, 1, 4096),
+        O_LONG("--stop-after", &o->stop_after, 1, INT_MAX),
+        O_STR("--out", &o->out),
+        O_FLAG("--slurm", &o->slurm),
+        O_FLAG("--dry-run", &o->dry),
+        O_FLAG("--report", &o->report),
+    };
+    OptParser p = {.cmd = "sweep", .specs = spec, .nspecs = OPTS_N(spec), .pos_name = "CONFIG", .pos_min = 1,
+                   .pos_max = 1, .pos = &o->cfgp};
+    Err err = {{0}};
+    int rc = opts_parse(&p, argc, argv, &err);
+    if (rc == OPTS_HELP) return usage(stdout), 2;
+    const char *bad = rc ? err.msg
                       : o->slurm + o->dry + o->report > 1 ? "--slurm, --dry-run and --report exclude each other"
                       : o->out && !*o->out                ? "--out is empty"
                                                           : NULL;

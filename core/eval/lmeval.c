@@ -491,7 +491,7 @@ int lmeval_run(LmevalOpts *o, Err *err) {
         prefix = ids[0];
         free(ids);
     }
-    if (model_load(o->model_path, &m, err)) goto out;
+    if (model_load_with(o->model_path, &o->load, &m, err)) goto out;
     /* 3. every request tokenised and checked against the model's vocabulary */
     long ndocs = 0, ntok = 0;
     for (int i = 0; i < ntasks; i++) {

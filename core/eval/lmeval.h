@@ -10,6 +10,7 @@
 
 #include "common.h"
 #include "model.h"
+#include "model_io.h"
 
 typedef struct {
     const char *model_path;
@@ -27,6 +28,7 @@ typedef struct {
     long bootstrap;          /* resamples for the perplexity stderr: 0 (no stderrs, "N/A", as lm-eval) or
                                 2..LMEVAL_BOOTSTRAP_MAX */
     int quiet;
+    ModelLoadOpts load;      /* --allow-unknown-tensors, --force-memory (model_load_opts_default first) */
     char results_path[4096]; /* out: the results file written ("" when the run failed) */
 } LmevalOpts;
 

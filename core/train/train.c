@@ -446,7 +446,8 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
                TRAIN_ERROR;
     if (config_validate(cfg, err)) return TRAIN_ERROR;
     if (!(r->task = task_create(cfg, err))) return TRAIN_ERROR;
-    if (mem_check_train(cfg, task_vocab(r->task), r->K, err)) goto done; /* before writing or allocating anything */
+    size_t mem_need = 0; /* before writing or allocating anything */
+    if (mem_check_train(cfg, task_vocab(r->task), r->K, opts->force_memory, &mem_need, err)) goto done;
     if (choose_run_dir(r, err)) goto done;
     snprintf(opts->run_dir, sizeof opts->run_dir, "%s", r->dir);
     r->config_ini = config_to_ini(cfg);
@@ -568,10 +569,11 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
         model_dims_get(arch, r->m->dims, vals);
         for (int i = 0; i < arch->ndims; i++)
             snprintf(dl + strlen(dl), sizeof dl - strlen(dl), "%s%s=%d", i ? " " : "", arch->dim_fields[i].name, vals[i]);
+        char mb[32];
         say(&r->out, "model: %s %s eig_range=%s, %zu params, state %zu numbers (matrix %zu); %s, %d threads, "
-                     "recurrence checkpoint every %d tokens",
+                     "recurrence checkpoint every %d tokens; estimated memory %s",
             arch->title, dl, cfg->model.eig_range, r->m->nparams, model_state_numel(r->m, 1),
-            model_matrix_state_numel(r->m), REAL_NAME, threads, r->K);
+            model_matrix_state_numel(r->m), REAL_NAME, threads, r->K, mem_fmt(mem_need, mb, sizeof mb));
     }
     if (r->out.log) fprintf(r->out.log, "resolved config:\n%s\n", r->config_ini);
     if (resuming && step > 0)

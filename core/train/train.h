@@ -23,6 +23,7 @@ typedef struct {
     const char *out_dir;     /* NULL: results/<experiment>/<run-id> */
     const char *resume_dir;  /* NULL: fresh run */
     long stop_after;         /* testing aid: act as if interrupted after this step (0 = off) */
+    int force_memory;        /* run even when the memory estimate exceeds what is available */
     long inject_nan_at;      /* testing aid: make the loss NaN at this step (0 = off) */
     int quiet;               /* no progress lines on stdout (the log still gets them) */
     char run_dir[4096];      /* out: the run directory used */

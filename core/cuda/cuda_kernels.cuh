@@ -1,0 +1,80 @@
+/* cuda_kernels.cuh -- launchers of the RWKV-7 inference kernels (cuda_kernels.cu, cuda_wkv7.cu).
+ *
+ * Rows are packed tokens of a ragged batch: row r belongs to sequence row_seq[r], whose rows are
+ * seq_off[b] .. seq_off[b+1]-1. (R,C) activations are row-major fp32 unless typed T (the weight storage
+ * type: the inputs of matrix products). Outputs are assigned (=) unless a comment says +=.
+ * States (st_in / st_out) use the CPU layout of rwkv7.h; NULL st_in = zero state, NULL st_out = not wanted;
+ * st_in and st_out must not alias (the first row of a sequence reads what its last row writes).
+ */
+#ifndef RWKV_CUDA_KERNELS_CUH
+#define RWKV_CUDA_KERNELS_CUH
+
+#include "cuda_common.cuh"
+
+/* x(R,C) = emb[tok[r]] as fp32; then LayerNorm(ln0) in place when lw != NULL */
+template <typename T>
+void embed_launch(cudaStream_t st, float *x, const int *tok, const T *emb, const float *lw, const float *lb, int R, int C);
+
+/* Token shift + mixes of one sub-block: xn = LayerNorm(x[r]; lw, lb); prev = xn of row r-1, or st_in[b] at a
+ * sequence's first row; out[i][r] = xn + (prev - xn) * mu[i] (as T), i < n (6 for TimeMix, 1 for ChannelMix).
+ * At a sequence's last row st_out[b] = xn. st_in/st_out: (B,C). */
+struct MixOut {
+    const float *mu[6];
+    void *out[6];
+    int n;
+};
+template <typename T>
+void shift_mix_launch(cudaStream_t st, const float *x, const float *lw, const float *lb, const int *row_seq,
+                      const int *seq_off, const float *st_in, float *st_out, const MixOut &mo, int R, int C);
+
+/* LoRA hidden activations, columns [w: Dw | a: Da | g: Dg | v: Dv_used] of an (R, ld) buffer:
+ * out = tanh | identity | sigmoid | identity of in, as T (same layout) */
+template <typename T>
+void lora_act_launch(cudaStream_t st, T *out, const float *in, int R, int ld, int Dw, int Da, int Dg, int Dv_used);
+
+/* Per-token WKV inputs, in place (N = head size, H heads, C = H*N):
+ *   w   <- exp(-e^-0.5 sigmoid(w0 + w))               (w holds the LoRA output before w0)
+ *   a   <- sigmoid(a0 + a) [extended: 2 w sigmoid(..)]; then kk * a is stored in a ("b" of the recurrence)
+ *   kk  =  normalize_per_head(k * k_k), eps 1e-12
+ *   k   <- k * (1 + (a - 1) * k_a)
+ *   v   <- layer 0 (vl == NULL): unchanged and copied to vfirst; else v + (vfirst - v) sigmoid(v0 + vl) */
+void wkv_prep_launch(cudaStream_t st, int N, float *w, float *a, float *k, float *kk, float *v, float *vfirst,
+                     const float *vl, const float *w0, const float *a0, const float *v0, const float *k_k,
+                     const float *k_a, int R, int C, int H, int extended);
+
+/* The WKV7 recurrence over every sequence (one launch, sequential in time; rows of a head split over
+ * blocks): per token, sa = -S kk ; S = S diag(w) + sa b^T + v k^T ; y = S r, with b = kk * a.
+ * s_in / s_out: (B,H,N,N) or NULL; max_len = the longest sequence (picks the launch configuration).
+ * Supported N: 16, 32, 64 (wkv7_supported). */
+int wkv7_supported(int N);
+void wkv7_launch(cudaStream_t st, int N, float *y, const float *r, const float *w, const float *k, const float *v,
+                 const float *kk, const float *b, const int *seq_off, int B, int max_len, const float *s_in,
+                 float *s_out, int C, int H);
+
+/* out = (GroupNorm(y; H groups, eps 64e-5; lw, lb) + (sum_j r k r_k) v) * g, as T */
+template <typename T>
+void gn_bonus_gate_launch(cudaStream_t st, int N, T *out, const float *y, const float *r, const float *k,
+                          const float *v, const float *g, const float *lw, const float *lb, const float *r_k, int R,
+                          int C, int H);
+
+/* out(R,F) = relu(in + bias)^2 as T (bias (F) or NULL) */
+template <typename T>
+void relu2_launch(cudaStream_t st, T *out, const float *in, const float *bias, long R, int F);
+
+/* x(R,C) += b(C) */
+void add_bias_launch(cudaStream_t st, float *x, const float *b, long R, int C);
+
+/* out(o,C) = LayerNorm(x[rows[o]]; w, b) as T */
+template <typename T>
+void ln_gather_launch(cudaStream_t st, T *out, const float *x, const int *rows, const float *w, const float *b,
+                      int nout, int C);
+
+/* per row o of logits (nout,V): lp[o] = log-softmax at targets[o]; greedy[o] = target logit is the max */
+void logsoftmax_gather_launch(cudaStream_t st, const float *logits, const int *targets, float *lp, int *greedy,
+                              int nout, int V);
+
+/* dst(n) = src as T (round to nearest even) */
+template <typename T>
+void convert_launch(cudaStream_t st, T *dst, const float *src, size_t n);
+
+#endif

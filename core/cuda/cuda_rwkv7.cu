@@ -1,0 +1,705 @@
+/* cuda_rwkv7.cu -- the RWKV-7 inference forward on the GPU (API and numerics: cuda_rwkv7.h).
+ *
+ * Device memory, one allocation per role: the weight matrices (storage type T), the fp32 vectors, the
+ * activation workspace (grown on demand, carved into named buffers by ws_layout), and each state object.
+ * One layer of the forward over R packed rows (CPU twin: rwkv7_forward in core/rwkv7.c):
+ *   shift_mix(ln1) -> xr..xg (T) ; r,k,v = W{r,k,v} x (cuBLAS) ; LoRA stage 1 into one (R, Dw+Da+Dg+Dv)
+ *   buffer, lora_act, stage 2 -> w, a, g, v-gate pre-activations ; wkv_prep ; wkv7 ; gn_bonus_gate -> yg (T)
+ *   x += Wo yg ; shift_mix(ln2) -> fxk (T) ; fk = f_Wk fxk ; relu2 -> fr (T) ; x += f_Wv fr
+ * The head runs only at the requested rows, in chunks of HEAD_CHUNK rows (bounded logits memory).
+ */
+#include <algorithm>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <vector>
+
+#include "cuda_kernels.cuh"
+
+#include "cuda_rwkv7.h"
+
+static_assert(sizeof(real) == sizeof(float), "the CUDA engine links with the fp32 build of the CPU library");
+
+#define HEAD_CHUNK 2048      /* head rows per GEMM: (HEAD_CHUNK, V) fp32 logits = 512 MiB at V = 65536 */
+#define UPLOAD_CHUNK (1 << 24) /* floats per host->device conversion step (64 MiB) */
+
+/* ---- errors ----------------------------------------------------------------------------------- */
+void cuda_fail(const char *file, int line, const char *call, const char *name, const char *msg) {
+    const char *hint =
+        strstr(name, "MemoryAllocation") || strstr(name, "ALLOC_FAILED")
+            ? "out of GPU memory: score fewer tokens per batch, or use bf16 weights"
+        : strstr(name, "NoDevice") || strstr(name, "InsufficientDriver") || strstr(name, "NOT_INITIALIZED")
+            ? "no usable GPU or driver: check nvidia-smi; the CPU engine needs none (--device cpu)"
+            : "a kernel fault is reported by the next CUDA call: rerun with RWKVLAB_CUDA_SYNC=1 (synchronise after "
+              "every launch) or under compute-sanitizer to name the failing launch";
+    fprintf(stderr, "rwkvlab: CUDA error at %s:%d: %s: %s (%s)\n  hint: %s\n", file, line, call, name, msg, hint);
+    exit(EXIT_FAILURE);
+}
+
+int cuda_sync_debug(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("RWKVLAB_CUDA_SYNC");
+        v = e && *e && strcmp(e, "0") ? 1 : 0;
+    }
+    return v;
+}
+
+/* ---- device ----------------------------------------------------------------------------------- */
+int cuda_available(char *why, size_t n) {
+    int cnt = 0;
+    cudaError_t e = cudaGetDeviceCount(&cnt);
+    if (e != cudaSuccess) {
+        if (why) snprintf(why, n, "%s (%s)", cudaGetErrorString(e), cudaGetErrorName(e));
+        (void)cudaGetLastError();
+        return 0;
+    }
+    if (cnt == 0) {
+        if (why) snprintf(why, n, "no CUDA device");
+        return 0;
+    }
+    cudaDeviceProp p;
+    CUDA_CHECK(cudaGetDeviceProperties(&p, 0));
+    if (p.major < 9) {
+        if (why)
+            snprintf(why, n, "device 0 (%s) has compute capability %d.%d; this build targets sm_90 (set CUDA_ARCH in "
+                             "core/cuda/cuda.mk to rebuild for it)", p.name, p.major, p.minor);
+        return 0;
+    }
+    return 1;
+}
+
+void cuda_device_info(char *buf, size_t n) {
+    cudaDeviceProp p;
+    CUDA_CHECK(cudaGetDeviceProperties(&p, 0));
+    int drv = 0, rt = 0;
+    CUDA_CHECK(cudaDriverGetVersion(&drv));
+    CUDA_CHECK(cudaRuntimeGetVersion(&rt));
+    snprintf(buf, n, "%s, %d SMs, %.1f GiB, CC %d.%d, L2 %d MiB, driver %d.%d, runtime %d.%d", p.name,
+             p.multiProcessorCount, p.totalGlobalMem / 1073741824.0, p.major, p.minor, p.l2CacheSize >> 20, drv / 1000,
+             (drv % 1000) / 10, rt / 1000, (rt % 1000) / 10);
+}
+
+const char *cuda_dtype_name(CudaDType t) { return t == CUDA_DT_BF16 ? "bf16" : t == CUDA_DT_F16 ? "fp16" : "fp32"; }
+
+int cuda_dtype_parse(const char *s, CudaDType *t) {
+    if (!strcmp(s, "bf16")) *t = CUDA_DT_BF16;
+    else if (!strcmp(s, "fp16") || !strcmp(s, "f16")) *t = CUDA_DT_F16;
+    else if (!strcmp(s, "fp32") || !strcmp(s, "f32")) *t = CUDA_DT_F32;
+    else return -1;
+    return 0;
+}
+
+static size_t dtype_size(CudaDType t) { return t == CUDA_DT_F32 ? 4 : 2; }
+static cudaDataType_t cu_type(CudaDType t) {
+    return t == CUDA_DT_BF16 ? CUDA_R_16BF : t == CUDA_DT_F16 ? CUDA_R_16F : CUDA_R_32F;
+}
+
+/* cudaMalloc that reports running out of memory as bad input (a model or batch too large), not a crash */
+static int dev_alloc(void **p, size_t bytes, const char *what, Err *err) {
+    cudaError_t e = cudaMalloc(p, bytes ? bytes : 1);
+    if (e == cudaSuccess) return 0;
+    (void)cudaGetLastError();
+    *p = NULL;
+    size_t fr = 0, tot = 0;
+    cudaMemGetInfo(&fr, &tot);
+    (void)cudaGetLastError();
+    return err_set(err, "GPU: cannot allocate %.1f MiB for %s (%s; %.1f of %.1f MiB free): use fewer tokens per batch, "
+                        "bf16 weights, or a larger GPU", bytes / 1048576.0, what, cudaGetErrorString(e), fr / 1048576.0,
+                   tot / 1048576.0);
+}
+
+/* ---- the model -------------------------------------------------------------------------------- */
+struct DLayer {
+    const float *ln1_w, *ln1_b, *ln2_w, *ln2_b, *mu[6], *w0, *a0, *v0, *k_k, *k_a, *r_k, *lnx_w, *lnx_b, *f_xk;
+    const float *br, *bk, *bv, *bo, *f_bk, *f_bv; /* optional biases, NULL when absent */
+    const void *Wr, *Wk, *Wv, *Wo, *w1, *w2, *a1, *a2, *v1, *v2, *g1, *g2, *f_Wk, *f_Wv;
+};
+
+/* activation workspace for cap_R rows, cap_out head rows, cap_B sequences */
+struct Ws {
+    int *tok, *row_seq, *seq_off, *out_rows, *targets, *greedy;
+    float *x, *r, *k, *v, *wl, *al, *vl, *gg, *kk, *vfirst, *y, *hf, *fk, *logits, *lp;
+    void *xm[6], *yg, *fxk, *hT, *fr, *lnf;
+};
+
+/* opt-in per-stage timing (cuda_rwkv7_profile): CUDA events between the stages of each forward */
+struct Prof {
+    bool on = false;
+    std::vector<cudaEvent_t> ev;
+    std::vector<const char *> lab;
+    size_t n = 0;
+    std::vector<std::pair<const char *, double>> acc; /* stage -> total ms */
+    long calls = 0;
+};
+
+struct CudaRwkv7 {
+    Prof prof;
+    Rwkv7Dims d;
+    CudaDType dt;
+    size_t esz;
+    int Dsum; /* Dw + Da + Dg + Dv */
+    cudaStream_t st;
+    cublasHandle_t blas;
+    char *wbuf;
+    size_t wbytes;
+    float *pbuf;
+    size_t pfloats;
+    const void *emb, *head;
+    const float *ln0_w, *ln0_b, *lnout_w, *lnout_b, *head_b;
+    std::vector<DLayer> L;
+    char *ws;
+    size_t ws_bytes;
+    long cap_R;
+    int cap_out, cap_B;
+    Ws w;
+};
+
+struct CudaRwkv7State {
+    CudaRwkv7 *g;
+    int B;
+    size_t numel;
+    float *cur, *spare; /* the forward reads cur, writes spare, then swaps */
+};
+
+static size_t align_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
+
+/* Two passes over the weights: pass 0 counts (and checks fp16 range), pass 1 uploads and sets pointers. */
+struct Up {
+    CudaRwkv7 *g;
+    int pass;
+    size_t woff, poff;      /* bytes into wbuf, floats into pbuf */
+    std::vector<float> pst; /* host copy of the fp32 vectors */
+    float *scratch;         /* UPLOAD_CHUNK floats on the device */
+    double f16_max;         /* largest |value| of a matrix (fp16 range check) */
+    const char *f16_name;
+};
+
+static const float *up_vec(Up &u, const real *src, size_t n) {
+    if (!src) return nullptr;
+    u.poff = align_up(u.poff, 64);
+    const size_t o = u.poff;
+    u.poff += n;
+    if (u.pass == 0) return nullptr;
+    memcpy(u.pst.data() + o, src, n * sizeof(float));
+    return u.g->pbuf + o;
+}
+
+static const void *up_mat(Up &u, const real *src, size_t n, const char *what) {
+    if (!src) return nullptr;
+    CudaRwkv7 *g = u.g;
+    u.woff = align_up(u.woff, 256);
+    const size_t o = u.woff;
+    u.woff += n * g->esz;
+    if (u.pass == 0) {
+        if (g->dt == CUDA_DT_F16)
+            for (size_t i = 0; i < n; i++)
+                if (fabs(src[i]) > u.f16_max) u.f16_max = fabs(src[i]), u.f16_name = what;
+        return nullptr;
+    }
+    char *dst = g->wbuf + o;
+    if (g->dt == CUDA_DT_F32) {
+        CUDA_CHECK(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyHostToDevice, g->st));
+        CUDA_CHECK(cudaStreamSynchronize(g->st));
+        return dst;
+    }
+    for (size_t s = 0; s < n; s += UPLOAD_CHUNK) {
+        const size_t m = std::min((size_t)UPLOAD_CHUNK, n - s);
+        CUDA_CHECK(cudaMemcpyAsync(u.scratch, src + s, m * sizeof(float), cudaMemcpyHostToDevice, g->st));
+        if (g->dt == CUDA_DT_BF16) convert_launch(g->st, (__nv_bfloat16 *)dst + s, u.scratch, m);
+        else convert_launch(g->st, (__half *)dst + s, u.scratch, m);
+        CUDA_CHECK(cudaStreamSynchronize(g->st)); /* the scratch is reused */
+    }
+    return dst;
+}
+
+static void walk(Up &u, const Rwkv7 *m) {
+    CudaRwkv7 *g = u.g;
+    const Rwkv7Dims &d = m->d;
+    const Rwkv7Weights &W = m->w;
+    const size_t C = d.C, V = d.V, F = d.F;
+    g->emb = up_mat(u, W.emb, V * C, "emb.weight");
+    g->ln0_w = up_vec(u, W.ln0_w, C);
+    g->ln0_b = up_vec(u, W.ln0_b, C);
+    for (int l = 0; l < d.L; l++) {
+        const Rwkv7Layer &P = W.layer[l];
+        DLayer &D = g->L[l];
+        D.ln1_w = up_vec(u, P.ln1_w, C), D.ln1_b = up_vec(u, P.ln1_b, C);
+        D.ln2_w = up_vec(u, P.ln2_w, C), D.ln2_b = up_vec(u, P.ln2_b, C);
+        const real *mus[6] = {P.x_r, P.x_w, P.x_k, P.x_v, P.x_a, P.x_g};
+        for (int i = 0; i < 6; i++) D.mu[i] = up_vec(u, mus[i], C);
+        D.w0 = up_vec(u, P.w0, C), D.a0 = up_vec(u, P.a0, C), D.v0 = up_vec(u, P.v0, C);
+        D.k_k = up_vec(u, P.k_k, C), D.k_a = up_vec(u, P.k_a, C), D.r_k = up_vec(u, P.r_k, C);
+        D.lnx_w = up_vec(u, P.lnx_w, C), D.lnx_b = up_vec(u, P.lnx_b, C), D.f_xk = up_vec(u, P.f_xk, C);
+        D.br = up_vec(u, P.br, C), D.bk = up_vec(u, P.bk, C), D.bv = up_vec(u, P.bv, C), D.bo = up_vec(u, P.bo, C);
+        D.f_bk = up_vec(u, P.f_bk, F), D.f_bv = up_vec(u, P.f_bv, C);
+        D.Wr = up_mat(u, P.Wr, C * C, "att.receptance.weight");
+        D.Wk = up_mat(u, P.Wk, C * C, "att.key.weight");
+        D.Wv = up_mat(u, P.Wv, C * C, "att.value.weight");
+        D.Wo = up_mat(u, P.Wo, C * C, "att.output.weight");
+        D.w1 = up_mat(u, P.w1, C * d.Dw, "att.w1"), D.w2 = up_mat(u, P.w2, C * d.Dw, "att.w2");
+        D.a1 = up_mat(u, P.a1, C * d.Da, "att.a1"), D.a2 = up_mat(u, P.a2, C * d.Da, "att.a2");
+        D.v1 = up_mat(u, P.v1, C * d.Dv, "att.v1"), D.v2 = up_mat(u, P.v2, C * d.Dv, "att.v2");
+        D.g1 = up_mat(u, P.g1, C * d.Dg, "att.g1"), D.g2 = up_mat(u, P.g2, C * d.Dg, "att.g2");
+        D.f_Wk = up_mat(u, P.f_Wk, F * C, "ffn.key.weight");
+        D.f_Wv = up_mat(u, P.f_Wv, F * C, "ffn.value.weight");
+    }
+    g->lnout_w = up_vec(u, W.lnout_w, C), g->lnout_b = up_vec(u, W.lnout_b, C);
+    g->head = up_mat(u, W.head, V * C, "head.weight");
+    g->head_b = up_vec(u, W.head_b, V);
+}
+
+extern "C" CudaRwkv7 *cuda_rwkv7_create(const Rwkv7 *m, CudaDType wtype, Err *err) {
+    char why[512];
+    if (!cuda_available(why, sizeof why)) {
+        err_set(err, "GPU: %s", why);
+        return NULL;
+    }
+    const Rwkv7Dims &d = m->d;
+    if (!wkv7_supported(d.N)) {
+        err_set(err, "GPU: head size N=%d is not built (the CUDA kernels support N = 16, 32, 64); use --device cpu",
+                d.N);
+        return NULL;
+    }
+    CudaRwkv7 *g = new CudaRwkv7();
+    g->d = d;
+    g->dt = wtype;
+    g->esz = dtype_size(wtype);
+    g->Dsum = d.Dw + d.Da + d.Dg + d.Dv;
+    g->L.resize(d.L);
+    CUDA_CHECK(cudaSetDevice(0));
+    CUDA_CHECK(cudaStreamCreateWithFlags(&g->st, cudaStreamNonBlocking));
+    CUBLAS_CHECK(cublasCreate(&g->blas));
+    CUBLAS_CHECK(cublasSetStream(g->blas, g->st));
+    CUBLAS_CHECK(cublasSetMathMode(g->blas, CUBLAS_DEFAULT_MATH)); /* no TF32 in the fp32 mode */
+
+    Up u{};
+    u.g = g;
+    u.pass = 0;
+    walk(u, m);
+    if (wtype == CUDA_DT_F16 && u.f16_max > 65504.0) {
+        err_set(err, "GPU: %s holds |x| = %g, beyond the fp16 range (65504): use bf16 or fp32 weights", u.f16_name,
+                u.f16_max);
+        cuda_rwkv7_free(g);
+        return NULL;
+    }
+    g->wbytes = u.woff;
+    g->pfloats = u.poff;
+    if (dev_alloc((void **)&g->wbuf, g->wbytes, "the weight matrices", err) ||
+        dev_alloc((void **)&g->pbuf, g->pfloats * sizeof(float), "the weight vectors", err) ||
+        (wtype != CUDA_DT_F32 && dev_alloc((void **)&u.scratch, UPLOAD_CHUNK * sizeof(float), "upload scratch", err))) {
+        cuda_rwkv7_free(g);
+        return NULL;
+    }
+    u.pass = 1;
+    u.woff = u.poff = 0;
+    u.pst.assign(g->pfloats, 0.f);
+    walk(u, m);
+    CUDA_CHECK(cudaMemcpyAsync(g->pbuf, u.pst.data(), g->pfloats * sizeof(float), cudaMemcpyHostToDevice, g->st));
+    if (u.scratch) CUDA_CHECK(cudaFree(u.scratch));
+    CUDA_CHECK(cudaStreamSynchronize(g->st));
+    return g;
+}
+
+extern "C" CudaRwkv7 *cuda_model_create(const Model *m, CudaDType wtype, Err *err) {
+    if (m->arch != &model_rwkv7) {
+        err_set(err, "GPU: the CUDA engine runs RWKV-7 models only (this one is %s); use --device cpu", m->arch->name);
+        return NULL;
+    }
+    return cuda_rwkv7_create((const Rwkv7 *)m->self, wtype, err);
+}
+
+extern "C" void cuda_rwkv7_free(CudaRwkv7 *g) {
+    if (!g) return;
+    if (g->wbuf) CUDA_CHECK(cudaFree(g->wbuf));
+    if (g->pbuf) CUDA_CHECK(cudaFree(g->pbuf));
+    if (g->ws) CUDA_CHECK(cudaFree(g->ws));
+    if (g->blas) CUBLAS_CHECK(cublasDestroy(g->blas));
+    if (g->st) CUDA_CHECK(cudaStreamDestroy(g->st));
+    delete g;
+}
+
+extern "C" const Rwkv7Dims *cuda_rwkv7_dims(const CudaRwkv7 *g) { return &g->d; }
+extern "C" size_t cuda_rwkv7_weight_bytes(const CudaRwkv7 *g) { return g->wbytes + g->pfloats * sizeof(float); }
+extern "C" size_t cuda_rwkv7_workspace_bytes(const CudaRwkv7 *g) { return g->ws_bytes; }
+
+/* ---- workspace -------------------------------------------------------------------------------- */
+/* carve (base NULL: count) the workspace for R rows, O head rows, B sequences; returns its bytes */
+static size_t ws_layout(const CudaRwkv7 *g, Ws *w, char *base, long R, int O, int B) {
+    size_t off = 0;
+    auto take = [&](size_t bytes) -> void * {
+        off = align_up(off, 256);
+        void *p = base ? base + off : nullptr;
+        off += bytes;
+        return p;
+    };
+    const size_t C = g->d.C, F = g->d.F, V = g->d.V, e = g->esz, f = sizeof(float), Ds = g->Dsum;
+    w->tok = (int *)take(R * sizeof(int));
+    w->row_seq = (int *)take(R * sizeof(int));
+    w->seq_off = (int *)take((B + 1) * sizeof(int));
+    w->out_rows = (int *)take(O * sizeof(int));
+    w->targets = (int *)take(O * sizeof(int));
+    w->greedy = (int *)take(O * sizeof(int));
+    float **f32[] = {&w->x, &w->r, &w->k, &w->v, &w->wl, &w->al, &w->vl, &w->gg, &w->kk, &w->vfirst, &w->y};
+    for (float **p : f32) *p = (float *)take(R * C * f);
+    w->hf = (float *)take(R * Ds * f);
+    w->fk = (float *)take(R * F * f);
+    w->logits = (float *)take((size_t)O * V * f);
+    w->lp = (float *)take(O * f);
+    for (int i = 0; i < 6; i++) w->xm[i] = take(R * C * e);
+    w->yg = take(R * C * e);
+    w->fxk = take(R * C * e);
+    w->hT = take(R * Ds * e);
+    w->fr = take(R * F * e);
+    w->lnf = take((size_t)O * C * e);
+    return off;
+}
+
+static int ws_ensure(CudaRwkv7 *g, long R, int O, int B, Err *err) {
+    if (R <= g->cap_R && O <= g->cap_out && B <= g->cap_B && g->ws) return 0;
+    const long nR = std::max(R, g->cap_R);
+    const int nO = std::max(std::max(O, g->cap_out), 1), nB = std::max(B, g->cap_B);
+    if (g->ws) CUDA_CHECK(cudaFree(g->ws));
+    g->ws = nullptr, g->ws_bytes = 0, g->cap_R = 0, g->cap_out = 0, g->cap_B = 0;
+    const size_t bytes = ws_layout(g, &g->w, nullptr, nR, nO, nB);
+    char what[160];
+    snprintf(what, sizeof what, "the activations of %ld tokens (%d head rows, %d sequences)", nR, nO, nB);
+    if (dev_alloc((void **)&g->ws, bytes, what, err)) return -1;
+    ws_layout(g, &g->w, g->ws, nR, nO, nB);
+    g->ws_bytes = bytes, g->cap_R = nR, g->cap_out = nO, g->cap_B = nB;
+    return 0;
+}
+
+/* ---- states ----------------------------------------------------------------------------------- */
+extern "C" CudaRwkv7State *cuda_rwkv7_state_create(CudaRwkv7 *g, int B, Err *err) {
+    if (B < 1) {
+        err_set(err, "GPU state: need B >= 1 sequences (got %d)", B);
+        return NULL;
+    }
+    CudaRwkv7State *s = new CudaRwkv7State();
+    s->g = g, s->B = B, s->numel = rwkv7_state_numel(&g->d, B);
+    if (dev_alloc((void **)&s->cur, s->numel * sizeof(float), "a recurrent state", err) ||
+        dev_alloc((void **)&s->spare, s->numel * sizeof(float), "a recurrent state", err)) {
+        cuda_rwkv7_state_free(s);
+        return NULL;
+    }
+    cuda_rwkv7_state_zero(s);
+    return s;
+}
+extern "C" void cuda_rwkv7_state_free(CudaRwkv7State *s) {
+    if (!s) return;
+    if (s->cur) CUDA_CHECK(cudaFree(s->cur));
+    if (s->spare) CUDA_CHECK(cudaFree(s->spare));
+    delete s;
+}
+extern "C" int cuda_rwkv7_state_batch(const CudaRwkv7State *s) { return s->B; }
+extern "C" void cuda_rwkv7_state_zero(CudaRwkv7State *s) {
+    CUDA_CHECK(cudaMemsetAsync(s->cur, 0, s->numel * sizeof(float), s->g->st));
+    CUDA_CHECK(cudaStreamSynchronize(s->g->st));
+}
+/* all device work of a model runs on its own (non-blocking) stream, transfers included */
+extern "C" void cuda_rwkv7_state_upload(CudaRwkv7State *s, const float *host) {
+    CUDA_CHECK(cudaMemcpyAsync(s->cur, host, s->numel * sizeof(float), cudaMemcpyHostToDevice, s->g->st));
+    CUDA_CHECK(cudaStreamSynchronize(s->g->st));
+}
+extern "C" void cuda_rwkv7_state_download(const CudaRwkv7State *s, float *host) {
+    CUDA_CHECK(cudaMemcpyAsync(host, s->cur, s->numel * sizeof(float), cudaMemcpyDeviceToHost, s->g->st));
+    CUDA_CHECK(cudaStreamSynchronize(s->g->st));
+}
+extern "C" int cuda_rwkv7_state_copy_seq(CudaRwkv7State *dst, int db, const CudaRwkv7State *src, int sb, Err *err) {
+    if (dst->g != src->g || db < 0 || db >= dst->B || sb < 0 || sb >= src->B)
+        return err_set(err, "GPU state copy: sequence %d of %d -> %d of %d (or states of different models)", sb, src->B,
+                       db, dst->B);
+    const Rwkv7Dims *d = &dst->g->d;
+    const size_t C = d->C, S = (size_t)d->H * d->N * d->N;
+    for (int l = 0; l < d->L; l++) {
+        float *D = rwkv7_state_att_prev(d, dst->cur, dst->B, l);
+        float *Sr = rwkv7_state_att_prev(d, src->cur, src->B, l);
+        const size_t part[3][3] = {{0, 0, C}, {(size_t)dst->B * C, (size_t)src->B * C, S},
+                                   {(size_t)dst->B * (C + S), (size_t)src->B * (C + S), C}};
+        for (int p = 0; p < 3; p++) {
+            const size_t n = part[p][2];
+            CUDA_CHECK(cudaMemcpyAsync(D + part[p][0] + db * n, Sr + part[p][1] + sb * n, n * sizeof(float),
+                                       cudaMemcpyDeviceToDevice, dst->g->st));
+        }
+    }
+    CUDA_CHECK(cudaStreamSynchronize(dst->g->st));
+    return 0;
+}
+
+/* ---- profiling ---------------------------------------------------------------------------------- */
+static void prof_mark(CudaRwkv7 *g, const char *label) {
+    Prof &p = g->prof;
+    if (!p.on) return;
+    if (p.n == p.ev.size()) {
+        cudaEvent_t e;
+        CUDA_CHECK(cudaEventCreate(&e));
+        p.ev.push_back(e);
+        p.lab.push_back(label);
+    }
+    p.lab[p.n] = label;
+    CUDA_CHECK(cudaEventRecord(p.ev[p.n++], g->st));
+}
+/* after the stream is synchronised: add each stage's time to its label */
+static void prof_collect(CudaRwkv7 *g) {
+    Prof &p = g->prof;
+    if (!p.on) return;
+    for (size_t i = 1; i < p.n; i++) {
+        float ms = 0;
+        CUDA_CHECK(cudaEventElapsedTime(&ms, p.ev[i - 1], p.ev[i]));
+        size_t k = 0;
+        while (k < p.acc.size() && strcmp(p.acc[k].first, p.lab[i])) k++;
+        if (k == p.acc.size()) p.acc.push_back({p.lab[i], 0.0});
+        p.acc[k].second += ms;
+    }
+    p.n = 0;
+    p.calls++;
+}
+extern "C" void cuda_rwkv7_profile(CudaRwkv7 *g, int on) {
+    g->prof.on = on != 0;
+    g->prof.n = 0;
+    g->prof.acc.clear();
+    g->prof.calls = 0;
+}
+extern "C" void cuda_rwkv7_profile_print(CudaRwkv7 *g, FILE *f) {
+    Prof &p = g->prof;
+    double tot = 0;
+    for (auto &a : p.acc) tot += a.second;
+    std::vector<std::pair<const char *, double>> v = p.acc;
+    std::sort(v.begin(), v.end(), [](const auto &a, const auto &b) { return a.second > b.second; });
+    fprintf(f, "  stage times over %ld forward calls (%.2f ms per call):\n", p.calls, tot / (p.calls ? p.calls : 1));
+    for (auto &a : v)
+        fprintf(f, "    %-24s %9.3f ms per call  %5.1f%%\n", a.first, a.second / (p.calls ? p.calls : 1),
+                100 * a.second / (tot > 0 ? tot : 1));
+    p.acc.clear();
+    p.calls = 0;
+}
+
+/* ---- matrix products (row-major operands; cuBLAS sees them transposed) -------------------------- */
+/* out(R,NO) (ld ldo) = in(R,NI) (ld ldi) @ W(NO,NI)^T + beta * out   -- PyTorch Linear */
+static void gemm_lin(CudaRwkv7 *g, float *out, int ldo, const void *in, int ldi, const void *W, int R, int NI, int NO,
+                     float beta) {
+    const float one = 1.f;
+    const cudaDataType_t t = cu_type(g->dt);
+    CUBLAS_CHECK(cublasGemmEx(g->blas, CUBLAS_OP_T, CUBLAS_OP_N, NO, R, NI, &one, W, t, NI, in, t, ldi, &beta, out,
+                              CUDA_R_32F, ldo, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+/* out(R,NO) = in(R,NI) @ W(NI,NO)   -- LoRA factors */
+static void gemm_mat(CudaRwkv7 *g, float *out, int ldo, const void *in, int ldi, const void *W, int R, int NI, int NO) {
+    const float one = 1.f, zero = 0.f;
+    const cudaDataType_t t = cu_type(g->dt);
+    CUBLAS_CHECK(cublasGemmEx(g->blas, CUBLAS_OP_N, CUBLAS_OP_N, NO, R, NI, &one, W, t, NO, in, t, ldi, &zero, out,
+                              CUDA_R_32F, ldo, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+/* ---- forward ---------------------------------------------------------------------------------- */
+template <typename T>
+static void layers_t(CudaRwkv7 *g, int R, int B, int max_len, const float *sin, float *sout) {
+    const Rwkv7Dims &d = g->d;
+    const int C = d.C, H = d.H, N = d.N, F = d.F, Dw = d.Dw, Da = d.Da, Dv = d.Dv, Dg = d.Dg, Ds = g->Dsum;
+    const size_t Ls = (size_t)B * (2 * (size_t)C + (size_t)H * N * N), BC = (size_t)B * C, BS = (size_t)B * H * N * N;
+    Ws &w = g->w;
+    cudaStream_t st = g->st;
+    embed_launch<T>(st, w.x, w.tok, (const T *)g->emb, g->ln0_w, g->ln0_b, R, C);
+    prof_mark(g, "embedding");
+    T *xr = (T *)w.xm[0], *xw = (T *)w.xm[1], *xk = (T *)w.xm[2], *xv = (T *)w.xm[3], *xa = (T *)w.xm[4],
+      *xg = (T *)w.xm[5], *hT = (T *)w.hT, *yg = (T *)w.yg, *fxk = (T *)w.fxk, *fr = (T *)w.fr;
+    for (int l = 0; l < d.L; l++) {
+        const DLayer &P = g->L[l];
+        const float *att_in = sin ? sin + l * Ls : nullptr;
+        float *att_out = sout ? sout + l * Ls : nullptr;
+        const float *wkv_in = att_in ? att_in + BC : nullptr, *ffn_in = att_in ? att_in + BC + BS : nullptr;
+        float *wkv_out = att_out ? att_out + BC : nullptr, *ffn_out = att_out ? att_out + BC + BS : nullptr;
+        // ---- TimeMix: ln1, token shift, the six mixes
+        MixOut mo{};
+        for (int i = 0; i < 6; i++) mo.mu[i] = P.mu[i], mo.out[i] = w.xm[i];
+        mo.n = 6;
+        shift_mix_launch<T>(st, w.x, P.ln1_w, P.ln1_b, w.row_seq, w.seq_off, att_in, att_out, mo, R, C);
+        prof_mark(g, "ln1+shift+mix");
+        gemm_lin(g, w.r, C, xr, C, P.Wr, R, C, C, 0.f);
+        gemm_lin(g, w.k, C, xk, C, P.Wk, R, C, C, 0.f);
+        gemm_lin(g, w.v, C, xv, C, P.Wv, R, C, C, 0.f);
+        if (P.br) add_bias_launch(st, w.r, P.br, R, C);
+        if (P.bk) add_bias_launch(st, w.k, P.bk, R, C);
+        if (P.bv) add_bias_launch(st, w.v, P.bv, R, C);
+        prof_mark(g, "gemm r,k,v");
+        // LoRAs: hidden columns [w | a | g | v]; v only from layer 1 on (layer 0 defines v_first)
+        gemm_mat(g, w.hf, Ds, xw, C, P.w1, R, C, Dw);
+        gemm_mat(g, w.hf + Dw, Ds, xa, C, P.a1, R, C, Da);
+        gemm_mat(g, w.hf + Dw + Da, Ds, xg, C, P.g1, R, C, Dg);
+        if (l > 0) gemm_mat(g, w.hf + Dw + Da + Dg, Ds, xv, C, P.v1, R, C, Dv);
+        lora_act_launch<T>(st, hT, w.hf, R, Ds, Dw, Da, Dg, l > 0 ? Dv : 0);
+        gemm_mat(g, w.wl, C, hT, Ds, P.w2, R, Dw, C);
+        gemm_mat(g, w.al, C, hT + Dw, Ds, P.a2, R, Da, C);
+        gemm_mat(g, w.gg, C, hT + Dw + Da, Ds, P.g2, R, Dg, C);
+        if (l > 0) gemm_mat(g, w.vl, C, hT + Dw + Da + Dg, Ds, P.v2, R, Dv, C);
+        prof_mark(g, "LoRA w,a,g,v");
+        // decay, in-context rate, kk, replacement key, value residual; then the recurrence
+        wkv_prep_launch(st, N, w.wl, w.al, w.k, w.kk, w.v, w.vfirst, l > 0 ? w.vl : nullptr, P.w0, P.a0, P.v0, P.k_k,
+                        P.k_a, R, C, H, d.extended);
+        prof_mark(g, "wkv prep");
+        wkv7_launch(st, N, w.y, w.r, w.wl, w.k, w.v, w.kk, w.al, w.seq_off, B, max_len, wkv_in, wkv_out, C, H);
+        prof_mark(g, "wkv7 recurrence");
+        gn_bonus_gate_launch<T>(st, N, yg, w.y, w.r, w.k, w.v, w.gg, P.lnx_w, P.lnx_b, P.r_k, R, C, H);
+        prof_mark(g, "groupnorm+bonus+gate");
+        gemm_lin(g, w.x, C, yg, C, P.Wo, R, C, C, 1.f); /* x += Wo (y * g) */
+        if (P.bo) add_bias_launch(st, w.x, P.bo, R, C);
+        prof_mark(g, "gemm output");
+        // ---- ChannelMix
+        MixOut mf{};
+        mf.mu[0] = P.f_xk, mf.out[0] = fxk, mf.n = 1;
+        shift_mix_launch<T>(st, w.x, P.ln2_w, P.ln2_b, w.row_seq, w.seq_off, ffn_in, ffn_out, mf, R, C);
+        prof_mark(g, "ln2+shift+mix");
+        gemm_lin(g, w.fk, F, fxk, C, P.f_Wk, R, C, F, 0.f);
+        prof_mark(g, "gemm ffn key");
+        relu2_launch<T>(st, fr, w.fk, P.f_bk, R, F);
+        prof_mark(g, "relu^2");
+        gemm_lin(g, w.x, C, fr, F, P.f_Wv, R, F, C, 1.f); /* x += f_Wv relu(f_Wk xk)^2 */
+        if (P.f_bv) add_bias_launch(st, w.x, P.f_bv, R, C);
+        prof_mark(g, "gemm ffn value");
+    }
+}
+
+template <typename T>
+static void head_t(CudaRwkv7 *g, int n) {
+    Ws &w = g->w;
+    const int C = g->d.C, V = g->d.V;
+    ln_gather_launch<T>(g->st, (T *)w.lnf, w.x, w.out_rows, g->lnout_w, g->lnout_b, n, C);
+    gemm_lin(g, w.logits, V, w.lnf, C, g->head, n, C, V, 0.f);
+    if (g->head_b) add_bias_launch(g->st, w.logits, g->head_b, n, V);
+    prof_mark(g, "head (ln_out + gemm)");
+}
+
+extern "C" int cuda_rwkv7_forward(CudaRwkv7 *g, const CudaRwkv7Batch *bt, Err *err) {
+    const Rwkv7Dims &d = g->d;
+    const int B = bt->B;
+    if (B < 1 || !bt->lens || !bt->tokens) return err_set(err, "GPU forward: need B >= 1 sequences with lens and tokens");
+    if (bt->state && bt->state->B != B)
+        return err_set(err, "GPU forward: the state holds %d sequences but the batch has %d", bt->state->B, B);
+    if (bt->state && bt->state->g != g) return err_set(err, "GPU forward: the state belongs to another model");
+    long R = 0;
+    int max_len = 0;
+    for (int b = 0; b < B; b++) {
+        if (bt->lens[b] < 1) return err_set(err, "GPU forward: sequence %d has %d tokens (need >= 1)", b, bt->lens[b]);
+        R += bt->lens[b];
+        max_len = std::max(max_len, bt->lens[b]);
+    }
+    if (R > INT_MAX / 2) return err_set(err, "GPU forward: %ld tokens in one batch (at most %d)", R, INT_MAX / 2);
+    for (long i = 0; i < R; i++)
+        if (bt->tokens[i] < 0 || bt->tokens[i] >= d.V)
+            return err_set(err, "GPU forward: token %d at packed position %ld is outside the vocabulary [0,%d)",
+                           bt->tokens[i], i, d.V);
+    const int nout = bt->nout;
+    if (nout < 0 || (nout > 0 && !bt->out_rows)) return err_set(err, "GPU forward: nout=%d without out_rows", nout);
+    for (int o = 0; o < nout; o++) {
+        if (bt->out_rows[o] < 0 || bt->out_rows[o] >= R)
+            return err_set(err, "GPU forward: out_rows[%d] = %d is outside the %ld packed rows", o, bt->out_rows[o], R);
+        if (bt->targets && (bt->targets[o] < 0 || bt->targets[o] >= d.V))
+            return err_set(err, "GPU forward: targets[%d] = %d is outside the vocabulary [0,%d)", o, bt->targets[o], d.V);
+    }
+    if (bt->targets && (!bt->logprob || !bt->greedy))
+        return err_set(err, "GPU forward: targets given without logprob and greedy outputs");
+    const int ochunk = std::min(nout, HEAD_CHUNK);
+    if (ws_ensure(g, R, ochunk, B, err)) return -1;
+
+    std::vector<int> row_seq(R), seq_off(B + 1);
+    seq_off[0] = 0;
+    for (int b = 0; b < B; b++) {
+        seq_off[b + 1] = seq_off[b] + bt->lens[b];
+        for (int t = seq_off[b]; t < seq_off[b + 1]; t++) row_seq[t] = b;
+    }
+    Ws &w = g->w;
+    cudaStream_t st = g->st;
+    prof_mark(g, "(host)");
+    CUDA_CHECK(cudaMemcpyAsync(w.tok, bt->tokens, R * sizeof(int), cudaMemcpyHostToDevice, st));
+    CUDA_CHECK(cudaMemcpyAsync(w.row_seq, row_seq.data(), R * sizeof(int), cudaMemcpyHostToDevice, st));
+    CUDA_CHECK(cudaMemcpyAsync(w.seq_off, seq_off.data(), (B + 1) * sizeof(int), cudaMemcpyHostToDevice, st));
+    prof_mark(g, "token/row uploads");
+    const float *sin = bt->state ? bt->state->cur : nullptr;
+    float *sout = bt->state ? bt->state->spare : nullptr;
+    switch (g->dt) {
+    case CUDA_DT_BF16: layers_t<__nv_bfloat16>(g, (int)R, B, max_len, sin, sout); break;
+    case CUDA_DT_F16: layers_t<__half>(g, (int)R, B, max_len, sin, sout); break;
+    default: layers_t<float>(g, (int)R, B, max_len, sin, sout); break;
+    }
+    for (int o0 = 0; o0 < nout; o0 += HEAD_CHUNK) {
+        const int n = std::min(HEAD_CHUNK, nout - o0);
+        CUDA_CHECK(cudaMemcpyAsync(w.out_rows, bt->out_rows + o0, n * sizeof(int), cudaMemcpyHostToDevice, st));
+        switch (g->dt) {
+        case CUDA_DT_BF16: head_t<__nv_bfloat16>(g, n); break;
+        case CUDA_DT_F16: head_t<__half>(g, n); break;
+        default: head_t<float>(g, n); break;
+        }
+        if (bt->logits)
+            CUDA_CHECK(cudaMemcpyAsync(bt->logits + (size_t)o0 * d.V, w.logits, (size_t)n * d.V * sizeof(float),
+                                       cudaMemcpyDeviceToHost, st));
+        if (bt->targets) {
+            CUDA_CHECK(cudaMemcpyAsync(w.targets, bt->targets + o0, n * sizeof(int), cudaMemcpyHostToDevice, st));
+            logsoftmax_gather_launch(st, w.logits, w.targets, w.lp, w.greedy, n, d.V);
+            CUDA_CHECK(cudaMemcpyAsync(bt->logprob + o0, w.lp, n * sizeof(float), cudaMemcpyDeviceToHost, st));
+            CUDA_CHECK(cudaMemcpyAsync(bt->greedy + o0, w.greedy, n * sizeof(int), cudaMemcpyDeviceToHost, st));
+        }
+        prof_mark(g, "log-softmax + copies");
+        CUDA_CHECK(cudaStreamSynchronize(st)); /* host buffers and the next chunk's out_rows */
+    }
+    CUDA_CHECK(cudaStreamSynchronize(st));
+    prof_collect(g);
+    if (bt->state) std::swap(bt->state->cur, bt->state->spare);
+    return 0;
+}
+
+/* ---- LM-eval scoring -------------------------------------------------------------------------- */
+extern "C" int cuda_rwkv7_score(CudaRwkv7 *g, const CudaLmRequest *req, int n, long max_tokens, double *logprob,
+                                int *greedy, Err *err) {
+    const int V = g->d.V;
+    for (int i = 0; i < n; i++) {
+        const CudaLmRequest &q = req[i];
+        if (q.nctx < 1 || q.ntok <= q.nctx)
+            return err_set(err, "GPU score: request %d has %d context and %d continuation tokens (need >= 1 each)", i,
+                           q.nctx, q.ntok - q.nctx);
+        for (int t = 0; t < q.ntok; t++)
+            if (q.tokens[t] < 0 || q.tokens[t] >= V)
+                return err_set(err, "GPU score: request %d token %d = %d is outside the vocabulary [0,%d)", i, t,
+                               q.tokens[t], V);
+    }
+    if (max_tokens < 1) max_tokens = 1;
+    /* longest first: batches of similar lengths, so that the recurrence's blocks finish together */
+    std::vector<int> order(n);
+    for (int i = 0; i < n; i++) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return req[a].ntok > req[b].ntok; });
+    std::vector<int> toks, lens, rows, tg, gr;
+    std::vector<float> lp;
+    for (int s = 0; s < n;) {
+        long R = 0;
+        int e = s;
+        while (e < n && (e == s || R + req[order[e]].ntok - 1 <= max_tokens)) R += req[order[e++]].ntok - 1;
+        toks.clear(), lens.clear(), rows.clear(), tg.clear();
+        long row = 0;
+        for (int k = s; k < e; k++) {
+            const CudaLmRequest &q = req[order[k]];
+            toks.insert(toks.end(), q.tokens, q.tokens + q.ntok - 1); /* the last token predicts nothing scored */
+            lens.push_back(q.ntok - 1);
+            for (int t = q.nctx; t < q.ntok; t++) rows.push_back((int)(row + t - 1)), tg.push_back(q.tokens[t]);
+            row += q.ntok - 1;
+        }
+        lp.assign(rows.size(), 0.f);
+        gr.assign(rows.size(), 0);
+        CudaRwkv7Batch bt{};
+        bt.B = e - s, bt.lens = lens.data(), bt.tokens = toks.data();
+        bt.nout = (int)rows.size(), bt.out_rows = rows.data(), bt.targets = tg.data();
+        bt.logprob = lp.data(), bt.greedy = gr.data();
+        if (cuda_rwkv7_forward(g, &bt, err)) return -1;
+        size_t o = 0;
+        for (int k = s; k < e; k++) {
+            const int i = order[k];
+            double sum = 0;
+            int all = 1;
+            for (int t = req[i].nctx; t < req[i].ntok; t++, o++) sum += lp[o], all &= gr[o];
+            logprob[i] = sum, greedy[i] = all;
+        }
+        s = e;
+    }
+    return 0;
+}

@@ -4,8 +4,9 @@
  *    differences (every input, u, the initial state, an upstream gradient on the final state); chunked ==
  *    unchunked bit for bit; token by token == one pass;
  *  - RWKV-6's own small ops (ddlerp, decay) against finite differences;
- *  - a tiny model with every parameter tensor against finite differences (each gradient also non-zero),
- *    recurrent == sequence from a non-zero state, chunked == unchunked, and the trace (state transposed to
+ *  - a tiny model with every parameter tensor against finite differences (each gradient also non-zero; with
+ *    and without model.short_conv), recurrent == sequence from a non-zero state (including the conv's
+ *    history), chunked == unchunked, and the trace (state transposed to
  *    the common orientation, transition diag(w)). */
 #include <string.h>
 
@@ -244,8 +245,8 @@ static double case_loss(void *ctx) {
 
 /* Official init, then every tensor perturbed so that no gradient path is trivially zero (the official init
  * zeroes time_maa_w1, time_decay_w1, att.output, ffn.receptance and ffn.value). */
-static Model *tiny_model(gsl_rng *rng, int L, int C, int N, int ln0) {
-    Rwkv6Dims d = {.V = V, .C = C, .L = L, .N = N, .Dm = 3, .Dd = 5, .has_ln0 = ln0};
+static Model *tiny_model(gsl_rng *rng, int L, int C, int N, int ln0, int conv) {
+    Rwkv6Dims d = {.V = V, .C = C, .L = L, .N = N, .Dm = 3, .Dd = 5, .has_ln0 = ln0, .conv = conv};
     Model *m = model_create(&model_rwkv6, &d, 1);
     model_init(m, rng, NULL);
     for (int i = 0; i < m->ntensors; i++) {
@@ -266,14 +267,14 @@ static void make_data(ModelCase *c, gsl_rng *rng) {
     }
 }
 
-static void full_check(int L, int C, int N, int ln0, int per_tensor, unsigned long seed) {
+static void full_check(int L, int C, int N, int ln0, int conv, int per_tensor, unsigned long seed) {
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     gsl_rng_set(rng, seed);
-    ModelCase c = {.m = tiny_model(rng, L, C, N, ln0), .K = 6};
+    ModelCase c = {.m = tiny_model(rng, L, C, N, ln0, conv), .K = 6};
     make_data(&c, rng);
     Model *m = c.m;
-    printf("tiny RWKV-6 L=%d C=%d N=%d T=%d B=%d V=%d ln0=%d: %d tensors, %zu params\n", L, C, N, T, B, V, ln0,
-           m->ntensors, m->nparams);
+    printf("tiny RWKV-6 L=%d C=%d N=%d T=%d B=%d V=%d ln0=%d short_conv=%d: %d tensors, %zu params\n", L, C, N, T, B,
+           V, ln0, conv, m->ntensors, m->nparams);
     memset(m->grads, 0, m->nparams * sizeof(real));
     case_loss(&c);
     model_backward(m);
@@ -295,15 +296,17 @@ static void full_check(int L, int C, int N, int ln0, int per_tensor, unsigned lo
     gsl_rng_free(rng);
 }
 
-Test(grad_rwkv6, every_tensor_two_layers, .timeout = 600) { full_check(2, 24, 8, 1, 40, 101); }
-Test(grad_rwkv6, every_tensor_one_layer_no_ln0, .timeout = 600) { full_check(1, 16, 4, 0, 40, 202); }
-Test(grad_rwkv6, every_tensor_three_layers, .timeout = 600) { full_check(3, 16, 8, 1, 24, 303); }
+Test(grad_rwkv6, every_tensor_two_layers, .timeout = 600) { full_check(2, 24, 8, 1, 0, 40, 101); }
+Test(grad_rwkv6, every_tensor_one_layer_no_ln0, .timeout = 600) { full_check(1, 16, 4, 0, 0, 40, 202); }
+Test(grad_rwkv6, every_tensor_three_layers, .timeout = 600) { full_check(3, 16, 8, 1, 0, 24, 303); }
+/* model.short_conv = 4 on r, k, v (att.{r,k,v}_conv.weight) */
+Test(grad_rwkv6, every_tensor_short_conv, .timeout = 600) { full_check(2, 16, 8, 1, 4, 32, 404); }
 
 /* Sequence mode over T tokens == recurrent mode one token at a time, both from the same non-zero state. */
-Test(grad_rwkv6, recurrent_equals_sequence) {
+static void recurrent_check(int conv) {
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     gsl_rng_set(rng, 9);
-    Model *m = tiny_model(rng, 2, 24, 8, 1);
+    Model *m = tiny_model(rng, 2, 24, 8, 1, conv);
     const Rwkv6Dims *d = &((Rwkv6 *)m->self)->d;
     int tok[B * T];
     for (int i = 0; i < B * T; i++) tok[i] = gsl_rng_uniform_int(rng, V);
@@ -314,13 +317,16 @@ Test(grad_rwkv6, recurrent_equals_sequence) {
     ModelFwd f = {.K = 4, .state_in = s0, .state_out = sseq};
     memcpy(seq, model_forward(m, tok, B, T, &f), (size_t)B * T * V * sizeof(real));
     double maxd = 0, ref = 0;
-    const size_t C = d->C, NN = (size_t)d->H * d->N * d->N;
+    const size_t C = d->C, NN = (size_t)d->H * d->N * d->N, HC = conv > 1 ? (size_t)(conv - 1) * C : 0;
     for (int b = 0; b < B; b++) {
         real *s = malloc(n1 * sizeof(real)); /* sequence b's state, out of the batched layout */
         for (int l = 0; l < d->L; l++) {
             memcpy(rwkv6_state_att_prev(d, s, 1, l), rwkv6_state_att_prev(d, s0, B, l) + b * C, C * sizeof(real));
             memcpy(rwkv6_state_wkv(d, s, 1, l), rwkv6_state_wkv(d, s0, B, l) + b * NN, NN * sizeof(real));
             memcpy(rwkv6_state_ffn_prev(d, s, 1, l), rwkv6_state_ffn_prev(d, s0, B, l) + b * C, C * sizeof(real));
+            for (int q = 0; q < 3 && conv > 1; q++) /* (3,B,conv-1,C) */
+                memcpy(rwkv6_state_conv(d, s, 1, l) + q * HC, rwkv6_state_conv(d, s0, B, l) + (q * B + b) * HC,
+                       HC * sizeof(real));
         }
         for (int t = 0; t < T; t++) {
             ModelFwd f1 = {.K = 1, .state_in = s, .state_out = s};
@@ -337,6 +343,10 @@ Test(grad_rwkv6, recurrent_equals_sequence) {
             for (size_t i = 0; i < C; i++) maxd = fmax(maxd, fabs(p[i] - q[i]));
             p = rwkv6_state_ffn_prev(d, s, 1, l), q = rwkv6_state_ffn_prev(d, sseq, B, l) + b * C;
             for (size_t i = 0; i < C; i++) maxd = fmax(maxd, fabs(p[i] - q[i]));
+            for (int k = 0; k < 3 && conv > 1; k++) {
+                p = rwkv6_state_conv(d, s, 1, l) + k * HC, q = rwkv6_state_conv(d, sseq, B, l) + (k * B + b) * HC;
+                for (size_t i = 0; i < HC; i++) maxd = fmax(maxd, fabs(p[i] - q[i]));
+            }
         }
         free(s);
     }
@@ -345,14 +355,17 @@ Test(grad_rwkv6, recurrent_equals_sequence) {
     const real *lz = model_forward(m, tok, B, T, &fz);
     double dz = 0;
     for (size_t i = 0; i < (size_t)B * T * V; i++) dz = fmax(dz, fabs(lz[i] - seq[i]));
-    printf("recurrent vs sequence (from a random state): max |diff| = %.3g (logits up to %.3g; limit 1e-12); "
-           "zero state moves them by %.3g\n", maxd, ref, dz);
+    printf("recurrent vs sequence (from a random state, short_conv=%d): max |diff| = %.3g (logits up to %.3g; limit "
+           "1e-12); zero state moves them by %.3g\n", conv, maxd, ref, dz);
     cr_expect(maxd <= 1e-12, "recurrent and sequence mode differ by %g", maxd);
     cr_expect(dz > 1e-3, "the initial state does not reach the logits (%g)", dz);
     free(s0), free(sseq), free(seq);
     model_free(m);
     gsl_rng_free(rng);
 }
+Test(grad_rwkv6, recurrent_equals_sequence) { recurrent_check(0); }
+/* the state carries the short conv's last K-1 inputs of r, k, v too */
+Test(grad_rwkv6, recurrent_equals_sequence_short_conv) { recurrent_check(4); }
 
 /* Model gradients with the WKV6 state stored every K tokens equal those with every state stored. */
 Test(grad_rwkv6, chunked_equals_unchunked) {
@@ -361,7 +374,7 @@ Test(grad_rwkv6, chunked_equals_unchunked) {
     for (int ki = 0; ki < 5; ki++) {
         gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
         gsl_rng_set(rng, 77);
-        ModelCase c = {.m = tiny_model(rng, 2, 24, 8, 1), .K = Ks[ki]};
+        ModelCase c = {.m = tiny_model(rng, 2, 24, 8, 1, 3), .K = Ks[ki]};
         make_data(&c, rng);
         memset(c.m->grads, 0, c.m->nparams * sizeof(real));
         case_loss(&c);
@@ -386,7 +399,7 @@ Test(grad_rwkv6, chunked_equals_unchunked) {
 Test(grad_rwkv6, trace_is_in_the_common_orientation) {
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     gsl_rng_set(rng, 13);
-    Model *m = tiny_model(rng, 2, 24, 8, 1);
+    Model *m = tiny_model(rng, 2, 24, 8, 1, 0);
     const Rwkv6Dims *d = &((Rwkv6 *)m->self)->d;
     cr_assert(!m->arch->rank_one && m->arch->ntrace == 1 && !strcmp(m->arch->trace[0].name, "decay"));
     int tok[B * T];

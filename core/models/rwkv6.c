@@ -6,7 +6,8 @@
  *   xxx = x + (x_prev - x) * time_maa_x
  *   m_i = tanh(xxx @ time_maa_w1)[slice i of Dm] @ time_maa_w2[i]      i = w, k, v, r, g (this order)
  *   x_i = x + (x_prev - x) * (time_maa_i + m_i)                         ("ddlerp")
- *   r, k, v = W_r x_r, W_k x_k, W_v x_v ;  g = silu(W_g x_g) = z sigmoid(z)
+ *   r, k, v = W_r x_r, W_k x_k, W_v x_v  (then each through the short causal conv when model.short_conv = K:
+ *             att.{r,k,v}_conv.weight [C,K], shortconv.h) ;  g = silu(W_g x_g)
  *   w = exp(-exp(time_decay + tanh(x_w @ time_decay_w1) @ time_decay_w2))
  *   y = WKV6(r, k, v, w, u = time_faaaa)   (reads the old state; wkv6.h)
  *   out = W_o (GroupNorm(y; H groups; ln_x; eps 64e-5) * g)
@@ -21,8 +22,11 @@
 #include "arch_util.h"
 #include "model_io.h"
 #include "ops.h"
+#include "shortconv.h"
 #include "tensorfile.h"
 #include "wkv6.h"
+
+#define RWKV6_CONV_MAX 64 /* short conv kernel sizes a file may declare */
 
 int rwkv6_ffn_width(int C) { return (int)(((long)7 * C / 2) / 32 * 32); }
 
@@ -65,6 +69,12 @@ static void rwkv6_layout(const Rwkv6Dims *d, ParamWalk *wk, Rwkv6Weights *wts) {
         ADD(P->Wr, 2, C, C, 0, 1, "blocks.%d.att.receptance.weight", l);
         ADD(P->Wk, 2, C, C, 0, 1, "blocks.%d.att.key.weight", l);
         ADD(P->Wv, 2, C, C, 0, 1, "blocks.%d.att.value.weight", l);
+        P->r_conv = P->k_conv = P->v_conv = NULL;
+        if (d->conv) { /* no weight decay: a K-tap filter per channel, like the LoRA factors */
+            ADD(P->r_conv, 2, C, d->conv, 0, 0, "blocks.%d.att.r_conv.weight", l);
+            ADD(P->k_conv, 2, C, d->conv, 0, 0, "blocks.%d.att.k_conv.weight", l);
+            ADD(P->v_conv, 2, C, d->conv, 0, 0, "blocks.%d.att.v_conv.weight", l);
+        }
         ADD(P->Wo, 2, C, C, 0, 1, "blocks.%d.att.output.weight", l);
         ADD(P->Wg, 2, C, C, 0, 1, "blocks.%d.att.gate.weight", l);
         ADD(P->lnx_w, 1, C, 0, 0, 0, "blocks.%d.att.ln_x.weight", l);
@@ -84,8 +94,9 @@ static void rwkv6_layout(const Rwkv6Dims *d, ParamWalk *wk, Rwkv6Weights *wts) {
 /* H and F, as every model of these dims has them (create trusts validated dims) */
 static void resolve_dims(Rwkv6Dims *d) {
     CHECK(d->C > 0 && d->N > 0 && d->C % d->N == 0, "RWKV-6: head size N=%d must divide C=%d", d->N, d->C);
-    CHECK(d->L >= 1 && d->V >= 1 && d->Dm >= 1 && d->Dd >= 1, "RWKV-6: need L, V, Dm, Dd >= 1 (L=%d V=%d Dm=%d Dd=%d)",
-          d->L, d->V, d->Dm, d->Dd);
+    CHECK(d->L >= 1 && d->V >= 1 && d->Dm >= 1 && d->Dd >= 1 && d->conv >= 0,
+          "RWKV-6: need L, V, Dm, Dd >= 1 and conv >= 0 (L=%d V=%d Dm=%d Dd=%d conv=%d)", d->L, d->V, d->Dm, d->Dd,
+          d->conv);
     d->H = d->C / d->N;
     d->F = rwkv6_ffn_width(d->C);
     CHECK(d->F > 0, "RWKV-6: C=%d gives no FFN width (int(3.5C)//32*32 = 0); use C >= 10", d->C);
@@ -151,14 +162,23 @@ void rwkv6_init_official(Rwkv6 *m, gsl_rng *rng) {
         arch_orthogonal_init(P->Wg, C, C, 0.1, rng);
         arch_orthogonal_init(P->f_Wk, d->F, C, 1.0, rng);
         /* time_maa_w1, time_decay_w1, att.output, ffn.receptance, ffn.value stay zero */
+        if (d->conv) { /* PyTorch Conv1d's default (fla's ShortConvolution): U(-1/sqrt(K), 1/sqrt(K)), fan_in = K */
+            const double bnd = 1 / sqrt((double)d->conv);
+            real *cw[3] = {P->r_conv, P->k_conv, P->v_conv};
+            for (int q = 0; q < 3; q++)
+                for (size_t i = 0; i < (size_t)C * d->conv; i++) cw[q][i] = (real)gsl_ran_flat(rng, -bnd, bnd);
+        }
     }
     for (int c = 0; c < C; c++) m->w.lnout_w[c] = 1;
     arch_orthogonal_init(m->w.head, V, C, V > C ? 0.5 * sqrt((double)V / C) : 0.5, rng);
 }
 
 /* ---- state ------------------------------------------------------------------------------------ */
+static size_t conv_state_numel(const Rwkv6Dims *d, int B) {
+    return d->conv > 1 ? (size_t)3 * B * (d->conv - 1) * d->C : 0;
+}
 static size_t state_layer_numel(const Rwkv6Dims *d, int B) {
-    return (size_t)B * (2 * (size_t)d->C + (size_t)d->H * d->N * d->N);
+    return (size_t)B * (2 * (size_t)d->C + (size_t)d->H * d->N * d->N) + conv_state_numel(d, B);
 }
 size_t rwkv6_state_numel(const Rwkv6Dims *d, int B) { return d->L * state_layer_numel(d, B); }
 real *rwkv6_state_att_prev(const Rwkv6Dims *d, real *s, int B, int l) { return s + l * state_layer_numel(d, B); }
@@ -167,6 +187,9 @@ real *rwkv6_state_wkv(const Rwkv6Dims *d, real *s, int B, int l) {
 }
 real *rwkv6_state_ffn_prev(const Rwkv6Dims *d, real *s, int B, int l) {
     return rwkv6_state_wkv(d, s, B, l) + (size_t)B * d->H * d->N * d->N;
+}
+real *rwkv6_state_conv(const Rwkv6Dims *d, real *s, int B, int l) {
+    return rwkv6_state_ffn_prev(d, s, B, l) + (size_t)B * d->C;
 }
 
 /* ---- RWKV-6's small ops -------------------------------------------------------------------------- */
@@ -233,7 +256,9 @@ typedef struct {
     real *x_in, *ln1, *ln1_m, *ln1_r, *prev1;   /* (R,C) (R,C) (R) (R) (R,C) */
     real *xxx, *mh, *mh5, *m5;                  /* (R,C) (R,5Dm) (5,R,Dm) (5,R,C): m_w, m_k, m_v, m_r, m_g */
     real *xw, *xk, *xv, *xr, *xg;               /* (R,C) */
-    real *r, *k, *v, *gz, *gs, *g;              /* (R,C): g = gz * sigmoid(gz) = gz * gs */
+    real *r, *k, *v, *gz, *g;                   /* (R,C): g = silu(gz) */
+    real *rc, *kc, *vc, *conv_in;               /* r, k, v after the short conv (R,C) each (= r, k, v when it
+                                                   is off); its input history (3,B,conv-1,C) */
     real *wh, *ez, *w;                          /* (R,Dd) (R,C) (R,C) */
     real *y, *gn, *gn_m, *gn_r, *yg;            /* (R,C) (R,C) (R,H) (R,H) (R,C) */
     real *x_mid, *ln2, *ln2_m, *ln2_r, *prev2;  /* (R,C) (R,C) (R) (R) (R,C) */
@@ -255,14 +280,16 @@ struct Rwkv6Acts {
     size_t rows_cap;
 };
 
-static void layer_layout(LayerActs *a, size_t *off, real *base, const Rwkv6Dims *d, size_t R, int scratch) {
+static void layer_layout(LayerActs *a, size_t *off, real *base, const Rwkv6Dims *d, int B, size_t R, int scratch) {
     const size_t C = d->C, H = d->H, F = d->F, Dm = d->Dm, Dd = d->Dd;
 #define RC(f) a->f = arch_carve(off, base, R * C)
 #define RN(f, n) a->f = arch_carve(off, base, R * (n))
     RC(x_in), RC(ln1), RN(ln1_m, 1), RN(ln1_r, 1), RC(prev1);
     RC(xxx), RN(mh, 5 * Dm), RN(mh5, 5 * Dm), RN(m5, 5 * C);
     RC(xw), RC(xk), RC(xv), RC(xr), RC(xg);
-    RC(r), RC(k), RC(v), RC(gz), RC(gs), RC(g);
+    RC(r), RC(k), RC(v), RC(gz), RC(g);
+    a->rc = a->r, a->kc = a->k, a->vc = a->v, a->conv_in = NULL;
+    if (d->conv) RC(rc), RC(kc), RC(vc), a->conv_in = arch_carve(off, base, (size_t)3 * B * (d->conv - 1) * C);
     RN(wh, Dd), RC(ez), RC(w);
     RC(y), RC(gn), RN(gn_m, H), RN(gn_r, H), RC(yg);
     RC(x_mid), RC(ln2), RN(ln2_m, 1), RN(ln2_r, 1), RC(prev2);
@@ -275,12 +302,12 @@ static void layer_layout(LayerActs *a, size_t *off, real *base, const Rwkv6Dims 
 
 static void acts_layout(Rwkv6Acts *A, real *base, const Rwkv6Dims *d, int B, int T, int K, int with_backward) {
     size_t off = 0, R = (size_t)B * T, C = d->C;
-    for (int l = 0; l < d->L; l++) layer_layout(&A->la[l], &off, base, d, R, 0);
+    for (int l = 0; l < d->L; l++) layer_layout(&A->la[l], &off, base, d, B, R, 0);
     memset(&A->dla, 0, sizeof A->dla);
     A->ckpt = NULL, A->ckpt_layer = 0;
     A->dx = A->dlnf = A->demb = NULL;
     if (with_backward) {
-        layer_layout(&A->dla, &off, base, d, R, 1);
+        layer_layout(&A->dla, &off, base, d, B, R, 1);
         Wkv6Dims wd = {B, T, d->H, d->N, K};
         A->ckpt_layer = wkv6_ckpt_numel(&wd);
         A->ckpt = arch_carve(&off, base, A->ckpt_layer * d->L);
@@ -389,18 +416,28 @@ static const real *rwkv6_forward(Rwkv6 *m, const int *tokens, int B, int T, cons
         linear_forward(a->k, a->xk, P->Wk, NULL, R, C, C);
         linear_forward(a->v, a->xv, P->Wv, NULL, R, C, C);
         linear_forward(a->gz, a->xg, P->Wg, NULL, R, C, C);
-        sigmoid_forward(a->gs, a->gz, R * C);
-        mul_forward(a->g, a->gz, a->gs, R * C);
+        silu_forward(a->g, a->gz, R * C);
+        // r, k, v = shortconv(r, k, v) when model.short_conv = K (history from the state, or zeros)
+        if (d->conv) {
+            const size_t nh = (size_t)B * (d->conv - 1) * C;
+            if (nh && state_in) memcpy(a->conv_in, rwkv6_state_conv(d, (real *)state_in, B, l), 3 * nh * sizeof(real));
+            else if (nh) memset(a->conv_in, 0, 3 * nh * sizeof(real));
+            real *so = state_out && nh ? rwkv6_state_conv(d, state_out, B, l) : NULL;
+            shortconv_forward(a->rc, a->r, P->r_conv, nh ? a->conv_in : NULL, so, B, T, C, d->conv);
+            shortconv_forward(a->kc, a->k, P->k_conv, nh ? a->conv_in + nh : NULL, so ? so + nh : NULL, B, T, C, d->conv);
+            shortconv_forward(a->vc, a->v, P->v_conv, nh ? a->conv_in + 2 * nh : NULL, so ? so + 2 * nh : NULL, B, T, C,
+                              d->conv);
+        }
         // w = exp(-exp(time_decay + tanh(x_w decay_w1) decay_w2))
         matmul_forward(a->wh, a->xw, P->decay_w1, R, C, Dd);
         tanh_forward(a->wh, a->wh, R * Dd);
         matmul_forward(a->w, a->wh, P->decay_w2, R, Dd, C);
         add_bias_forward(a->w, a->w, P->decay, R, C);
         rwkv6_decay_forward(a->w, a->ez, a->w, R * C);
-        // y = WKV6(r, k, v, w, u)   (old state + bonus)
+        // y = WKV6(r, k, v, w, u)   (old state + bonus; r, k, v after the conv when it is on)
         Wkv6Dims wd = {B, T, H, N, K};
         real *s_wkv_out = state_out ? rwkv6_state_wkv(d, state_out, B, l) : NULL;
-        wkv6_forward(a->y, A->ckpt ? A->ckpt + l * A->ckpt_layer : NULL, s_wkv_out, traj, a->r, a->k, a->v, a->w,
+        wkv6_forward(a->y, A->ckpt ? A->ckpt + l * A->ckpt_layer : NULL, s_wkv_out, traj, a->rc, a->kc, a->vc, a->w,
                      P->faaaa, s_wkv, &wd);
         // x_mid = x_in + W_o (GN(y) * g)
         norm_forward(a->gn, a->gn_m, a->gn_r, a->y, P->lnx_w, P->lnx_b, R, H, N, GN_EPS);
@@ -502,8 +539,16 @@ static void rwkv6_backward(Rwkv6 *m, const real *dlogits) {
         norm_backward(g->y, Q->lnx_w, Q->lnx_b, g->gn, a->y, a->gn_m, a->gn_r, P->lnx_w, R, H, N);
         // fwd: y = WKV6(r, k, v, w, u)
         Wkv6Dims wd = {B, T, H, N, m->K};
-        wkv6_backward(g->r, g->k, g->v, g->w, Q->faaaa, NULL, g->y, NULL, A->ckpt + l * A->ckpt_layer, a->r, a->k,
-                      a->v, a->w, P->faaaa, &wd);
+        wkv6_backward(g->rc, g->kc, g->vc, g->w, Q->faaaa, NULL, g->y, NULL, A->ckpt + l * A->ckpt_layer, a->rc,
+                      a->kc, a->vc, a->w, P->faaaa, &wd);
+        // fwd: rc, kc, vc = shortconv(r, k, v)  (shortconv_backward assigns dx)
+        if (d->conv) {
+            const size_t nh = (size_t)B * (d->conv - 1) * C;
+            shortconv_backward(g->r, Q->r_conv, g->rc, a->r, P->r_conv, nh ? a->conv_in : NULL, B, T, C, d->conv);
+            shortconv_backward(g->k, Q->k_conv, g->kc, a->k, P->k_conv, nh ? a->conv_in + nh : NULL, B, T, C, d->conv);
+            shortconv_backward(g->v, Q->v_conv, g->vc, a->v, P->v_conv, nh ? a->conv_in + 2 * nh : NULL, B, T, C,
+                               d->conv);
+        }
         // fwd: w = exp(-exp(z)), z = time_decay + tanh(xw decay_w1) decay_w2
         zero(g->pre, (size_t)R * C);
         rwkv6_decay_backward(g->pre, g->w, a->w, a->ez, R * C);
@@ -512,9 +557,8 @@ static void rwkv6_backward(Rwkv6 *m, const real *dlogits) {
         zero(g->preD, (size_t)R * Dd);
         tanh_backward(g->preD, g->wh, a->wh, R * Dd);
         matmul_backward(g->xw, Q->decay_w1, g->preD, a->xw, P->decay_w1, R, C, Dd);
-        // fwd: g = gz * gs, gs = sigmoid(gz), gz = W_g xg
-        mul_backward(g->gz, g->gs, g->g, a->gz, a->gs, R * C);
-        sigmoid_backward(g->gz, g->gs, a->gs, R * C);
+        // fwd: g = silu(gz), gz = W_g xg
+        silu_backward(g->gz, g->g, a->gz, R * C);
         linear_backward(g->xg, Q->Wg, NULL, g->gz, a->xg, P->Wg, R, C, C);
         // fwd: r, k, v = W_{r,k,v} x_{r,k,v}
         linear_backward(g->xr, Q->Wr, NULL, g->r, a->xr, P->Wr, R, C, C);
@@ -555,7 +599,8 @@ static void rwkv6_backward(Rwkv6 *m, const real *dlogits) {
 
 #define RWKV6_DIM(f) {#f, offsetof(Rwkv6Dims, f)}
 static const DimField rwkv6_dim_fields[] = {
-    RWKV6_DIM(V), RWKV6_DIM(C), RWKV6_DIM(L), RWKV6_DIM(N), RWKV6_DIM(Dm), RWKV6_DIM(Dd), RWKV6_DIM(has_ln0),
+    RWKV6_DIM(V),  RWKV6_DIM(C),  RWKV6_DIM(L),       RWKV6_DIM(N),
+    RWKV6_DIM(Dm), RWKV6_DIM(Dd), RWKV6_DIM(has_ln0), RWKV6_DIM(conv),
 };
 
 static int arch_validate_dims(const void *dims, Err *err) {
@@ -564,8 +609,9 @@ static int arch_validate_dims(const void *dims, Err *err) {
         return err_set(err, "implausible RWKV-6 dims V=%d C=%d L=%d N=%d (N must divide C)", d->V, d->C, d->L, d->N);
     if (rwkv6_ffn_width(d->C) < 1)
         return err_set(err, "RWKV-6 needs C >= 10 (its FFN width int(3.5C)//32*32 is 0 for C=%d)", d->C);
-    if (d->Dm < 1 || d->Dd < 1 || d->has_ln0 < 0 || d->has_ln0 > 1)
-        return err_set(err, "implausible RWKV-6 LoRA ranks or flags (Dm=%d Dd=%d has_ln0=%d)", d->Dm, d->Dd, d->has_ln0);
+    if (d->Dm < 1 || d->Dd < 1 || d->has_ln0 < 0 || d->has_ln0 > 1 || d->conv < 0 || d->conv > RWKV6_CONV_MAX)
+        return err_set(err, "implausible RWKV-6 LoRA ranks or flags (Dm=%d Dd=%d has_ln0=%d conv=%d; conv must be in "
+                            "0..%d)", d->Dm, d->Dd, d->has_ln0, d->conv, RWKV6_CONV_MAX);
     return 0;
 }
 
@@ -574,12 +620,10 @@ static int arch_dims_from_config(void *dims, const RunConfig *c, int V, Err *err
         return err_set(err, "model.eig_range = extended does not apply to model.arch = rwkv6: RWKV-6's transition is "
                             "diagonal with decays exp(-exp(.)) in (0,1) by construction (that is the point of this "
                             "baseline); set model.eig_range = standard");
-    if (c->model.short_conv)
-        return err_set(err, "model.short_conv = %d is not implemented for model.arch = rwkv6 yet; set "
-                            "model.short_conv = 0", c->model.short_conv);
     Rwkv6Dims d = {.V = V, .C = c->model.d_model, .L = c->model.layers, .N = c->model.head_size,
                    .Dm = c->model.lora_mix ? c->model.lora_mix : RWKV6_DM_DEFAULT,
-                   .Dd = c->model.lora_w ? c->model.lora_w : RWKV6_DD_DEFAULT, .has_ln0 = 1};
+                   .Dd = c->model.lora_w ? c->model.lora_w : RWKV6_DD_DEFAULT, .has_ln0 = 1,
+                   .conv = c->model.short_conv};
     if (d.N < 1 || d.C % d.N) return err_set(err, "model.head_size = %d must divide model.d_model = %d", d.N, d.C);
     if (rwkv6_ffn_width(d.C) < 1)
         return err_set(err, "model.d_model = %d is too small for RWKV-6: its FFN width int(3.5C)//32*32 is 0; use "
@@ -640,6 +684,14 @@ static int arch_dims_from_tensors(void *dims, const TensorFile *tf, const char *
                        (maxk + 1) * RWKV6_TENSORS_PER_LAYER);
     d->L = (int)(maxk + 1);
     d->has_ln0 = tensorfile_find(tf, "blocks.0.ln0.weight") || tensorfile_find(tf, "blocks.0.ln0.bias");
+    /* the short convolution (ours, not in released x060 files): att.r_conv.weight [C, K] */
+    const TfTensor *rc = tensorfile_find(tf, "blocks.0.att.r_conv.weight");
+    if (rc) {
+        if (rc->ndim != 2 || rc->shape[0] != d->C || rc->shape[1] < 1 || rc->shape[1] > RWKV6_CONV_MAX)
+            return err_set(err, "%s: 'blocks.0.att.r_conv.weight' must be [C, K] with C = %d and 1 <= K <= %d; found %s",
+                           path, d->C, RWKV6_CONV_MAX, tf_shape_str(rc->shape, rc->ndim, s1, sizeof s1));
+        d->conv = (int)rc->shape[1];
+    }
     Err why;
     if (arch_validate_dims(d, &why)) return err_set(err, "%s: %s", path, why.msg);
     return 0;
@@ -662,6 +714,11 @@ static size_t arch_act_bytes_for(const void *dims, int B, int T, int K, int with
 static const char *arch_export_note(const Model *mm) {
     static char note[320];
     const Rwkv6Dims *d = &((const Rwkv6 *)mm->self)->d;
+    if (d->conv) {
+        snprintf(note, sizeof note, "this model has a short convolution (model.short_conv = %d: att.r_conv/k_conv/"
+                                    "v_conv.weight) that the official x060 code does not have and will not apply", d->conv);
+        return note;
+    }
     if (d->Dm == RWKV6_DM_DEFAULT && d->Dd == RWKV6_DD_DEFAULT) return NULL;
     snprintf(note, sizeof note, "LoRA ranks Dm=%d (time_maa_w1) and Dd=%d (time_decay_w1) differ from the official "
                                 "training code's fixed 32 and 64; inference code that reads them from the shapes "
@@ -710,6 +767,7 @@ static double arch_fwd_flops(const Model *mm, double *matmul, double *recurrence
     const Rwkv6Dims *d = &((const Rwkv6 *)mm->self)->d;
     const double C = d->C, L = d->L, V = d->V;
     double mm_ = 2 * L * (6 * C * C + 10 * C * d->Dm + 2 * C * d->Dd + 2 * C * d->F) + 2 * C * V;
+    mm_ += 2 * L * 3 * C * d->conv; /* the short conv on r, k, v (counted with the products) */
     double rec = 5 * L * C * d->N;
     if (matmul) *matmul = mm_;
     if (recurrence) *recurrence = rec;

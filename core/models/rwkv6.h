@@ -5,7 +5,7 @@
  * Tensor names and shapes are the official x060 checkpoint keys (blocks.0.att.time_maa_x, ...), so a
  * released x060 .pth loads. The recurrence is wkv6.h (state [key][value], read before the update, bonus u).
  * Recurrent state per sequence and layer: TimeMix x_prev [C], WKV S [H,N,N] ([key][value]), ChannelMix
- * x_prev [C]; trajectories store S transposed (row = value, column = key, the common orientation).
+ * x_prev [C] (and the short convolution's inputs when model.short_conv is on); trajectories store S transposed (row = value, column = key, the common orientation).
  */
 #ifndef RWKV_RWKV6_H
 #define RWKV_RWKV6_H
@@ -22,6 +22,7 @@ typedef struct {
     int Dm;                     /* token-shift LoRA rank: time_maa_w1 [C,5*Dm], time_maa_w2 [5,Dm,C] */
     int Dd;                     /* decay LoRA rank: time_decay_w1 [C,Dd], time_decay_w2 [Dd,C] */
     int has_ln0;                /* blocks.0.ln0 present */
+    int conv;                   /* model.short_conv: causal depthwise conv of kernel `conv` on r, k, v (0 = off) */
 } Rwkv6Dims;
 
 #define RWKV6_DM_DEFAULT 32     /* official D_MIX_LORA */
@@ -40,6 +41,7 @@ typedef struct {
     real *lnx_w, *lnx_b;                                       /* (C) */
     real *f_maa_k, *f_maa_r;                                   /* (C) */
     real *f_Wk, *f_Wr, *f_Wv;                                  /* (F,C), (C,C), (C,F) */
+    real *r_conv, *k_conv, *v_conv;                            /* (C,conv) each, or NULL (short_conv off) */
 } Rwkv6Layer;
 
 typedef struct {
@@ -71,12 +73,14 @@ extern const ModelArch model_rwkv6;
 Rwkv6 *rwkv6_create(const Rwkv6Dims *d, int with_grads);
 void rwkv6_init_official(Rwkv6 *m, gsl_rng *rng);
 
-/* Recurrent state of B sequences, per layer l: att_prev (B,C), S (B,H,N,N) [key][value], ffn_prev (B,C),
- * laid out [L][att_prev | S | ffn_prev]. */
+/* Recurrent state of B sequences, per layer l: att_prev (B,C), S (B,H,N,N) [key][value], ffn_prev (B,C) and,
+ * with the short convolution, its last conv-1 inputs of r, k, v (3,B,conv-1,C); laid out
+ * [L][att_prev | S | ffn_prev | conv]. */
 size_t rwkv6_state_numel(const Rwkv6Dims *d, int B);
 real *rwkv6_state_att_prev(const Rwkv6Dims *d, real *state, int B, int l);
 real *rwkv6_state_wkv(const Rwkv6Dims *d, real *state, int B, int l);
 real *rwkv6_state_ffn_prev(const Rwkv6Dims *d, real *state, int B, int l);
+real *rwkv6_state_conv(const Rwkv6Dims *d, real *state, int B, int l); /* (3,B,conv-1,C): r, k, v */
 
 /* ---- RWKV-6's own small ops (forward/backward pairs, ops.h's signature rule; fp64-tested) --------- */
 /* ddlerp: out(R,C) = x + (prev - x) * (mu + m); mu (C) a parameter, m (R,C) data-dependent */

@@ -102,8 +102,8 @@ static const CfgKey CFG_KEYS[] = {
     K_INT(model, expand_v, 1, 8),
     K_ENUM(model, init, "official"),
 
-    K_ENUM(task, name, "s5|a5|s3"),
-    K_ENUM(task, variant, "full|swaps|swaps3"),
+    K_STR(task, name, T_NAME),
+    K_ENUMF(task, variant, task_variant_names),
     K_INT(task, train_len, 1, BIG),
     K_LIST(task, test_lens, T_INTS, int, ntest_lens, 1, BIG),
     K_INT(task, test_size, 1, BIG),
@@ -157,7 +157,7 @@ void config_defaults(RunConfig *c) {
     c->model.expand_v = 1;
 
     snprintf(c->task.name, CFG_STR, "s5");
-    snprintf(c->task.variant, CFG_STR, "swaps");
+    snprintf(c->task.variant, CFG_STR, "default");
     c->task.train_len = 32;
     static const int lens[] = {32, 64, 128, 256, 512};
     for (int i = 0; i < 5; i++) c->task.test_lens[i] = lens[i];
@@ -477,6 +477,33 @@ static void key_format(const RunConfig *c, const CfgKey *k, char *buf, size_t n)
     }
 }
 
+/* ---- the task family's own [task] keys ------------------------------------------------------------- */
+
+static int task_param_find(const RunConfig *c, const char *key) {
+    for (int i = 0; i < c->task.nparams && i < CFG_MAX_TASK_PARAMS; i++)
+        if (!strcmp(c->task.param_key[i], key)) return i;
+    return -1;
+}
+
+/* Stores [task] key = value for a key some family declares (which family: checked when the task is
+ * built, by config_validate). */
+static int task_param_apply(RunConfig *c, const char *key, const char *value, const char *where, Err *err) {
+    int slot = task_param_find(c, key);
+    if (slot < 0) {
+        if (c->task.nparams >= CFG_MAX_TASK_PARAMS)
+            return err_set(err, "%s: more than %d task keys — remove some", where, CFG_MAX_TASK_PARAMS);
+        slot = c->task.nparams++;
+    }
+    if (strlen(key) >= sizeof c->task.param_key[0] || strlen(value) >= sizeof c->task.param_val[0])
+        return err_set(err, "%s: task.%s: key or value too long (at most %zu characters)", where, key,
+                       sizeof c->task.param_val[0] - 1);
+    for (const char *p = value; *p; p++)
+        if ((unsigned char)*p < 32) return err_set(err, "%s: task.%s: control character in the value", where, key);
+    snprintf(c->task.param_key[slot], sizeof c->task.param_key[slot], "%s", key);
+    snprintf(c->task.param_val[slot], sizeof c->task.param_val[slot], "%s", value);
+    return 0;
+}
+
 /* ---- [sweep] ------------------------------------------------------------------------------------ */
 
 /* Checks "key = values" of a sweep entry against c (scratch copy; c is not modified). */
@@ -764,6 +791,15 @@ static int load_handler(void *user, const char *section, const char *name, const
         return 1;
     }
     int ki = key_index(section, name);
+    if (ki < 0 && !strcmp(section, "task") && task_param_declared(name)) {
+        if (task_param_find(x->c, name) >= 0)
+            return load_fail(x, "task.%s is set twice — keep one of the two lines", name);
+        if (task_param_apply(x->c, name, value, where, x->err)) {
+            x->failed = 1, x->fail_line = x->line;
+            return 0;
+        }
+        return 1;
+    }
     if (ki < 0) {
         char keys[512], hint[96];
         section_keys(keys, sizeof keys, section);
@@ -908,6 +944,8 @@ int config_set(RunConfig *c, const char *assignment, Err *err) {
             suggest(hint, sizeof hint, section, SECTIONS, NSECTIONS, "", "");
             rc = err_set(err, "%s: unknown section '%s' — allowed sections: %s%s", where, section, ALLOWED_SECTIONS,
                          hint);
+        } else if (ki < 0 && !strcmp(section, "task") && task_param_declared(name)) {
+            rc = task_param_apply(c, name, value, where, err);
         } else if (ki < 0) {
             char keys[512], hint[96];
             section_keys(keys, sizeof keys, section);
@@ -939,6 +977,9 @@ char *config_to_ini(const RunConfig *c) {
             if (k->type == T_ENUM) fprintf(f, "%s = %s ; %s\n", k->name, text, key_choices(k));
             else fprintf(f, "%s = %s\n", k->name, text);
         }
+        if (!strcmp(SECTIONS[s], "task"))
+            for (int i = 0; i < c->task.nparams && i < CFG_MAX_TASK_PARAMS; i++)
+                fprintf(f, "%s = %s\n", c->task.param_key[i], c->task.param_val[i]);
     }
     for (int i = 0; i < c->sweep.n && i < CFG_MAX_SWEEP; i++)
         fprintf(f, "%.*s = %.*s\n", SWEEP_KEY_CAP, c->sweep.key[i], SWEEP_VALUES_CAP, c->sweep.values[i]);

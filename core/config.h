@@ -5,8 +5,8 @@
  *   [model]      arch (rwkv7), layers, d_model, head_size, eig_range (standard|extended),
  *                lora_w, lora_a, lora_v, lora_g (0 = official formula), lora_mix, short_conv, expand_v,
  *                init (official)
- *   [task]       name (s5|a5|s3), variant (full|swaps|swaps3), train_len, test_lens (list),
- *                test_size (sequences per test length)
+ *   [task]       name (any name of the task registry), variant (default or the family's), train_len,
+ *                test_lens (list), test_size (sequences per test length), and the family's own keys
  *   [train]      steps, batch, lr, lr_min, warmup, schedule (cosine|constant), weight_decay, grad_clip,
  *                beta1, beta2, adam_eps, w0_lr_mult, eval_every, early_stop, log_every, ckpt_every,
  *                chunk (WKV checkpoint interval K; 0 = store all states), threads (0 = OpenMP default),
@@ -23,6 +23,7 @@
 #define CFG_MAX_LIST 32
 #define CFG_MAX_SWEEP 16
 #define CFG_STR 128
+#define CFG_MAX_TASK_PARAMS 16 /* a task family's own [task] keys (task.h TaskParam) */
 
 typedef struct {
     struct {
@@ -44,12 +45,16 @@ typedef struct {
         char init[CFG_STR];      /* official */
     } model;
     struct {
-        char name[CFG_STR];      /* s5 | a5 | s3 */
-        char variant[CFG_STR];   /* full | swaps | swaps3 */
+        char name[CFG_STR];      /* a task.name of a family in the task registry (tasks/tasks.c) */
+        char variant[CFG_STR];   /* default (the family's) or one of the family's variants */
         int train_len;
         int test_lens[CFG_MAX_LIST];
         int ntest_lens;
         int test_size;
+        /* the task family's own keys, as text (the family reads and checks them: task.h) */
+        char param_key[CFG_MAX_TASK_PARAMS][32];
+        char param_val[CFG_MAX_TASK_PARAMS][CFG_STR];
+        int nparams;
     } task;
     struct {
         long steps;

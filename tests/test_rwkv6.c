@@ -21,15 +21,8 @@
 #include "testutil.h"
 
 static char tmpdir[256];
-static void mk_tmp(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/rwkvlab_rwkv6_XXXXXX");
-    cr_assert(mkdtemp(tmpdir));
-}
-static void rm_tmp(void) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    (void)!system(cmd);
-}
+static void mk_tmp(void) { cr_assert(test_mkdtemp(tmpdir, sizeof tmpdir, "rwkv6") == 0); }
+static void rm_tmp(void) { test_rmtree(tmpdir); }
 TestSuite(rwkv6, .init = mk_tmp, .fini = rm_tmp, .timeout = 300);
 
 static char output[16384]; /* stdout + stderr of the last cli() call */
@@ -56,18 +49,12 @@ static int cli(const char *fmt, ...) {
     return rc;
 }
 
+/* a file of the temporary directory, whole (asserts it can be read) */
 static char *slurp(const char *name, size_t *n) {
     char p[600];
     snprintf(p, sizeof p, "%s/%s", tmpdir, name);
-    FILE *f = fopen(p, "rb");
-    cr_assert(f, "cannot open %s", p);
-    fseek(f, 0, SEEK_END);
-    *n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc(*n + 1);
-    cr_assert(fread(b, 1, *n, f) == *n);
-    fclose(f);
-    b[*n] = 0;
+    char *b = test_slurp(p, n);
+    cr_assert(b, "cannot read %s", p);
     return b;
 }
 static int same_file(const char *a, const char *b) {

@@ -107,31 +107,18 @@ static void setup(void) {
     have_vocab = 0;
     for (int i = 0; i < 2 && !have_vocab; i++)
         if (realpath(c[i], vocab)) have_vocab = 1;
-    snprintf(tmp, sizeof tmp, "/tmp/rwkvlab_shard_XXXXXX");
-    cr_assert(mkdtemp(tmp));
+    cr_assert_eq(test_mkdtemp(tmp, sizeof tmp, "shard"), 0);
     if (!have_vocab) return;
     make_data();
     snprintf(model, sizeof model, "%s/m.safetensors", tmp);
     make_model(model, 0);
 }
-static void teardown(void) {
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    (void)!system(cmd);
-}
+static void teardown(void) { test_rmtree(tmp); }
 TestSuite(lmeval_shard, .init = setup, .fini = teardown, .timeout = 300);
 
 static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *b = malloc(n + 1);
-    size_t got = fread(b, 1, n, f);
-    b[got] = 0;
-    fclose(f);
-    return b;
+    size_t n;
+    return test_slurp(path, &n);
 }
 
 /* lmeval in this process: the options every run here shares, then shard i/n (n = 0: unsharded) */

@@ -197,6 +197,11 @@ int lmeval_shard_write(const LmShardRun *r, const LmShardTask *tasks, int ntasks
     for (int i = 0; i < ntasks; i++) {
         const LmShardTask *s = &tasks[i];
         const int k = s->hi - s->lo;
+        if (k > 0 && (!s->acc || (s->t->has_acc_norm && !s->accn) || (s->t->is_loglik_ppl && !s->ll))) {
+            cJSON_Delete(root);
+            return err_set(err, "%s: the scoring path kept no per-document values for the shard file (a bug: every "
+                                "engine must fill them for --shard)", s->t->name);
+        }
         cJSON *t = cJSON_CreateObject();
         cJSON_AddItemToArray(ta, t);
         cJSON_AddStringToObject(t, "name", s->t->name);

@@ -27,6 +27,7 @@ int cmd_lmeval_merge(int argc, char **argv);
 /* `lmeval --devices LIST` (lmeval_devices.c): argc/argv as cmd_lmeval got them, o as it parsed them. */
 int lmeval_devices_main(const char *list, int argc, char **argv, LmevalOpts *o);
 int cmd_bench(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
 
 /* Largest token id accepted on the command line (then checked against the model's vocabulary). */
 #define MAX_TOKEN_ID (1 << 30)

@@ -5,7 +5,8 @@
  * block sbatch reads (before the first command); every value Slurm's syntax allows is accepted and
  * every other one is refused before anything is written (exit 1, the option and the value named, how to
  * fix it), since an #SBATCH line is not shell and a stray character would reach sbatch. Without --slurm
- * the options are an error. Each task ends its log with one line saying how the run ended (done,
+ * the options are an error. A --mem below a grid point's estimated need is refused, naming the point.
+ * Each task ends its log with one line saying how the run ended (done,
  * diverged, interrupted by SIGTERM, FAILED, cannot execute), after the run's own error messages; a
  * SIGTERM to the task's shell (scancel, the time limit) waits for the run to checkpoint and is reported.
  * A fake rwkvlab stands in for the run (the real one, under a real Slurm: tests/slurm/). */
@@ -49,9 +50,9 @@ Test(sweep_slurm_opts, options_become_sbatch_lines) {
     struct {
         const char *time, *mem, *part, *cpus;
     } ok[] = {
-        {"90", "500M", "cpu", "2"},          {"90:30", "500m", "a.b,c_d-1", "1"}, {"02:00:00", "1024K", "x", "16"},
-        {"1-12", "2g", "gpu-h100", "4"},     {"1-12:30", "1T", "p", "1"},         {"1-12:30:15", "7", "q.1", "3"},
-        {"100:59:59", "4096k", "Z", "4096"}, {"0:1", "1", "a,b,c", "1"},
+        {"90", "500M", "cpu", "2"},          {"90:30", "500m", "a.b,c_d-1", "1"}, {"02:00:00", "102400K", "x", "16"},
+        {"1-12", "2g", "gpu-h100", "4"},     {"1-12:30", "1T", "p", "1"},         {"1-12:30:15", "700", "q.1", "3"},
+        {"100:59:59", "409600k", "Z", "4096"}, {"0:1", "100", "a,b,c", "1"},
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         snprintf(out, sizeof out, "%s/ok%zu", sw_tmp, i);
@@ -226,4 +227,47 @@ Test(sweep_slurm_opts, task_log_ends_with_how_the_run_ended) {
         cr_expect(strstr(l, "cannot execute") && strstr(l, "set RWKVLAB"), "%s", l);
         free(l);
     }
+}
+
+/* --mem below what a grid point needs (train's estimate + the program's own 64 MiB) would have every
+ * task killed for memory, again on each resubmission: refused before anything is written, naming the
+ * largest point. The sizes here are orders of magnitude apart, not tuned to the estimate. */
+Test(sweep_slurm_opts, mem_below_the_estimate_is_refused) {
+    char cfg[400], out[400], log[400], sp[500];
+    snprintf(cfg, sizeof cfg, "%s/sw.ini", sw_tmp);
+    snprintf(log, sizeof log, "%s/log.txt", sw_tmp);
+    snprintf(out, sizeof out, "%s/o", sw_tmp);
+    snprintf(sp, sizeof sp, "%s/sweep.slurm", out);
+    /* d_model 2048, 8 layers, batch 64 x 256 tokens: tens of GiB; d_model 32: a few MiB */
+    sw_config(cfg, "3", "8", "model.d_model = 32, 2048");
+    const char *extra[] = {"--slurm", "--mem", "1G", "--set", "model.layers=8", "--set", "train.batch=64", "--set",
+                           "task.train_len=256", NULL};
+    cr_expect_eq(slurm_sweep(cfg, out, log, extra), 1);
+    char *m = sw_read(log);
+    cr_expect(strstr(m, "--mem 1G is less than grid point d_model=2048 needs") && strstr(m, "give --mem"), "%s", m);
+    free(m);
+    cr_expect(!sw_exists(out), "a refused sweep created %s", out);
+    /* 1M is below the program's own share whatever the model */
+    const char *tiny[] = {"--slurm", "--mem", "1M", "--set", "sweep.model.d_model=32", NULL};
+    cr_expect_eq(slurm_sweep(cfg, out, log, tiny), 1);
+    m = sw_read(log);
+    cr_expect(strstr(m, "--mem 1M is less than grid point d_model=32 needs"), "%s", m);
+    free(m);
+    cr_expect(!sw_exists(out));
+    /* the small point alone fits in 1G; the large one with RWKVLAB_FORCE_MEMORY=1 is written with a warning */
+    const char *small[] = {"--slurm", "--mem", "1G", "--set", "sweep.model.d_model=32", NULL};
+    cr_expect_eq(slurm_sweep(cfg, out, log, small), 0);
+    m = sw_read(log);
+    cr_expect(sw_exists(sp), "%s", m);
+    free(m);
+    char bin[PATH_MAX];
+    cr_assert(realpath(rwkvlab_bin(), bin));
+    char *av[] = {bin, "sweep", cfg, "--out", out, "--slurm", "--mem", "1G", "--set", "model.layers=8", "--set",
+                  "train.batch=64", "--set", "task.train_len=256", NULL};
+    char e1[] = "RWKVLAB_FORCE_MEMORY=1";
+    char *env[] = {e1, NULL};
+    cr_expect_eq(sw_run(av, log, NULL, env), 0);
+    m = sw_read(log);
+    cr_expect(strstr(m, "warning") && strstr(m, "d_model=2048") && strstr(m, "wrote"), "%s", m);
+    free(m);
 }

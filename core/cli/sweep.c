@@ -32,7 +32,9 @@
  * append mode), and the same continue rule at run time, so a requeued or resubmitted task continues.
  * --time, --mem, --partition and --cpus-per-task become #SBATCH lines after a strict check of their
  * Slurm syntax (an #SBATCH line is not shell: only characters it carries as they are get through);
- * --cpus-per-task is also each run's train.threads, fresh or resumed. The task does not exec the
+ * --cpus-per-task is also each run's train.threads, fresh or resumed; a --mem below a grid point's
+ * estimated training memory (mem.h) + 64 MiB for the program is refused (RWKVLAB_FORCE_MEMORY=1: a
+ * warning), since Slurm would kill that task for memory on every submission. The task does not exec the
  * run: it waits for it (SIGTERM trapped, so scancel or the time limit checkpoint the run and the task
  * still reports) and ends its Slurm log with a line saying done, diverged, interrupted or FAILED with
  * the exit status and what to do; the run's own error messages come just before it (stderr shares the
@@ -56,7 +58,10 @@
 
 #include "common.h"
 #include "config.h"
+#include "mem.h"
+#include "model.h"
 #include "opts.h"
+#include "task.h"
 
 #ifndef RWKVLAB_VERSION
 #define RWKVLAB_VERSION "unknown"
@@ -372,14 +377,15 @@ static int check_slurm_time(const char *s, Err *err) {
     if (nf >= 2 && (f[nf - 1] > 59 || (nf == 3 && f[1] > 59)))
         return err_set(err, "--time '%s': minutes and seconds must be below 60: %s", s, HOW);
     if ((days > 0 ? days : 0) + h + m + sec == 0)
-        return err_set(err, "--time '%s' is zero, which Slurm takes as no limit: give a positive limit, or leave --time "
-                            "out for the partition's default", s);
+        return err_set(err, "--time '%s' is zero, which Slurm takes as no limit: give a positive limit, or leave "
+                            "--time out for the partition's default", s);
     return 0;
 }
 
 /* A memory size (sbatch --mem): digits and an optional unit K, M, G or T (either case; Slurm's default
- * unit is M), at least 1M; 0 (Slurm's "all of a node's memory") is refused. */
-static int check_slurm_mem(const char *s, Err *err) {
+ * unit is M), at least 1M; 0 (Slurm's "all of a node's memory") is refused. *mib (may be NULL): the size
+ * in MiB, rounded down. */
+static int check_slurm_mem(const char *s, long *mib, Err *err) {
     static const char *HOW = "give a whole number with an optional unit K, M, G or T (e.g. 500M, 4G; no unit = M)";
     const char *c = s;
     long v = 0;
@@ -387,9 +393,11 @@ static int check_slurm_mem(const char *s, Err *err) {
     for (; isdigit((unsigned char)*c); c++, nd++) v = v * 10 + (*c - '0');
     if (nd == 0 || nd > 9 || (*c && (c[1] || !strchr("KMGTkmgt", *c))))
         return err_set(err, "--mem '%s' is not a memory size: %s", s, HOW);
-    if (v == 0 || (toupper((unsigned char)*c) == 'K' && v < 1024))
+    const int u = toupper((unsigned char)*c);
+    if (v == 0 || (u == 'K' && v < 1024))
         return err_set(err, "--mem '%s' is below 1M: %s (Slurm's --mem=0, a whole node's memory, is not offered)", s,
                        HOW);
+    if (mib) *mib = u == 'K' ? v / 1024 : u == 'G' ? v * 1024 : u == 'T' ? v * 1024 * 1024 : v;
     return 0;
 }
 
@@ -465,8 +473,9 @@ static char *slurm_script(const SlurmSpec *s, size_t *len, Err *err) {
             s->nruns - 1);
     /* every line of the task's own says when, where and which job; the run's output comes in between */
     fprintf(f, "say() {\n"
-               "  printf 'rwkvlab sweep task %%s (job %%s_%%s, %%s, %%s): %%s\\n' \"$task\" \"${SLURM_ARRAY_JOB_ID:-?}\" \"$task\" \\\n"
-               "    \"$(hostname 2>/dev/null || echo '?')\" \"$(date '+%%Y-%%m-%%d %%H:%%M:%%S')\" \"$*\"\n"
+               "  printf 'rwkvlab sweep task %%s (job %%s_%%s, %%s, %%s): %%s\\n' \"$task\" \\\n"
+               "    \"${SLURM_ARRAY_JOB_ID:-?}\" \"$task\" \"$(hostname 2>/dev/null || echo '?')\" \\\n"
+               "    \"$(date '+%%Y-%%m-%%d %%H:%%M:%%S')\" \"$*\"\n"
                "}\n"
                "if [ -f \"$dir/summary.json\" ] &&\n"
                "   grep -Eq '\"status\":[[:space:]]*\"(completed|early_stopped|diverged)\"' \"$dir/summary.json\"; then\n"
@@ -492,8 +501,8 @@ static char *slurm_script(const SlurmSpec *s, size_t *len, Err *err) {
                "continue it\" ;;\n"
                "  126|127) say \"FAILED: cannot execute '$RWKVLAB' (exit $rc): set RWKVLAB to the rwkvlab binary on "
                "this cluster\" ;;\n"
-               "  *) say \"FAILED (exit $rc)${sig:+ after $sig}: the run's error is above (and in $dir/run.log once the "
-               "run has started); fix the cause, then submit this script again\" ;;\n"
+               "  *) say \"FAILED (exit $rc)${sig:+ after $sig}: the run's error is above (and in $dir/run.log once "
+               "the run has started); fix the cause, then submit this script again\" ;;\n"
                "esac\n"
                "exit $rc\n",
             s->cpus);
@@ -693,7 +702,8 @@ static void usage(FILE *f) {
             "  Each run's output is appended to DIR/<run>.log. DIR defaults to results/<experiment>/sweep.\n"
             "  --slurm    write DIR/sweep.slurm (a job array, one index per run) instead of running; with it:\n"
             "               --time T          time limit per run (HH:MM:SS, D-HH:MM:SS or minutes)\n"
-            "               --mem SIZE        memory per run (e.g. 500M, 4G; no unit = M)\n"
+            "               --mem SIZE        memory per run (e.g. 500M, 4G; no unit = M), at least each\n"
+            "                                 run's estimated need + 64M\n"
             "               --partition NAME  partition (or a comma-separated list)\n"
             "               --cpus-per-task N CPUs per run, and its train.threads (default: train.threads if\n"
             "                                 set, else this machine's cores / --jobs)\n"
@@ -730,7 +740,7 @@ static int parse_opts(int argc, char **argv, Opts *o) {
                       : o->out && !*o->out                ? "--out is empty"
                       : slurm_opt && !o->slurm ? "--time, --mem, --partition and --cpus-per-task are for the Slurm "
                                                  "script: add --slurm (a local sweep takes --jobs)"
-                      : (o->time && check_slurm_time(o->time, &err)) || (o->mem && check_slurm_mem(o->mem, &err)) ||
+                      : (o->time && check_slurm_time(o->time, &err)) || (o->mem && check_slurm_mem(o->mem, NULL, &err)) ||
                               (o->partition && check_slurm_partition(o->partition, &err))
                           ? err.msg
                           : NULL;
@@ -846,16 +856,56 @@ static void sweep_dry_run(Sweep *s) {
     }
 }
 
+/* What a run needs beyond train's estimate (mem.h counts the large buffers only): the program, its
+ * libraries and OpenBLAS's buffers, measured at 18-45 MiB peak RSS for tiny runs. */
+#define SLURM_MEM_SLACK_MIB 64
+
+/* --mem must hold every grid point's estimated training memory + SLURM_MEM_SLACK_MIB, or each task would
+ * be killed for memory (and, resubmitted, killed again). RWKVLAB_FORCE_MEMORY=1 makes it a warning. */
+static int slurm_mem_fits(Sweep *s, Err *err) {
+    long mib = 0;
+    if (!s->o->mem || check_slurm_mem(s->o->mem, &mib, err)) return s->o->mem ? -1 : 0;
+    size_t worst = 0;
+    long worst_p = 0;
+    for (long p = 0; p < s->np; p++) {
+        if (run_config(s->c, s->g, p, s->c->experiment.seeds[0], s->t, err)) return -1;
+        Task *t = task_create(s->t, err);
+        if (!t) return -1;
+        const int vocab = task_vocab(t);
+        task_free(t);
+        const ModelArch *a = model_arch_find(s->t->model.arch);
+        char dims[1024];
+        if (!a) return err_set(err, "model.arch = %s is not known (available: %s)", s->t->model.arch, model_arch_names());
+        if (mem_train_dims(s->t, vocab, a, dims, err)) return -1;
+        size_t need = mem_train_bytes(s->t, a, dims, s->t->train.chunk > 0 ? s->t->train.chunk : 1, NULL);
+        if (need > worst) worst = need, worst_p = p;
+    }
+    const long want = (long)((worst + ((size_t)1 << 20) - 1) >> 20) + SLURM_MEM_SLACK_MIB;
+    if (mib >= want) return 0;
+    char label[512], est[32];
+    point_label(s->g, worst_p, label, sizeof label);
+    err_set(err, "--mem %s is less than grid point %s needs: about %s estimated for training + %d MiB for the program "
+                 "itself: give --mem %ldM or more (or a smaller model, train.batch or task.train_len; "
+                 "RWKVLAB_FORCE_MEMORY=1 writes the script anyway)", s->o->mem, label, mem_fmt(worst, est, sizeof est),
+            SLURM_MEM_SLACK_MIB, want);
+    if (!mem_force_from_env()) return -1;
+    fprintf(stderr, "rwkvlab sweep: warning (RWKVLAB_FORCE_MEMORY=1): %s\n", err->msg);
+    return 0;
+}
+
 /* ROOT/sweep.slurm, written atomically; every step checked */
 static int sweep_write_slurm(Sweep *s, Err *err) {
     char cfg_abs[PATH_MAX], root_abs[PATH_MAX], cwd[PATH_MAX], sp[PATH_MAX + 16];
+    if (slurm_mem_fits(s, err)) return -1;
     if (!realpath(s->o->cfgp, cfg_abs)) return err_set(err, "cannot resolve '%s': %s", s->o->cfgp, strerror(errno));
     if (!getcwd(cwd, sizeof cwd)) return err_set(err, "cannot get the current directory: %s", strerror(errno));
     if (mkdir_p(s->root, err)) return -1;
     if (!realpath(s->root, root_abs)) return err_set(err, "cannot resolve '%s': %s", s->root, strerror(errno));
     SlurmSpec spec = {.c = s->c, .g = s->g, .runs = s->runs, .nruns = s->nruns, .self = s->self, .cfg_abs = cfg_abs,
                       .root_abs = root_abs, .cwd = cwd, .sets = s->o->sets, .nsets = s->o->nsets,
-                      .cpus = s->o->cpus > 0 ? (int)s->o->cpus : s->c->train.threads > 0 ? s->c->train.threads : s->threads,
+                      .cpus = s->o->cpus > 0               ? (int)s->o->cpus
+                              : s->c->train.threads > 0 ? s->c->train.threads
+                                                        : s->threads,
                       .time = s->o->time, .mem = s->o->mem, .partition = s->o->partition};
     size_t len = 0;
     char *script = slurm_script(&spec, &len, err);

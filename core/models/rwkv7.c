@@ -349,7 +349,7 @@ static void acts_layout(Rwkv7Acts *A, real *base, const Rwkv7Dims *d, int B, int
     for (int l = 0; l < d->L; l++) layer_acts_layout(&A->la[l], &off, base, d, R, 0);
     memset(&A->dla, 0, sizeof A->dla);
     if (with_backward) layer_acts_layout(&A->dla, &off, base, d, R, 1);
-    Wkv7Dims wd = {B, T, d->H, d->N, K};
+    Wkv7Dims wd = {B, T, d->H, d->N, K, d->N};
     A->ckpt_layer = wkv7_ckpt_numel(&wd);
     A->ckpt = carve(&off, base, A->ckpt_layer * d->L);
     A->emb = carve(&off, base, R * C);
@@ -524,7 +524,7 @@ const real *rwkv7_forward(Rwkv7 *m, const int *tokens, int B, int T, int K, cons
             sigmoid_forward(a->vgate, a->vgate, R * C);
             vres_forward(a->vv, a->v, A->la[0].vv, a->vgate, R * C);
         }
-        Wkv7Dims wd = {B, T, H, N, K};
+        Wkv7Dims wd = {B, T, H, N, K, N};
         real *s_wkv_out = state_out ? rwkv7_state_wkv(d, state_out, B, l) : NULL;
         wkv7_forward(a->y, A->ckpt + l * A->ckpt_layer, s_wkv_out, traj, a->r, a->w, a->knew, a->vv, a->kk,
                      a->a, s_wkv, &wd);
@@ -620,7 +620,7 @@ void rwkv7_backward(Rwkv7 *m, const real *dlogits) {
         bonus_backward(g->gn, g->r, g->knew, g->vv, Q->r_k, g->yb, a->r, a->knew, a->vv, P->r_k, R, H, N);
         norm_backward(g->y, Q->lnx_w, Q->lnx_b, g->gn, a->y, a->gn_m, a->gn_r, P->lnx_w, R, H, N);
         // fwd: y = WKV7(r, w, knew, vv, kk, a)
-        Wkv7Dims wd = {B, T, H, N, m->K};
+        Wkv7Dims wd = {B, T, H, N, m->K, N};
         wkv7_backward(g->r, g->w, g->knew, g->vv, g->kk, g->a, NULL, g->y, NULL, A->ckpt + l * A->ckpt_layer,
                       a->r, a->w, a->knew, a->vv, a->kk, a->a, &wd);
         // fwd: vv = v (l = 0, v_first) | vv = v + (v_first - v) sigmoid(v0 + (xv v1) v2)

@@ -2,7 +2,8 @@
  * `init --arch` then `info` round-trips the dims; `logits` agrees with its recurrent mode; `export` to .pth
  * and back keeps the model; `train` runs on S5 (short conv, expand_v = 2, extended range) and writes the
  * architecture's traced quantities (beta; alpha and beta) and the transition eigenvalues into run.h5;
- * `export`, `info` and `trace` work on the trained model; a DeltaNet given expand_v is refused. */
+ * `export`, `info` and `trace` work on the trained model; a DeltaNet given expand_v is refused; files whose
+ * shapes contradict the architecture are refused with an error naming the file and the tensor. */
 #include <criterion/criterion.h>
 #include <hdf5.h>
 #include <math.h>
@@ -13,18 +14,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "delta_common.h"
+#include "model_io.h"
+#include "tensorfile.h"
 #include "testutil.h"
 
 static char dir[256];
-static void mk_tmp(void) {
-    snprintf(dir, sizeof dir, "/tmp/rwkvlab_delta_XXXXXX");
-    cr_assert(mkdtemp(dir));
-}
-static void rm_tmp(void) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    (void)!system(cmd);
-}
+static void mk_tmp(void) { cr_assert(test_mkdtemp(dir, sizeof dir, "delta") == 0, "cannot make a temporary directory"); }
+static void rm_tmp(void) { test_rmtree(dir); }
 TestSuite(deltanet_cli, .init = mk_tmp, .fini = rm_tmp, .timeout = 300);
 
 static char out[32768]; /* stdout + stderr of the last run() */
@@ -45,10 +42,10 @@ static int run(const char *fmt, ...) {
     int rc = sh(cmd);
     char p[400];
     snprintf(p, sizeof p, "%s/run.out", dir);
-    FILE *f = fopen(p, "r");
-    size_t n = f ? fread(out, 1, sizeof out - 1, f) : 0;
-    out[n] = '\0';
-    if (f) fclose(f);
+    size_t n = 0;
+    char *text = test_slurp(p, &n);
+    snprintf(out, sizeof out, "%s", text ? text : "");
+    free(text);
     return rc;
 }
 
@@ -151,15 +148,14 @@ static void train_smoke(const char *arch, const char *extra, const char *const *
     cr_assert_eq(run("train @/c.ini --out @/run --quiet"), 0, "train %s: %s", arch, out);
     char p[400];
     snprintf(p, sizeof p, "%s/run/summary.json", dir);
-    FILE *f = fopen(p, "r");
-    cr_assert(f, "no summary.json");
-    char js[8192];
-    js[fread(js, 1, sizeof js - 1, f)] = '\0';
-    fclose(f);
+    size_t n = 0;
+    char *js = test_slurp(p, &n);
+    cr_assert(js, "no summary.json");
     char want[96];
     snprintf(want, sizeof want, "\"arch\":\t\"%s\"", arch);
     cr_expect(strstr(js, want), "summary.json lacks %s:\n%s", want, js);
     cr_expect(strstr(js, "\"status\":\t\"completed\""), "%s", js);
+    free(js);
     /* run.h5: the architecture's own quantities (T,H) and the transition eigenvalues (T,H,N) */
     hsize_t d[4];
     for (int i = 0; quantities[i]; i++) {
@@ -203,4 +199,63 @@ Test(deltanet_cli, deltanet_refuses_expand_v) {
     char p[400];
     snprintf(p, sizeof p, "%s/run/ckpt.bin", dir);
     cr_expect(access(p, F_OK) != 0, "a refused run wrote a checkpoint");
+}
+
+/* ---- loading files that are not what they claim: a clear error naming the file and the tensor ---- */
+extern const ModelArch model_deltanet, model_gated_deltanet;
+
+/* A fresh model of `arch` written as safetensors with tensor `name` replaced by shape (r,c) (r = 0: left out). */
+static void write_altered(const ModelArch *arch, const void *dims, const char *name, int r, int c, const char *file) {
+    Model *m = model_create(arch, dims, 0);
+    TfOut *o = calloc(m->ntensors, sizeof *o);
+    float *big = calloc((size_t)(r > 0 ? r : 1) * (c > 0 ? c : 1), sizeof(float));
+    int n = 0;
+    for (int i = 0; i < m->ntensors; i++) {
+        const ParamTensor *p = &m->tensors[i];
+        if (!strcmp(p->name, name) && r == 0) continue;
+        o[n].name = p->name, o[n].ndim = p->ndim, o[n].data = (const float *)(m->params + p->offset);
+        for (int k = 0; k < p->ndim; k++) o[n].shape[k] = p->shape[k];
+        if (!strcmp(p->name, name)) o[n].ndim = 2, o[n].shape[0] = r, o[n].shape[1] = c, o[n].data = big;
+        n++;
+    }
+    char p[400];
+    snprintf(p, sizeof p, "%s/%s", dir, file);
+    Err err = {{0}};
+    cr_assert_eq(safetensors_write(p, o, n, TF_F32, &err), 0, "%s", err.msg);
+    free(o), free(big);
+    model_free(m);
+}
+
+static void expect_load_error(const char *file, const char *what) {
+    char p[400];
+    snprintf(p, sizeof p, "%s/%s", dir, file);
+    Model *m = NULL;
+    Err err = {{0}};
+    cr_expect_neq(model_load(p, &m, &err), 0, "%s loaded", file);
+    cr_expect(m == NULL);
+    printf("  refused: %s\n", err.msg);
+    cr_expect(strstr(err.msg, what) && strstr(err.msg, file), "error for %s does not say '%s':\n%s", file, what, err.msg);
+}
+
+Test(deltanet_cli, loader_errors) {
+    DeltaDims d = {.V = 16, .C = 32, .L = 1, .N = 8, .has_ln0 = 1};
+    write_altered(&model_deltanet, &d, "blocks.0.attn.v_proj.weight", 64, 32, "wide_v.safetensors");
+    expect_load_error("wide_v.safetensors", "a DeltaNet value head equals its key head");
+    write_altered(&model_deltanet, &d, "blocks.0.attn.b_proj.weight", 3, 32, "bad_b.safetensors");
+    expect_load_error("bad_b.safetensors", "'blocks.0.attn.b_proj.weight' must be [H,C]");
+    DeltaDims g = {.V = 16, .C = 32, .L = 1, .N = 8, .has_ln0 = 1, .short_conv = 4, .expand_v = 2};
+    write_altered(&model_gated_deltanet, &g, "blocks.0.attn.dt_bias", 0, 0, "no_dt.safetensors");
+    expect_load_error("no_dt.safetensors", "blocks.0.attn.dt_bias");
+    write_altered(&model_gated_deltanet, &g, "blocks.0.attn.v_conv1d.weight", 64, 3, "bad_conv.safetensors");
+    expect_load_error("bad_conv.safetensors", "blocks.0.attn.v_conv1d.weight");
+    /* the unaltered file loads, as Gated DeltaNet with its dims */
+    write_altered(&model_gated_deltanet, &g, "none", 0, 0, "ok.safetensors");
+    char p[400];
+    snprintf(p, sizeof p, "%s/ok.safetensors", dir);
+    Model *m = NULL;
+    Err err = {{0}};
+    cr_assert_eq(model_load(p, &m, &err), 0, "%s", err.msg);
+    cr_expect_str_eq(m->arch->name, "gated_deltanet");
+    cr_expect(m->Nv == 16 && m->N == 8 && m->H == 4, "Nv=%d N=%d H=%d", m->Nv, m->N, m->H);
+    model_free(m);
 }

@@ -673,8 +673,18 @@ int config_validate(const RunConfig *c, Err *err) {
      * config_load's cross-field rules: a file may leave the variant to a later --set. */
     Task *task = task_create(c, &tmp);
     if (!task) return err_set(err, "config: %s", tmp.msg), err_clean(err);
+    /* and make every length the run asks of it (e.g. mqar: even, >= 4 num_kv, < vocab) */
+    int rc_len = 0;
+    if (task_check_len(task, c->task.train_len, &tmp))
+        rc_len = err_set(err, "config: task.train_len = %d: %s", c->task.train_len, tmp.msg);
+    for (int i = 0; rc_len == 0 && i < c->task.ntest_lens; i++)
+        if (task_check_len(task, c->task.test_lens[i], &tmp))
+            rc_len = err_set(err, "config: task.test_lens lists %d: %s", c->task.test_lens[i], tmp.msg);
+    if (rc_len == 0 && c->log.trajectories > 0 && c->log.trajectory_len > 0 &&
+        task_check_len(task, c->log.trajectory_len, &tmp))
+        rc_len = err_set(err, "config: log.trajectory_len = %d: %s", c->log.trajectory_len, tmp.msg);
     task_free(task);
-    return 0;
+    return rc_len ? err_clean(err) : 0;
 }
 
 /* ---- config_load -------------------------------------------------------------------------------- */

@@ -66,6 +66,11 @@ int cmd_evaltask(int argc, char **argv) {
         fail_msg("evaltask", &err);
         goto out;
     }
+    for (int i = 0; i < nL; i++)
+        if (task_check_len(task, L[i], &err)) {
+            fail_msg("evaltask", &err);
+            goto out;
+        }
     if (!nn) n = cfg.task.test_size;
     unsigned long seed = nseed ? (unsigned long)seed_opt : (unsigned long)cfg.experiment.seeds[0];
     printf("%s, step %ld; %s; %d sequences per length, test seed %lu\n", ckpt, step, task_describe(task), n, seed);

@@ -104,6 +104,15 @@ static double chisq(const long *obs, const double *expect, int n) {
     return x;
 }
 
+/* x below the (1 - FALSE_FAIL) quantile of chi-square with df degrees of freedom; logs the headroom */
+static void expect_chisq(const char *what, double x, int df) {
+    double crit = gsl_cdf_chisq_Qinv(FALSE_FAIL, df);
+    cr_log_info("%s: chi-square %.1f, df %d, limit %.1f (%.0f%% of it; P_false = %g)", what, x, df, crit,
+                100 * x / crit, FALSE_FAIL);
+    cr_expect_lt(x, crit, "%s: chi-square %.1f with %d degrees of freedom, limit %.1f (P_false = %g)", what, x, df,
+                 crit, FALSE_FAIL);
+}
+
 static gsl_rng *rng_new(unsigned long seed) {
     gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
     gsl_rng_set(r, seed);
@@ -237,9 +246,9 @@ static void joint_gap_test(double a, unsigned long seed) {
             obs[cell]++;
         }
     }
-    double x = chisq(obs, expect, cells), crit = gsl_cdf_chisq_Qinv(FALSE_FAIL, cells - 1);
-    cr_expect_lt(x, crit, "a = %g: chi-square %.1f over %d ordered gap pairs, limit %.1f (P_false = %g)", a, x, cells,
-                 crit, FALSE_FAIL);
+    char what[64];
+    snprintf(what, sizeof what, "a = %g, %d ordered gap pairs", a, cells);
+    expect_chisq(what, chisq(obs, expect, cells), cells - 1);
     batch_free(&b);
     gsl_rng_free(rng);
     task_free(t);
@@ -274,9 +283,9 @@ Test(recall, mqar_first_gap_marginal_and_gap0_bound) {
             obs[gap[0]]++;
         }
     }
-    double x = chisq(obs, expect, space), crit = gsl_cdf_chisq_Qinv(FALSE_FAIL, space - 1);
-    cr_expect_lt(x, crit, "first gap: chi-square %.1f over %d gaps, limit %.1f", x, space, crit);
+    expect_chisq("first gap over 28 gaps", chisq(obs, expect, space), space - 1);
     double p0 = 1 / W, f0 = (double)obs[0] / N, sd = sqrt(p0 * (1 - p0) / N);
+    cr_log_info("gap 0: frequency %.4f, exact %.4f, |diff| = %.2f sd (limit 5)", f0, p0, fabs(f0 - p0) / sd);
     cr_expect_lt(fabs(f0 - p0), 5 * sd, "gap 0 frequency %.4f vs exact %.4f (5 sd = %.4f)", f0, p0, 5 * sd);
     /* not uniform: under uniform gaps p0 would be 1/28 = 0.036; the power law gives ~0.24 */
     cr_expect_gt(p0, 0.2);
@@ -311,10 +320,8 @@ Test(recall, ar_query_position_and_pair_uniform) {
                 }
         }
     }
-    double x1 = chisq(pos, epos, npos), c1 = gsl_cdf_chisq_Qinv(FALSE_FAIL, npos - 1);
-    double x2 = chisq(pair, epair, K), c2 = gsl_cdf_chisq_Qinv(FALSE_FAIL, K - 1);
-    cr_expect_lt(x1, c1, "query position: chi-square %.1f, limit %.1f", x1, c1);
-    cr_expect_lt(x2, c2, "queried pair: chi-square %.1f, limit %.1f", x2, c2);
+    expect_chisq("ar query position", chisq(pos, epos, npos), npos - 1);
+    expect_chisq("ar queried pair", chisq(pair, epair, K), K - 1);
     batch_free(&b);
     gsl_rng_free(rng);
     task_free(t);
@@ -345,12 +352,9 @@ Test(recall, filler_keys_values_uniform) {
     for (int i = 0; i < nb; i++) eh[i] = (double)nf / nb;
     for (int i = 0; i < 63; i++) ek[i] = (double)N / 63;
     for (int i = 0; i < 64; i++) ev[i] = (double)N / 64;
-    double xh = chisq(hist, eh, nb), ch = gsl_cdf_chisq_Qinv(FALSE_FAIL, nb - 1);
-    double xk = chisq(key1, ek, 63), ck = gsl_cdf_chisq_Qinv(FALSE_FAIL, 62);
-    double xv = chisq(val1, ev, 64), cv = gsl_cdf_chisq_Qinv(FALSE_FAIL, 63);
-    cr_expect_lt(xh, ch, "filler: chi-square %.1f, limit %.1f", xh, ch);
-    cr_expect_lt(xk, ck, "first key: chi-square %.1f, limit %.1f", xk, ck);
-    cr_expect_lt(xv, cv, "first value: chi-square %.1f, limit %.1f", xv, cv);
+    expect_chisq("filler, 16 bins", chisq(hist, eh, nb), nb - 1);
+    expect_chisq("first key", chisq(key1, ek, 63), 62);
+    expect_chisq("first value", chisq(val1, ev, 64), 63);
     double f = (double)k1_lt_k2 / N, sd = sqrt(0.25 / N);
     cr_expect_lt(fabs(f - 0.5), 5 * sd, "P(k1 < k2) = %.4f, expected 0.5", f);
     batch_free(&b);

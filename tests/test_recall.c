@@ -11,6 +11,7 @@
 #include <gsl/gsl_cdf.h>
 #include <gsl/gsl_rng.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
@@ -463,7 +464,24 @@ Test(recall, config_validate_checks_lengths) {
     cr_expect_neq(config_validate(&c, &err), 0);
     cr_expect(strstr(err.msg, "V > T"), "%s", err.msg);
     c = cfg_mqar();
+    c.task.train_len_min = 60; /* the range 60-64 holds odd lengths */
+    cr_expect_neq(config_validate(&c, &err), 0);
+    cr_expect(strstr(err.msg, "task.train_len = 60-64 includes 61") && strstr(err.msg, "even"), "%s", err.msg);
+    c = cfg_mqar();
+    snprintf(c.task.protocol, sizeof c.task.protocol, "merrill"); /* trains on length-2 pairs too */
+    cr_expect_neq(config_validate(&c, &err), 0);
+    cr_expect(strstr(err.msg, "length-2") && strstr(err.msg, "4 * num_kv"), "%s", err.msg);
+    c = cfg_mqar();
     c.log.trajectories = 2, c.log.trajectory_len = 66 + 1;
     cr_expect_neq(config_validate(&c, &err), 0);
     cr_expect(strstr(err.msg, "log.trajectory_len = 67"), "%s", err.msg);
+}
+
+/* the backstop: a length the task refuses never reaches its generator, even past validation */
+Test(recall, fill_with_refused_length_stops, .exit_code = EXIT_FAILURE) {
+    Task *t = make("mqar", NULL, 0);
+    gsl_rng *rng = rng_new(1);
+    Batch b;
+    batch_alloc(&b, 2, 63);
+    task_sample(t, rng, &b);
 }

@@ -5,9 +5,12 @@
 #include "task.h"
 
 extern const TaskKind task_word_problem;
+extern const TaskKind task_ar, task_mqar;
 
 const TaskKind *const task_kinds[] = {
     &task_word_problem,
+    &task_ar,
+    &task_mqar,
     NULL,
 };
 

@@ -5,9 +5,11 @@
 #include "task.h"
 
 extern const TaskKind task_word_problem;
+extern const TaskKind task_regular;
 
 const TaskKind *const task_kinds[] = {
     &task_word_problem,
+    &task_regular,
     NULL,
 };
 

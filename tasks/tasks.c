@@ -6,10 +6,12 @@
 
 extern const TaskKind task_word_problem;
 extern const TaskKind task_regular;
+extern const TaskKind task_dfa;
 
 const TaskKind *const task_kinds[] = {
     &task_word_problem,
     &task_regular,
+    &task_dfa,
     NULL,
 };
 

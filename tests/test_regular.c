@@ -684,3 +684,37 @@ Test(regular_cli, mod_arith_final_length_1_is_a_clear_error) {
     cr_expect_eq(rc, 1, "exit %d: %s", rc, output);
     cr_expect(strstr(output, "T = 1") && strstr(output, "T >= 2"), "%s", output);
 }
+
+/* ---- the dfa task through the binary ------------------------------------------------------------------------------ */
+
+Test(regular_cli, train_a_dfa_config) {
+    write_cfg("d.ini", "name = dfa\ndfa_file = tests/data/dfa_mod3.dfa\ndfa_sampling = balanced\n");
+    cr_assert_eq(cli("config @/d.ini"), 0, "%s", output);
+    cr_expect(strstr(output, "dfa_file = tests/data/dfa_mod3.dfa") && strstr(output, "dfa_sampling = balanced"), "%s",
+              output);
+    cr_assert_eq(cli("train @/d.ini --out @/run --quiet"), 0, "%s", output);
+    char p[600];
+    snprintf(p, sizeof p, "%s/run/summary.json", tmpdir);
+    cr_expect(file_has(p, "dfa tests/data/dfa_mod3.dfa") && file_has(p, "variant prefix") && file_has(p, "balanced"),
+              "summary.json does not describe the dfa task");
+    const char *variants[] = {"last", "final"};
+    for (int v = 0; v < 2; v++)
+        cr_expect_eq(cli("train @/d.ini --set task.variant=%s --set task.dfa_sampling=uniform --set "
+                         "task.dfa_file=tests/data/dfa_ab.dfa --out @/run_%d --quiet", variants[v], v), 0, "%s: %s",
+                     variants[v], output);
+}
+
+Test(regular_cli, a_malformed_dfa_stops_config_and_train) {
+    write_cfg("d.ini", "name = dfa\ndfa_file = tests/data/dfa_bad_unknown_symbol.dfa\n");
+    cr_expect_eq(cli("config @/d.ini"), 1, "%s", output);
+    cr_expect(strstr(output, "tests/data/dfa_bad_unknown_symbol.dfa:7:") && strstr(output, "symbol '2'"), "%s", output);
+    cr_expect_eq(cli("train @/d.ini --out @/run --quiet"), 1, "%s", output);
+    cr_expect(strstr(output, "tests/data/dfa_bad_unknown_symbol.dfa:7:"), "%s", output);
+    char run[600];
+    snprintf(run, sizeof run, "%s/run", tmpdir);
+    cr_expect(access(run, F_OK) != 0, "train created a run directory for a malformed DFA");
+    cr_expect_eq(cli("config @/d.ini --set task.dfa_file=tests/data/none.dfa"), 1, "%s", output);
+    cr_expect(strstr(output, "none.dfa") && strstr(output, "cannot open"), "%s", output);
+    cr_expect_eq(cli("config @/d.ini --set task.dfa_file=tests/data/dfa_mod3.dfa --set task.dfa_sampling=x"), 1);
+    cr_expect(strstr(output, "dfa_sampling = 'x'"), "%s", output);
+}

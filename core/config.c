@@ -673,7 +673,15 @@ int config_validate(const RunConfig *c, Err *err) {
      * config_load's cross-field rules: a file may leave the variant to a later --set. */
     Task *task = task_create(c, &tmp);
     if (!task) return err_set(err, "config: %s", tmp.msg), err_clean(err);
+    /* and the architecture must accept the model keys, as `train` checks when it builds the model (e.g.
+     * rwkv6 refuses eig_range = extended) */
+    const ModelArch *arch = model_arch_find(c->model.arch);
+    int dims[MODEL_MAX_DIMS * 4]; /* an architecture's dims struct (ints) */
+    CHECK(!arch || arch->dims_size <= sizeof dims, "architecture %s: dims struct of %zu bytes exceeds %zu", arch->name,
+          arch->dims_size, sizeof dims);
+    int bad = arch && arch->dims_from_config(dims, c, task_vocab(task), &tmp);
     task_free(task);
+    if (bad) return err_set(err, "config: %s", tmp.msg), err_clean(err);
     return 0;
 }
 

@@ -14,8 +14,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define TASK_TESTSET_SALT 0x7e575e7a5c0ffeeULL
-
 struct Task {
     const TaskKind *kind;
     void *self;
@@ -178,15 +176,34 @@ static uint64_t task_mix64(uint64_t z) {
     return z ^ (z >> 31);
 }
 
-void task_testset(Task *t, unsigned long seed, int T, int n, Batch *b) {
-    CHECK(T > 0 && n > 0, "task_testset: T=%d n=%d must be positive", T, n);
-    uint64_t h = task_mix64(task_mix64(TASK_TESTSET_SALT ^ (uint64_t)seed) ^ (uint64_t)T);
+void task_sample_rows(Task *t, gsl_rng *rng, Batch *b, const int *len) {
+    CHECK(rng != NULL && len != NULL, "task_sample_rows: rng or len is NULL");
+    CHECK(b->B > 0 && b->T > 0 && b->inputs && b->targets && b->mask,
+          "task batch not allocated (B=%d T=%d); call batch_alloc first", b->B, b->T);
+    for (int i = 0; i < b->B; i++) {
+        CHECK(len[i] >= 1 && len[i] <= b->T, "task_sample_rows: row %d length %d outside [1, %d]", i, len[i], b->T);
+        size_t o = (size_t)i * b->T, L = (size_t)len[i], pad = (size_t)b->T - L;
+        t->kind->fill(t->self, rng, len[i], b->inputs + o, b->targets + o, b->mask + o);
+        memset(b->inputs + o + L, 0, pad * sizeof(int));
+        memset(b->targets + o + L, 0, pad * sizeof(int));
+        memset(b->mask + o + L, 0, pad);
+    }
+}
+
+gsl_rng *task_rng_fixed(unsigned long seed, int T, uint64_t salt) {
+    uint64_t h = task_mix64(task_mix64(salt ^ (uint64_t)seed) ^ (uint64_t)T);
     /* mt19937 uses only the low 32 bits of its seed (and maps 0 to its default): fold, avoid 0. */
     unsigned long s32 = (unsigned long)((h ^ (h >> 32)) & 0xffffffffULL);
     if (s32 == 0) s32 = 1;
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     CHECK(rng != NULL, "gsl_rng_alloc failed");
     gsl_rng_set(rng, s32);
+    return rng;
+}
+
+void task_testset(Task *t, unsigned long seed, int T, int n, Batch *b) {
+    CHECK(T > 0 && n > 0, "task_testset: T=%d n=%d must be positive", T, n);
+    gsl_rng *rng = task_rng_fixed(seed, T, TASK_TESTSET_SALT);
     batch_alloc(b, n, T);
     task_fill(t, rng, b);
     gsl_rng_free(rng);

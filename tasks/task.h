@@ -17,6 +17,7 @@
 
 #include <gsl/gsl_rng.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common.h"
 #include "config.h"
@@ -96,6 +97,18 @@ void task_token_text(const Task *t, int token, char *buf, size_t n);
 
 /* Fresh training samples: fills b (already allocated with B,T) drawing from rng, row after row. */
 void task_sample(Task *t, gsl_rng *rng, Batch *b);
+
+/* Rows of different lengths (task.train_len_mode = mixed): row i of b gets one sequence of length
+ * len[i] <= b->T drawn from rng (rows in order, as task_sample), right-padded to b->T with input 0,
+ * target 0 and mask 0. A causal model's outputs at a row's real positions do not depend on what follows
+ * them, so the padding changes nothing that is scored. */
+void task_sample_rows(Task *t, gsl_rng *rng, Batch *b, const int *len);
+
+/* A generator of its own for the fixed set (seed, T, salt): mt19937 seeded from a hash of the three.
+ * task_testset uses it with TASK_TESTSET_SALT; other fixed sets (dataset.h) use their own salts, so no
+ * two sets share a stream. Free with gsl_rng_free. */
+#define TASK_TESTSET_SALT 0x7e575e7a5c0ffeeULL
+gsl_rng *task_rng_fixed(unsigned long seed, int T, uint64_t salt);
 
 /* The fixed test set for (seed, length): n sequences of length T, always the same for the same
  * (seed, T, n), independent of the training stream. Allocates b. */

@@ -100,7 +100,7 @@ static const BadCase BAD[] = {
     {"evaltask @/run --lengths 16 --n 3x", {"--n '3x'", "not a whole number"}},
     {"evaltask @/run --lengths 16 --seed abc", {"--seed 'abc'"}},
     {"evaltask @/run --lengths 16 --m 2", {"unknown option --m", "did you mean --n?"}},
-    {"evaltask @/run", {"missing --lengths"}},
+    {"evaltask @/run --variant", {"--variant needs a value"}}, /* --lengths is optional: the run's test_lens */
     {"evaltask --lengths 16", {"missing RUN_DIR|CKPT"}},
     {"info @/m.safetensors --verbose", {"rwkvlab info:", "unknown option --verbose"}},
     {"info", {"missing FILE"}},

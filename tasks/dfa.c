@@ -8,8 +8,12 @@
  *                            probability 1/2, then uniform strings of length n are drawn until one has that
  *                            class (rejection sampling: the result is uniform over the strings of length n
  *                            in that class). At most dfa_max_tries strings per sequence; when none has the
- *                            class -- no string of length n has it, or it is too rare -- generation stops
- *                            with an error naming the file, the length, the class and its probability.
+ *                            class generation stops with an error naming the file, the length, the class
+ *                            and its probability. A length at which a class cannot occur at all (e.g. odd
+ *                            lengths for "even length") is refused before any sampling, by check_len, so
+ *                            `rwkvlab config` rejects such a train_len or test length; the set of states
+ *                            reachable in n steps is computed for n up to 4096 (less for very large DFAs)
+ *                            and extrapolated once it repeats with a period <= 8.
  *                            Balanced is about the whole string: the labels of shorter prefixes are not
  *                            balanced. A DFA whose reachable states are all accepting cannot be balanced
  *                            (an error when the task is built).
@@ -406,14 +410,63 @@ void dfa_free(Dfa *d) {
 typedef enum { DV_PREFIX, DV_LAST, DV_FINAL } DfaVariant;
 static const char *const dfa_variant_names[] = {"prefix", "last", "final"};
 
+/* which classes occur among the strings of length n (balanced sampling needs both) */
+#define DFA_REACH_LEN 4096        /* lengths computed at most ... */
+#define DFA_REACH_WORK 100000000L /* ... and at most this many transition steps in all */
+#define DFA_REACH_PERIOD 8        /* the set of states reachable in n steps repeats with period <= this */
+
 typedef struct {
     Dfa d;
     DfaVariant var;
     int balanced;
     long max_tries;
+    unsigned char *cls; /* (ncls) bit 0: some string of length n is rejected, bit 1: some is accepted */
+    int ncls, period;   /* period p > 0: the reachable set at ncls-1 equals the one at ncls-1-p */
     char path[CFG_STR];
     char desc[1024];
 } DfaTask;
+
+/* The sets S_n of states reachable in exactly n steps, n = 0, 1, ...: S_{n+1} = next(S_n), so once
+ * S_n = S_{n-p} the sequence repeats with period p. Computed until such a repeat (p <= DFA_REACH_PERIOD)
+ * or the limits above; lengths beyond an unrepeated prefix are unknown (both classes assumed). */
+static void reach_init(DfaTask *t) {
+    const Dfa *d = &t->d;
+    const long edges = (long)d->nstates * d->nsym;
+    int maxn = DFA_REACH_LEN;
+    if ((long)maxn * edges > DFA_REACH_WORK) maxn = (int)(DFA_REACH_WORK / edges);
+    if (maxn < 1) maxn = 1;
+    const int R = DFA_REACH_PERIOD + 1;
+    unsigned char *ring = xcalloc((size_t)R * d->nstates, 1);
+    t->cls = xcalloc((size_t)maxn + 1, 1);
+    ring[d->start] = 1;
+    t->cls[0] = (unsigned char)(d->accept[d->start] ? 2 : 1);
+    int n = 0;
+    t->period = 0;
+    while (n < maxn && !t->period) {
+        const unsigned char *cur = ring + (size_t)(n % R) * d->nstates;
+        unsigned char *nx = ring + (size_t)((n + 1) % R) * d->nstates;
+        memset(nx, 0, (size_t)d->nstates);
+        for (int q = 0; q < d->nstates; q++)
+            if (cur[q])
+                for (int a = 0; a < d->nsym; a++) nx[dfa_next(d, q, a)] = 1;
+        n++;
+        unsigned char bits = 0;
+        for (int q = 0; q < d->nstates; q++)
+            if (nx[q]) bits |= d->accept[q] ? 2 : 1;
+        t->cls[n] = bits;
+        for (int p = 1; p <= DFA_REACH_PERIOD && p <= n && !t->period; p++)
+            if (!memcmp(nx, ring + (size_t)((n - p) % R) * d->nstates, (size_t)d->nstates)) t->period = p;
+    }
+    t->ncls = n + 1;
+    free(ring);
+}
+
+static int reach_bits(const DfaTask *t, int n) {
+    if (n < t->ncls) return t->cls[n];
+    if (!t->period) return 3; /* not computed: assume both (fill reports it if a class never comes) */
+    const int base = t->ncls - 1 - t->period;
+    return t->cls[base + (n - base) % t->period];
+}
 
 static int dfa_accepts(const char *name) { return name && !strcasecmp(name, "dfa"); }
 
@@ -421,6 +474,7 @@ static void dfa_task_free(void *self) {
     DfaTask *t = self;
     if (!t) return;
     dfa_free(&t->d);
+    free(t->cls);
     free(t);
 }
 
@@ -474,6 +528,7 @@ static void *dfa_create(const char *name, const char *variant, const TaskArgs *a
             return NULL;
         }
     }
+    if (balanced) reach_init(t);
     char syms[160] = "";
     for (int a = 0; a < d->nsym; a++) {
         size_t u = strlen(syms);
@@ -524,6 +579,18 @@ static double class_probability(const Dfa *d, int n, int want) {
     free(p);
     free(q);
     return c;
+}
+
+/* balanced sampling at length T needs both classes among the strings of its input length */
+static int dfa_check_len(const void *self, int T, Err *err) {
+    const DfaTask *t = self;
+    if (!t->balanced) return 0;
+    const int n = t->var == DV_FINAL ? T - 1 : T, bits = reach_bits(t, n);
+    if (bits == 3) return 0;
+    return err_set(err, "dfa_sampling = balanced: no string of length %d (the input at T = %d, variant %s) is %s by "
+                        "%s, so that half of the sequences cannot be drawn — use lengths where both classes occur, or "
+                        "dfa_sampling = uniform", n, T, dfa_variant_names[t->var], bits & 2 ? "rejected" : "accepted",
+                   t->path);
 }
 
 static void balanced_fail(const DfaTask *t, int n, int want) {
@@ -596,6 +663,7 @@ const TaskKind task_dfa = {
     .free = dfa_task_free,
     .vocab = dfa_vocab,
     .describe = dfa_describe,
+    .check_len = dfa_check_len,
     .fill = dfa_fill,
     .chance = dfa_chance,
     .token_text = dfa_token_text,

@@ -29,7 +29,8 @@
  *          counts. T = 1 is the empty input (class 0) for parity, even_pairs, cycle_nav. mod_arith: the
  *          odd-length rule shortens the expression to l = n or n - 1; the blank is at l (the read-out) and
  *          position T - 1, when l = T - 2, is one more blank that does not count. mod_arith and
- *          mod_arith_brackets need T >= 2 (an expression has at least one digit).
+ *          mod_arith_brackets need T >= 2 (an expression has at least one digit): check_len refuses T = 1,
+ *          so `rwkvlab config` rejects such a train_len or test length.
  *   last   no blank: input length n = T, the class of the whole input is read at its last token T - 1 and
  *          only that position counts (Grazzi et al.'s parity read-out). mod_arith: l = T or T - 1; the
  *          read-out is at l - 1 and, when l = T - 1, position T - 1 is a blank that does not count.
@@ -242,18 +243,20 @@ static int gen_brackets(gsl_rng *rng, int nops, int m, int *out) {
     return a * b % RG_MOD;
 }
 
-static void rg_fail_short(const Regular *r, int T) {
-    fprintf(stderr, "rwkvlab: task %s, variant final: a sequence of length T = %d has no room for an expression "
-                    "(one digit and the blank need T >= 2) — use lengths >= 2 (task.train_len, task.test_lens)\n",
-            r->name, T);
-    exit(EXIT_FAILURE);
+/* variant final of the arithmetic tasks needs a digit and the blank */
+static int rg_check_len(const void *self, int T, Err *err) {
+    const Regular *r = self;
+    if ((r->kind == RG_MOD_ARITH || r->kind == RG_BRACKETS) && r->var == RV_FINAL && T < 2)
+        return err_set(err, "variant final needs T >= 2 (one digit, then the blank); T = 1 has no room for an "
+                            "expression — use lengths >= 2, or variant last");
+    return 0;
 }
 
 static void rg_fill(const void *self, gsl_rng *rng, int T, int *in, int *tg, unsigned char *mask) {
     const Regular *r = self;
     const int n = r->var == RV_FINAL ? T - 1 : T; /* requested input length */
     const int arith = r->kind == RG_MOD_ARITH || r->kind == RG_BRACKETS;
-    if (arith && n < 1) rg_fail_short(r, T);
+    CHECK(!arith || n >= 1, "%s: fill with T = %d (rg_check_len refuses it)", r->name, T);
     for (int t = 0; t < T; t++) in[t] = r->blank, tg[t] = 0;
     memset(mask, 0, (size_t)T);
     int l = n, value;
@@ -310,6 +313,7 @@ const TaskKind task_regular = {
     .free = rg_free,
     .vocab = rg_vocab,
     .describe = rg_describe,
+    .check_len = rg_check_len,
     .fill = rg_fill,
     .chance = rg_chance,
     .token_text = rg_token_text,

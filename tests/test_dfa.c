@@ -25,10 +25,10 @@
 typedef struct {
     const char *file;
     int nstates, nsym;
-    const char *states[4], *syms[3];
+    const char *states[6], *syms[3];
     const char *start;
     const char *accept[4];
-    const char *table[4][3]; /* table[state][symbol] = next state name (declaration order) */
+    const char *table[6][3]; /* table[state][symbol] = next state name (declaration order) */
     int (*lang)(const int *x, int n); /* the language's own definition on tokens */
 } Good;
 
@@ -56,6 +56,12 @@ static int lang_all_ones(const int *x, int n) {
     return 1;
 }
 
+static int lang_len3_y(const int *x, int n) { /* x = 0, y = 1 */
+    int y = 0;
+    for (int i = 0; i < n; i++) y |= x[i] == 1;
+    return n % 3 == 0 && y;
+}
+
 static const Good GOOD[] = {
     {"dfa_parity.dfa", 2, 2, {"even", "odd"}, {"0", "1"}, "even", {"even"},
      {{"even", "odd"}, {"odd", "even"}}, lang_parity},
@@ -67,6 +73,8 @@ static const Good GOOD[] = {
     {"dfa_even_len.dfa", 2, 2, {"e", "o"}, {"x", "y"}, "e", {"e"}, {{"o", "o"}, {"e", "e"}}, lang_even_len},
     {"dfa_all_ones.dfa", 2, 2, {"ok", "dead"}, {"0", "1"}, "ok", {"ok"}, {{"dead", "ok"}, {"dead", "dead"}},
      lang_all_ones},
+    {"dfa_len3_y.dfa", 6, 2, {"m0", "m1", "m2", "y0", "y1", "y2"}, {"x", "y"}, "m0", {"y0"},
+     {{"m1", "y1"}, {"m2", "y2"}, {"m0", "y0"}, {"y1", "y1"}, {"y2", "y2"}, {"y0", "y0"}}, lang_len3_y},
 };
 #define NGOOD ((int)(sizeof GOOD / sizeof GOOD[0]))
 
@@ -262,10 +270,10 @@ Test(dfa, every_label_recomputed_by_brute_force, .timeout = 120) {
                 cr_expect_eq(task_vocab(t), g->nsym + 1);
                 for (int T = 1; T <= 41; T++) {
                     const int n = vi == 2 ? T - 1 : T;
-                    if (bal && g->lang == lang_even_len) continue; /* one class per length (tested below) */
-                    if (bal && g->lang == lang_all_ones && n > 6) continue;  /* 2^-n: too rare for 10000 tries */
-                    if (bal && n == 0) continue;                             /* one class only */
-                    if (bal && g->lang == lang_ab && n < 2) continue;        /* "ab" needs 2 symbols */
+                    Err e;
+                    if (bal && task_check_len(t, T, &e)) continue;          /* one class only (next test) */
+                    /* a class of probability 2^-n (all 1s; x^n for len3_y): too rare for 10000 tries */
+                    if (bal && (g->lang == lang_all_ones || g->lang == lang_len3_y) && n > 6) continue;
                     Batch b;
                     batch_alloc(&b, 30, T);
                     task_sample(t, rng, &b);
@@ -334,6 +342,65 @@ Test(dfa, uniform_and_balanced_sampling) {
     gsl_rng_free(rng);
 }
 
+/* Balanced sampling at length T needs both classes among the strings of its input length: task_check_len
+ * (what `rwkvlab config` asks for every length) against every string of lengths 0..10, for each fixture
+ * and variant; uniform sampling takes every length. */
+Test(dfa, check_len_matches_enumeration) {
+    for (int gi = 0; gi < NGOOD; gi++) {
+        const Good *g = &GOOD[gi];
+        int both[11];
+        for (int n = 0; n <= 10; n++) {
+            long total = 1;
+            for (int i = 0; i < n; i++) total *= g->nsym;
+            int x[10], acc = 0, rej = 0;
+            for (long code = 0; code < total; code++) {
+                long c = code;
+                for (int i = 0; i < n; i++) x[i] = (int)(c % g->nsym), c /= g->nsym;
+                if (g->lang(x, n)) acc = 1;
+                else rej = 1;
+            }
+            both[n] = acc && rej;
+        }
+        for (int vi = 0; vi < 3; vi++) {
+            Task *bt = make_ok(g->file, VARIANTS[vi], "balanced", NULL), *ut = make_ok(g->file, VARIANTS[vi], NULL, NULL);
+            for (int T = 1; T <= 10; T++) {
+                const int n = vi == 2 ? T - 1 : T;
+                Err e = {{0}};
+                int ok = task_check_len(bt, T, &e) == 0;
+                cr_expect_eq(ok, both[n], "%s %s T=%d: check_len says %d, enumeration %d (%s)", g->file, VARIANTS[vi], T,
+                             ok, both[n], e.msg);
+                if (!ok) cr_expect(strstr(e.msg, "dfa_sampling = balanced") && strstr(e.msg, g->file), "%s", e.msg);
+                cr_expect_eq(task_check_len(ut, T, &e), 0, "uniform sampling refused T = %d", T);
+            }
+            task_free(bt), task_free(ut);
+        }
+    }
+}
+
+/* beyond the lengths computed at creation (4096) the repeating pattern decides: period 3 and 2 here */
+Test(dfa, check_len_extrapolates_the_period) {
+    Task *t = make_ok("dfa_len3_y.dfa", "prefix", "balanced", NULL);
+    Err e;
+    const int Ts[] = {3, 4, 5, 6, 4095, 4096, 4097, 4098, 99999, 100000, 100001, 1000002};
+    for (size_t i = 0; i < sizeof Ts / sizeof *Ts; i++)
+        cr_expect_eq(task_check_len(t, Ts[i], &e) == 0, Ts[i] % 3 == 0, "len3_y T=%d", Ts[i]);
+    task_free(t);
+    t = make_ok("dfa_even_len.dfa", "last", "balanced", NULL);
+    for (int T = 1; T < 8; T++) {
+        cr_expect_neq(task_check_len(t, T, &e), 0, "even_len T=%d", T);
+        cr_expect(strstr(e.msg, T % 2 ? "is accepted" : "is rejected"), "even_len T=%d names the wrong class: %s", T,
+                  e.msg);
+    }
+    cr_expect_neq(task_check_len(t, 1000001, &e), 0);
+    task_free(t);
+    t = make_ok("dfa_mod3.dfa", "final", "balanced", NULL);
+    cr_expect_neq(task_check_len(t, 1, &e), 0, "final T=1 is the empty string: accepted only");
+    cr_expect(strstr(e.msg, "no string of length 0") && strstr(e.msg, "rejected"), "%s", e.msg);
+    cr_expect_eq(task_check_len(t, 2, &e), 0);
+    cr_expect_eq(task_check_len(t, 777777, &e), 0);
+    task_free(t);
+}
+
 static void fill_once(const char *file, const char *variant, const char *tries, int T, int B) {
     Task *t = make_ok(file, variant, "balanced", tries);
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
@@ -342,8 +409,6 @@ static void fill_once(const char *file, const char *variant, const char *tries, 
     batch_alloc(&b, B, T);
     task_sample(t, rng, &b);
 }
-/* no string of odd length is accepted: the first sequence that asks for "accept" stops with exit 1 */
-Test(dfa, balanced_unreachable_class_exits, .exit_code = 1) { fill_once("dfa_even_len.dfa", "last", NULL, 3, 50); }
 /* 2^-30: not found in 5 tries */
 Test(dfa, balanced_rare_class_exits, .exit_code = 1) { fill_once("dfa_all_ones.dfa", "prefix", "5", 30, 50); }
 /* the control: the same rare class at a length where 10000 tries suffice */

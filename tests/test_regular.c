@@ -568,15 +568,22 @@ Test(regular, bad_keys_and_values) {
     cr_expect(m == NULL, "%s", m);
 }
 
-/* T = 1 leaves no room for an expression in variant final: a clear error, exit 1 */
-static void fill_mod_arith_T1(void) {
-    Task *t = make("mod_arith", "final", NULL);
-    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
-    Batch b;
-    batch_alloc(&b, 1, 1);
-    task_sample(t, rng, &b);
+/* T = 1 leaves no room for an expression in variant final: refused by task_check_len (what config
+ * validation asks for every length); every other task and variant takes every T >= 1 */
+Test(regular, check_len) {
+    for (int si = 0; si < NSPECS; si++)
+        for (int vi = 0; vi < 3; vi++) {
+            const Spec *s = &SPECS[si];
+            if (!variant_ok(s, vi)) continue;
+            Task *t = make(s->name, VARIANTS[vi], NULL);
+            Err e = {{0}};
+            const int refused = s->arith && vi == 0;
+            cr_expect_eq(task_check_len(t, 1, &e) != 0, refused, "%s/%s T=1: %s", s->name, VARIANTS[vi], e.msg);
+            if (refused) cr_expect(strstr(e.msg, "T >= 2") && strstr(e.msg, s->name), "%s", e.msg);
+            for (int T = 2; T < 600; T += 7) cr_expect_eq(task_check_len(t, T, &e), 0, "%s T=%d: %s", s->name, T, e.msg);
+            task_free(t);
+        }
 }
-Test(regular, mod_arith_final_T1_exits, .exit_code = 1) { fill_mod_arith_T1(); }
 Test(regular, mod_arith_last_T1_is_one_digit) {
     Task *t = make("mod_arith", "last", NULL);
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
@@ -706,11 +713,18 @@ Test(regular_cli, config_prints_and_checks_the_keys) {
     cr_expect_eq(cli("config @/p.ini --set task.name=mod_arith_brackets --set task.variant=prefix"), 1, "%s", output);
 }
 
-Test(regular_cli, mod_arith_final_length_1_is_a_clear_error) {
+Test(regular_cli, mod_arith_final_length_1_is_refused_by_config_and_train) {
     write_cfg("p.ini", "name = mod_arith\n");
+    cr_expect_eq(cli("config @/p.ini --set task.train_len=1-40"), 1, "%s", output);
+    cr_expect(strstr(output, "includes 1") && strstr(output, "T >= 2"), "%s", output);
     int rc = cli("train @/p.ini --set task.train_len=1 --out @/r --quiet");
     cr_expect_eq(rc, 1, "exit %d: %s", rc, output);
-    cr_expect(strstr(output, "T = 1") && strstr(output, "T >= 2"), "%s", output);
+    cr_expect(strstr(output, "T >= 2"), "%s", output);
+    char run[600];
+    snprintf(run, sizeof run, "%s/r", tmpdir);
+    cr_expect(access(run, F_OK) != 0, "train created a run directory for a length the task refuses");
+    cr_expect_eq(cli("config @/p.ini --set task.train_len=2-41"), 0, "%s", output);
+    cr_expect_eq(cli("config @/p.ini --set task.train_len=1-40 --set task.variant=last"), 0, "%s", output);
 }
 
 /* ---- the dfa task through the binary ------------------------------------------------------------------------------ */
@@ -745,4 +759,9 @@ Test(regular_cli, a_malformed_dfa_stops_config_and_train) {
     cr_expect(strstr(output, "none.dfa") && strstr(output, "cannot open"), "%s", output);
     cr_expect_eq(cli("config @/d.ini --set task.dfa_file=tests/data/dfa_mod3.dfa --set task.dfa_sampling=x"), 1);
     cr_expect(strstr(output, "dfa_sampling = 'x'"), "%s", output);
+    /* balanced sampling at lengths where one class cannot occur: refused before any run directory */
+    cr_expect_eq(cli("train @/d.ini --set task.dfa_file=tests/data/dfa_even_len.dfa --set task.dfa_sampling=balanced "
+                     "--out @/run --quiet"), 1, "%s", output);
+    cr_expect(strstr(output, "dfa_sampling = balanced") && strstr(output, "dfa_even_len.dfa"), "%s", output);
+    cr_expect(access(run, F_OK) != 0, "train created a run directory for an impossible balanced length");
 }

@@ -22,6 +22,7 @@ int cmd_trace(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_lmeval(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 
 /* Largest token id accepted on the command line (then checked against the model's vocabulary). */

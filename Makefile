@@ -126,7 +126,10 @@ $(foreach f,rel f64 dbg dbg64,$(eval $(call flavour,$(f))))
 # rwkvlab: the CPU library and the GPU engine (or its stub) in one link group (they call each other)
 CLI_GPU      := $(if $(CUDA_ON),$(O)/cuda/librwkvcuda.a,$(call STUB,rel))
 CLI_GPU_LIBS  = $(if $(CUDA_ON),$(CUDA_RT_LIBS))
-$(O)/rwkvlab: $(call objs,rel,$(CLI_SRC)) $(O)/rel/librwkvlab.a $(CLI_GPU)
+# a stamp per mode, remade when the mode changes, so that switching NO_CUDA relinks rwkvlab
+CUDA_STAMP   := $(O)/cuda-$(if $(CUDA_ON),on,off).stamp
+_STAMP       := $(shell mkdir -p $(O) && { [ -f $(CUDA_STAMP) ] || { rm -f $(O)/cuda-*.stamp; touch $(CUDA_STAMP); }; })
+$(O)/rwkvlab: $(call objs,rel,$(CLI_SRC)) $(O)/rel/librwkvlab.a $(CLI_GPU) $(CUDA_STAMP)
 	$(Q)$(CC) $(FL_rel) -o $@ $(call objs,rel,$(CLI_SRC)) -Wl,--start-group $(O)/rel/librwkvlab.a $(CLI_GPU) -Wl,--end-group \
 	  $(LDLIBS) $(CLI_GPU_LIBS)
 	@echo "  LD $@"

@@ -18,7 +18,7 @@ CU_HDRS     := $(wildcard core/cuda/*.h core/cuda/*.cuh)
 CU_OBJ      := $(patsubst core/cuda/%.cu,$(O)/cuda/%.o,$(CU_SRC))
 CU_LIB      := $(O)/cuda/librwkvcuda.a
 NVCC_FLAGS  := $(NVCC_OPT) -std=c++17 $(CUDA_ARCH) -lineinfo $(addprefix -I,$(CORE_DIRS)) -Icore/cuda -Itasks $(DEP_CFLAGS) \
-               -Xcompiler -Wall,-Wno-unused-parameter --expt-relaxed-constexpr
+               -Xcompiler -Wall,-Wno-unused-parameter --expt-relaxed-constexpr $(addprefix -Xcompiler ,$(OMP_FLAGS))
 # static CUDA runtime (nothing to carry to the GPU machine); cuBLAS from the toolkit, opened at run time
 # (dlopen: the rpath names the toolkit's folder); bench_gpu also calls cuBLAS itself
 CUDA_RT_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart_static -lrt -ldl -lpthread -lstdc++

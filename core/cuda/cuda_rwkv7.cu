@@ -209,10 +209,34 @@ struct Up {
     int pass;
     size_t woff, poff;      /* bytes into wbuf, floats into pbuf */
     std::vector<float> pst; /* host copy of the fp32 vectors */
-    float *scratch;         /* UPLOAD_CHUNK floats on the device */
+    float *scratch;         /* fp16: UPLOAD_CHUNK floats on the device (converted there) */
+    void *pin[2];           /* bf16, fp32: two pinned staging buffers of UPLOAD_CHUNK values (converted here) */
+    cudaEvent_t ev[2];      /* the copy out of pin[i] is done */
+    int used[2];
+    unsigned k;             /* chunks staged so far */
     double f16_max;         /* largest |value| of a matrix (fp16 range check) */
     const char *f16_name;
 };
+
+/* fp32 -> bf16, round to nearest even (as __float2bfloat16_rn); NaN stays a (quiet) NaN */
+static inline uint16_t host_bf16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40);
+    return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+/* the host side of an upload chunk: m values of src in the storage type, into pinned memory, in parallel */
+static void stage_chunk(CudaDType dt, void *dst, const real *src, size_t m) {
+    if (dt == CUDA_DT_F32) {
+        float *o = (float *)dst;
+#pragma omp parallel for schedule(static) if (m >= (1u << 16))
+        for (long i = 0; i < (long)m; i++) o[i] = src[i];
+    } else {
+        uint16_t *o = (uint16_t *)dst;
+#pragma omp parallel for schedule(static) if (m >= (1u << 16))
+        for (long i = 0; i < (long)m; i++) o[i] = host_bf16(src[i]);
+    }
+}
 
 static const float *up_vec(Up &u, const real *src, size_t n) {
     if (!src) return nullptr;
@@ -237,9 +261,17 @@ static const void *up_mat(Up &u, const real *src, size_t n, const char *what) {
         return nullptr;
     }
     char *dst = g->wbuf + o;
-    if (g->dt == CUDA_DT_F32) {
-        CUDA_CHECK(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyHostToDevice, g->st));
-        CUDA_CHECK(cudaStreamSynchronize(g->st));
+    if (g->dt != CUDA_DT_F16) { /* converted on the host into pinned buffers, two in flight: the copy of one
+                                   overlaps the conversion of the next */
+        for (size_t s = 0; s < n; s += UPLOAD_CHUNK) {
+            const size_t m = std::min((size_t)UPLOAD_CHUNK, n - s);
+            const int b = u.k++ & 1;
+            if (u.used[b]) CUDA_CHECK(cudaEventSynchronize(u.ev[b]));
+            stage_chunk(g->dt, u.pin[b], src + s, m);
+            CUDA_CHECK(cudaMemcpyAsync(dst + s * g->esz, u.pin[b], m * g->esz, cudaMemcpyHostToDevice, g->st));
+            CUDA_CHECK(cudaEventRecord(u.ev[b], g->st));
+            u.used[b] = 1;
+        }
         return dst;
     }
     for (size_t s = 0; s < n; s += UPLOAD_CHUNK) {
@@ -330,9 +362,30 @@ extern "C" CudaRwkv7 *cuda_rwkv7_create(const Rwkv7 *m, CudaDType wtype, Err *er
     }
     g->wbytes = u.woff;
     g->pfloats = u.poff;
-    if (dev_alloc((void **)&g->wbuf, g->wbytes, "the weight matrices", err) ||
-        dev_alloc((void **)&g->pbuf, g->pfloats * sizeof(float), "the weight vectors", err) ||
-        (wtype != CUDA_DT_F32 && dev_alloc((void **)&u.scratch, UPLOAD_CHUNK * sizeof(float), "upload scratch", err))) {
+    auto up_free = [&u]() {
+        if (u.scratch) CUDA_CHECK(cudaFree(u.scratch));
+        for (int i = 0; i < 2; i++) {
+            if (u.pin[i]) CUDA_CHECK(cudaFreeHost(u.pin[i]));
+            if (u.ev[i]) CUDA_CHECK(cudaEventDestroy(u.ev[i]));
+        }
+    };
+    bool ok = !dev_alloc((void **)&g->wbuf, g->wbytes, "the weight matrices", err) &&
+              !dev_alloc((void **)&g->pbuf, g->pfloats * sizeof(float), "the weight vectors", err);
+    if (ok && wtype == CUDA_DT_F16) ok = !dev_alloc((void **)&u.scratch, UPLOAD_CHUNK * sizeof(float), "upload scratch", err);
+    for (int i = 0; ok && wtype != CUDA_DT_F16 && i < 2; i++) {
+        cudaError_t e = cudaMallocHost(&u.pin[i], (size_t)UPLOAD_CHUNK * g->esz);
+        if (e != cudaSuccess) {
+            (void)cudaGetLastError();
+            u.pin[i] = nullptr;
+            err_set(err, "GPU: cannot allocate %zu MiB of pinned host memory for the upload (%s)",
+                    ((size_t)UPLOAD_CHUNK * g->esz) >> 20, cudaGetErrorString(e));
+            ok = false;
+        } else {
+            CUDA_CHECK(cudaEventCreateWithFlags(&u.ev[i], cudaEventDisableTiming));
+        }
+    }
+    if (!ok) {
+        up_free();
         cuda_rwkv7_free(g);
         return NULL;
     }
@@ -341,8 +394,8 @@ extern "C" CudaRwkv7 *cuda_rwkv7_create(const Rwkv7 *m, CudaDType wtype, Err *er
     u.pst.assign(g->pfloats, 0.f);
     walk(u, m);
     CUDA_CHECK(cudaMemcpyAsync(g->pbuf, u.pst.data(), g->pfloats * sizeof(float), cudaMemcpyHostToDevice, g->st));
-    if (u.scratch) CUDA_CHECK(cudaFree(u.scratch));
     CUDA_CHECK(cudaStreamSynchronize(g->st));
+    up_free();
     return g;
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# device_run.sh [all|tests|memcheck|lmeval|decode] -- run on the GPU machine from a folder unpacked by
+# device_run.sh [all | a comma list of tests,lmeval,decode,memcheck] -- run on the GPU machine from a folder unpacked by
 # pack_carry.sh's go.sh. Logs go to $OUT (or ./out); a summary is printed last. Steps, in order of
 # priority, each under its own time limit, all within RWKVLAB_DEADLINE seconds (default 330):
 #   tests     test_gpu: GPU vs CPU (+ lmeval CPU vs GPU on small models, the full lambada_openai)
@@ -20,7 +20,7 @@ export OMP_WAIT_POLICY=passive OPENBLAS_THREAD_TIMEOUT=4
 { nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv; nproc;
   ldd ./rwkvlab ./test_gpu | grep 'not found'; } 2>&1 | tee "$out/env.txt"
 summary=""
-on() { [ "$what" = all ] || [ "$what" = "$1" ]; }
+on() { [ "$what" = all ] || [[ ",$what," == *",$1,"* ]]; }
 t0=$(date +%s.%N)
 secs() { echo "$(date +%s.%N) $1" | awk '{printf "%.2f", $1 - $2}'; }
 
@@ -39,13 +39,15 @@ if on lmeval && [ "$(left)" -gt 60 ]; then
       --dtype bf16 --to "/tmp/rand_$1.pth" >> "$L" 2>&1
     echo "init $1: rc=$? $(secs "$s") s" >> "$L"
     cat "/tmp/rand_$1.pth" > /dev/null  # in the page cache, as after any recent write
-    for bs in 100000 0; do
+    for run in "100000 1" "0 1" "100000 0"; do  # bootstrap resamples, huge pages for the host copy
+      set -- $shape $run
       s=$(date +%s.%N)
-      timeout "$(lim 60)" ./rwkvlab lmeval --device cuda --model "/tmp/rand_$1.pth" --tasks lambada_openai \
-        --data data --out "/tmp/lm_$1_$bs" --bootstrap $bs >> "$L" 2>&1
+      RWKVLAB_HUGEPAGES=$5 timeout "$(lim 60)" ./rwkvlab lmeval --device cuda --model "/tmp/rand_$1.pth" \
+        --tasks lambada_openai --data data --out "/tmp/lm_$1_$4_$5" --bootstrap $4 >> "$L" 2>&1
       rc=$?
-      summary+="lmeval cuda lambada_openai $1 (bootstrap $bs): rc=$rc end to end $(secs "$s") s"$'\n'
+      summary+="lmeval cuda lambada_openai $1 (bootstrap $4, hugepages $5): rc=$rc end to end $(secs "$s") s"$'\n'
     done
+    set -- $shape
     s=$(date +%s.%N)
     timeout "$(lim 60)" ./rwkvlab generate --device cuda --model "/tmp/rand_$1.pth" --tokens 1,2,3,4,5,6,7,8 --n 512 \
       --batch 1 >> "$L" 2>&1

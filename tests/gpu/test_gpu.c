@@ -778,7 +778,7 @@ static void compare_lmeval(const char *label, const char *tasks, const char *cpu
         double mc[3], mg[3];
         for (int k = 0; k < 3; k++) mc[k] = result_metric(cpu_res, task, keys[k]), mg[k] = result_metric(gpu_res, task, keys[k]);
         const double ppl_rel = isnan(mc[2]) ? 0 : fabs(mg[2] - mc[2]) / mc[2];
-        printf("    %s %-14s %4d docs %5d requests: max |d lp| %.2f of its limit; greedy flags differ %d; acc %.4f/%.4f "
+        printf("    %s %-14s %4d docs %5d requests: max |d lp| %.2e of its limit; greedy flags differ %d; acc %.4f/%.4f "
                "(%d docs differ, %d near ties) acc_norm %.4f/%.4f (%d, %d) ppl %.6g/%.6g (rel %.1e, limit 5e-3)\n",
                label, task, c.ndoc, c.nreq, worst, grd, mc[0], mg[0], accd, accd_tie, mc[1], mg[1], accnd, accnd_tie,
                mc[2], mg[2], ppl_rel);

@@ -51,6 +51,8 @@ typedef enum {
     T_ENUM,  /* one of choices */
     T_INTS,  /* comma list of int, each in [lo, hi] */
     T_LONGS, /* comma list of long, each in [lo, hi] */
+    T_RANGE, /* a length N or a range A-B: off = the longest (int), count_off = the shortest (int, 0 = fixed) */
+    T_LENS,  /* comma list of lengths and ranges A-B, A-B:S, expanded into an int array (as T_INTS) */
 } KeyType;
 
 typedef struct {
@@ -77,11 +79,13 @@ static const char *key_choices(const CfgKey *k) { return k->choices_fn ? k->choi
 #define K_STR(s, f, ty) {#s, #f, ty, offsetof(RunConfig, s.f), sizeof MEMBER(s, f), 0, 0, 0, 0, 0, NULL, NULL}
 #define K_ENUM(s, f, ch) {#s, #f, T_ENUM, offsetof(RunConfig, s.f), sizeof MEMBER(s, f), 0, 0, 0, 0, 0, ch, NULL}
 #define K_ENUMF(s, f, fn) {#s, #f, T_ENUM, offsetof(RunConfig, s.f), sizeof MEMBER(s, f), 0, 0, 0, 0, 0, NULL, fn}
+#define K_RANGE(s, f, fmin, lo, hi) {#s, #f, T_RANGE, OFF(s, f, int), 0, OFF(s, fmin, int), lo, hi, 0, 0, NULL, NULL}
 #define K_LIST(s, f, ty, elem, cnt, lo, hi)                                                               \
     {#s, #f, ty, offsetof(RunConfig, s.f) + SIZE_IS(MEMBER(s, f)[0], elem),                             \
      sizeof MEMBER(s, f) / sizeof(elem), OFF(s, cnt, int), lo, hi, 0, 0, NULL, NULL}
 
 #define BIG (1 << 20) /* generous upper bound for sizes and lengths (keeps B*T*C products in range) */
+#define DATASET_MAX (1 << 22) /* task.dataset_max: distinct sequences a finite dataset may hold */
 
 static const CfgKey CFG_KEYS[] = {
     K_STR(experiment, name, T_NAME),
@@ -102,11 +106,15 @@ static const CfgKey CFG_KEYS[] = {
     K_INT(model, expand_v, 1, 8),
     K_ENUM(model, init, "official"),
 
-    K_ENUM(task, name, "s5|a5|s3"),
-    K_ENUM(task, variant, "full|swaps|swaps3"),
-    K_INT(task, train_len, 1, BIG),
-    K_LIST(task, test_lens, T_INTS, int, ntest_lens, 1, BIG),
+    K_STR(task, name, T_NAME),
+    K_ENUMF(task, variant, task_variant_names),
+    K_RANGE(task, train_len, train_len_min, 1, BIG),
+    K_ENUM(task, train_len_mode, "batch|mixed"),
+    K_LIST(task, test_lens, T_LENS, int, ntest_lens, 1, BIG),
     K_INT(task, test_size, 1, BIG),
+    K_ENUM(task, protocol, "fresh|merrill"),
+    K_REAL(task, train_fraction, 0, 1, 1, 1),
+    K_INT(task, dataset_max, 2, DATASET_MAX),
 
     K_LONG(train, steps, 1, INFINITY),
     K_INT(train, batch, 1, BIG),
@@ -157,8 +165,13 @@ void config_defaults(RunConfig *c) {
     c->model.expand_v = 1;
 
     snprintf(c->task.name, CFG_STR, "s5");
-    snprintf(c->task.variant, CFG_STR, "swaps");
+    snprintf(c->task.variant, CFG_STR, "default");
     c->task.train_len = 32;
+    c->task.train_len_min = 0;
+    snprintf(c->task.train_len_mode, CFG_STR, "batch");
+    snprintf(c->task.protocol, CFG_STR, "fresh");
+    c->task.train_fraction = 0.8;
+    c->task.dataset_max = 1000000;
     static const int lens[] = {32, 64, 128, 256, 512};
     for (int i = 0; i < 5; i++) c->task.test_lens[i] = lens[i];
     c->task.ntest_lens = 5;
@@ -214,7 +227,7 @@ static int key_index_dotted(const char *dotted) {
     return key_index(sec, dot + 1);
 }
 
-static int is_list(const CfgKey *k) { return k->type == T_INTS || k->type == T_LONGS; }
+static int is_list(const CfgKey *k) { return k->type == T_INTS || k->type == T_LONGS || k->type == T_LENS; }
 
 /* Writes " (did you mean PRE<best>POST?)" into out if a candidate is close to word, else "". */
 static void suggest(char *out, size_t n, const char *word, const char *const *cands, int ncand,
@@ -346,6 +359,118 @@ static int parse_number(const CfgKey *k, const char *s, const char *where, const
     return 0;
 }
 
+/* ---- lengths and ranges (task.train_len, task.test_lens) ------------------------------------------ */
+
+int config_train_len_min(const RunConfig *c) {
+    return c->task.train_len_min > 0 ? c->task.train_len_min : c->task.train_len;
+}
+
+/* A whole number of digits only (no sign, no spaces), into *v; 0, or -1 when s[0..n) is not one. Values
+ * too large for a long become LONG_MAX (then out of every range). */
+static int digits_value(const char *s, size_t n, long *v) {
+    if (n == 0) return -1;
+    long x = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)s[i])) return -1;
+        x = x > (LONG_MAX - 9) / 10 ? LONG_MAX : x * 10 + (s[i] - '0');
+    }
+    *v = x;
+    return 0;
+}
+
+/* One item "N", "A-B" or (with_step) "A-B:S", each number in [1, max]. Fills a <= b and the step
+ * (1 unless given). 0, or -1 with err "WHAT: '...' ... — HOW". */
+static int parse_len_item(const char *item, const char *what, long max, int with_step, long *a, long *b, long *step,
+                          Err *err) {
+    const char *forms = with_step ? "N (e.g. 64), A-B (e.g. 41-500) or A-B:S (e.g. 41-500:10, every S-th length "
+                                    "from A, and B)"
+                                  : "N (e.g. 32) or A-B (e.g. 1-40)";
+    const char *dash = strchr(item, '-'), *colon = strchr(item, ':');
+    size_t len = strlen(item);
+    long s = 1;
+    if (colon && (!with_step || !dash || colon < dash))
+        return err_set(err, "%s '%s' is not a length or a range — write %s", what, item, forms);
+    if (!dash) {
+        if (digits_value(item, len, a)) return err_set(err, "%s '%s' is not a length — write %s", what, item, forms);
+        *b = *a;
+    } else {
+        const char *end_b = colon ? colon : item + len;
+        if (digits_value(item, (size_t)(dash - item), a) || digits_value(dash + 1, (size_t)(end_b - dash - 1), b) ||
+            (colon && digits_value(colon + 1, strlen(colon + 1), &s)))
+            return err_set(err, "%s '%s' is not a length or a range — write %s", what, item, forms);
+    }
+    if (*a < 1 || *a > max || *b < 1 || *b > max)
+        return err_set(err, "%s '%s' is out of range — lengths are whole numbers in [1, %ld]", what, item, max);
+    if (*a > *b)
+        return err_set(err, "%s '%s' is a decreasing range — write the shorter length first (e.g. %ld-%ld)", what, item,
+                       *b, *a);
+    if (s < 1 || s > max)
+        return err_set(err, "%s '%s': the step must be a whole number in [1, %ld]", what, item, max);
+    *step = s;
+    return 0;
+}
+
+/* How many lengths a..b with step s gives (the end b is always included). */
+static long range_count(long a, long b, long s) { return (b - a) / s + 1 + ((b - a) % s != 0); }
+
+int config_parse_lens(const char *text, const char *what, int max_len, int *out, int cap, int *n, Err *err) {
+    char *copy = strdup(text);
+    CHECK(copy != NULL, "out of memory");
+    int count = 0, rc = 0;
+    char *p = copy;
+    for (int entry = 1;; entry++) {
+        char *comma = strchr(p, ',');
+        if (comma) *comma = '\0';
+        char *item = trim(p);
+        char ew[160];
+        snprintf(ew, sizeof ew, "%s entry %d", what, entry);
+        if (!*item) {
+            if (comma || entry > 1)
+                rc = err_set(err, "%s: entry %d is empty — write lengths and ranges separated by commas, e.g. 32, 64, "
+                             "100-500:100", what, entry);
+            else rc = err_set(err, "%s: empty list — give at least one length, e.g. 32, 64 or 41-500:10", what);
+            break;
+        }
+        long a, b, s;
+        if ((rc = parse_len_item(item, ew, max_len, 1, &a, &b, &s, err)) != 0) break;
+        long k = range_count(a, b, s);
+        if (k > cap - count) {
+            rc = err_set(err, "%s: '%s' makes %ld test lengths%s; a run takes at most %d — use a step (A-B:S, e.g. "
+                         "41-500:10) or fewer entries", what, item, k + count, count ? " with the entries before it" : "",
+                         cap);
+            break;
+        }
+        for (long x = a; x <= b; x += s) out[count++] = (int)x;
+        if (out[count - 1] != b) out[count++] = (int)b;
+        if (!comma) break;
+        p = comma + 1;
+    }
+    free(copy);
+    *n = rc ? 0 : count;
+    return rc ? -1 : 0;
+}
+
+void config_format_lens(const int *v, int n, char *buf, size_t cap) {
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n && used < cap;) {
+        const char *sep = i ? ", " : "";
+        long d = i + 2 < n ? (long)v[i + 1] - v[i] : 0;
+        if (d > 0 && (long)v[i + 2] - v[i + 1] == d) {
+            int j = i + 2;
+            while (j + 1 < n && (long)v[j + 1] - v[j] == d) j++;
+            int end = v[j], k = j + 1;
+            if (k < n && v[k] > v[j] && v[k] < v[j] + d) end = v[k++]; /* an end off the step grid: A-B:S gives it */
+            if (d == 1) used += (size_t)snprintf(buf + used, cap - used, "%s%d-%d", sep, v[i], end);
+            else used += (size_t)snprintf(buf + used, cap - used, "%s%d-%d:%ld", sep, v[i], end, d);
+            i = k;
+        } else {
+            used += (size_t)snprintf(buf + used, cap - used, "%s%d", sep, v[i]);
+            i++;
+        }
+    }
+}
+
 /* Applies the text of one value to key k of c. Leaves c unchanged on error. */
 static int key_apply(RunConfig *c, const CfgKey *k, const char *text, const char *where, Err *err) {
     char *field = (char *)c + k->off;
@@ -394,6 +519,31 @@ static int key_apply(RunConfig *c, const CfgKey *k, const char *text, const char
         }
         memset(field, 0, k->cap);
         memcpy(field, text, n);
+        return 0;
+    }
+    case T_RANGE: {
+        long a, b, s;
+        Err e;
+        if (parse_len_item(text, kn, (long)k->hi, 0, &a, &b, &s, &e)) return err_set(err, "%s: %s", where, e.msg);
+        *(int *)field = (int)b;
+        *(int *)((char *)c + k->count_off) = a < b ? (int)a : 0; /* canonical: 0 when fixed */
+        return 0;
+    }
+    case T_LENS: {
+        int vals[CFG_MAX_TEST_LENS], count = 0;
+        Err e;
+        CHECK(k->cap <= CFG_MAX_TEST_LENS, "%s: list capacity", kn);
+        if (config_parse_lens(text, kn, (int)k->hi, vals, (int)k->cap, &count, &e))
+            return err_set(err, "%s: %s", where, e.msg);
+        char canon[2048];
+        config_format_lens(vals, count, canon, sizeof canon);
+        if (strlen(canon) > value_max(k))
+            return err_set(err, "%s: %s: list too long to write back on one INI line (%zu > %zu characters, written "
+                           "as '%.40s...') — use ranges (A-B, A-B:S) or fewer entries", where, kn, strlen(canon),
+                           value_max(k), canon);
+        memset(field, 0, k->cap * sizeof(int));
+        memcpy(field, vals, (size_t)count * sizeof(int));
+        *(int *)((char *)c + k->count_off) = count;
         return 0;
     }
     case T_INTS:
@@ -463,6 +613,17 @@ static void key_format(const RunConfig *c, const CfgKey *k, char *buf, size_t n)
     case T_STR:
     case T_NAME:
     case T_ENUM: snprintf(buf, n, "%.*s", (int)k->cap, field); return;
+    case T_RANGE: {
+        int hi = *(const int *)field, lo = *(const int *)((const char *)c + k->count_off);
+        if (lo > 0) snprintf(buf, n, "%d-%d", lo, hi);
+        else snprintf(buf, n, "%d", hi);
+        return;
+    }
+    case T_LENS: {
+        int cnt = *(const int *)((const char *)c + k->count_off);
+        config_format_lens((const int *)field, cnt < 0 ? 0 : cnt > (int)k->cap ? (int)k->cap : cnt, buf, n);
+        return;
+    }
     case T_INTS:
     case T_LONGS: {
         int cnt = *(const int *)((const char *)c + k->count_off);
@@ -475,6 +636,33 @@ static void key_format(const RunConfig *c, const CfgKey *k, char *buf, size_t n)
         return;
     }
     }
+}
+
+/* ---- the task family's own [task] keys ------------------------------------------------------------- */
+
+static int task_param_find(const RunConfig *c, const char *key) {
+    for (int i = 0; i < c->task.nparams && i < CFG_MAX_TASK_PARAMS; i++)
+        if (!strcmp(c->task.param_key[i], key)) return i;
+    return -1;
+}
+
+/* Stores [task] key = value for a key some family declares (which family: checked when the task is
+ * built, by config_validate). */
+static int task_param_apply(RunConfig *c, const char *key, const char *value, const char *where, Err *err) {
+    int slot = task_param_find(c, key);
+    if (slot < 0) {
+        if (c->task.nparams >= CFG_MAX_TASK_PARAMS)
+            return err_set(err, "%s: more than %d task keys — remove some", where, CFG_MAX_TASK_PARAMS);
+        slot = c->task.nparams++;
+    }
+    if (strlen(key) >= sizeof c->task.param_key[0] || strlen(value) >= sizeof c->task.param_val[0])
+        return err_set(err, "%s: task.%s: key or value too long (at most %zu characters)", where, key,
+                       sizeof c->task.param_val[0] - 1);
+    for (const char *p = value; *p; p++)
+        if ((unsigned char)*p < 32) return err_set(err, "%s: task.%s: control character in the value", where, key);
+    snprintf(c->task.param_key[slot], sizeof c->task.param_key[slot], "%s", key);
+    snprintf(c->task.param_val[slot], sizeof c->task.param_val[slot], "%s", value);
+    return 0;
 }
 
 /* ---- [sweep] ------------------------------------------------------------------------------------ */
@@ -600,6 +788,46 @@ static int cross_check(const RunConfig *c, Err *err, int blame[2]) {
                 blame[0] = key_index("task", "test_lens");
                 return err_set(err, "task.test_lens lists %d twice — list each length once", c->task.test_lens[i]);
             }
+    const int lo = config_train_len_min(c), hi = c->task.train_len;
+    if (!strcmp(c->task.protocol, "merrill")) {
+        blame[0] = key_index("task", "protocol");
+        if (lo != hi) {
+            blame[1] = key_index("task", "train_len");
+            return err_set(err, "task.protocol = merrill trains on one length n, but task.train_len = %d-%d is a range "
+                           "— give one length (a sweep over task.train_len covers several)", lo, hi);
+        }
+        if (hi < 2) {
+            blame[1] = key_index("task", "train_len");
+            return err_set(err, "task.protocol = merrill needs task.train_len >= 2 (the paper's n runs from 2) — "
+                           "raise it");
+        }
+        int has_n = 0, has_2 = 0;
+        for (int i = 0; i < c->task.ntest_lens; i++)
+            has_n |= c->task.test_lens[i] == hi, has_2 |= c->task.test_lens[i] == 2;
+        if (!has_n) {
+            blame[1] = key_index("task", "test_lens");
+            return err_set(err, "task.protocol = merrill tests on the held-out length-%d sequences, but task.test_lens "
+                           "does not list %d (the training length) — add it", hi, hi);
+        }
+        if (has_2 && hi != 2) {
+            blame[1] = key_index("task", "test_lens");
+            return err_set(err, "task.protocol = merrill trains on every length-2 sequence, so task.test_lens cannot "
+                           "list 2 (it would test on training data) — remove it");
+        }
+    }
+    if (c->train.early_stop > 0) {
+        int inside = 0;
+        for (int i = 0; i < c->task.ntest_lens; i++) inside |= c->task.test_lens[i] >= lo && c->task.test_lens[i] <= hi;
+        if (!inside) {
+            blame[0] = key_index("train", "early_stop"), blame[1] = key_index("task", "test_lens");
+            if (lo == hi)
+                return err_set(err, "train.early_stop watches the test length equal to task.train_len = %d, but "
+                               "task.test_lens does not list it — add %d to task.test_lens or set early_stop = 0",
+                               hi, hi);
+            return err_set(err, "train.early_stop watches the test lengths inside the training range %d-%d, but "
+                           "task.test_lens lists none — add one (e.g. %d) or set early_stop = 0", lo, hi, hi);
+        }
+    }
     return 0;
 }
 
@@ -646,7 +874,15 @@ int config_validate(const RunConfig *c, Err *err) {
      * config_load's cross-field rules: a file may leave the variant to a later --set. */
     Task *task = task_create(c, &tmp);
     if (!task) return err_set(err, "config: %s", tmp.msg), err_clean(err);
+    /* and the architecture must accept the model keys, as `train` checks when it builds the model (e.g.
+     * rwkv6 refuses eig_range = extended) */
+    const ModelArch *arch = model_arch_find(c->model.arch);
+    int dims[MODEL_MAX_DIMS * 4]; /* an architecture's dims struct (ints) */
+    CHECK(!arch || arch->dims_size <= sizeof dims, "architecture %s: dims struct of %zu bytes exceeds %zu", arch->name,
+          arch->dims_size, sizeof dims);
+    int bad = arch && arch->dims_from_config(dims, c, task_vocab(task), &tmp);
     task_free(task);
+    if (bad) return err_set(err, "config: %s", tmp.msg), err_clean(err);
     return 0;
 }
 
@@ -756,6 +992,15 @@ static int load_handler(void *user, const char *section, const char *name, const
         return 1;
     }
     int ki = key_index(section, name);
+    if (ki < 0 && !strcmp(section, "task") && task_param_declared(name)) {
+        if (task_param_find(x->c, name) >= 0)
+            return load_fail(x, "task.%s is set twice — keep one of the two lines", name);
+        if (task_param_apply(x->c, name, value, where, x->err)) {
+            x->failed = 1, x->fail_line = x->line;
+            return 0;
+        }
+        return 1;
+    }
     if (ki < 0) {
         char keys[512], hint[96];
         section_keys(keys, sizeof keys, section);
@@ -900,6 +1145,8 @@ int config_set(RunConfig *c, const char *assignment, Err *err) {
             suggest(hint, sizeof hint, section, SECTIONS, NSECTIONS, "", "");
             rc = err_set(err, "%s: unknown section '%s' — allowed sections: %s%s", where, section, ALLOWED_SECTIONS,
                          hint);
+        } else if (ki < 0 && !strcmp(section, "task") && task_param_declared(name)) {
+            rc = task_param_apply(c, name, value, where, err);
         } else if (ki < 0) {
             char keys[512], hint[96];
             section_keys(keys, sizeof keys, section);
@@ -931,6 +1178,9 @@ char *config_to_ini(const RunConfig *c) {
             if (k->type == T_ENUM) fprintf(f, "%s = %s ; %s\n", k->name, text, key_choices(k));
             else fprintf(f, "%s = %s\n", k->name, text);
         }
+        if (!strcmp(SECTIONS[s], "task"))
+            for (int i = 0; i < c->task.nparams && i < CFG_MAX_TASK_PARAMS; i++)
+                fprintf(f, "%s = %s\n", c->task.param_key[i], c->task.param_val[i]);
     }
     for (int i = 0; i < c->sweep.n && i < CFG_MAX_SWEEP; i++)
         fprintf(f, "%.*s = %.*s\n", SWEEP_KEY_CAP, c->sweep.key[i], SWEEP_VALUES_CAP, c->sweep.values[i]);

@@ -1,53 +1,22 @@
-/* task.c -- group word problems (spec/tasks.md §1): inputs g_1..g_T, targets the prefix products.
+/* task.c -- what every task family shares (task.h): batches, the Task wrapper over a family, the
+ * typed reading of a family's [task] keys, and the fixed test sets.
  *
- * Tasks: s5, a5, s3 (case-insensitive). Variants choose the input distribution, always uniform over a
- * fixed element list (in group index order):
- *   full    every element of the group
- *   swaps   identity + transpositions (elements moving <= 2 points; S5: 11). Not valid for A5 (odd).
- *   swaps3  elements moving <= 3 points: identity, transpositions, 3-cycles (S5: 31; A5: 21)
- * Token ids are group element indices (group.h), so V = order for inputs and targets alike.
- * targets[b,t] = g_1·g_2·...·g_t with g_1 applied first (group.h composition rule); mask is all 1.
- *
- * Randomness: GSL only. task_sample draws B*T indices from the caller's rng, row-major (b outer,
- * t inner), one gsl_rng_uniform_int per token. task_testset uses its own gsl_rng_mt19937 seeded from a
- * hash of (seed, T, salt): the test set depends only on (task, seed, T, n) -- never on the training
- * stream -- and the first m sequences of a size-n set equal the size-m set.
+ * Randomness: GSL only. task_sample fills the rows of a batch one after the other from the caller's
+ * rng. task_testset uses its own gsl_rng_mt19937 seeded from a hash of (seed, T, salt): the test set
+ * depends only on (task, seed, T, n) -- never on the training stream -- and the first m sequences of a
+ * size-n set equal the size-m set.
  */
 #include "task.h"
 
+#include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
-#include "group.h"
-
-#define TASK_NAMES "s5, a5, s3"
-#define TASK_VARIANTS "full, swaps, swaps3"
-#define TASK_TESTSET_SALT 0x7e575e7a5c0ffeeULL
-
-static const struct {
-    const char *name;
-    char kind; /* 'S' symmetric, 'A' alternating */
-    int n;
-} task_groups[] = {{"s5", 'S', 5}, {"a5", 'A', 5}, {"s3", 'S', 3}};
-
-static const struct {
-    const char *name;
-    int max_moved; /* element list = elements moving at most this many points; -1 = all */
-    const char *what;
-} task_variants[] = {
-    {"full", -1, "uniform over the group"},
-    {"swaps", 2, "identity + transpositions"},
-    {"swaps3", 3, "permutations moving <= 3 points"},
-};
-
-#define NUM(a) ((int)(sizeof(a) / sizeof((a)[0])))
-
 struct Task {
-    Group g;
-    int *elems;   /* (nelems) input alphabet as group element indices */
-    int nelems;
-    char desc[256];
+    const TaskKind *kind;
+    void *self;
 };
 
 void batch_alloc(Batch *b, int B, int T) {
@@ -68,83 +37,130 @@ void batch_free(Batch *b) {
     memset(b, 0, sizeof *b);
 }
 
-/* Element list of a variant (max_moved < 0: all). Returns count; out has capacity g->order. */
-static int task_variant_elems(const Group *g, int max_moved, int *out) {
-    return group_elements_moving_at_most(g, max_moved < 0 ? g->n : max_moved, out);
+/* ---- a family's keys ------------------------------------------------------------------------------- */
+
+static const TaskParam *param_of(const TaskKind *k, const char *key) {
+    for (int i = 0; i < k->nparams; i++)
+        if (!strcmp(k->params[i].key, key)) return &k->params[i];
+    return NULL;
+}
+
+const char *task_arg(const TaskArgs *a, const char *key) {
+    for (int i = 0; i < a->n; i++)
+        if (!strcmp(a->key[i], key)) return a->val[i];
+    return NULL;
+}
+
+int task_arg_int(const TaskArgs *a, const char *key, long lo, long hi, long *out, Err *err) {
+    const char *v = task_arg(a, key);
+    CHECK(v, "task key '%s' is not declared by its family", key);
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi)
+        return err_set(err, "[task] %s = '%s': expected a whole number in [%ld, %ld]", key, v, lo, hi);
+    *out = x;
+    return 0;
+}
+
+int task_arg_real(const TaskArgs *a, const char *key, double lo, double hi, double *out, Err *err) {
+    const char *v = task_arg(a, key);
+    CHECK(v, "task key '%s' is not declared by its family", key);
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end || !isfinite(x) || x < lo || x > hi)
+        return err_set(err, "[task] %s = '%s': expected a number in [%g, %g]", key, v, lo, hi);
+    *out = x;
+    return 0;
+}
+
+/* ---- the Task ---------------------------------------------------------------------------------------- */
+
+/* "v" is one of the '|'-separated names in list */
+static int in_list(const char *list, const char *v) {
+    size_t n = strlen(v);
+    for (const char *p = list; p && *p;) {
+        const char *e = strchr(p, '|');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && !strncasecmp(p, v, n)) return 1;
+        p = e ? e + 1 : NULL;
+    }
+    return 0;
+}
+
+Task *task_create_named(const char *name, const char *variant, const char *const *keys, const char *const *vals,
+                        int n, Err *err) {
+    const TaskKind *k = task_kind_find(name);
+    if (!k) {
+        err_set(err, "[task] name = '%s' is unknown; allowed values: %s", name, task_names());
+        return NULL;
+    }
+    const char *given = variant;
+    if (!variant || !strcasecmp(variant, "default")) variant = k->default_variant;
+    if (k->variants ? !variant || !in_list(k->variants, variant) : variant != NULL) {
+        char allowed[512] = "default";
+        for (const char *p = k->variants; p && *p;) { /* "a|b" as "default, a, b" */
+            size_t len = strcspn(p, "|");
+            snprintf(allowed + strlen(allowed), sizeof allowed - strlen(allowed), ", %.*s", (int)len, p);
+            p += len + (p[len] == '|');
+        }
+        err_set(err, "[task] variant = '%s' does not apply to task %s; allowed values: %s%s", given ? given : "", name,
+                allowed, k->variants ? "" : " (it has no variants)");
+        return NULL;
+    }
+    /* the family's keys: every one present, defaults filled in; a key of another family is an error */
+    TaskArgs a = {.n = 0};
+    CHECK(k->nparams <= CFG_MAX_TASK_PARAMS, "task family %s declares too many keys", k->family);
+    for (int i = 0; i < k->nparams; i++) a.key[a.n] = k->params[i].key, a.val[a.n++] = k->params[i].def;
+    for (int j = 0; j < n; j++) {
+        if (!param_of(k, keys[j])) {
+            char list[512] = "";
+            for (int i = 0; i < k->nparams; i++)
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", k->params[i].key);
+            err_set(err, "[task] key '%s' does not apply to task %s (%s tasks take: %s)", keys[j], name, k->family,
+                    k->nparams ? list : "no keys of their own");
+            return NULL;
+        }
+        for (int i = 0; i < a.n; i++)
+            if (!strcmp(a.key[i], keys[j])) a.val[i] = vals[j];
+    }
+    void *self = k->create(name, variant, &a, err);
+    if (!self) return NULL;
+    Task *t = xcalloc(1, sizeof *t);
+    t->kind = k, t->self = self;
+    return t;
 }
 
 Task *task_create(const RunConfig *cfg, Err *err) {
-    const char *name = cfg->task.name, *variant = cfg->task.variant;
-    int gi = -1, vi = -1;
-    for (int i = 0; i < NUM(task_groups); i++)
-        if (strcasecmp(name, task_groups[i].name) == 0) gi = i;
-    if (gi < 0) {
-        err_set(err, "[task] name = '%s' is unknown; allowed values: " TASK_NAMES, name);
-        return NULL;
-    }
-    for (int i = 0; i < NUM(task_variants); i++)
-        if (strcasecmp(variant, task_variants[i].name) == 0) vi = i;
-    if (vi < 0) {
-        err_set(err, "[task] variant = '%s' is unknown; allowed values: " TASK_VARIANTS, variant);
-        return NULL;
-    }
-
-    Task *t = xcalloc(1, sizeof *t);
-    int rc = task_groups[gi].kind == 'S' ? group_init_symmetric(&t->g, task_groups[gi].n, err)
-                                         : group_init_alternating(&t->g, task_groups[gi].n, err);
-    CHECK(rc == 0, "built-in group %s failed to build: %s", task_groups[gi].name, err ? err->msg : "");
-    t->elems = xmalloc((size_t)t->g.order * sizeof *t->elems);
-    t->nelems = task_variant_elems(&t->g, task_variants[vi].max_moved, t->elems);
-
-    /* A variant whose list is only the identity (swaps in A_n: transpositions are odd) is rejected. */
-    if (t->nelems < 2 && t->g.order > 1) {
-        char allowed[128] = "";
-        for (int i = 0; i < NUM(task_variants); i++) {
-            if (task_variant_elems(&t->g, task_variants[i].max_moved, NULL) < 2) continue;
-            if (allowed[0]) strncat(allowed, ", ", sizeof allowed - strlen(allowed) - 1);
-            strncat(allowed, task_variants[i].name, sizeof allowed - strlen(allowed) - 1);
-        }
-        err_set(err,
-                "[task] variant = '%s' is not valid for %s: its inputs (%s) would be only the identity "
-                "in %s (transpositions are odd permutations, not in A_n); allowed values for %s: %s",
-                variant, name, task_variants[vi].what, t->g.name, task_groups[gi].name, allowed);
-        task_free(t);
-        return NULL;
-    }
-    snprintf(t->desc, sizeof t->desc,
-             "%s (order %d), inputs: %s (%d elements, %s), prefix-product labels, g1 applied first",
-             t->g.name, t->g.order, task_variants[vi].name, t->nelems, task_variants[vi].what);
-    return t;
+    const char *keys[CFG_MAX_TASK_PARAMS], *vals[CFG_MAX_TASK_PARAMS];
+    int n = cfg->task.nparams;
+    for (int i = 0; i < n; i++) keys[i] = cfg->task.param_key[i], vals[i] = cfg->task.param_val[i];
+    return task_create_named(cfg->task.name, cfg->task.variant, keys, vals, n, err);
 }
 
 void task_free(Task *t) {
     if (!t) return;
-    group_free(&t->g);
-    free(t->elems);
+    t->kind->free(t->self);
     free(t);
 }
 
-int task_vocab(const Task *t) { return t->g.order; }
+int task_vocab(const Task *t) { return t->kind->vocab(t->self); }
+const char *task_describe(const Task *t) { return t->kind->describe(t->self); }
+double task_chance(const Task *t) { return t->kind->chance ? t->kind->chance(t->self) : -1; }
+const TaskKind *task_kind(const Task *t) { return t->kind; }
+void task_token_text(const Task *t, int token, char *buf, size_t n) {
+    if (t->kind->token_text) t->kind->token_text(t->self, token, buf, n);
+    else snprintf(buf, n, "%d", token);
+}
 
-const char *task_describe(const Task *t) { return t->desc; }
-
-/* Fill b: inputs uniform over t->elems, targets = running product "acc then g" (g_1 first). */
 static void task_fill(const Task *t, gsl_rng *rng, Batch *b) {
     CHECK(b->B > 0 && b->T > 0 && b->inputs && b->targets && b->mask,
           "task batch not allocated (B=%d T=%d); call batch_alloc first", b->B, b->T);
-    const int ord = t->g.order;
     for (int i = 0; i < b->B; i++) {
-        int *in = b->inputs + (size_t)i * b->T;   /* (T) */
-        int *tg = b->targets + (size_t)i * b->T;  /* (T) */
-        int acc = 0;                              /* identity */
-        for (int s = 0; s < b->T; s++) {
-            int g = t->elems[gsl_rng_uniform_int(rng, (unsigned long)t->nelems)];
-            acc = t->g.mul[acc * ord + g];        /* g_1..g_{s-1} applied, then g_s */
-            in[s] = g;
-            tg[s] = acc;
-        }
+        size_t o = (size_t)i * b->T;
+        t->kind->fill(t->self, rng, b->T, b->inputs + o, b->targets + o, b->mask + o);
     }
-    memset(b->mask, 1, (size_t)b->B * b->T);
 }
 
 void task_sample(Task *t, gsl_rng *rng, Batch *b) {
@@ -160,15 +176,34 @@ static uint64_t task_mix64(uint64_t z) {
     return z ^ (z >> 31);
 }
 
-void task_testset(Task *t, unsigned long seed, int T, int n, Batch *b) {
-    CHECK(T > 0 && n > 0, "task_testset: T=%d n=%d must be positive", T, n);
-    uint64_t h = task_mix64(task_mix64(TASK_TESTSET_SALT ^ (uint64_t)seed) ^ (uint64_t)T);
+void task_sample_rows(Task *t, gsl_rng *rng, Batch *b, const int *len) {
+    CHECK(rng != NULL && len != NULL, "task_sample_rows: rng or len is NULL");
+    CHECK(b->B > 0 && b->T > 0 && b->inputs && b->targets && b->mask,
+          "task batch not allocated (B=%d T=%d); call batch_alloc first", b->B, b->T);
+    for (int i = 0; i < b->B; i++) {
+        CHECK(len[i] >= 1 && len[i] <= b->T, "task_sample_rows: row %d length %d outside [1, %d]", i, len[i], b->T);
+        size_t o = (size_t)i * b->T, L = (size_t)len[i], pad = (size_t)b->T - L;
+        t->kind->fill(t->self, rng, len[i], b->inputs + o, b->targets + o, b->mask + o);
+        memset(b->inputs + o + L, 0, pad * sizeof(int));
+        memset(b->targets + o + L, 0, pad * sizeof(int));
+        memset(b->mask + o + L, 0, pad);
+    }
+}
+
+gsl_rng *task_rng_fixed(unsigned long seed, int T, uint64_t salt) {
+    uint64_t h = task_mix64(task_mix64(salt ^ (uint64_t)seed) ^ (uint64_t)T);
     /* mt19937 uses only the low 32 bits of its seed (and maps 0 to its default): fold, avoid 0. */
     unsigned long s32 = (unsigned long)((h ^ (h >> 32)) & 0xffffffffULL);
     if (s32 == 0) s32 = 1;
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     CHECK(rng != NULL, "gsl_rng_alloc failed");
     gsl_rng_set(rng, s32);
+    return rng;
+}
+
+void task_testset(Task *t, unsigned long seed, int T, int n, Batch *b) {
+    CHECK(T > 0 && n > 0, "task_testset: T=%d n=%d must be positive", T, n);
+    gsl_rng *rng = task_rng_fixed(seed, T, TASK_TESTSET_SALT);
     batch_alloc(b, n, T);
     task_fill(t, rng, b);
     gsl_rng_free(rng);

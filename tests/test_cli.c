@@ -15,15 +15,8 @@
 #include "testutil.h"
 
 static char tmpdir[256];
-static void mk_tmp(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/rwkvlab_cli_XXXXXX");
-    cr_assert(mkdtemp(tmpdir));
-}
-static void rm_tmp(void) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    (void)!system(cmd);
-}
+static void mk_tmp(void) { cr_assert(test_mkdtemp(tmpdir, sizeof tmpdir, "cli") == 0); }
+static void rm_tmp(void) { test_rmtree(tmpdir); }
 TestSuite(cli, .init = mk_tmp, .fini = rm_tmp, .timeout = 300);
 
 static char output[16384]; /* stdout + stderr of the last cli() call */
@@ -107,7 +100,7 @@ static const BadCase BAD[] = {
     {"evaltask @/run --lengths 16 --n 3x", {"--n '3x'", "not a whole number"}},
     {"evaltask @/run --lengths 16 --seed abc", {"--seed 'abc'"}},
     {"evaltask @/run --lengths 16 --m 2", {"unknown option --m", "did you mean --n?"}},
-    {"evaltask @/run", {"missing --lengths"}},
+    {"evaltask @/run --variant", {"--variant needs a value"}}, /* --lengths is optional: the run's test_lens */
     {"evaltask --lengths 16", {"missing RUN_DIR|CKPT"}},
     {"info @/m.safetensors --verbose", {"rwkvlab info:", "unknown option --verbose"}},
     {"info", {"missing FILE"}},

@@ -307,7 +307,7 @@ Test(config, set_unknown_section) { expect_set_error("modle.layers=2", "unknown 
 Test(config, set_bad_value) { expect_set_error("model.layers=two", "'two' is not an integer", NULL); }
 Test(config, set_out_of_range) { expect_set_error("train.batch=0", "out of range", "in [1, 1048576]", NULL); }
 Test(config, set_bad_enum) {
-    expect_set_error("task.variant=half", "'half' is not one of full|swaps|swaps3", NULL);
+    expect_set_error("task.variant=half", "'half' is not one of default|full|swaps|swaps3", NULL);
 }
 Test(config, set_nonfinite) { expect_set_error("train.lr=inf", "not a finite number", NULL); }
 Test(config, set_int_overflow) { expect_set_error("train.steps=99999999999999999999999", "out of range", NULL); }

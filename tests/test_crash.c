@@ -24,15 +24,8 @@
 #include "testutil.h"
 
 static char tmpdir[256];
-static void mk_tmp(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/rwkvlab_crash_XXXXXX");
-    cr_assert(mkdtemp(tmpdir));
-}
-static void rm_tmp(void) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    (void)!system(cmd);
-}
+static void mk_tmp(void) { cr_assert(test_mkdtemp(tmpdir, sizeof tmpdir, "crash") == 0); }
+static void rm_tmp(void) { test_rmtree(tmpdir); }
 TestSuite(crash, .init = mk_tmp, .fini = rm_tmp, .timeout = 600);
 
 static const char *CFG =
@@ -48,25 +41,13 @@ static void write_cfg(char *path, size_t n) {
     fclose(f);
 }
 
-static char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    *n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *p = malloc(*n + 1);
-    cr_assert(fread(p, 1, *n, f) == *n);
-    fclose(f);
-    p[*n] = 0;
-    return p;
-}
 
 static int same_file(const char *da, const char *db, const char *name) {
     char a[700], b[700];
     snprintf(a, sizeof a, "%s/%s", da, name);
     snprintf(b, sizeof b, "%s/%s", db, name);
     size_t na = 0, nb = 0;
-    char *pa = slurp(a, &na), *pb = slurp(b, &nb);
+    char *pa = test_slurp(a, &na), *pb = test_slurp(b, &nb);
     int same = pa && pb && na == nb && memcmp(pa, pb, na) == 0;
     free(pa), free(pb);
     return same;
@@ -77,7 +58,7 @@ static char *summary_core(const char *dir) {
     char p[700];
     size_t n;
     snprintf(p, sizeof p, "%s/summary.json", dir);
-    char *s = slurp(p, &n);
+    char *s = test_slurp(p, &n);
     if (!s) return NULL;
     cJSON *j = cJSON_Parse(s);
     free(s);
@@ -163,7 +144,7 @@ static void count_points(const char *bin, const char *cfg, int *nfsync, int *nh5
              dir, tmpdir);
     cr_assert_eq(sh(cmd), 0, "reference run failed: %s", cmd);
     size_t n;
-    char *s = slurp(cnt, &n);
+    char *s = test_slurp(cnt, &n);
     cr_assert(s);
     *nfsync = *nh5 = 0;
     for (char *l = strtok(s, "\n"); l; l = strtok(NULL, "\n")) *nfsync += !strcmp(l, "fsync"), *nh5 += !strcmp(l, "h5");
@@ -232,12 +213,12 @@ Test(crash, disk_full_at_every_fsync_is_reported_and_resumable) {
         cr_expect_eq(first, 1, "ENOSPC at fsync %d: exit %d, expected 1 (error)", i, first);
         size_t n;
         snprintf(p, sizeof p, "%s.first.log", dir);
-        char *msg = slurp(p, &n);
+        char *msg = test_slurp(p, &n);
         cr_expect(msg && strstr(msg, "No space left"), "ENOSPC at fsync %d: the message does not say so: %s", i,
                   msg ? msg : "(none)");
         free(msg);
         snprintf(p, sizeof p, "%s/run.log", dir);
-        char *log = slurp(p, &n);
+        char *log = test_slurp(p, &n);
         if (log) /* a failure before run.log exists cannot be logged there */
             cr_expect(strstr(log, "No space left"), "ENOSPC at fsync %d: run.log does not record the error", i);
         free(log);
@@ -291,7 +272,7 @@ Test(crash, real_full_disk_then_resume) {
             size_t n;
             char p[800];
             snprintf(p, sizeof p, "%s/full.log", tmpdir);
-            char *msg = slurp(p, &n);
+            char *msg = test_slurp(p, &n);
             cr_expect(msg && strstr(msg, "No space left"), "%d KiB: the message does not say the disk is full: %s", kb, msg);
             free(msg);
         }
@@ -321,7 +302,7 @@ Test(crash, run_directory_is_locked) {
     snprintf(cmd, sizeof cmd, "%s train %s --out %s --quiet > %s 2>&1", bin, cfg, dir, out);
     cr_expect_eq(sh(cmd), 1, "a second process on a locked run directory must fail");
     size_t n;
-    char *msg = slurp(out, &n);
+    char *msg = test_slurp(out, &n);
     cr_expect(msg && strstr(msg, "in use by another rwkvlab process"), "message: %s", msg ? msg : "");
     free(msg);
     char p[700];
@@ -343,7 +324,7 @@ Test(crash, resume_refuses_config_changes) {
     snprintf(cmd, sizeof cmd, "%s train %s --resume %s --set model.layers=2 --quiet > %s 2>&1", bin, cfg, dir, out);
     cr_expect_eq(sh(cmd), 1, "--set model.layers on resume must be refused");
     size_t n;
-    char *msg = slurp(out, &n);
+    char *msg = test_slurp(out, &n);
     cr_expect(msg && strstr(msg, "model.layers: 1 -> 2"), "message should name the key and both values: %s", msg);
     free(msg);
     /* a different CONFIG file is checked the same way */
@@ -359,23 +340,23 @@ Test(crash, resume_refuses_config_changes) {
     free(other);
     snprintf(cmd, sizeof cmd, "%s train %s --resume %s --quiet > %s 2>&1", bin, cfg2, dir, out);
     cr_expect_eq(sh(cmd), 1, "a CONFIG with another d_model must be refused on resume");
-    msg = slurp(out, &n);
+    msg = test_slurp(out, &n);
     cr_expect(msg && strstr(msg, "model.d_model: 16 -> 32"), "message: %s", msg);
     free(msg);
     snprintf(cmd, sizeof cmd, "%s train %s --resume %s --set train.lr=0.01 --quiet > %s 2>&1", bin, cfg, dir, out);
     cr_expect_eq(sh(cmd), 1, "train.lr change on resume must be refused");
-    msg = slurp(out, &n);
+    msg = test_slurp(out, &n);
     cr_expect(msg && strstr(msg, "train.lr"), "message: %s", msg);
     free(msg);
     /* more steps: accepted, recorded in config.ini and run.log */
     snprintf(cmd, sizeof cmd, "%s train %s --resume %s --set train.steps=20 --quiet > %s 2>&1", bin, cfg, dir, out);
     cr_expect_eq(sh(cmd), 0, "train.steps may change on resume");
     snprintf(p, sizeof p, "%s/config.ini", dir);
-    msg = slurp(p, &n);
+    msg = test_slurp(p, &n);
     cr_expect(msg && strstr(msg, "steps = 20"), "config.ini does not record the new train.steps");
     free(msg);
     snprintf(p, sizeof p, "%s/run.log", dir);
-    msg = slurp(p, &n);
+    msg = test_slurp(p, &n);
     cr_expect(msg && strstr(msg, "train.steps: 14 -> 20"), "run.log does not record the change");
     free(msg);
 }

@@ -21,15 +21,8 @@
 #include "testutil.h"
 
 static char tmpdir[256];
-static void mk_tmp(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/rwkvlab_train_XXXXXX");
-    cr_assert(mkdtemp(tmpdir));
-}
-static void rm_tmp(void) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    (void)!system(cmd);
-}
+static void mk_tmp(void) { cr_assert(test_mkdtemp(tmpdir, sizeof tmpdir, "train") == 0); }
+static void rm_tmp(void) { test_rmtree(tmpdir); }
 TestSuite(train, .init = mk_tmp, .fini = rm_tmp, .timeout = 300);
 
 static void small_cfg(RunConfig *c, long steps) {
@@ -44,15 +37,8 @@ static void small_cfg(RunConfig *c, long steps) {
 }
 
 static char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    cr_assert(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    *n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *p = malloc(*n + 1);
-    cr_assert(fread(p, 1, *n, f) == *n);
-    fclose(f);
-    p[*n] = 0;
+    char *p = test_slurp(path, n);
+    cr_assert(p, "cannot read %s", path);
     return p;
 }
 static int same_file(const char *a, const char *b) {

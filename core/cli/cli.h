@@ -24,6 +24,7 @@ int cmd_init(int argc, char **argv);
 int cmd_lmeval(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
 
 /* Largest token id accepted on the command line (then checked against the model's vocabulary). */
 #define MAX_TOKEN_ID (1 << 30)

@@ -122,18 +122,12 @@ static int trace_sequence(const char *toks, const char *text, const char *data, 
                           long seed, int **ids, int **task_tgt, int *T, Err *err) {
     *ids = NULL, *task_tgt = NULL, *T = 0;
     if (toks) return ids_from_arg(toks, ids, T, err);
-    if (task) {
-        RunConfig cfg;
-        config_defaults(&cfg);
-        char nm[160], set[200];
+    if (task) { /* NAME[:VARIANT] (variant default: the family's, e.g. swaps for groups) */
+        char nm[160];
         snprintf(nm, sizeof nm, "%s", task);
         char *variant = strchr(nm, ':');
         if (variant) *variant++ = 0;
-        snprintf(set, sizeof set, "task.name=%s", nm);
-        if (config_set(&cfg, set, err)) return -1;
-        snprintf(set, sizeof set, "task.variant=%s", variant ? variant : "full");
-        if (config_set(&cfg, set, err)) return -1;
-        Task *tk = task_create(&cfg, err);
+        Task *tk = task_create_named(nm, variant, NULL, NULL, 0, err);
         if (!tk) return -1;
         Batch b;
         task_testset(tk, (unsigned long)seed, T_task, 1, &b);

@@ -18,7 +18,9 @@ static void usage(FILE *f) {
             "  train CONFIG [--set section.key=value ...] [--out DIR] [--resume DIR]\n"
             "                 train one run (first seed of the config); see README\n"
             "  sweep CONFIG [--jobs N] [--slurm] [--dry-run] [--out DIR]   the [sweep] grid x seeds\n"
-            "  evaltask RUN_DIR|CKPT --lengths 32,64,... [--n N] [--seed S]   accuracy vs length\n"
+            "  evaltask RUN_DIR|CKPT [--lengths 32,64|41-500:10] [--variant V] [--n N] [--seed S]\n"
+            "                 accuracy (token, sequence, scaled) vs length of a trained model\n"
+            "  sample CONFIG [--set ...] [--len T] [--n N] [--seed S] [--test]   a task's sequences as JSON lines\n"
             "  config [CONFIG] [--set section.key=value ...]\n"
             "                 print the resolved config (defaults when no CONFIG) and check it\n"
             "  info FILE      architecture, shapes, parameter and state counts of a checkpoint\n"
@@ -75,6 +77,7 @@ int main(int argc, char **argv) {
         {"train", cmd_train}, {"sweep", sweep_main},   {"evaltask", cmd_evaltask}, {"info", cmd_info},
         {"logits", cmd_logits}, {"export", cmd_export}, {"init", cmd_init},         {"lmeval", cmd_lmeval}, {"generate", cmd_generate},
         {"trace", cmd_trace}, {"config", cmd_config}, {"bench", bench_main},       {"version", cmd_version},
+        {"sample", cmd_sample},
         {"--version", cmd_version},
     };
     for (int i = 0; i < OPTS_N(cmds); i++)

@@ -48,6 +48,7 @@ static const H5LogField h5log_train_fields[] = {
 };
 static const H5LogField h5log_eval_fields[] = {
     {"step", H5LOG_I64}, {"length", H5LOG_I64}, {"token_acc", H5LOG_F64}, {"seq_acc", H5LOG_F64},
+    {"scaled_acc", H5LOG_F64},
 };
 #define H5LOG_NTRAIN ((int)(sizeof h5log_train_fields / sizeof h5log_train_fields[0]))
 #define H5LOG_NEVAL ((int)(sizeof h5log_eval_fields / sizeof h5log_eval_fields[0]))
@@ -66,6 +67,7 @@ struct H5Log {
     char *path;
     hid_t file;
     int autoflush; /* flush after every record (off while h5log_rebuild writes the recovered records) */
+    double chance; /* the task's chance level, for /eval/scaled_acc */
     H5LogGroup train, eval;
 };
 
@@ -214,6 +216,22 @@ fail:
     return -1;
 }
 
+static int h5log_attr_f64(hid_t obj, const char *name, double v, const char *path, Err *err) {
+    hid_t space = H5I_INVALID_HID, attr = H5I_INVALID_HID;
+    char op[128];
+    snprintf(op, sizeof op, "write root attribute '%s'", name);
+    H5_TRY(space = H5Screate(H5S_SCALAR), op);
+    H5_TRY(attr = H5Acreate2(obj, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT), op);
+    H5_TRY(H5Awrite(attr, H5T_NATIVE_DOUBLE, &v), op);
+    H5Aclose(attr);
+    H5Sclose(space);
+    return 0;
+fail:
+    if (attr >= 0) H5Aclose(attr);
+    if (space >= 0) H5Sclose(space);
+    return -1;
+}
+
 /* ---- appendable groups ------------------------------------------------------------------------- */
 
 static hid_t h5log_file_type(int t) { return t == H5LOG_I64 ? H5T_STD_I64LE : H5T_IEEE_F64LE; }
@@ -306,8 +324,12 @@ H5Log *h5log_create(const char *path, const H5RunAttrs *attrs, Err *err) {
         h5log_attr_i64(h->file, "state_size", attrs->state_size, path, err) != 0 ||
         h5log_attr_i64(h->file, "state_size_total", attrs->state_size_total, path, err) != 0 ||
         h5log_attr_str(h->file, "eig_range", attrs->eig_range, path, err) != 0 ||
-        h5log_attr_str(h->file, "scalar", REAL_NAME, path, err) != 0)
+        h5log_attr_str(h->file, "scalar", REAL_NAME, path, err) != 0 ||
+        h5log_attr_str(h->file, "task", attrs->task ? attrs->task : "", path, err) != 0 ||
+        h5log_attr_f64(h->file, "task_chance", attrs->task_chance > 0 && attrs->task_chance < 1 ? attrs->task_chance
+                                                                                               : NAN, path, err) != 0)
         goto fail;
+    h->chance = attrs->task_chance;
     if (h5log_group_create(h->file, &h->train, path, err) != 0) goto fail;
     if (h5log_group_create(h->file, &h->eval, path, err) != 0) goto fail;
     H5_TRY(H5Fflush(h->file, H5F_SCOPE_LOCAL), "flush");
@@ -362,8 +384,13 @@ int h5log_train(H5Log *h, long step, double loss, double acc, double lr, double 
 int h5log_eval(H5Log *h, long step, int length, double token_acc, double seq_acc, Err *err) {
     if (!h) return err_set(err, "h5log_eval: log is NULL");
     long len = length;
-    const void *vals[] = {&step, &len, &token_acc, &seq_acc};
+    double sc = scaled_accuracy(token_acc, h->chance);
+    const void *vals[] = {&step, &len, &token_acc, &seq_acc, &sc};
     return h5log_append(h, &h->eval, vals, err);
+}
+
+double scaled_accuracy(double acc, double chance) {
+    return chance > 0 && chance < 1 ? (acc - chance) / (1 - chance) : NAN;
 }
 
 int h5log_flush(H5Log *h, Err *err) {

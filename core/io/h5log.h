@@ -1,9 +1,11 @@
 /* h5log.h -- the run.h5 writer (schema in README "run.h5 layout").
  *
  *   /  attributes: config (resolved INI text), code_version, seed, arch, param_count, state_size,
- *                  eig_range, scalar ("f32"/"f64")
+ *                  eig_range, scalar ("f32"/"f64"), task (its description), task_chance (NaN: unknown)
  *   /train/{step,loss,acc,lr,grad_norm,tokens_per_s}   1-D extendible, chunked, appended + flushed
- *   /eval/{step,length,token_acc,seq_acc}               1-D extendible, appended + flushed
+ *   /eval/{step,length,token_acc,seq_acc,scaled_acc}    1-D extendible, appended + flushed; scaled_acc =
+ *                                                       scaled_accuracy(token_acc, task_chance), NaN when
+ *                                                       the chance is unknown
  *   /trajectories/probe<p>/{tokens,targets,pred} [T] int32
  *   /trajectories/probe<p>/layer<l>/{state [T,H,Nv,N], state_norm [T,H], eig_real [T,H,N], eig_imag
  *                                    [T,H,N], the architecture's own per-step quantities (RWKV-7: decay
@@ -27,7 +29,14 @@ typedef struct {
     long state_size;         /* matrix state L*H*Nk*Nv per sequence */
     long state_size_total;   /* all of the recurrent state (plus token-shift / conv vectors) */
     const char *eig_range;
+    const char *task;        /* task_describe (NULL: "") */
+    double task_chance;      /* uniform-guess accuracy at a scored position; outside (0, 1): unknown */
 } H5RunAttrs;
+
+/* Scaled accuracy (acc - chance) / (1 - chance): 0 = uniform guessing, 1 = perfect (Grazzi et al.);
+ * NaN when chance is not in (0, 1) (unknown). Applied to the token accuracy (per scored position): for a
+ * task with one scored position per sequence it is the scaled sequence accuracy too. */
+double scaled_accuracy(double acc, double chance);
 
 /* One /train and one /eval record; RunRecords is every record of a run up to its checkpoint (kept in
  * the checkpoint's records.bin, see ckpt.h), from which run.h5 is rebuilt on --resume. */

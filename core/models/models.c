@@ -4,9 +4,15 @@
 #include "model.h"
 
 extern const ModelArch model_rwkv7;
+extern const ModelArch model_rwkv6;
+extern const ModelArch model_deltanet;
+extern const ModelArch model_gated_deltanet;
 
 const ModelArch *const model_archs[] = {
     &model_rwkv7,
+    &model_rwkv6,
+    &model_deltanet,
+    &model_gated_deltanet,
     NULL,
 };
 

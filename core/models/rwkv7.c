@@ -9,6 +9,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "arch_util.h"
 #include "ops.h"
 #include "wkv7.h"
 #ifdef _OPENMP
@@ -18,34 +19,9 @@
 /* below this many activations (B*T*C) a forward runs its own loops on one thread */
 #define RWKV7_PAR_MIN 32768L
 
-/* ---- layout: one walk over the tensors, shared by table, params and grads ---------------------- */
-typedef struct {
-    size_t off;
-    real *base;            /* NULL: counting pass */
-    ParamTensor *table;    /* NULL: no table wanted */
-    int n;
-} Walk;
-
-static real *walk_add(Walk *wk, const char *name, int ndim, int s0, int s1, int s2, int decay) {
-    size_t numel = (size_t)s0 * (ndim > 1 ? s1 : 1) * (ndim > 2 ? s2 : 1);
-    if (wk->table) {
-        ParamTensor *p = &wk->table[wk->n];
-        snprintf(p->name, sizeof p->name, "%s", name);
-        p->ndim = ndim;
-        p->shape[0] = s0, p->shape[1] = ndim > 1 ? s1 : 0, p->shape[2] = ndim > 2 ? s2 : 0;
-        p->offset = wk->off;
-        p->numel = numel;
-        p->decay = decay;
-        p->lr_mult = 1;
-    }
-    real *ptr = wk->base ? wk->base + wk->off : NULL;
-    wk->off += numel;
-    wk->n++;
-    return ptr;
-}
-
+/* ---- layout: one walk over the tensors, shared by table, params and grads (arch_util.h) ----- */
 /* Visit every tensor in checkpoint order. wts (may be NULL) receives pointers into wk->base. */
-static void rwkv7_layout(const Rwkv7Dims *d, Walk *wk, Rwkv7Weights *wts) {
+static void rwkv7_layout(const Rwkv7Dims *d, ParamWalk *wk, Rwkv7Weights *wts) {
     const int V = d->V, C = d->C, F = d->F;
     char nm[64];
     Rwkv7Weights dummy_w;
@@ -54,7 +30,7 @@ static void rwkv7_layout(const Rwkv7Dims *d, Walk *wk, Rwkv7Weights *wts) {
 #define ADD(field, ndim, a, b, c, dec, ...)                 \
     do {                                                    \
         snprintf(nm, sizeof nm, __VA_ARGS__);               \
-        field = walk_add(wk, nm, ndim, a, b, c, dec);       \
+        field = arch_walk_add(wk, nm, ndim, a, b, c, dec);  \
     } while (0)
     ADD(W->emb, 2, V, C, 0, 1, "emb.weight");
     W->ln0_w = W->ln0_b = NULL;
@@ -140,9 +116,9 @@ static void resolve_dims(Rwkv7Dims *d) {
 
 ParamTensor *rwkv7_tensor_table(Rwkv7Dims *d, int *ntensors, size_t *nparams) {
     resolve_dims(d);
-    Walk wk = {0};
+    ParamWalk wk = {0};
     rwkv7_layout(d, &wk, NULL);
-    Walk wt = {.table = xcalloc(wk.n, sizeof(ParamTensor))};
+    ParamWalk wt = {.table = xcalloc(wk.n, sizeof(ParamTensor))};
     rwkv7_layout(d, &wt, NULL);
     *ntensors = wk.n;
     *nparams = wk.off;
@@ -154,7 +130,7 @@ static Rwkv7 *create(const Rwkv7Dims *dims, int with_grads) {
     m->d = *dims;
     Rwkv7Dims *d = &m->d;
     resolve_dims(d);
-    Walk wk = {0};
+    ParamWalk wk = {0};
     rwkv7_layout(d, &wk, NULL);
     m->ntensors = wk.n;
     m->nparams = wk.off;
@@ -163,9 +139,9 @@ static Rwkv7 *create(const Rwkv7Dims *dims, int with_grads) {
     m->grads = with_grads ? xcalloc(m->nparams, sizeof(real)) : NULL;
     m->w.layer = xcalloc(d->L, sizeof(Rwkv7Layer));
     m->g.layer = xcalloc(d->L, sizeof(Rwkv7Layer));
-    Walk wp = {.base = m->params, .table = m->tensors};
+    ParamWalk wp = {.base = m->params, .table = m->tensors};
     rwkv7_layout(d, &wp, &m->w);
-    Walk wg = {.base = m->grads}; /* base NULL: every gradient pointer stays NULL */
+    ParamWalk wg = {.base = m->grads}; /* base NULL: every gradient pointer stays NULL */
     rwkv7_layout(d, &wg, &m->g);
     model_attach(&m->head, &model_rwkv7, m, d, d->V, d->C, d->L, d->H, d->N, d->N, m->tensors, m->ntensors,
                  m->nparams, m->params, m->grads);
@@ -187,38 +163,6 @@ void rwkv7_set_w0_lr_mult(Rwkv7 *m, double mult) {
 }
 
 /* ---- official initialisation ----------------------------------------------------------------- */
-/* W (rows,cols) = gain * (semi-)orthogonal, as torch.nn.init.orthogonal_: the Q of a Gaussian matrix
- * with R's diagonal made positive. Computed by modified Gram-Schmidt, applied twice ("twice is
- * enough"), on the k = min(rows,cols) columns of length n = max(rows,cols); this gives exactly that Q
- * without forming an n x n matrix (the head of a 65536-token model would need 32 GiB). */
-static void orthogonal_init(real *W, int rows, int cols, double gain, gsl_rng *rng) {
-    int n = rows > cols ? rows : cols, k = rows > cols ? cols : rows;
-    double *Q = xmalloc((size_t)n * k * sizeof(double)); /* column c at Q + c*n */
-    for (size_t i = 0; i < (size_t)n * k; i++) Q[i] = gsl_ran_gaussian(rng, 1.0);
-    for (int c = 0; c < k; c++) {
-        double *qc = Q + (size_t)c * n;
-        for (int pass = 0; pass < 2; pass++)
-            for (int p = 0; p < c; p++) {
-                const double *qp = Q + (size_t)p * n;
-                double dot = 0;
-                for (int i = 0; i < n; i++) dot += qp[i] * qc[i];
-                for (int i = 0; i < n; i++) qc[i] -= dot * qp[i];
-            }
-        double nr = 0;
-        for (int i = 0; i < n; i++) nr += qc[i] * qc[i];
-        nr = sqrt(nr);
-        CHECK(nr > 0, "orthogonal_init: degenerate random matrix (%d x %d)", rows, cols);
-        for (int i = 0; i < n; i++) qc[i] /= nr;
-    }
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < k; j++) {
-            double q = Q[(size_t)j * n + i] * gain;
-            if (rows >= cols) W[(size_t)i * cols + j] = (real)q; // W (n,k)
-            else W[(size_t)j * cols + i] = (real)q;              // W = Q^T (k,n)
-        }
-    free(Q);
-}
-
 static double lora_gain(int D, int C) { return D > C ? 0.1 * sqrt((double)D / C) : 0.1; }
 
 void rwkv7_init_official(Rwkv7 *m, gsl_rng *rng) {
@@ -250,18 +194,18 @@ void rwkv7_init_official(Rwkv7 *m, gsl_rng *rng) {
             P->f_xk[n] = (real)(1 - pow(ddd, pow(r1, 4)));
             P->ln1_w[n] = P->ln2_w[n] = 1;
         }
-        orthogonal_init(P->w2, d->Dw, C, lora_gain(d->Dw, C), rng);
-        orthogonal_init(P->a2, d->Da, C, lora_gain(d->Da, C), rng);
-        if (P->v2) orthogonal_init(P->v2, d->Dv, C, lora_gain(d->Dv, C), rng);
-        orthogonal_init(P->g2, d->Dg, C, lora_gain(d->Dg, C), rng);
-        orthogonal_init(P->Wr, C, C, 1.0, rng);
-        orthogonal_init(P->Wk, C, C, 0.1, rng);
-        orthogonal_init(P->Wv, C, C, 1.0, rng);
-        orthogonal_init(P->f_Wk, d->F, C, 1.0, rng);
+        arch_orthogonal_init(P->w2, d->Dw, C, lora_gain(d->Dw, C), rng);
+        arch_orthogonal_init(P->a2, d->Da, C, lora_gain(d->Da, C), rng);
+        if (P->v2) arch_orthogonal_init(P->v2, d->Dv, C, lora_gain(d->Dv, C), rng);
+        arch_orthogonal_init(P->g2, d->Dg, C, lora_gain(d->Dg, C), rng);
+        arch_orthogonal_init(P->Wr, C, C, 1.0, rng);
+        arch_orthogonal_init(P->Wk, C, C, 0.1, rng);
+        arch_orthogonal_init(P->Wv, C, C, 1.0, rng);
+        arch_orthogonal_init(P->f_Wk, d->F, C, 1.0, rng);
         /* w1, a1, v1, g1, Wo, f_Wv stay zero */
     }
     for (int c = 0; c < C; c++) m->w.lnout_w[c] = 1;
-    orthogonal_init(m->w.head, V, C, V > C ? 0.5 * sqrt((double)V / C) : 0.5, rng);
+    arch_orthogonal_init(m->w.head, V, C, V > C ? 0.5 * sqrt((double)V / C) : 0.5, rng);
 }
 
 /* ---- state ----------------------------------------------------------------------------------- */
@@ -309,12 +253,6 @@ struct Rwkv7Acts {
     size_t cap, rows_cap;        /* allocated reals / rows */
 };
 
-static real *carve(size_t *off, real *base, size_t n) {
-    real *p = base ? base + *off : NULL;
-    *off += n;
-    return p;
-}
-
 static int lora_max_rank(const Rwkv7Dims *d) {
     int m = d->Dw;
     if (d->Da > m) m = d->Da;
@@ -327,19 +265,19 @@ static void layer_acts_layout(LayerActs *a, size_t *off, real *base, const Rwkv7
                               int with_scratch) {
     const size_t C = d->C, H = d->H;
     const int Dmax = lora_max_rank(d);
-#define RC(f) a->f = carve(off, base, R * C)
-    RC(x_in), RC(ln1), a->ln1_m = carve(off, base, R), a->ln1_r = carve(off, base, R), RC(prev1);
+#define RC(f) a->f = arch_carve(off, base, R * C)
+    RC(x_in), RC(ln1), a->ln1_m = arch_carve(off, base, R), a->ln1_r = arch_carve(off, base, R), RC(prev1);
     RC(xr), RC(xw), RC(xk), RC(xv), RC(xa), RC(xg), RC(r), RC(k), RC(v);
-    a->wh = carve(off, base, R * d->Dw), RC(w), RC(wsig);
-    a->ah = carve(off, base, R * d->Da), RC(asig), RC(a);
-    a->gh = carve(off, base, R * d->Dg), RC(g);
-    a->vh = carve(off, base, R * d->Dv), RC(vgate), RC(vv);
-    RC(kk), a->kkn = carve(off, base, R * H), RC(knew);
-    RC(y), RC(gn), a->gn_m = carve(off, base, R * H), a->gn_r = carve(off, base, R * H), RC(yb), RC(yg);
-    RC(x_mid), RC(ln2), a->ln2_m = carve(off, base, R), a->ln2_r = carve(off, base, R), RC(prev2), RC(fxk);
-    a->fk = carve(off, base, R * d->F), a->fr = carve(off, base, R * d->F);
+    a->wh = arch_carve(off, base, R * d->Dw), RC(w), RC(wsig);
+    a->ah = arch_carve(off, base, R * d->Da), RC(asig), RC(a);
+    a->gh = arch_carve(off, base, R * d->Dg), RC(g);
+    a->vh = arch_carve(off, base, R * d->Dv), RC(vgate), RC(vv);
+    RC(kk), a->kkn = arch_carve(off, base, R * H), RC(knew);
+    RC(y), RC(gn), a->gn_m = arch_carve(off, base, R * H), a->gn_r = arch_carve(off, base, R * H), RC(yb), RC(yg);
+    RC(x_mid), RC(ln2), a->ln2_m = arch_carve(off, base, R), a->ln2_r = arch_carve(off, base, R), RC(prev2), RC(fxk);
+    a->fk = arch_carve(off, base, R * d->F), a->fr = arch_carve(off, base, R * d->F);
     a->pre = a->preD = NULL;
-    if (with_scratch) RC(pre), a->preD = carve(off, base, R * Dmax);
+    if (with_scratch) RC(pre), a->preD = arch_carve(off, base, R * Dmax);
 #undef RC
 }
 
@@ -349,18 +287,18 @@ static void acts_layout(Rwkv7Acts *A, real *base, const Rwkv7Dims *d, int B, int
     for (int l = 0; l < d->L; l++) layer_acts_layout(&A->la[l], &off, base, d, R, 0);
     memset(&A->dla, 0, sizeof A->dla);
     if (with_backward) layer_acts_layout(&A->dla, &off, base, d, R, 1);
-    Wkv7Dims wd = {B, T, d->H, d->N, K};
+    Wkv7Dims wd = {B, T, d->H, d->N, K, d->N};
     A->ckpt_layer = wkv7_ckpt_numel(&wd);
-    A->ckpt = carve(&off, base, A->ckpt_layer * d->L);
-    A->emb = carve(&off, base, R * C);
-    A->ln0_m = carve(&off, base, R), A->ln0_r = carve(&off, base, R);
-    A->x_fin = carve(&off, base, R * C), A->lnf = carve(&off, base, R * C);
-    A->lnf_m = carve(&off, base, R), A->lnf_r = carve(&off, base, R);
-    A->logits = carve(&off, base, R * V);
+    A->ckpt = arch_carve(&off, base, A->ckpt_layer * d->L);
+    A->emb = arch_carve(&off, base, R * C);
+    A->ln0_m = arch_carve(&off, base, R), A->ln0_r = arch_carve(&off, base, R);
+    A->x_fin = arch_carve(&off, base, R * C), A->lnf = arch_carve(&off, base, R * C);
+    A->lnf_m = arch_carve(&off, base, R), A->lnf_r = arch_carve(&off, base, R);
+    A->logits = arch_carve(&off, base, R * V);
     A->dx = A->dvfirst = A->dlnf = A->demb = NULL;
     if (with_backward) {
-        A->dx = carve(&off, base, R * C), A->dvfirst = carve(&off, base, R * C);
-        A->dlnf = carve(&off, base, R * C), A->demb = carve(&off, base, R * C);
+        A->dx = arch_carve(&off, base, R * C), A->dvfirst = arch_carve(&off, base, R * C);
+        A->dlnf = arch_carve(&off, base, R * C), A->demb = arch_carve(&off, base, R * C);
     }
     A->numel = off;
 }
@@ -433,14 +371,6 @@ static void arate_backward(real *dsig, real *dw, const real *da, const real *sig
             dsig[i] += da[i];
         }
     }
-}
-
-static void copy_last_token(real *dst, const real *x, int B, int T, int C) {
-    for (int b = 0; b < B; b++) memcpy(dst + (size_t)b * C, x + ((size_t)b * T + T - 1) * C, C * sizeof(real));
-}
-
-static void to_float(float *dst, const real *src, size_t n) {
-    for (size_t i = 0; i < n; i++) dst[i] = (float)src[i];
 }
 
 /* ---- forward --------------------------------------------------------------------------------- */
@@ -524,7 +454,7 @@ const real *rwkv7_forward(Rwkv7 *m, const int *tokens, int B, int T, int K, cons
             sigmoid_forward(a->vgate, a->vgate, R * C);
             vres_forward(a->vv, a->v, A->la[0].vv, a->vgate, R * C);
         }
-        Wkv7Dims wd = {B, T, H, N, K};
+        Wkv7Dims wd = {B, T, H, N, K, N};
         real *s_wkv_out = state_out ? rwkv7_state_wkv(d, state_out, B, l) : NULL;
         wkv7_forward(a->y, A->ckpt + l * A->ckpt_layer, s_wkv_out, traj, a->r, a->w, a->knew, a->vv, a->kk,
                      a->a, s_wkv, &wd);
@@ -544,15 +474,15 @@ const real *rwkv7_forward(Rwkv7 *m, const int *tokens, int B, int T, int K, cons
         for (size_t i = 0; i < (size_t)R * C; i++) x_next[i] += a->x_mid[i];
 
         if (state_out) {
-            copy_last_token(rwkv7_state_att_prev(d, state_out, B, l), a->ln1, B, T, C);
-            copy_last_token(rwkv7_state_ffn_prev(d, state_out, B, l), a->ln2, B, T, C);
+            arch_copy_last_token(rwkv7_state_att_prev(d, state_out, B, l), a->ln1, B, T, C);
+            arch_copy_last_token(rwkv7_state_ffn_prev(d, state_out, B, l), a->ln2, B, T, C);
         }
         if (trace) {
             size_t o = (size_t)l * R * C;
-            if (trace->decay) to_float(trace->decay + o, a->w, (size_t)R * C);
-            if (trace->a) to_float(trace->a + o, a->a, (size_t)R * C);
-            if (trace->kk) to_float(trace->kk + o, a->kk, (size_t)R * C);
-            if (traj) to_float(trace->state + (size_t)l * R * H * N * N, traj, (size_t)R * H * N * N);
+            if (trace->decay) arch_to_float(trace->decay + o, a->w, (size_t)R * C);
+            if (trace->a) arch_to_float(trace->a + o, a->a, (size_t)R * C);
+            if (trace->kk) arch_to_float(trace->kk + o, a->kk, (size_t)R * C);
+            if (traj) arch_to_float(trace->state + (size_t)l * R * H * N * N, traj, (size_t)R * H * N * N);
         }
     }
     free(traj);
@@ -620,7 +550,7 @@ void rwkv7_backward(Rwkv7 *m, const real *dlogits) {
         bonus_backward(g->gn, g->r, g->knew, g->vv, Q->r_k, g->yb, a->r, a->knew, a->vv, P->r_k, R, H, N);
         norm_backward(g->y, Q->lnx_w, Q->lnx_b, g->gn, a->y, a->gn_m, a->gn_r, P->lnx_w, R, H, N);
         // fwd: y = WKV7(r, w, knew, vv, kk, a)
-        Wkv7Dims wd = {B, T, H, N, m->K};
+        Wkv7Dims wd = {B, T, H, N, m->K, N};
         wkv7_backward(g->r, g->w, g->knew, g->vv, g->kk, g->a, NULL, g->y, NULL, A->ckpt + l * A->ckpt_layer,
                       a->r, a->w, a->knew, a->vv, a->kk, a->a, &wd);
         // fwd: vv = v (l = 0, v_first) | vv = v + (v_first - v) sigmoid(v0 + (xv v1) v2)

@@ -18,7 +18,14 @@
 static inline int nchunks(const Wkv7Dims *d) { return (d->T + d->K - 1) / d->K; }
 
 size_t wkv7_ckpt_numel(const Wkv7Dims *d) {
-    return (size_t)d->B * d->H * nchunks(d) * d->N * d->N;
+    return (size_t)d->B * d->H * nchunks(d) * d->Nv * d->N;
+}
+
+static void check_dims(const Wkv7Dims *d) {
+    CHECK(d->B >= 1 && d->T >= 1 && d->H >= 1 && d->N >= 1 && d->Nv >= 1,
+          "WKV7: bad dims B=%d T=%d H=%d N=%d Nv=%d (every Wkv7Dims field must be set; Nv = N for a square state)",
+          d->B, d->T, d->H, d->N, d->Nv);
+    CHECK(d->K >= 1, "WKV7 checkpoint interval K must be >= 1 (got %d)", d->K);
 }
 
 /* Dot product in a fixed order: WKV_LANES interleaved partial sums (vectorisable without reassociating),
@@ -39,14 +46,14 @@ static inline real wkv7_dot(const real *restrict x, const real *restrict y, int 
     return s;
 }
 
-/* One step of the recurrence on one head: S (N,N) updated in place; y (N) = S' r (NULL: not wanted).
+/* One step of the recurrence on one head: S (Nv,N) updated in place; y (Nv) = S' r (NULL: not wanted).
  * b (N) is scratch for kk * a. Row i: sa_i = -S_i . kk ; S_i = S_i * w + sa_i b + v_i k ; y_i = S_i . r */
 static inline void wkv7_step(real *restrict S, real *restrict y, real *restrict b, const real *restrict r,
                              const real *restrict w, const real *restrict k, const real *restrict v,
-                             const real *restrict kk, const real *restrict a, int N) {
+                             const real *restrict kk, const real *restrict a, int N, int Nv) {
 #pragma omp simd
     for (int j = 0; j < N; j++) b[j] = kk[j] * a[j];
-    for (int i = 0; i < N; i++) {
+    for (int i = 0; i < Nv; i++) {
         real *restrict Si = S + (size_t)i * N;
         const real sa = -wkv7_dot(Si, kk, N), vi = v[i];
 #pragma omp simd
@@ -57,9 +64,10 @@ static inline void wkv7_step(real *restrict S, real *restrict y, real *restrict 
 
 void wkv7_forward(real *y, real *ckpt, real *sT, real *states, const real *r, const real *w, const real *k,
                   const real *v, const real *kk, const real *a, const real *s0, const Wkv7Dims *d) {
-    const int B = d->B, T = d->T, H = d->H, N = d->N, K = d->K, C = H * N, NC = nchunks(d);
-    const size_t NN = (size_t)N * N;
-    CHECK(K >= 1, "WKV7 checkpoint interval K must be >= 1 (got %d)", K);
+    check_dims(d);
+    const int B = d->B, T = d->T, H = d->H, N = d->N, Nv = d->Nv, K = d->K, C = H * N, CV = H * Nv;
+    const int NC = nchunks(d);
+    const size_t NN = (size_t)Nv * N;
 #pragma omp parallel
     {
         real *S = xmalloc(NN * sizeof(real)), *bs = xmalloc(N * sizeof(real));
@@ -70,8 +78,8 @@ void wkv7_forward(real *y, real *ckpt, real *sT, real *states, const real *r, co
             else memset(S, 0, NN * sizeof(real));
             for (int t = 0; t < T; t++) {
                 if (t % K == 0 && ckpt) memcpy(ckpt + ((size_t)bh * NC + t / K) * NN, S, NN * sizeof(real));
-                size_t o = ((size_t)b * T + t) * C + (size_t)h * N;
-                wkv7_step(S, y + o, bs, r + o, w + o, k + o, v + o, kk + o, a + o, N);
+                size_t o = ((size_t)b * T + t) * C + (size_t)h * N, ov = ((size_t)b * T + t) * CV + (size_t)h * Nv;
+                wkv7_step(S, y + ov, bs, r + o, w + o, k + o, v + ov, kk + o, a + o, N, Nv);
                 if (states) memcpy(states + (((size_t)b * T + t) * H + h) * NN, S, NN * sizeof(real));
             }
             if (sT) memcpy(sT + (size_t)bh * NN, S, NN * sizeof(real));
@@ -83,8 +91,10 @@ void wkv7_forward(real *y, real *ckpt, real *sT, real *states, const real *r, co
 void wkv7_backward(real *dr, real *dw, real *dk, real *dv, real *dkk, real *da, real *ds0, const real *dy,
                    const real *dsT, const real *ckpt, const real *r, const real *w, const real *k,
                    const real *v, const real *kk, const real *a, const Wkv7Dims *d) {
-    const int B = d->B, T = d->T, H = d->H, N = d->N, K = d->K, C = H * N, NC = nchunks(d);
-    const size_t NN = (size_t)N * N;
+    check_dims(d);
+    const int B = d->B, T = d->T, H = d->H, N = d->N, Nv = d->Nv, K = d->K, C = H * N, CV = H * Nv;
+    const int NC = nchunks(d);
+    const size_t NN = (size_t)Nv * N;
 #pragma omp parallel
     {
         real *Sbuf = xmalloc((size_t)(K + 1) * NN * sizeof(real)); // states before/after each chunk token
@@ -100,23 +110,23 @@ void wkv7_backward(real *dr, real *dw, real *dk, real *dv, real *dkk, real *da, 
                 // recompute the chunk's states from its checkpoint (same arithmetic as the forward)
                 memcpy(Sbuf, ckpt + ((size_t)bh * NC + c) * NN, NN * sizeof(real));
                 for (int t = t0; t < t1; t++) {
-                    size_t o = ((size_t)b * T + t) * C + (size_t)h * N;
+                    size_t o = ((size_t)b * T + t) * C + (size_t)h * N, ov = ((size_t)b * T + t) * CV + (size_t)h * Nv;
                     real *Sn = Sbuf + (size_t)(t - t0 + 1) * NN;
                     memcpy(Sn, Sn - NN, NN * sizeof(real));
-                    wkv7_step(Sn, NULL, bv, r + o, w + o, k + o, v + o, kk + o, a + o, N);
+                    wkv7_step(Sn, NULL, bv, r + o, w + o, k + o, v + ov, kk + o, a + o, N, Nv);
                 }
                 for (int t = t1 - 1; t >= t0; t--) {
-                    size_t o = ((size_t)b * T + t) * C + (size_t)h * N;
+                    size_t o = ((size_t)b * T + t) * C + (size_t)h * N, ov = ((size_t)b * T + t) * CV + (size_t)h * Nv;
                     const real *So = Sbuf + (size_t)(t - t0) * NN, *Sn = So + NN;
                     const real *restrict rt = r + o, *restrict wt = w + o, *restrict kt = k + o;
-                    const real *restrict vt = v + o, *restrict kkt = kk + o, *restrict at = a + o;
-                    const real *restrict dyt = dy + o;
+                    const real *restrict vt = v + ov, *restrict kkt = kk + o, *restrict at = a + o;
+                    const real *restrict dyt = dy + ov;
                     real *restrict drt = dr + o, *restrict dwt = dw + o, *restrict dkt = dk + o;
-                    real *restrict dvt = dv + o;
+                    real *restrict dvt = dv + ov;
 #pragma omp simd
                     for (int j = 0; j < N; j++) db[j] = 0, dq[j] = 0, bv[j] = kkt[j] * at[j];
                     // row by row: every j-indexed sum below accumulates over i in order
-                    for (int i = 0; i < N; i++) {
+                    for (int i = 0; i < Nv; i++) {
                         real *restrict Gi = G + (size_t)i * N;
                         const real *restrict Soi = So + (size_t)i * N, *restrict Sni = Sn + (size_t)i * N;
                         // fwd: y = S' r   ->  G += dy r^T ; dr = S'^T dy

@@ -22,6 +22,7 @@
 #include "mem.h"
 #include "optim.h"
 #include "model.h"
+#include "protocol.h"
 #include "task.h"
 
 #ifndef RWKVLAB_VERSION
@@ -114,12 +115,13 @@ typedef struct {
     Out out;
     char dir[2048];
     Task *task;
+    Protocol proto; /* training batches and test sets (protocol.h) */
+    double chance;  /* task_chance: uniform-guess accuracy at a scored position (< 0 unknown) */
     Model *m;
     AdamW opt;
     gsl_rng *rng;
     H5Log *h5;
     Batch batch;
-    Batch *tests;
     double *last_tok, *last_seq; /* per test length, from the latest evaluation */
     long last_eval_step;
     char *config_ini;
@@ -158,23 +160,43 @@ static void restore_last_eval(Run *r) {
     r->last_eval_step = last;
 }
 
+/* The means over the test lengths of the latest evaluation (Deletang's score is the mean accuracy). */
+static void eval_means(const Run *r, double *tok, double *seq) {
+    int n = r->cfg->task.ntest_lens;
+    *tok = *seq = 0;
+    for (int i = 0; i < n; i++) *tok += r->last_tok[i] / n, *seq += r->last_seq[i] / n;
+}
+
+/* Every test length: its test set (made now, freed after: 512 lengths x test_size sequences need not sit
+ * in memory), token / sequence accuracy, one /eval record. */
 static int run_eval(Run *r, long step, Err *err) {
     const RunConfig *c = r->cfg;
     long max_rows = (long)c->train.batch * c->task.train_len;
     if (max_rows < 4096) max_rows = 4096;
     char line[1024];
-    int n = snprintf(line, sizeof line, "eval step %ld  seq_acc by length:", step);
+    size_t n = (size_t)snprintf(line, sizeof line, "eval step %ld  seq_acc by length:", step);
     for (int i = 0; i < c->task.ntest_lens; i++) {
-        Batch *tb = &r->tests[i];
-        train_evaluate(r->m, tb->inputs, tb->targets, tb->mask, tb->B, tb->T, r->K, max_rows, &r->last_tok[i],
+        Batch tb;
+        protocol_testset(&r->proto, c->task.test_lens[i], c->task.test_size, (unsigned long)r->seed, &tb);
+        train_evaluate(r->m, tb.inputs, tb.targets, tb.mask, tb.B, tb.T, r->K, max_rows, &r->last_tok[i],
                        &r->last_seq[i]);
-        EvalRec e = {step, tb->T, r->last_tok[i], r->last_seq[i]};
+        batch_free(&tb);
+        EvalRec e = {step, c->task.test_lens[i], r->last_tok[i], r->last_seq[i]};
         records_add_eval(&r->st.rec, &e);
-        if (h5log_eval(r->h5, step, tb->T, r->last_tok[i], r->last_seq[i], err)) return -1;
-        n += snprintf(line + n, sizeof line - n, "  %d:%.3f", tb->T, r->last_seq[i]);
+        if (h5log_eval(r->h5, step, e.length, r->last_tok[i], r->last_seq[i], err)) return -1;
+        if (n + 40 < sizeof line) n += (size_t)snprintf(line + n, sizeof line - n, "  %d:%.3f", e.length, r->last_seq[i]);
+        else if (n + 5 < sizeof line) n += (size_t)snprintf(line + n, sizeof line - n, "  ...");
     }
     r->last_eval_step = step;
-    say(&r->out, "%s", line);
+    if (c->task.ntest_lens > 1) {
+        double mt, ms;
+        eval_means(r, &mt, &ms);
+        char sc[48] = "";
+        if (r->chance > 0 && r->chance < 1) snprintf(sc, sizeof sc, ", scaled %.3f", scaled_accuracy(mt, r->chance));
+        say(&r->out, "%s  (mean over %d lengths: token %.3f%s, seq %.3f)", line, c->task.ntest_lens, mt, sc, ms);
+    } else {
+        say(&r->out, "%s", line);
+    }
     return 0;
 }
 
@@ -218,6 +240,30 @@ static int write_summary(Run *r, const char *status, long step, double wall, dou
     cJSON_AddStringToObject(j, "arch", c->model.arch);
     cJSON_AddStringToObject(j, "eig_range", c->model.eig_range);
     cJSON_AddStringToObject(j, "task", task_describe(r->task));
+    {
+        char tl[64];
+        int lo = config_train_len_min(c);
+        if (lo < c->task.train_len) snprintf(tl, sizeof tl, "%d-%d", lo, c->task.train_len);
+        else snprintf(tl, sizeof tl, "%d", c->task.train_len);
+        cJSON_AddStringToObject(j, "train_len", tl);
+        cJSON_AddStringToObject(j, "train_len_mode", c->task.train_len_mode);
+        cJSON_AddStringToObject(j, "protocol", c->task.protocol);
+        cJSON_AddStringToObject(j, "protocol_detail", r->proto.desc);
+        if (r->proto.merrill) {
+            const FiniteSet *d = &r->proto.data;
+            cJSON *ds = cJSON_AddObjectToObject(j, "dataset");
+            cJSON_AddNumberToObject(ds, "length", d->n);
+            cJSON_AddNumberToObject(ds, "distinct", (double)d->distinct);
+            cJSON_AddBoolToObject(ds, "complete", d->complete);
+            cJSON_AddNumberToObject(ds, "train", d->train.B);
+            cJSON_AddNumberToObject(ds, "pairs", d->pairs.B);
+            cJSON_AddBoolToObject(ds, "pairs_complete", d->pairs_complete);
+            cJSON_AddNumberToObject(ds, "held_out", d->test.B);
+            cJSON_AddNumberToObject(ds, "evaluated", d->test.B < c->task.test_size ? d->test.B : c->task.test_size);
+        }
+        if (r->chance > 0 && r->chance < 1) cJSON_AddNumberToObject(j, "chance", r->chance);
+        else cJSON_AddNullToObject(j, "chance");
+    }
     cJSON_AddNumberToObject(j, "param_count", (double)r->m->nparams);
     cJSON_AddNumberToObject(j, "state_size", (double)model_matrix_state_numel(r->m));
     cJSON_AddNumberToObject(j, "state_size_total", (double)model_state_numel(r->m, 1));
@@ -240,7 +286,21 @@ static int write_summary(Run *r, const char *status, long step, double wall, dou
         cJSON_AddNumberToObject(e, "length", c->task.test_lens[i]);
         cJSON_AddNumberToObject(e, "token_acc", r->last_tok[i]);
         cJSON_AddNumberToObject(e, "seq_acc", r->last_seq[i]);
+        double sc = scaled_accuracy(r->last_tok[i], r->chance);
+        if (isfinite(sc)) cJSON_AddNumberToObject(e, "scaled_acc", sc);
+        else cJSON_AddNullToObject(e, "scaled_acc");
         cJSON_AddItemToArray(ev, e);
+    }
+    if (r->last_eval_step >= 0 && c->task.ntest_lens > 0) { /* the protocol's score: the mean over the lengths */
+        double mt, ms;
+        eval_means(r, &mt, &ms);
+        cJSON *e = cJSON_AddObjectToObject(j, "eval_mean");
+        cJSON_AddNumberToObject(e, "lengths", c->task.ntest_lens);
+        cJSON_AddNumberToObject(e, "token_acc", mt);
+        cJSON_AddNumberToObject(e, "seq_acc", ms);
+        double sc = scaled_accuracy(mt, r->chance);
+        if (isfinite(sc)) cJSON_AddNumberToObject(e, "scaled_acc", sc);
+        else cJSON_AddNullToObject(e, "scaled_acc");
     }
     char p[4200];
     path_in(p, sizeof p, r, "summary.json");
@@ -252,16 +312,29 @@ static int write_summary(Run *r, const char *status, long step, double wall, dou
 static void print_table(Run *r) {
     const RunConfig *c = r->cfg;
     if (r->last_eval_step < 0) return;
-    say(&r->out, "accuracy vs length (%s, step %ld):", task_describe(r->task), r->last_eval_step);
-    say(&r->out, "  %8s  %9s  %9s", "length", "token_acc", "seq_acc");
-    for (int i = 0; i < c->task.ntest_lens; i++)
-        say(&r->out, "  %8d  %9.4f  %9.4f", c->task.test_lens[i], r->last_tok[i], r->last_seq[i]);
+    say(&r->out, "accuracy vs length (%s, step %ld; scaled = (token_acc - chance)/(1 - chance)):", task_describe(r->task),
+        r->last_eval_step);
+    say(&r->out, "  %8s  %9s  %9s  %10s", "length", "token_acc", "seq_acc", "scaled_acc");
+    char sc[32];
+    for (int i = 0; i < c->task.ntest_lens; i++) {
+        double v = scaled_accuracy(r->last_tok[i], r->chance);
+        if (isfinite(v)) snprintf(sc, sizeof sc, "%10.4f", v);
+        else snprintf(sc, sizeof sc, "%10s", "-");
+        say(&r->out, "  %8d  %9.4f  %9.4f  %s", c->task.test_lens[i], r->last_tok[i], r->last_seq[i], sc);
+    }
+    if (c->task.ntest_lens > 1) {
+        double mt, ms;
+        eval_means(r, &mt, &ms);
+        double v = scaled_accuracy(mt, r->chance);
+        if (isfinite(v)) snprintf(sc, sizeof sc, "%10.4f", v);
+        else snprintf(sc, sizeof sc, "%10s", "-");
+        say(&r->out, "  %8s  %9.4f  %9.4f  %s", "mean", mt, ms, sc);
+    }
 }
 
 static void run_free(Run *r) {
-    if (r->tests)
-        for (int i = 0; i < r->cfg->task.ntest_lens; i++) batch_free(&r->tests[i]);
-    free(r->tests), free(r->last_tok), free(r->last_seq);
+    free(r->last_tok), free(r->last_seq);
+    protocol_free(&r->proto);
     batch_free(&r->batch);
     h5log_close(r->h5);
     if (r->m) adamw_free(&r->opt);
@@ -446,6 +519,9 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
                TRAIN_ERROR;
     if (config_validate(cfg, err)) return TRAIN_ERROR;
     if (!(r->task = task_create(cfg, err))) return TRAIN_ERROR;
+    r->chance = task_chance(r->task);
+    /* the protocol before anything is written: a Merrill split that leaves a part empty is an error here */
+    if (protocol_init(&r->proto, cfg, r->task, (unsigned long)r->seed, err)) goto done;
     size_t mem_need = 0; /* before writing or allocating anything */
     if (mem_check_train(cfg, task_vocab(r->task), r->K, opts->force_memory, &mem_need, err)) goto done;
     if (choose_run_dir(r, err)) goto done;
@@ -544,16 +620,14 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
     H5RunAttrs at = {.config_ini = r->config_ini, .code_version = RWKVLAB_VERSION, .seed = r->seed,
                      .arch = cfg->model.arch, .param_count = (long)r->m->nparams,
                      .state_size = (long)model_matrix_state_numel(r->m),
-                     .state_size_total = (long)model_state_numel(r->m, 1), .eig_range = cfg->model.eig_range};
+                     .state_size_total = (long)model_state_numel(r->m, 1), .eig_range = cfg->model.eig_range,
+                     .task = task_describe(r->task), .task_chance = r->chance};
     if (!(r->h5 = h5log_rebuild(p, &at, &r->st.rec, err))) goto done;
 
-    /* fixed test sets, one per length */
-    r->tests = xcalloc(cfg->task.ntest_lens, sizeof(Batch));
+    /* accuracies per test length (the test sets are made at each evaluation: protocol_testset) */
     r->last_tok = xcalloc(cfg->task.ntest_lens, sizeof(double));
     r->last_seq = xcalloc(cfg->task.ntest_lens, sizeof(double));
-    for (int i = 0; i < cfg->task.ntest_lens; i++)
-        task_testset(r->task, (unsigned long)r->seed, cfg->task.test_lens[i], cfg->task.test_size, &r->tests[i]);
-    batch_alloc(&r->batch, cfg->train.batch, cfg->task.train_len);
+    batch_alloc(&r->batch, cfg->train.batch, cfg->task.train_len); /* the longest; each step sets its T */
     restore_last_eval(r);
 
 #ifdef _OPENMP
@@ -563,6 +637,7 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
 #endif
     say(&r->out, "rwkvlab %s train: %s -> %s", RWKVLAB_VERSION, cfg->experiment.name, r->dir);
     say(&r->out, "task: %s", task_describe(r->task));
+    say(&r->out, "protocol: %s", r->proto.desc);
     {
         char dl[512] = "";
         int vals[MODEL_MAX_DIMS];
@@ -587,12 +662,14 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
 
-    const int B = cfg->train.batch, T = cfg->task.train_len;
+    const int B = cfg->train.batch, varies = r->proto.lo < r->proto.hi;
+    const int lo = r->proto.lo, hi = r->proto.hi;
     int status = r->st.status == RUN_TRAINING ? RUN_COMPLETED : r->st.status;
     double t_start = now_seconds(), tps = r->st.rec.ntrain ? r->st.rec.train[r->st.rec.ntrain - 1].tokens_per_s : 0;
     long step0 = step, tokens = 0;
     while (r->st.status == RUN_TRAINING && step < cfg->train.steps) {
-        task_sample(r->task, r->rng, &r->batch);
+        protocol_batch(&r->proto, r->rng, &r->batch, NULL); /* this step's length(s) from the run's rng */
+        const int T = r->batch.T;
         memset(r->m->grads, 0, r->m->nparams * sizeof(real));
         ModelFwd fwd = {.K = r->K};
         model_forward(r->m, r->batch.inputs, B, T, &fwd);
@@ -623,26 +700,30 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
         if (step % cfg->train.log_every == 0 || step == cfg->train.steps) {
             TrainRec tr = {step, loss, acc, lr, gn, tps};
             if (log_train(r, &tr, err)) goto restore;
-            char eta[32], line[512];
+            char eta[32], line[512], len[32] = "";
             fmt_duration(eta, sizeof eta, (cfg->train.steps - step) * (el / (step - step0)));
-            snprintf(line, sizeof line, "step %ld/%ld  loss %.4f  acc %.4f  lr %.2e  |g| %.3f  %.0f tok/s  ETA %s",
-                     step, cfg->train.steps, loss, acc, lr, gn, tps, eta);
+            if (varies) snprintf(len, sizeof len, "  len %d", T);
+            snprintf(line, sizeof line, "step %ld/%ld%s  loss %.4f  acc %.4f  lr %.2e  |g| %.3f  %.0f tok/s  ETA %s",
+                     step, cfg->train.steps, len, loss, acc, lr, gn, tps, eta);
             progress(&r->out, line);
         }
         int stop_early = 0;
         if (step % cfg->train.eval_every == 0 || step == cfg->train.steps) {
             if (run_eval(r, step, err)) goto restore;
-            if (cfg->train.early_stop > 0) {
+            if (cfg->train.early_stop > 0) { /* every test length inside the training range has reached it */
+                int inside = 0, reached = 0;
                 for (int i = 0; i < cfg->task.ntest_lens; i++)
-                    if (cfg->task.test_lens[i] == T && r->last_seq[i] >= cfg->train.early_stop) stop_early = 1;
+                    if (cfg->task.test_lens[i] >= lo && cfg->task.test_lens[i] <= hi)
+                        inside++, reached += r->last_seq[i] >= cfg->train.early_stop;
+                stop_early = inside > 0 && reached == inside;
             }
         }
         if (step % cfg->train.ckpt_every == 0 && step < cfg->train.steps && !stop_early &&
             save_checkpoint(r, step, RUN_TRAINING, err))
             goto restore;
         if (stop_early) {
-            say(&r->out, "early stop: sequence accuracy at the training length reached %.3f at step %ld",
-                cfg->train.early_stop, step);
+            say(&r->out, "early stop: sequence accuracy at the training length%s reached %.3f at step %ld",
+                varies ? "s" : "", cfg->train.early_stop, step);
             status = RUN_EARLY_STOPPED;
             break;
         }

@@ -141,6 +141,26 @@ Test(generate, saved_state_continued_equals_unbroken_run) {
     free(p);
 }
 
+/* the CPU path is the model interface's: another architecture continues from its own state too */
+Test(generate, other_architecture_continues_from_its_state) {
+    cr_assert_eq(run("", "init --arch rwkv6 --to @/r6.safetensors --vocab 50 --layers 2 --d-model 32 --head-size 16 "
+                         "--dtype f32 --noise 0.3"), 0, "%s", err_);
+    cr_assert_eq(run("", "generate --model @/r6.safetensors --tokens 1,2,3 --n 10 --temperature 1 --quiet"), 0, "%s", err_);
+    char *full = strdup(out);
+    cr_assert_eq(run("", "generate --model @/r6.safetensors --tokens 1,2,3 --n 5 --temperature 1 --quiet "
+                         "--save-state @/r6.st"), 0, "%s", err_);
+    char *first = strdup(out);
+    cr_assert_eq(run("", "generate --model @/r6.safetensors --load-state @/r6.st --n 5 --temperature 1 --quiet"), 0, "%s", err_);
+    char joined[4096];
+    first[strlen(first) - 1] = 0;
+    snprintf(joined, sizeof joined, "%s %s", first, out);
+    cr_expect_str_eq(joined, full);
+    /* a state of this model is refused by a model of another architecture */
+    cr_expect_neq(run("", "generate --model %s --load-state @/r6.st --n 2", M), 0);
+    cr_expect(strstr(err_, "saved from a rwkv6 model"), "%s", err_);
+    free(full), free(first);
+}
+
 Test(generate, state_file_is_atomic_and_replaced) {
     char *a = gen("--tokens 1,2 --n 3 --save-state @/s.bin");
     char *b = gen("--tokens 4 --n 3 --save-state @/s.bin");

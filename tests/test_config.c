@@ -390,3 +390,23 @@ Test(config, task_variant_checked_on_the_resolved_config) {
     cr_expect_eq(config_validate(&c, &err), 0, "%s", err.msg);
     unlink(path);
 }
+
+/* A model key an architecture does not have is refused by config as by train, naming the key. */
+Test(config, arch_refuses_keys_it_does_not_have) {
+    static const char *const cases[][3] = {
+        {"model.arch=rwkv7", "model.short_conv=4", "model.short_conv"},
+        {"model.arch=rwkv7", "model.expand_v=2", "model.expand_v"},
+        {"model.arch=rwkv6", "model.expand_v=2", "model.expand_v"},
+        {"model.arch=rwkv6", "model.eig_range=extended", "extended"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        RunConfig c;
+        config_defaults(&c);
+        set_ok(&c, cases[i][0]);
+        set_ok(&c, cases[i][1]);
+        Err err = {{0}};
+        cr_expect_eq(config_validate(&c, &err), -1, "%s %s validated", cases[i][0], cases[i][1]);
+        cr_expect(strstr(err.msg, cases[i][2]), "%s %s: message lacks '%s': %s", cases[i][0], cases[i][1], cases[i][2],
+                  err.msg);
+    }
+}

@@ -629,6 +629,8 @@ static int arch_dims_from_config(void *dims, const RunConfig *c, int V, Err *err
         return err_set(err, "model.d_model = %d is too small for RWKV-6: its FFN width int(3.5C)//32*32 is 0; use "
                             "model.d_model >= 10", d.C);
     *(Rwkv6Dims *)dims = d;
+    if (c->model.expand_v != 1)
+        return err_set(err, "model.expand_v = %d applies to gated_deltanet only; use 1 for rwkv6", c->model.expand_v);
     return 0;
 }
 

@@ -625,6 +625,11 @@ static int arch_dims_from_config(void *dims, const RunConfig *c, int V, Err *err
                    .Dw = c->model.lora_w, .Da = c->model.lora_a, .Dv = c->model.lora_v, .Dg = c->model.lora_g,
                    .extended = !strcmp(c->model.eig_range, "extended"), .has_ln0 = 1};
     if (d.C % d.N) return err_set(err, "model.head_size = %d must divide model.d_model = %d", d.N, d.C);
+    if (c->model.short_conv)
+        return err_set(err, "model.short_conv = %d: RWKV-7 has no short convolution yet (rwkv6, deltanet and "
+                            "gated_deltanet have it); use model.short_conv = 0 for rwkv7", c->model.short_conv);
+    if (c->model.expand_v != 1)
+        return err_set(err, "model.expand_v = %d applies to gated_deltanet only; use 1 for rwkv7", c->model.expand_v);
     *(Rwkv7Dims *)dims = d;
     return 0;
 }

@@ -2,6 +2,8 @@
 #   make            build build/rwkvlab (release, fp32)
 #   make test       Criterion suite (fp32 tests + fp64 gradient checks)
 #   make debug-test the same suite built with ASan + UBSan
+#   make slurm-test the sweep's Slurm script against a real single-node Slurm (root, slurm-wlm, munge;
+#                   skipped with a message where it cannot start; tests/slurm/)
 #   make demo       the main job: RWKV-7 on S5 (swaps) and S3, accuracy-vs-length table
 #   make bench      training throughput vs the machine's sgemm rate -> stdout (see BENCHMARKS.md)
 #   make deps       install the Debian packages (root) or print the apt-get line
@@ -106,7 +108,7 @@ FL_dbg64  := -O1 -g $(SAN) -DRWKV_F64
 
 objs = $(patsubst %.c,$(O)/$(1)/%.o,$(2))
 
-.PHONY: all check-deps test debug-test demo bench deps data clean
+.PHONY: all check-deps test debug-test slurm-test demo bench deps data clean
 all: check-deps $(O)/rwkvlab
 
 check-deps:
@@ -153,6 +155,15 @@ test: check-deps $(O)/rwkvlab $(O)/test_f32 $(O)/test_f64
 debug-test: check-deps $(O)/rwkvlab_dbg $(O)/dtest_f32 $(O)/dtest_f64
 	$(TEST_ENV) ASAN_OPTIONS=detect_leaks=0 RWKVLAB_BIN=$(O)/rwkvlab_dbg ./$(O)/dtest_f64 --jobs 1
 	$(TEST_ENV) ASAN_OPTIONS=detect_leaks=0 RWKVLAB_BIN=$(O)/rwkvlab_dbg ./$(O)/dtest_f32 --jobs 1
+
+# Not in `make test`: it starts munged, slurmctld and slurmd (tests/slurm/start_slurm.sh) and takes
+# ~30 s. The daemons are stopped by the test and, whatever happened to it, here again.
+SLURM_DIR ?= $(or $(RWKVLAB_SLURM_DIR),/tmp/rwkvlab-slurm)
+$(O)/test_slurm: $(call objs,rel,tests/slurm/test_slurm_real.c) $(O)/rel/librwkvlab.a
+	$(Q)$(CC) $(FL_rel) -o $@ $^ $(LDLIBS) $(CRIT_LIBS)
+slurm-test: check-deps $(O)/rwkvlab $(O)/test_slurm
+	@rc=0; $(TEST_ENV) RWKVLAB_BIN=$(O)/rwkvlab RWKVLAB_SLURM_DIR=$(SLURM_DIR) ./$(O)/test_slurm --jobs 1 || rc=$$?; \
+	 tests/slurm/stop_slurm.sh $(SLURM_DIR) || rc=1; exit $$rc
 
 demo: $(O)/rwkvlab
 	RWKVLAB_BIN=$(O)/rwkvlab bash experiments/demo.sh

@@ -5,7 +5,8 @@
  * index with a fake rwkvlab (RWKVLAB=fake, which records its arguments NUL-separated) from another
  * directory must deliver exactly the intended arguments and run nothing else (no canary file appears).
  * A task whose run directory exists continues it with `train --resume`; a run with a final result is
- * left alone; runs are not --quiet, so the Slurm log gets the progress. Before the fix the values were
+ * left alone; runs are not --quiet, so the Slurm log gets the progress; --cpus-per-task N is each run's
+ * train.threads, fresh or resumed. Before the fix the values were
  * wrapped in single quotes unescaped: a quote in a value ran the rest as shell code. Values that INI
  * cannot carry (a newline) and paths that an #SBATCH line cannot carry are rejected. */
 #include <limits.h>
@@ -79,7 +80,8 @@ Test(sweep_slurm, hostile_values_arrive_intact_and_nothing_else_runs) {
     char notes[600];
     snprintf(notes, sizeof notes, "experiment.notes=it's \"$(touch %s/CANARY5)\" `touch %s/CANARY6` $HOME a;b \\",
              sw_tmp, sw_tmp);
-    char *argv[] = {bin, "sweep", cfg, "--set", set, "--set", notes, "--out", out, "--slurm", NULL};
+    char *argv[] = {bin, "sweep", cfg, "--set", set, "--set", notes, "--out", out, "--slurm", "--cpus-per-task", "3",
+                    NULL};
     int rc = sw_run(argv, log, NULL, NULL);
     char *l = sw_read(log);
     cr_assert_eq(rc, 0, "%s", l);
@@ -122,13 +124,13 @@ Test(sweep_slurm, hostile_values_arrive_intact_and_nothing_else_runs) {
                 snprintf(dir, sizeof dir, "%s/%s-seed%d", root_abs, labels[p], 3 + k);
                 snprintf(what, sizeof what, "%s, index %d", shell, idx);
                 const char *want[] = {"train", cfg_abs, "--set", set, "--set", notes, "--set", gridset,
-                                      "--set", seedset, "--out", dir};
+                                      "--set", seedset, "--set", "train.threads=3", "--out", dir};
                 int trc = run_task(shell, script, task, fake, rec, log);
                 l = sw_read(log);
                 cr_expect_eq(trc, 0, "%s: %s", what, l);
                 cr_expect(strstr(l, "starting"), "%s: the task says nothing in the Slurm log:\n%s", what, l);
                 free(l);
-                expect_args(rec, want, 12, what);
+                expect_args(rec, want, 14, what);
                 char pwdf[500];
                 snprintf(pwdf, sizeof pwdf, "%s.pwd", rec);
                 char *pw = sw_read(pwdf);
@@ -150,8 +152,8 @@ Test(sweep_slurm, hostile_values_arrive_intact_and_nothing_else_runs) {
     snprintf(p, sizeof p, "%s/config.ini", dir0);
     sw_write(p, "; a run that was started\n");
     cr_expect_eq(run_task("/bin/sh", script, "0", fake, rec, log), 0);
-    const char *want_resume[] = {"train", p, "--resume", dir0};
-    expect_args(rec, want_resume, 4, "requeued index 0");
+    const char *want_resume[] = {"train", p, "--resume", dir0, "--set", "train.threads=3"};
+    expect_args(rec, want_resume, 6, "requeued index 0");
     snprintf(p, sizeof p, "%s/summary.json", dir0);
     sw_write(p, "{\n\t\"experiment\":\t\"sw\",\n\t\"status\":\t\"diverged\"\n}");
     cr_expect_eq(run_task("/bin/sh", script, "0", fake, rec, log), 0);

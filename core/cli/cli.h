@@ -6,6 +6,7 @@
 
 #include "common.h"
 #include "config.h"
+#include "lmeval.h"
 #include "opts.h"
 
 #ifndef RWKVLAB_VERSION
@@ -23,6 +24,9 @@ int cmd_export(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_lmeval(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_lmeval_merge(int argc, char **argv);
+/* `lmeval --devices LIST` (lmeval_devices.c): argc/argv as cmd_lmeval got them, o as it parsed them. */
+int lmeval_devices_main(const char *list, int argc, char **argv, LmevalOpts *o);
 int cmd_bench(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 

@@ -13,6 +13,7 @@
 
 #include "lmeval.h"
 #include "lmeval_data.h"
+#include "lmeval_shard.h"
 #include "opts.h"
 
 static const char LMEVAL_USAGE[] =
@@ -28,12 +29,17 @@ static const char LMEVAL_USAGE[] =
     "  errors) or 2..1000000 resamples for the perplexity stderr (default 100000)\n"
     "  writes OUT/<model_name_sanitized>/results_<date_id>.json (lm-eval layout; OUT ending in .json:\n"
     "  next to it) and with --samples samples_<task>_<date_id>.jsonl; default prefix token 0, lm-eval\n"
-    "  tokenisation split\n" LOAD_USAGE;
+    "  tokenisation split\n"
+    "  --shard I/N: score shard I (0 <= I < N) of each task's documents (contiguous ranges balanced by\n"
+    "  tokens) and write OUT/<model_name_sanitized>/lmeval_shard_<I>of<N>.json for `rwkvlab lmeval-merge`\n"
+    "  --devices LIST: one worker per entry (a GPU index, or cpu), e.g. 0,1 or cpu,cpu, each scoring one\n"
+    "  shard; their shards merged into OUT as one run (not with --device or --shard)\n" LOAD_USAGE;
 
 int cmd_lmeval(int argc, char **argv) {
     LmevalOpts o = {.device = "cpu", .prefix = 0, .bootstrap = 100000, .data_dir = "data", .out_dir = "."};
     model_load_opts_default(&o.load);
     int prefix = 1, split = 0;
+    const char *shard = NULL, *devices = NULL; /* --shard I/N, --devices LIST (lmeval_shard.h, lmeval_devices.c) */
     static const int prefixes[] = {-1, 0, -2}; /* none, 0, newline (LmevalOpts.prefix) */
     static const int splits[] = {LMEVAL_SPLIT_LMEVAL, LMEVAL_SPLIT_SEPARATE};
     OptSpec spec[] = {
@@ -51,6 +57,8 @@ int cmd_lmeval(int argc, char **argv) {
         O_FLAG("--samples", &o.samples),
         O_FLAG("--no-share", &o.no_share),
         O_FLAG("--quiet", &o.quiet),
+        O_STR("--shard", &shard),
+        O_STR("--devices", &devices),
         LOAD_OPTS(o.load),
     };
     OptParser p = {.cmd = "lmeval", .specs = spec, .nspecs = OPTS_N(spec)};
@@ -59,6 +67,12 @@ int cmd_lmeval(int argc, char **argv) {
     o.prefix = prefixes[prefix];
     o.split = splits[split];
     Err err = {{0}};
+    if (shard && devices) {
+        err_set(&err, "--shard with --devices: --devices runs every shard itself; give one of them");
+        return fail_msg("lmeval", &err);
+    }
+    if (shard && lmeval_shard_parse(shard, &o.shard_i, &o.shard_n, &err)) return fail_msg("lmeval", &err);
+    if (devices) return lmeval_devices_main(devices, argc, argv, &o);
     if (lmeval_run(&o, &err)) return fail_msg("lmeval", &err);
     printf("wrote %s\n", o.results_path);
     return 0;

@@ -30,6 +30,7 @@ static void usage(FILE *f) {
             "  init --to FILE [--vocab V --layers L --d-model C --head-size N --noise X|--random X]\n"
             "       [--dtype bf16|f16|f32] [--seed S]   a fresh model file\n"
             "  lmeval --model FILE --tasks lambada_openai,piqa,... [--limit N] [--out DIR] (see --help)\n"
+            "  lmeval-merge DIR... [--out OUT]   merge the shard files of lmeval --shard I/N runs\n"
             "  generate --model FILE (--prompt TEXT|--tokens IDS|--load-state F) [--n N] [--batch B]\n"
             "       [--temperature T --top-p P --seed S] [--device cpu|cuda] [--save-state F]   decoding\n"
             "  bench [--quick] training throughput vs the machine's sgemm rate, memory vs T\n"
@@ -79,6 +80,7 @@ int main(int argc, char **argv) {
         {"trace", cmd_trace}, {"config", cmd_config}, {"bench", bench_main},       {"version", cmd_version},
         {"sample", cmd_sample},
         {"--version", cmd_version},
+        {"lmeval-merge", cmd_lmeval_merge},
     };
     for (int i = 0; i < OPTS_N(cmds); i++)
         if (!strcmp(cmd, cmds[i].name)) return cmds[i].run(argc - 1, argv + 1);

@@ -29,7 +29,16 @@
  *     sweep itself was interrupted (SIGINT/SIGTERM are passed on to the running trains, which checkpoint).
  * The Slurm script is POSIX sh: every argument single-quoted (' as '\''), absolute paths, a `cd` to the
  * directory the sweep was generated from, runs not --quiet (progress reaches the Slurm log, opened in
- * append mode), and the same continue rule at run time, so a requeued or resubmitted task continues. */
+ * append mode), and the same continue rule at run time, so a requeued or resubmitted task continues.
+ * --time, --mem, --partition and --cpus-per-task become #SBATCH lines after a strict check of their
+ * Slurm syntax (an #SBATCH line is not shell: only characters it carries as they are get through);
+ * --cpus-per-task is also each run's train.threads, fresh or resumed; a --mem below a grid point's
+ * estimated training memory (mem.h) + 64 MiB for the program is refused (RWKVLAB_FORCE_MEMORY=1: a
+ * warning), since Slurm would kill that task for memory on every submission. The task does not exec the
+ * run: it waits for it (SIGTERM trapped, so scancel or the time limit checkpoint the run and the task
+ * still reports) and ends its Slurm log with a line saying done, diverged, interrupted or FAILED with
+ * the exit status and what to do; the run's own error messages come just before it (stderr shares the
+ * log). Tested against a real single-node Slurm by tests/slurm/test_slurm_real.c (`make slurm-test`). */
 #include "sweep.h"
 
 #include <cJSON.h>
@@ -49,7 +58,10 @@
 
 #include "common.h"
 #include "config.h"
+#include "mem.h"
+#include "model.h"
 #include "opts.h"
+#include "task.h"
 
 #ifndef RWKVLAB_VERSION
 #define RWKVLAB_VERSION "unknown"
@@ -333,6 +345,74 @@ static const char *sbatch_problem(const char *s) {
     return NULL;
 }
 
+/* A Slurm time limit (sbatch --time), checked here so that a typo fails before submission: minutes,
+ * M:S, H:M:S, D-H, D-H:M or D-H:M:S; digits only; after the leading field minutes and seconds below 60,
+ * hours below 24 after a day count; not zero (zero is "no limit" to Slurm: leave --time out instead). */
+static int check_slurm_time(const char *s, Err *err) {
+    static const char *HOW = "give HH:MM:SS, D-HH:MM:SS or minutes (Slurm's formats, e.g. 02:00:00, 1-12:00:00, 90)";
+    long f[4] = {0}, days = -1;
+    int nf = 0;
+    const char *c = s;
+    for (;;) {
+        if (!isdigit((unsigned char)*c)) return err_set(err, "--time '%s' is not a time limit: %s", s, HOW);
+        long v = 0;
+        int nd = 0;
+        for (; isdigit((unsigned char)*c); c++, nd++) v = v * 10 + (*c - '0');
+        if (nd > 6) return err_set(err, "--time '%s': a field has more than 6 digits: %s", s, HOW);
+        if (*c == '-' && days < 0 && nf == 0) {
+            days = v, c++;
+            continue;
+        }
+        f[nf++] = v;
+        if (*c == 0) break;
+        if (*c != ':' || nf == 3) return err_set(err, "--time '%s' is not a time limit: %s", s, HOW);
+        c++;
+    }
+    long h = 0, m = 0, sec = 0;
+    if (days >= 0) h = f[0], m = nf > 1 ? f[1] : 0, sec = nf > 2 ? f[2] : 0;
+    else if (nf == 1) m = f[0];
+    else if (nf == 2) m = f[0], sec = f[1];
+    else h = f[0], m = f[1], sec = f[2];
+    if (days >= 0 && h > 23) return err_set(err, "--time '%s': hours must be below 24 after a day count: %s", s, HOW);
+    if (nf >= 2 && (f[nf - 1] > 59 || (nf == 3 && f[1] > 59)))
+        return err_set(err, "--time '%s': minutes and seconds must be below 60: %s", s, HOW);
+    if ((days > 0 ? days : 0) + h + m + sec == 0)
+        return err_set(err, "--time '%s' is zero, which Slurm takes as no limit: give a positive limit, or leave "
+                            "--time out for the partition's default", s);
+    return 0;
+}
+
+/* A memory size (sbatch --mem): digits and an optional unit K, M, G or T (either case; Slurm's default
+ * unit is M), at least 1M; 0 (Slurm's "all of a node's memory") is refused. *mib (may be NULL): the size
+ * in MiB, rounded down. */
+static int check_slurm_mem(const char *s, long *mib, Err *err) {
+    static const char *HOW = "give a whole number with an optional unit K, M, G or T (e.g. 500M, 4G; no unit = M)";
+    const char *c = s;
+    long v = 0;
+    int nd = 0;
+    for (; isdigit((unsigned char)*c); c++, nd++) v = v * 10 + (*c - '0');
+    if (nd == 0 || nd > 9 || (*c && (c[1] || !strchr("KMGTkmgt", *c))))
+        return err_set(err, "--mem '%s' is not a memory size: %s", s, HOW);
+    const int u = toupper((unsigned char)*c);
+    if (v == 0 || (u == 'K' && v < 1024))
+        return err_set(err, "--mem '%s' is below 1M: %s (Slurm's --mem=0, a whole node's memory, is not offered)", s,
+                       HOW);
+    if (mib) *mib = u == 'K' ? v / 1024 : u == 'G' ? v * 1024 : u == 'T' ? v * 1024 * 1024 : v;
+    return 0;
+}
+
+/* Slurm partition names (sbatch --partition): one or a comma-separated list, each of letters, digits,
+ * '_', '-' and '.'. */
+static int check_slurm_partition(const char *s, Err *err) {
+    size_t n = strlen(s);
+    int ok = n > 0 && n <= 256 && s[0] != ',' && s[n - 1] != ',' && !strstr(s, ",,");
+    for (const char *c = s; *c && ok; c++) ok = isalnum((unsigned char)*c) || strchr("_-.,", *c);
+    if (!ok)
+        return err_set(err, "--partition '%s' is not a partition name: use letters, digits, '_', '-' and '.', or a "
+                            "comma-separated list of such names (at most 256 characters; see `sinfo -s`)", s);
+    return 0;
+}
+
 typedef struct {
     const RunConfig *c;
     const Grid *g;
@@ -340,7 +420,8 @@ typedef struct {
     long nruns;
     const char *self, *cfg_abs, *root_abs, *cwd;
     const char *const *sets;
-    int nsets, cpus;
+    int nsets, cpus;                         /* cpus: --cpus-per-task and each run's train.threads */
+    const char *time, *mem, *partition;      /* validated; NULL = not given (the cluster's default) */
 } SlurmSpec;
 
 /* the script's text (caller frees), or NULL with err set */
@@ -365,6 +446,10 @@ static char *slurm_script(const SlurmSpec *s, size_t *len, Err *err) {
     fprintf(f, "#SBATCH --job-name=%s\n#SBATCH --array=0-%ld\n#SBATCH --cpus-per-task=%d\n"
                "#SBATCH --output=%s/slurm-%%A_%%a.out\n#SBATCH --open-mode=append\n",
             s->c->experiment.name, s->nruns - 1, s->cpus, s->root_abs);
+    /* checked by parse_opts to hold only characters an #SBATCH line carries as they are */
+    if (s->time) fprintf(f, "#SBATCH --time=%s\n", s->time);
+    if (s->mem) fprintf(f, "#SBATCH --mem=%s\n", s->mem);
+    if (s->partition) fprintf(f, "#SBATCH --partition=%s\n", s->partition);
     if (!sbatch_problem(s->cwd)) fprintf(f, "#SBATCH --chdir=%s\n", s->cwd);
     fprintf(f, "set -eu\ncd ");
     sweep_sh_quote(f, s->cwd);
@@ -375,7 +460,7 @@ static char *slurm_script(const SlurmSpec *s, size_t *len, Err *err) {
     char dir[4096];
     for (long r = 0; r < s->nruns; r++) {
         snprintf(dir, sizeof dir, "%s/%s", s->root_abs, s->runs[r].name);
-        fresh_argv(a, s->self, s->cfg_abs, s->sets, s->nsets, s->g, &s->runs[r], 0, 0, NULL);
+        fresh_argv(a, s->self, s->cfg_abs, s->sets, s->nsets, s->g, &s->runs[r], s->cpus, 0, NULL);
         fprintf(f, "  %ld) dir=", r);
         sweep_sh_quote(f, dir);
         fprintf(f, "; set --");
@@ -386,17 +471,41 @@ static char *slurm_script(const SlurmSpec *s, size_t *len, Err *err) {
     fprintf(f, "  *) echo \"rwkvlab sweep: no run for array index $task (this script has 0-%ld)\" >&2; exit 1 ;;\n"
                "esac\n",
             s->nruns - 1);
-    fprintf(f, "if [ -f \"$dir/summary.json\" ] &&\n"
+    /* every line of the task's own says when, where and which job; the run's output comes in between */
+    fprintf(f, "say() {\n"
+               "  printf 'rwkvlab sweep task %%s (job %%s_%%s, %%s, %%s): %%s\\n' \"$task\" \\\n"
+               "    \"${SLURM_ARRAY_JOB_ID:-?}\" \"$task\" \"$(hostname 2>/dev/null || echo '?')\" \\\n"
+               "    \"$(date '+%%Y-%%m-%%d %%H:%%M:%%S')\" \"$*\"\n"
+               "}\n"
+               "if [ -f \"$dir/summary.json\" ] &&\n"
                "   grep -Eq '\"status\":[[:space:]]*\"(completed|early_stopped|diverged)\"' \"$dir/summary.json\"; then\n"
-               "  printf 'rwkvlab sweep task %%s: %%s already has a final result; nothing to do\\n' \"$task\" \"$dir\"\n"
+               "  say \"$dir already has a final result; nothing to do\"\n"
                "  exit 0\n"
                "fi\n"
+               "# SIGTERM (scancel, the time limit, preemption) reaches the run too, which checkpoints and\n"
+               "# exits 130; the shell waits for it and then says so.\n"
+               "sig=\n"
+               "trap 'sig=SIGTERM' TERM\n"
+               "rc=0\n"
                "if [ -f \"$dir/config.ini\" ]; then\n"
-               "  printf 'rwkvlab sweep task %%s: continuing %%s (train --resume)\\n' \"$task\" \"$dir\"\n"
-               "  exec \"$RWKVLAB\" train \"$dir/config.ini\" --resume \"$dir\"\n"
+               "  say \"continuing $dir (train --resume)\"\n"
+               "  \"$RWKVLAB\" train \"$dir/config.ini\" --resume \"$dir\" --set train.threads=%d || rc=$?\n"
+               "else\n"
+               "  say \"starting $dir\"\n"
+               "  \"$RWKVLAB\" train \"$@\" --out \"$dir\" || rc=$?\n"
                "fi\n"
-               "printf 'rwkvlab sweep task %%s: starting %%s\\n' \"$task\" \"$dir\"\n"
-               "exec \"$RWKVLAB\" train \"$@\" --out \"$dir\"\n");
+               "case $rc in\n"
+               "  0) say \"done: $dir\" ;;\n"
+               "  3) say \"diverged (exit 3): a final result, not retried; see $dir/run.log\" ;;\n"
+               "  130) say \"interrupted${sig:+ by $sig} (exit 130): the run checkpointed; submit this script again to "
+               "continue it\" ;;\n"
+               "  126|127) say \"FAILED: cannot execute '$RWKVLAB' (exit $rc): set RWKVLAB to the rwkvlab binary on "
+               "this cluster\" ;;\n"
+               "  *) say \"FAILED (exit $rc)${sig:+ after $sig}: the run's error is above (and in $dir/run.log once "
+               "the run has started); fix the cause, then submit this script again\" ;;\n"
+               "esac\n"
+               "exit $rc\n",
+            s->cpus);
     if (fclose(f)) {
         free(buf);
         err_set(err, "cannot build the Slurm script: out of memory");
@@ -560,6 +669,8 @@ typedef struct {
     const char *cfgp, *out, *sets[MAX_SETS];
     int nsets, slurm, dry, report;
     long jobs, stop_after;
+    const char *time, *mem, *partition; /* --slurm only; NULL = not given */
+    long cpus;                          /* --cpus-per-task; 0 = not given */
 } Opts;
 
 /* one sweep: the base config, the grid, the runs, and what is needed to start them */
@@ -582,13 +693,20 @@ typedef struct {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: rwkvlab sweep CONFIG [--set section.key=value ...] [--jobs N] [--out DIR]\n"
-            "                            [--slurm | --dry-run | --report]\n"
+            "                            [--slurm [--time T] [--mem SIZE] [--partition NAME] [--cpus-per-task N]\n"
+            "                             | --dry-run | --report]\n"
             "  runs the config's [sweep] grid x experiment.seeds with `rwkvlab train` (N at a time, default 1;\n"
             "  each with train.threads = cores / N). Running it again continues the sweep: finished runs are\n"
             "  skipped, diverged runs are reported and not retried, every other run with a directory is\n"
             "  continued with `train --resume`; a run directory holding another config is an error.\n"
             "  Each run's output is appended to DIR/<run>.log. DIR defaults to results/<experiment>/sweep.\n"
-            "  --slurm    write DIR/sweep.slurm (a job array, one index per run) instead of running\n"
+            "  --slurm    write DIR/sweep.slurm (a job array, one index per run) instead of running; with it:\n"
+            "               --time T          time limit per run (HH:MM:SS, D-HH:MM:SS or minutes)\n"
+            "               --mem SIZE        memory per run (e.g. 500M, 4G; no unit = M), at least each\n"
+            "                                 run's estimated need + 64M\n"
+            "               --partition NAME  partition (or a comma-separated list)\n"
+            "               --cpus-per-task N CPUs per run, and its train.threads (default: train.threads if\n"
+            "                                 set, else this machine's cores / --jobs)\n"
             "  --dry-run  list what each run would do, with its command line\n"
             "  --report   run nothing: only the table and DIR/sweep.json (median and best across seeds)\n"
             "  testing aid: --stop-after STEP (passed to every train)\n");
@@ -606,16 +724,26 @@ static int parse_opts(int argc, char **argv, Opts *o) {
         O_FLAG("--slurm", &o->slurm),
         O_FLAG("--dry-run", &o->dry),
         O_FLAG("--report", &o->report),
+        O_STR("--time", &o->time),
+        O_STR("--mem", &o->mem),
+        O_STR("--partition", &o->partition),
+        O_LONG("--cpus-per-task", &o->cpus, 1, 4096),
     };
     OptParser p = {.cmd = "sweep", .specs = spec, .nspecs = OPTS_N(spec), .pos_name = "CONFIG", .pos_min = 1,
                    .pos_max = 1, .pos = &o->cfgp};
     Err err = {{0}};
     int rc = opts_parse(&p, argc, argv, &err);
     if (rc == OPTS_HELP) return usage(stdout), 2;
+    const int slurm_opt = o->time || o->mem || o->partition || o->cpus;
     const char *bad = rc ? err.msg
                       : o->slurm + o->dry + o->report > 1 ? "--slurm, --dry-run and --report exclude each other"
                       : o->out && !*o->out                ? "--out is empty"
-                                                          : NULL;
+                      : slurm_opt && !o->slurm ? "--time, --mem, --partition and --cpus-per-task are for the Slurm "
+                                                 "script: add --slurm (a local sweep takes --jobs)"
+                      : (o->time && check_slurm_time(o->time, &err)) || (o->mem && check_slurm_mem(o->mem, NULL, &err)) ||
+                              (o->partition && check_slurm_partition(o->partition, &err))
+                          ? err.msg
+                          : NULL;
     if (bad) {
         fprintf(stderr, "rwkvlab sweep: %s\n", bad);
         usage(stderr);
@@ -728,16 +856,57 @@ static void sweep_dry_run(Sweep *s) {
     }
 }
 
+/* What a run needs beyond train's estimate (mem.h counts the large buffers only): the program, its
+ * libraries and OpenBLAS's buffers, measured at 18-45 MiB peak RSS for tiny runs. */
+#define SLURM_MEM_SLACK_MIB 64
+
+/* --mem must hold every grid point's estimated training memory + SLURM_MEM_SLACK_MIB, or each task would
+ * be killed for memory (and, resubmitted, killed again). RWKVLAB_FORCE_MEMORY=1 makes it a warning. */
+static int slurm_mem_fits(Sweep *s, Err *err) {
+    long mib = 0;
+    if (!s->o->mem || check_slurm_mem(s->o->mem, &mib, err)) return s->o->mem ? -1 : 0;
+    size_t worst = 0;
+    long worst_p = 0;
+    for (long p = 0; p < s->np; p++) {
+        if (run_config(s->c, s->g, p, s->c->experiment.seeds[0], s->t, err)) return -1;
+        Task *t = task_create(s->t, err);
+        if (!t) return -1;
+        const int vocab = task_vocab(t);
+        task_free(t);
+        const ModelArch *a = model_arch_find(s->t->model.arch);
+        char dims[1024];
+        if (!a) return err_set(err, "model.arch = %s is not known (available: %s)", s->t->model.arch, model_arch_names());
+        if (mem_train_dims(s->t, vocab, a, dims, err)) return -1;
+        size_t need = mem_train_bytes(s->t, a, dims, s->t->train.chunk > 0 ? s->t->train.chunk : 1, NULL);
+        if (need > worst) worst = need, worst_p = p;
+    }
+    const long want = (long)((worst + ((size_t)1 << 20) - 1) >> 20) + SLURM_MEM_SLACK_MIB;
+    if (mib >= want) return 0;
+    char label[512], est[32];
+    point_label(s->g, worst_p, label, sizeof label);
+    err_set(err, "--mem %s is less than grid point %s needs: about %s estimated for training + %d MiB for the program "
+                 "itself: give --mem %ldM or more (or a smaller model, train.batch or task.train_len; "
+                 "RWKVLAB_FORCE_MEMORY=1 writes the script anyway)", s->o->mem, label, mem_fmt(worst, est, sizeof est),
+            SLURM_MEM_SLACK_MIB, want);
+    if (!mem_force_from_env()) return -1;
+    fprintf(stderr, "rwkvlab sweep: warning (RWKVLAB_FORCE_MEMORY=1): %s\n", err->msg);
+    return 0;
+}
+
 /* ROOT/sweep.slurm, written atomically; every step checked */
 static int sweep_write_slurm(Sweep *s, Err *err) {
     char cfg_abs[PATH_MAX], root_abs[PATH_MAX], cwd[PATH_MAX], sp[PATH_MAX + 16];
+    if (slurm_mem_fits(s, err)) return -1;
     if (!realpath(s->o->cfgp, cfg_abs)) return err_set(err, "cannot resolve '%s': %s", s->o->cfgp, strerror(errno));
     if (!getcwd(cwd, sizeof cwd)) return err_set(err, "cannot get the current directory: %s", strerror(errno));
     if (mkdir_p(s->root, err)) return -1;
     if (!realpath(s->root, root_abs)) return err_set(err, "cannot resolve '%s': %s", s->root, strerror(errno));
     SlurmSpec spec = {.c = s->c, .g = s->g, .runs = s->runs, .nruns = s->nruns, .self = s->self, .cfg_abs = cfg_abs,
                       .root_abs = root_abs, .cwd = cwd, .sets = s->o->sets, .nsets = s->o->nsets,
-                      .cpus = s->c->train.threads > 0 ? s->c->train.threads : s->threads};
+                      .cpus = s->o->cpus > 0               ? (int)s->o->cpus
+                              : s->c->train.threads > 0 ? s->c->train.threads
+                                                        : s->threads,
+                      .time = s->o->time, .mem = s->o->mem, .partition = s->o->partition};
     size_t len = 0;
     char *script = slurm_script(&spec, &len, err);
     if (!script) return -1;

@@ -18,6 +18,7 @@
 #include "cuda_rwkv7.h"
 #include "lmeval_data.h"
 #include "lmeval_out.h"
+#include "lmeval_shard.h"
 #include "model_io.h"
 #include "tokenizer.h"
 
@@ -117,6 +118,10 @@ typedef struct {
     int *first;   /* (n) index of document i's first request in req */
     LmReq *req;   /* (sum of ncont over the n documents) */
     long ntok;    /* tokens in all requests */
+    int lo, hi;   /* documents [lo, hi) are scored: all, or this shard's range (--shard, lmeval_select_range) */
+    long rtok;    /* tokens of the requests of documents [lo, hi) */
+    uint64_t req_hash; /* every tokenised request of the n documents (shard files compare it) */
+    double *acc, *accn, *ll; /* (hi - lo) per-document values: acc, acc_norm, lambada's summed logprob */
     cJSON *res;   /* results["<task>"] */
     LmBuf samples; /* samples_<task>_*.jsonl text (with --samples) */
 } LmJob;
@@ -126,6 +131,7 @@ static void lmeval_job_free(LmJob *j) {
         for (int di = 0; di < j->n; di++)
             for (int c = 0; c < j->t.docs[di].ncont; c++) free(j->req[j->first[di] + c].ctx), free(j->req[j->first[di] + c].cont);
     free(j->req), free(j->first);
+    free(j->acc), free(j->accn), free(j->ll);
     cJSON_Delete(j->res);
     lmbuf_free(&j->samples);
     lmeval_task_free(&j->t);
@@ -243,6 +249,28 @@ static int lmeval_tokenise(LmJob *j, const Tokenizer *tok, int V, int split, int
     return 0;
 }
 
+/* The documents this process scores: all of them, or with --shard I/N range I of each task's documents
+ * balanced by request tokens (lmeval_shard.h); also the hash of every tokenised request of the task. */
+static void lmeval_select_range(LmJob *j, const LmevalOpts *o) {
+    long *dt = xcalloc(j->n ? j->n : 1, sizeof(long));
+    LmHash h;
+    lmhash_init(&h);
+    for (int di = 0; di < j->n; di++)
+        for (int c = 0; c < j->t.docs[di].ncont; c++) {
+            const LmReq *r = &j->req[j->first[di] + c];
+            const int len[3] = {di, r->nctx, r->ncont};
+            lmhash_update(&h, len, sizeof len);
+            lmhash_update(&h, r->ctx, r->nctx * sizeof(int));
+            lmhash_update(&h, r->cont, r->ncont * sizeof(int));
+            dt[di] += r->nctx + r->ncont;
+        }
+    j->req_hash = lmhash_final(&h);
+    lmeval_shard_range(dt, j->n, o->shard_n ? o->shard_i : 0, o->shard_n ? o->shard_n : 1, &j->lo, &j->hi);
+    j->rtok = 0;
+    for (int di = j->lo; di < j->hi; di++) j->rtok += dt[di];
+    free(dt);
+}
+
 /* ---- scoring ------------------------------------------------------------------------------------ */
 
 static const char *py_bool(int b) { return b ? "True" : "False"; }
@@ -311,23 +339,25 @@ static void lmeval_add_stderr(cJSON *res, const char *key, int have, double v) {
     else cJSON_AddStringToObject(res, key, "N/A");
 }
 
-/* requests of the first j->n documents */
-static size_t lmeval_nreq(const LmJob *j) {
-    return j->n ? (size_t)j->first[j->n - 1] + j->t.docs[j->n - 1].ncont : 0;
+/* requests of documents [j->lo, j->hi): [lmeval_req_lo, lmeval_req_lo + lmeval_req_n) of j->req */
+static size_t lmeval_req_lo(const LmJob *j) { return j->hi > j->lo ? (size_t)j->first[j->lo] : 0; }
+static size_t lmeval_req_n(const LmJob *j) {
+    return j->hi > j->lo ? (size_t)j->first[j->hi - 1] + j->t.docs[j->hi - 1].ncont - lmeval_req_lo(j) : 0;
 }
 
-/* Every request of the task on the CPU, document by document: a context shared by consecutive choices is run
- * once (unless --no-share) and its state copied for each continuation. lp / gr: one entry per request. */
+/* Documents [j->lo, j->hi) on the CPU, one by one: a context shared by consecutive choices is run once
+ * (unless --no-share) and its state copied for each continuation. lp / gr: one entry per request of the
+ * range (request first[lo] at index 0). */
 static void score_cpu(Model *m, LmJob *j, const LmevalOpts *o, double *lp, int *gr) {
     const LmTask *t = &j->t;
-    const int n = j->n;
-    const size_t nstate = model_state_numel(m, 1);
+    const int lo = j->lo, n = j->hi - j->lo;
+    const size_t nstate = model_state_numel(m, 1), r0 = lmeval_req_lo(j);
     real *state = xmalloc(nstate * sizeof(real)), *ctx_state = xmalloc(nstate * sizeof(real));
     real *lg0 = xmalloc(m->V * sizeof(real));
     double t0 = now_seconds(), last_print = 0;
     const int tty = isatty(STDERR_FILENO);
     long ntok = 0;
-    for (int di = 0; di < n; di++) {
+    for (int di = lo; di < j->hi; di++) {
         const LmDoc *d = &t->docs[di];
         const LmReq *rq = &j->req[j->first[di]];
         const LmReq *prev = NULL;
@@ -344,31 +374,33 @@ static void score_cpu(Model *m, LmJob *j, const LmevalOpts *o, double *lp, int *
                 prev = r;
             }
             memcpy(state, ctx_state, nstate * sizeof(real));
-            lp[j->first[di] + c] = lmeval_score_continuation(m, state, lg0, r->cont, r->ncont, &gr[j->first[di] + c]);
+            const size_t q = j->first[di] + c - r0;
+            lp[q] = lmeval_score_continuation(m, state, lg0, r->cont, r->ncont, &gr[q]);
             ntok += r->ncont;
         }
+        const int k = di - lo;
         double el = now_seconds() - t0;
         /* progress: redrawn in place on a terminal, a plain line every 10 s otherwise */
-        if (!o->quiet && (el - last_print > (tty ? 1.0 : 10.0) || di + 1 == n)) {
+        if (!o->quiet && (el - last_print > (tty ? 1.0 : 10.0) || k + 1 == n)) {
             last_print = el;
-            fprintf(stderr, "%s%s: %d/%d docs  %.0f tok/s  ETA %.0fs%s", tty ? "\r" : "", t->name, di + 1, n,
-                    ntok / fmax(el, 1e-9), (j->ntok - ntok) / fmax(ntok / fmax(el, 1e-9), 1e-9), tty ? "   " : "\n");
-            if (tty && di + 1 == n) fputc('\n', stderr);
+            fprintf(stderr, "%s%s: %d/%d docs  %.0f tok/s  ETA %.0fs%s", tty ? "\r" : "", t->name, k + 1, n,
+                    ntok / fmax(el, 1e-9), (j->rtok - ntok) / fmax(ntok / fmax(el, 1e-9), 1e-9), tty ? "   " : "\n");
+            if (tty && k + 1 == n) fputc('\n', stderr);
         }
     }
     free(state), free(ctx_state), free(lg0);
 }
 
-/* Every request of the task on the GPU in one call (cuda_rwkv7_score_ex: sorted and packed by length, each
- * shared context once, the head only at scored positions). lp / gr: one entry per request. */
+/* Documents [j->lo, j->hi) on the GPU in one call (cuda_rwkv7_score_ex: every request sorted and packed by
+ * length, each shared context once, the head only at scored positions). lp / gr as for score_cpu. */
 static int score_cuda(CudaRwkv7 *g, LmJob *j, const LmevalOpts *o, double *lp, int *gr, Err *err) {
-    const size_t nreq = lmeval_nreq(j);
+    const size_t nreq = lmeval_req_n(j), r0 = lmeval_req_lo(j);
     if (!nreq) return 0;
     CudaLmRequest *q = xmalloc(nreq * sizeof(CudaLmRequest));
-    int *buf = xmalloc((size_t)(j->ntok ? j->ntok : 1) * sizeof(int));
+    int *buf = xmalloc((size_t)(j->rtok ? j->rtok : 1) * sizeof(int));
     size_t off = 0;
     for (size_t i = 0; i < nreq; i++) {
-        const LmReq *r = &j->req[i];
+        const LmReq *r = &j->req[r0 + i];
         memcpy(buf + off, r->ctx, r->nctx * sizeof(int));
         memcpy(buf + off + r->nctx, r->cont, r->ncont * sizeof(int));
         q[i] = (CudaLmRequest){.tokens = buf + off, .ntok = r->nctx + r->ncont, .nctx = r->nctx};
@@ -382,44 +414,61 @@ static int score_cuda(CudaRwkv7 *g, LmJob *j, const LmevalOpts *o, double *lp, i
     if (!rc && !o->quiet)
         fprintf(stderr, "%s: %zu requests, %ld tokens scored in %.2f s on the GPU (%.0f tok/s; %ld forward calls, %ld "
                         "rows computed, head at %ld rows; %ld shared contexts for %ld requests)\n", j->t.name, nreq,
-                j->ntok, el, j->ntok / fmax(el, 1e-9), st.forwards, st.rows, st.head_rows, st.groups, st.grouped);
+                j->rtok, el, j->rtok / fmax(el, 1e-9), st.forwards, st.rows, st.head_rows, st.groups, st.grouped);
     free(q), free(buf);
     return rc;
 }
 
-/* Metrics (and samples) of one task from its requests' scores: fills j->res (and j->samples). The same
- * code for every engine. */
-static int task_results(LmJob *j, const LmevalOpts *o, const double *lp_all, const int *gr_all, Err *err) {
+/* Score documents [j->lo, j->hi) of one task on the CPU (m) or the GPU (g): fills j->acc, j->accn, j->ll
+ * (and j->samples with --samples) and, unsharded, j->res. Metrics and samples are the same code for both. */
+static int run_task(Model *m, CudaRwkv7 *g, LmJob *j, const LmevalOpts *o, Err *err) {
     const LmTask *t = &j->t;
-    const int n = j->n;
-    double *acc = xcalloc(n ? n : 1, sizeof(double)), *accn = xcalloc(n ? n : 1, sizeof(double));
-    double *ll = xcalloc(n ? n : 1, sizeof(double));
-    int rc = -1;
-    for (int di = 0; di < n; di++) {
+    const int lo = j->lo, n = j->hi - j->lo;
+    const size_t nreq = lmeval_req_n(j), r0 = lmeval_req_lo(j);
+    double *acc = j->acc = xcalloc(n ? n : 1, sizeof(double)), *accn = j->accn = xcalloc(n ? n : 1, sizeof(double));
+    double *ll = j->ll = xcalloc(n ? n : 1, sizeof(double));
+    double *lp = xcalloc(nreq ? nreq : 1, sizeof(double));
+    int *gr = xcalloc(nreq ? nreq : 1, sizeof(int)), rc = -1;
+    if (g) {
+        if (score_cuda(g, j, o, lp, gr, err)) goto done;
+    } else {
+        score_cpu(m, j, o, lp, gr);
+    }
+    for (int di = lo; di < j->hi; di++) {
         const LmDoc *d = &t->docs[di];
-        const double *lps = lp_all + j->first[di];
-        const int *greedy = gr_all + j->first[di];
+        const double *lps = lp + (j->first[di] - r0);
+        const int *greedy = gr + (j->first[di] - r0);
         int best = 0, bestn = 0;
         for (int c = 1; c < d->ncont; c++) {
             if (lps[c] > lps[best]) best = c;
             if (lps[c] / d->choice_len[c] > lps[bestn] / d->choice_len[bestn]) bestn = c;
         }
+        const int k = di - lo;
         if (t->is_loglik_ppl) {
-            ll[di] = lps[0];
-            acc[di] = greedy[0];
+            ll[k] = lps[0];
+            acc[k] = greedy[0];
         } else {
-            acc[di] = best == d->gold;
-            accn[di] = bestn == d->gold;
+            acc[k] = best == d->gold;
+            accn[k] = bestn == d->gold;
         }
-        if (o->samples && lmeval_add_sample(j, di, lps, greedy, acc[di], accn[di], err)) goto done;
+        if (o->samples && lmeval_add_sample(j, di, lps, greedy, acc[k], accn[k], err)) goto done;
     }
+    if (!o->shard_n) j->res = lmeval_task_metrics(t, acc, accn, ll, n, o->bootstrap, o->quiet);
+    rc = 0;
+done:
+    free(lp), free(gr);
+    return rc;
+}
+
+cJSON *lmeval_task_metrics(const LmTask *t, const double *acc, const double *accn, const double *ll, int n,
+                           long bootstrap, int quiet) {
     /* lm-eval: a standard error needs >= 2 documents and bootstrap_iters > 0, otherwise "N/A" */
-    const int se = n > 1 && o->bootstrap > 0;
-    cJSON *res = j->res = cJSON_CreateObject();
+    const int se = n > 1 && bootstrap > 0;
+    cJSON *res = cJSON_CreateObject();
     cJSON_AddStringToObject(res, "alias", t->name);
     if (t->is_loglik_ppl) {
         lmeval_json_add_float(res, "perplexity,none", exp(-mean(ll, n)));
-        lmeval_add_stderr(res, "perplexity_stderr,none", se, se ? bootstrap_ppl_stderr(ll, n, o->bootstrap, 1234) : 0);
+        lmeval_add_stderr(res, "perplexity_stderr,none", se, se ? bootstrap_ppl_stderr(ll, n, bootstrap, 1234) : 0);
     }
     lmeval_json_add_float(res, "acc,none", mean(acc, n));
     lmeval_add_stderr(res, "acc_stderr,none", se, se ? stderr_of(acc, n) : 0);
@@ -427,7 +476,7 @@ static int task_results(LmJob *j, const LmevalOpts *o, const double *lp_all, con
         lmeval_json_add_float(res, "acc_norm,none", mean(accn, n));
         lmeval_add_stderr(res, "acc_norm_stderr,none", se, se ? stderr_of(accn, n) : 0);
     }
-    if (!o->quiet) {
+    if (!quiet) {
         printf("%-15s n=%-5d", t->name, n);
         if (t->is_loglik_ppl) printf(" ppl %.4f ", exp(-mean(ll, n)));
         char sa[16] = "N/A", sn[16] = "N/A";
@@ -436,29 +485,12 @@ static int task_results(LmJob *j, const LmevalOpts *o, const double *lp_all, con
         if (t->has_acc_norm) printf("  acc_norm %.4f +- %s", mean(accn, n), sn);
         printf("\n");
     }
-    rc = 0;
-done:
-    free(acc), free(accn), free(ll);
-    return rc;
-}
-
-/* Score one task on the CPU (m) or the GPU (g): fills j->res (and j->samples with --samples). */
-static int run_task(Model *m, CudaRwkv7 *g, LmJob *j, const LmevalOpts *o, Err *err) {
-    const size_t nreq = lmeval_nreq(j);
-    double *lp = xcalloc(nreq ? nreq : 1, sizeof(double));
-    int *gr = xcalloc(nreq ? nreq : 1, sizeof(int));
-    int rc = 0;
-    if (g) rc = score_cuda(g, j, o, lp, gr, err);
-    else score_cpu(m, j, o, lp, gr);
-    if (!rc) rc = task_results(j, o, lp, gr, err);
-    free(lp), free(gr);
-    return rc;
+    return res;
 }
 
 /* ---- results JSON -------------------------------------------------------------------------------- */
 
-static void lmeval_add_task_meta(cJSON *root, const LmJob *j) {
-    const LmTask *t = &j->t;
+static void lmeval_add_task_meta(cJSON *root, const LmTask *t, int n) {
     cJSON_AddItemToObject(cJSON_GetObjectItem(root, "group_subtasks"), t->name, cJSON_CreateArray());
     cJSON *cfg = cJSON_AddObjectToObject(cJSON_GetObjectItem(root, "configs"), t->name);
     cJSON_AddStringToObject(cfg, "task", t->name);
@@ -491,18 +523,18 @@ static void lmeval_add_task_meta(cJSON *root, const LmJob *j) {
     if (t->has_acc_norm) cJSON_AddTrueToObject(h, "acc_norm");
     cJSON *ns = cJSON_AddObjectToObject(cJSON_GetObjectItem(root, "n-samples"), t->name);
     cJSON_AddNumberToObject(ns, "original", t->ndocs);
-    cJSON_AddNumberToObject(ns, "effective", j->n);
+    cJSON_AddNumberToObject(ns, "effective", n);
 }
 
-static char *lmeval_results_text(const LmevalOpts *o, LmJob *jobs, int ntasks, int prefix, const char *model_name,
-                                 const char *arch, double start_wall, double t0) {
+char *lmeval_results_text(const LmevalOpts *o, LmTaskResult *tr, int ntasks, int prefix, const char *model_name,
+                          const char *arch, double start_wall, double t0, double t1) {
     cJSON *root = cJSON_CreateObject(), *results = cJSON_AddObjectToObject(root, "results");
     const char *objs[] = {"group_subtasks", "configs", "versions", "n-shot", "higher_is_better", "n-samples"};
     for (int k = 0; k < 6; k++) cJSON_AddObjectToObject(root, objs[k]);
     for (int i = 0; i < ntasks; i++) {
-        cJSON_AddItemToObject(results, jobs[i].t.name, jobs[i].res);
-        jobs[i].res = NULL; /* owned by root now */
-        lmeval_add_task_meta(root, &jobs[i]);
+        cJSON_AddItemToObject(results, tr[i].t->name, tr[i].res);
+        tr[i].res = NULL; /* owned by root now */
+        lmeval_add_task_meta(root, tr[i].t, tr[i].n);
     }
     char args[4400], san[1024];
     const int cuda = lmeval_is_cuda(o);
@@ -543,7 +575,6 @@ static char *lmeval_results_text(const LmevalOpts *o, LmJob *jobs, int ntasks, i
     cJSON_AddFalseToObject(root, "fewshot_as_multiturn");
     cJSON_AddNullToObject(root, "chat_template");
     cJSON_AddNullToObject(root, "chat_template_sha");
-    double t1 = now_seconds();
     lmeval_json_add_float(root, "start_time", t0);
     lmeval_json_add_float(root, "end_time", t1);
     char tt[64];
@@ -554,6 +585,23 @@ static char *lmeval_results_text(const LmevalOpts *o, LmJob *jobs, int ntasks, i
     return txt;
 }
 
+int lmeval_publish_results(const char *outdir, const char *rprefix, const LmTaskResult *tr, int ntasks, int samples,
+                           const char *rtext, char *results_path, size_t cap, Err *err) {
+    LmOutFile files[LMEVAL_MAX_TASKS + 1];
+    char spref[LMEVAL_MAX_TASKS][64];
+    int nf = 0;
+    if (ntasks > LMEVAL_MAX_TASKS) return err_set(err, "more than %d tasks", LMEVAL_MAX_TASKS);
+    for (int i = 0; samples && i < ntasks; i++) {
+        snprintf(spref[i], sizeof spref[i], "samples_%s_", tr[i].t->name);
+        files[nf++] = (LmOutFile){spref[i], ".jsonl", tr[i].samples ? tr[i].samples : "", tr[i].samples_len};
+    }
+    files[nf++] = (LmOutFile){rprefix, ".json", rtext, strlen(rtext)};
+    char stamp[64];
+    if (lmeval_publish(outdir, files, nf, lmeval_now_usec(), stamp, sizeof stamp, err)) return -1;
+    snprintf(results_path, cap, "%s/%s%s.json", outdir, rprefix, stamp);
+    return 0;
+}
+
 /* ---- the run --------------------------------------------------------------------------------------- */
 
 int lmeval_run(LmevalOpts *o, Err *err) {
@@ -562,7 +610,9 @@ int lmeval_run(LmevalOpts *o, Err *err) {
     /* 1. options and the task list: no file is touched yet */
     char names[LMEVAL_MAX_TASKS][32];
     int ntasks = 0;
-    if (lmeval_check_opts(o, err) || lmeval_parse_tasks(o->tasks, names, &ntasks, err)) return -1;
+    if (lmeval_check_opts(o, err) || lmeval_shard_check(o->shard_i, o->shard_n, err) ||
+        lmeval_parse_tasks(o->tasks, names, &ntasks, err))
+        return -1;
     const char *data = o->data_dir ? o->data_dir : "data";
     const int cuda = lmeval_is_cuda(o);
     char outdir[4096], rprefix[512];
@@ -595,14 +645,18 @@ int lmeval_run(LmevalOpts *o, Err *err) {
     if (model_load_with(o->model_path, &o->load, &m, err)) goto out;
     arch_name = m->arch->name;
     tl = now_seconds() - tl;
+    LmShardRun shard = {.o = o, .date = start_wall, .t0 = t0}; /* --shard: the model file's hash, once */
+    if (o->shard_n && lmeval_file_hash64(o->model_path, &shard.model_hash, &shard.model_bytes, err)) goto out;
     /* 3. every request tokenised and checked against the model's vocabulary */
     long ndocs = 0, ntok = 0;
     double tt = now_seconds();
     for (int i = 0; i < ntasks; i++) {
         if (lmeval_tokenise(&jobs[i], tok, m->V, o->split, prefix, err)) goto out;
+        lmeval_select_range(&jobs[i], o);
         ndocs += jobs[i].n, ntok += jobs[i].ntok;
     }
     tt = now_seconds() - tt;
+    const int V = m->V;
     if (cuda) { /* the weights go to the GPU; the CPU copy is no longer needed */
         CudaDType dt = CUDA_DT_BF16;
         if (o->dtype) cuda_dtype_parse(o->dtype, &dt);
@@ -619,7 +673,6 @@ int lmeval_run(LmevalOpts *o, Err *err) {
                     cuda_rwkv7_weight_bytes(g) / 1e9, tu);
         }
     }
-    const int V = m ? m->V : cuda_rwkv7_dims(g)->V;
     if (V < tokenizer_vocab_size(tok))
         fprintf(stderr, "warning: the model's vocabulary (%d) is smaller than the World tokenizer's (%d); every "
                         "token of these tasks fits\n", V, tokenizer_vocab_size(tok));
@@ -629,23 +682,32 @@ int lmeval_run(LmevalOpts *o, Err *err) {
     /* 4. scoring */
     for (int i = 0; i < ntasks; i++)
         if (run_task(m, g, &jobs[i], o, err)) goto out;
+    if (o->shard_n) { /* --shard: the per-document values go to the shard file; lmeval-merge makes the results */
+        LmShardTask st[LMEVAL_MAX_TASKS];
+        for (int i = 0; i < ntasks; i++) {
+            const LmJob *j = &jobs[i];
+            st[i] = (LmShardTask){&j->t, j->n, j->lo, j->hi, j->ntok, j->rtok, j->req_hash, j->acc, j->accn, j->ll,
+                                  j->samples.p, j->samples.len};
+        }
+        shard.prefix = prefix, shard.arch = arch_name, shard.t1 = now_seconds();
+        if (lmeval_shard_write(&shard, st, ntasks, outdir, o->results_path, sizeof o->results_path, err)) goto out;
+        rc = 0;
+        goto out;
+    }
     /* 5. output: samples first, the results file last, under one fresh date_id */
-    rtext = lmeval_results_text(o, jobs, ntasks, prefix, o->model_path, arch_name, start_wall, t0);
+    LmTaskResult tr[LMEVAL_MAX_TASKS];
+    for (int i = 0; i < ntasks; i++) {
+        tr[i] = (LmTaskResult){&jobs[i].t, jobs[i].n, jobs[i].res, jobs[i].samples.p, jobs[i].samples.len};
+        jobs[i].res = NULL; /* lmeval_results_text takes it over */
+    }
+    rtext = lmeval_results_text(o, tr, ntasks, prefix, o->model_path, arch_name, start_wall, t0, now_seconds());
     if (!rtext) {
         err_set(err, "out of memory formatting the results JSON");
         goto out;
     }
-    LmOutFile files[LMEVAL_MAX_TASKS + 1];
-    char spref[LMEVAL_MAX_TASKS][64];
-    int nf = 0;
-    for (int i = 0; o->samples && i < ntasks; i++) {
-        snprintf(spref[i], sizeof spref[i], "samples_%s_", jobs[i].t.name);
-        files[nf++] = (LmOutFile){spref[i], ".jsonl", jobs[i].samples.p ? jobs[i].samples.p : "", jobs[i].samples.len};
-    }
-    files[nf++] = (LmOutFile){rprefix, ".json", rtext, strlen(rtext)};
-    char stamp[64];
-    if (lmeval_publish(outdir, files, nf, lmeval_now_usec(), stamp, sizeof stamp, err)) goto out;
-    snprintf(o->results_path, sizeof o->results_path, "%s/%s%s.json", outdir, rprefix, stamp);
+    if (lmeval_publish_results(outdir, rprefix, tr, ntasks, o->samples, rtext, o->results_path, sizeof o->results_path,
+                               err))
+        goto out;
     rc = 0;
 out:
     if (cuda) cuda_init_wait();

@@ -874,6 +874,29 @@ int config_validate(const RunConfig *c, Err *err) {
      * config_load's cross-field rules: a file may leave the variant to a later --set. */
     Task *task = task_create(c, &tmp);
     if (!task) return err_set(err, "config: %s", tmp.msg), err_clean(err);
+    /* and make every length the run asks of it (e.g. mqar: even, >= 4 num_kv, < vocab): each training
+     * length of the range, the test lengths, the trajectory length, and merrill's length-2 pairs */
+    int rc_len = 0;
+    for (int T = config_train_len_min(c); rc_len == 0 && T <= c->task.train_len; T++)
+        if (task_check_len(task, T, &tmp)) {
+            if (T == c->task.train_len && config_train_len_min(c) == T)
+                rc_len = err_set(err, "config: task.train_len = %d: %s", T, tmp.msg);
+            else
+                rc_len = err_set(err, "config: task.train_len = %d-%d includes %d: %s", config_train_len_min(c),
+                                 c->task.train_len, T, tmp.msg);
+        }
+    for (int i = 0; rc_len == 0 && i < c->task.ntest_lens; i++)
+        if (task_check_len(task, c->task.test_lens[i], &tmp))
+            rc_len = err_set(err, "config: task.test_lens lists %d: %s", c->task.test_lens[i], tmp.msg);
+    if (rc_len == 0 && c->log.trajectories > 0 && c->log.trajectory_len > 0 &&
+        task_check_len(task, c->log.trajectory_len, &tmp))
+        rc_len = err_set(err, "config: log.trajectory_len = %d: %s", c->log.trajectory_len, tmp.msg);
+    if (rc_len == 0 && !strcmp(c->task.protocol, "merrill") && task_check_len(task, 2, &tmp))
+        rc_len = err_set(err, "config: task.protocol = merrill also trains on every length-2 sequence: %s", tmp.msg);
+    if (rc_len) {
+        task_free(task);
+        return err_clean(err);
+    }
     /* and the architecture must accept the model keys, as `train` checks when it builds the model (e.g.
      * rwkv6 refuses eig_range = extended) */
     const ModelArch *arch = model_arch_find(c->model.arch);

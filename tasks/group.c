@@ -1,4 +1,4 @@
-/* group.c -- builds permutation-group tables (S_n, A_n, Z_n); composition order "a then b", see group.h.
+/* group.c -- builds permutation-group tables (S_n, A_n, Z_n, G x H); composition order "a then b", see group.h.
  *
  * Every constructor produces the list of permutation arrays in lexicographic order, then one shared
  * routine (group_build_tables) derives mul and inv by composing arrays and looking the result up by
@@ -103,20 +103,69 @@ int group_init_cyclic(Group *g, int n, Err *err) {
     return 0;
 }
 
-int group_init_by_name(Group *g, const char *name, Err *err) {
+int group_init_product(Group *g, const Group *G, const Group *H, Err *err) {
     memset(g, 0, sizeof *g);
-    const char *allowed = "S<n> or A<n> (n = 1..6), Z<n> (n = 1..255), e.g. S5, A5, Z60";
-    if (!name || !name[0] || !name[1]) return err_set(err, "unknown group '%s': expected %s", name ? name : "", allowed);
+    int n = G->n + H->n;
+    long ord = (long)G->order * H->order;
+    if (n > GROUP_MAX_DEGREE || ord > GROUP_MAX_ORDER)
+        return err_set(err, "%sx%s: order %ld on %d points is too large (a product may have order <= %d and "
+                       "act on <= %d points)", G->name, H->name, ord, n, GROUP_MAX_ORDER, GROUP_MAX_DEGREE);
+    snprintf(g->name, sizeof g->name, "%sx%s", G->name, H->name);
+    g->n = n;
+    g->order = (int)ord;
+    g->perm = xmalloc((size_t)ord * n);
+    for (int a = 0; a < G->order; a++) /* index a*|H| + b: perm_G(a), then perm_H(b) shifted by nG */
+        for (int b = 0; b < H->order; b++) {
+            unsigned char *p = g->perm + ((size_t)a * H->order + b) * n;
+            memcpy(p, group_perm(G, a), (size_t)G->n);
+            for (int x = 0; x < H->n; x++) p[G->n + x] = (unsigned char)(group_perm(H, b)[x] + G->n);
+        }
+    group_build_tables(g); /* checks identity first, lexicographic rows and closure */
+    return 0;
+}
+
+static const char GROUP_NAMES_ALLOWED[] =
+    "S<n> or A<n> (n = 1..6), Z<n> (n = 1..255), or a product GxH of those, e.g. S5, A5, Z60, A4xZ5";
+
+/* One factor: a letter and a degree. */
+static int group_init_simple(Group *g, const char *name, size_t len, Err *err) {
+    char buf[32];
+    if (len < 2 || len >= sizeof buf) return -2;
+    memcpy(buf, name, len);
+    buf[len] = 0;
     char *end = NULL;
-    long n = strtol(name + 1, &end, 10);
-    if (*end != '\0' || !isdigit((unsigned char)name[1]) || n > 100000)
-        return err_set(err, "unknown group '%s': expected %s", name, allowed);
-    switch (tolower((unsigned char)name[0])) {
+    long n = strtol(buf + 1, &end, 10);
+    if (*end != '\0' || !isdigit((unsigned char)buf[1]) || n > 100000) return -2;
+    switch (tolower((unsigned char)buf[0])) {
     case 's': return group_init_symmetric(g, (int)n, err);
     case 'a': return group_init_alternating(g, (int)n, err);
     case 'z': return group_init_cyclic(g, (int)n, err);
-    default: return err_set(err, "unknown group '%s': expected %s", name, allowed);
+    default: return -2;
     }
+}
+
+/* name -> group; -2 when name is not of the form S<n>|A<n>|Z<n>[xNAME] (the caller says what is allowed),
+ * -1 with err when it is but a size is out of range. */
+static int group_parse(Group *g, const char *name, Err *err) {
+    memset(g, 0, sizeof *g);
+    const char *x = strpbrk(name, "xX");
+    if (!x) return group_init_simple(g, name, strlen(name), err);
+    Group G, H;
+    int rc = group_init_simple(&G, name, (size_t)(x - name), err);
+    if (rc) return rc;
+    rc = group_parse(&H, x + 1, err);
+    if (rc == 0) {
+        rc = group_init_product(g, &G, &H, err);
+        group_free(&H);
+    }
+    group_free(&G);
+    return rc;
+}
+
+int group_init_by_name(Group *g, const char *name, Err *err) {
+    int rc = group_parse(g, name ? name : "", err);
+    if (rc == -2) return err_set(err, "unknown group '%s': expected %s", name ? name : "", GROUP_NAMES_ALLOWED);
+    return rc;
 }
 
 void group_free(Group *g) {

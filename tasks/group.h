@@ -1,4 +1,5 @@
-/* group.h -- finite permutation groups (S_n, A_n, Z_n) as explicit tables, built at start-up.
+/* group.h -- finite permutation groups (S_n, A_n, Z_n and direct products G x H) as explicit tables,
+ * built at start-up.
  *
  * Scope: the groups behind the word-problem tasks (spec/tasks.md §1). A group of degree n acts on the
  * points 0..n-1; each element is stored as its permutation array p with p[x] = image of x.
@@ -7,12 +8,20 @@
  * permutation arrays. So the identity (0,1,...,n-1) is always index 0; A_n lists the even permutations
  * of S_n in the same relative order; Z_n is the rotations x -> x+k mod n, index k.
  *
+ * Direct product G x H (group_init_product; by name "A4xZ5", "s3xz2", factors split at the first 'x'):
+ *   element (a, b), a in G, b in H, has index a*|H| + b (so (0,0) = identity is index 0, and the index
+ *   runs over b fastest). It acts on nG + nH points as the disjoint union: points 0..nG-1 are moved by a,
+ *   points nG..nG+nH-1 by b, i.e. perm = (perm_G(a), perm_H(b) + nG). Those arrays are lexicographic in
+ *   index order, so the product obeys the rule above, and composition is factor-wise:
+ *   (a, b)·(a', b') = (a·a', b·b')  -- each factor "a then a'" as in its own group.
+ *
  * Composition order (the one rule used everywhere, tested against brute-force composition):
  *   mul[a*order + b] = "a then b":   (a·b)(x) = b(a(x))   -- a is applied FIRST.
  * A word g_1 g_2 ... g_t therefore means: apply g_1, then g_2, ..., then g_t.
  *
  * Size limits: S_n and A_n for 1 <= n <= GROUP_MAX_SN (order up to 720, mul table 2 MB);
- * Z_n for 1 <= n <= GROUP_MAX_ZN.
+ * Z_n for 1 <= n <= GROUP_MAX_ZN; a product of degree (nG + nH) <= GROUP_MAX_DEGREE and order
+ * <= GROUP_MAX_ORDER (mul table order^2 ints: 8 MB).
  */
 #ifndef RWKV_GROUP_H
 #define RWKV_GROUP_H
@@ -21,9 +30,11 @@
 
 #define GROUP_MAX_SN 6
 #define GROUP_MAX_ZN 255
+#define GROUP_MAX_DEGREE 255   /* points are unsigned char */
+#define GROUP_MAX_ORDER 1440   /* products only; S_n/A_n/Z_n are bounded by their degree limits */
 
 typedef struct {
-    char name[16];        /* "S5", "A5", "Z60" */
+    char name[32];        /* "S5", "A5", "Z60", "A4xZ5" */
     int n;                /* degree: points 0..n-1 */
     int order;            /* |G| */
     unsigned char *perm;  /* (order, n) perm[e*n + x] = image of point x under element e */
@@ -35,7 +46,10 @@ typedef struct {
 int group_init_symmetric(Group *g, int n, Err *err);   /* S_n, order n! */
 int group_init_alternating(Group *g, int n, Err *err); /* A_n, order n!/2 (n >= 2), A_1 = trivial */
 int group_init_cyclic(Group *g, int n, Err *err);      /* Z_n as rotations, order n */
-/* "S5", "a5", "Z12", ... (letter case-insensitive, then the degree). */
+/* G x H with the element order and action described above (G and H are only read). */
+int group_init_product(Group *g, const Group *G, const Group *H, Err *err);
+/* "S5", "a5", "Z12", ... (letter case-insensitive, then the degree); "A4xZ5" = A4 x Z5 (split at the first
+ * 'x' or 'X': "s3xz2xz2" = S3 x (Z2 x Z2)). */
 int group_init_by_name(Group *g, const char *name, Err *err);
 void group_free(Group *g);
 

@@ -17,6 +17,7 @@
 struct Task {
     const TaskKind *kind;
     void *self;
+    char name[64]; /* task.name as given, for messages */
 };
 
 void batch_alloc(Batch *b, int B, int T) {
@@ -129,6 +130,7 @@ Task *task_create_named(const char *name, const char *variant, const char *const
     if (!self) return NULL;
     Task *t = xcalloc(1, sizeof *t);
     t->kind = k, t->self = self;
+    snprintf(t->name, sizeof t->name, "%s", name);
     return t;
 }
 
@@ -149,6 +151,14 @@ int task_vocab(const Task *t) { return t->kind->vocab(t->self); }
 const char *task_describe(const Task *t) { return t->kind->describe(t->self); }
 double task_chance(const Task *t) { return t->kind->chance ? t->kind->chance(t->self) : -1; }
 const TaskKind *task_kind(const Task *t) { return t->kind; }
+int task_check_len(const Task *t, int T, Err *err) {
+    if (T < 1) return err_set(err, "task %s: length %d: lengths must be >= 1", t->name, T);
+    if (!t->kind->check_len) return 0;
+    Err e;
+    if (t->kind->check_len(t->self, T, &e) == 0) return 0;
+    return err_set(err, "task %s: length %d: %s", t->name, T, e.msg);
+}
+
 void task_token_text(const Task *t, int token, char *buf, size_t n) {
     if (t->kind->token_text) t->kind->token_text(t->self, token, buf, n);
     else snprintf(buf, n, "%d", token);
@@ -157,6 +167,8 @@ void task_token_text(const Task *t, int token, char *buf, size_t n) {
 static void task_fill(const Task *t, gsl_rng *rng, Batch *b) {
     CHECK(b->B > 0 && b->T > 0 && b->inputs && b->targets && b->mask,
           "task batch not allocated (B=%d T=%d); call batch_alloc first", b->B, b->T);
+    Err e;
+    CHECK(task_check_len(t, b->T, &e) == 0, "%s (callers check lengths with task_check_len first)", e.msg);
     for (int i = 0; i < b->B; i++) {
         size_t o = (size_t)i * b->T;
         t->kind->fill(t->self, rng, b->T, b->inputs + o, b->targets + o, b->mask + o);
@@ -182,6 +194,8 @@ void task_sample_rows(Task *t, gsl_rng *rng, Batch *b, const int *len) {
           "task batch not allocated (B=%d T=%d); call batch_alloc first", b->B, b->T);
     for (int i = 0; i < b->B; i++) {
         CHECK(len[i] >= 1 && len[i] <= b->T, "task_sample_rows: row %d length %d outside [1, %d]", i, len[i], b->T);
+        Err e;
+        CHECK(task_check_len(t, len[i], &e) == 0, "%s (callers check lengths with task_check_len first)", e.msg);
         size_t o = (size_t)i * b->T, L = (size_t)len[i], pad = (size_t)b->T - L;
         t->kind->fill(t->self, rng, len[i], b->inputs + o, b->targets + o, b->mask + o);
         memset(b->inputs + o + L, 0, pad * sizeof(int));

@@ -64,6 +64,9 @@ typedef struct TaskKind {
     void (*free)(void *self);
     int (*vocab)(const void *self);
     const char *(*describe)(const void *self);
+    /* can this task make sequences of length T? 0, or -1 with err naming what T must be (e.g. "even").
+     * NULL: every T >= 1. fill is only called with lengths this accepts. */
+    int (*check_len)(const void *self, int T, Err *err);
     /* one sequence of length T drawn from rng */
     void (*fill)(const void *self, gsl_rng *rng, int T, int *inputs, int *targets, unsigned char *mask);
     /* accuracy of uniform guessing at a scored position (for scaled accuracy (acc - c)/(1 - c)); < 0: unknown */
@@ -93,6 +96,9 @@ int task_vocab(const Task *t);            /* V for the model */
 const char *task_describe(const Task *t); /* one line, e.g. "S5 (order 120), inputs: swaps (11 elements), ..." */
 double task_chance(const Task *t);        /* see TaskKind.chance */
 const TaskKind *task_kind(const Task *t);
+/* 0 if the task makes sequences of length T, else -1 with err "task <name>: length T ...: why / what is
+ * allowed". Config validation checks train_len, every test length and trajectory_len with it. */
+int task_check_len(const Task *t, int T, Err *err);
 void task_token_text(const Task *t, int token, char *buf, size_t n);
 
 /* Fresh training samples: fills b (already allocated with B,T) drawing from rng, row after row. */

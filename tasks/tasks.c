@@ -5,9 +5,16 @@
 #include "task.h"
 
 extern const TaskKind task_word_problem;
+extern const TaskKind task_regular;
+extern const TaskKind task_dfa;
+extern const TaskKind task_ar, task_mqar;
 
 const TaskKind *const task_kinds[] = {
     &task_word_problem,
+    &task_regular,
+    &task_dfa,
+    &task_ar,
+    &task_mqar,
     NULL,
 };
 

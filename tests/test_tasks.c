@@ -1,12 +1,15 @@
-/* test_tasks.c -- permutation groups (group.h) and the group word-problem task (task.h).
+/* test_tasks.c -- permutation groups (group.h, direct products included) and the group word-problem task
+ * (task.h): variants full, swaps, swaps3, k_tokens.
  *
  * Oracles are independent of the tables under test: permutation arrays composed by hand, linear search
  * instead of group_find, inversion-count parity instead of cycle parity, and a brute-force prefix
- * product in place of the generator's running product. Expected counts are mathematical facts
- * (n!, n!/2, 1 + C(5,2) = 11, 1 + 10 + 2*C(5,3) = 31, ...).
+ * product in place of the generator's running product; products are also checked through their
+ * factors (each factor's permutation arrays composed separately). Expected counts are mathematical facts
+ * (n!, n!/2, 1 + C(5,2) = 11, 1 + 10 + 2*C(5,3) = 31, |Z(A4 x Z5)| = 5, ...).
  */
 #include <criterion/criterion.h>
 #include <gsl/gsl_rng.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "group.h"
@@ -452,8 +455,8 @@ Test(task, testset_independent_of_training_stream) {
 
 Test(task, bad_names_and_variants) {
     const struct { const char *name, *variant, *must_mention; } cases[] = {
-        {"s7", "full", "s5, a5, s3"},
-        {"", "full", "s5, a5, s3"},
+        {"s7", "full", "s5|a5|a4xz5|z60|s3"},
+        {"", "full", "s5|a5|a4xz5|z60|s3"},
         {"s5", "bogus", "full, swaps, swaps3"},
         {"s3", "", "full, swaps, swaps3"},
         {"a5", "swaps", "full, swaps3"},
@@ -469,5 +472,355 @@ Test(task, bad_names_and_variants) {
     }
     Task *t = make_task("S5", "SWAPS"); /* case-insensitive */
     cr_expect_eq(task_vocab(t), 120);
+    task_free(t);
+}
+
+/* ---- direct products ------------------------------------------------------------------------------ */
+
+static void make_named(Group *g, const char *name) {
+    Err err = {{0}};
+    cr_assert_eq(group_init_by_name(g, name, &err), 0, "%s failed to build: %s", name, err.msg);
+}
+
+static const struct { const char *prod, *G, *H, *name; } PRODUCTS[] = {
+    {"a4xz5", "A4", "Z5", "A4xZ5"}, {"S3xZ2", "S3", "Z2", "S3xZ2"}, {"z2xz3", "Z2", "Z3", "Z2xZ3"},
+    {"s3xa4", "S3", "A4", "S3xA4"}, {"s3xz2xz2", "S3", "Z2xZ2", "S3xZ2xZ2"},
+};
+#define NPRODUCTS ((int)(sizeof PRODUCTS / sizeof PRODUCTS[0]))
+
+/* element (a, b) has index a*|H| + b and permutation (perm_G(a), perm_H(b) + nG) */
+Test(group, product_element_order_and_action) {
+    for (int c = 0; c < NPRODUCTS; c++) {
+        Group P, G, H;
+        make_named(&P, PRODUCTS[c].prod), make_named(&G, PRODUCTS[c].G), make_named(&H, PRODUCTS[c].H);
+        cr_assert_eq(P.order, G.order * H.order, "%s order", P.name);
+        cr_assert_eq(P.n, G.n + H.n, "%s degree", P.name);
+        cr_expect_str_eq(P.name, PRODUCTS[c].name);
+        for (int e = 0; e < P.order; e++) {
+            int a = e / H.order, b = e % H.order;
+            const unsigned char *p = group_perm(&P, e);
+            for (int x = 0; x < G.n; x++) cr_assert_eq(p[x], group_perm(&G, a)[x], "%s elem %d point %d", P.name, e, x);
+            for (int x = 0; x < H.n; x++)
+                cr_assert_eq(p[G.n + x], group_perm(&H, b)[x] + G.n, "%s elem %d point %d", P.name, e, G.n + x);
+        }
+        group_free(&P), group_free(&G), group_free(&H);
+    }
+}
+
+/* (a, b)·(a', b') = (a·a', b·b'), each factor composed from its own permutation arrays ("a then a'") */
+Test(group, product_composes_factorwise) {
+    for (int c = 0; c < NPRODUCTS; c++) {
+        Group P, G, H;
+        make_named(&P, PRODUCTS[c].prod), make_named(&G, PRODUCTS[c].G), make_named(&H, PRODUCTS[c].H);
+        unsigned char cg[16], ch[16];
+        for (int e1 = 0; e1 < P.order; e1++) {
+            int a1 = e1 / H.order, b1 = e1 % H.order;
+            for (int e2 = 0; e2 < P.order; e2++) {
+                int a2 = e2 / H.order, b2 = e2 % H.order;
+                ref_compose(group_perm(&G, a1), group_perm(&G, a2), G.n, cg);
+                ref_compose(group_perm(&H, b1), group_perm(&H, b2), H.n, ch);
+                int want = ref_find(&G, cg) * H.order + ref_find(&H, ch);
+                cr_assert_eq(group_mul(&P, e1, e2), want, "%s: (%d,%d)*(%d,%d) = %d, factor-wise %d", P.name, a1, b1, a2,
+                             b2, group_mul(&P, e1, e2), want);
+            }
+            cr_assert_eq(group_mul(&P, e1, group_inv(&P, e1)), 0, "%s: inverse of %d", P.name, e1);
+        }
+        group_free(&P), group_free(&G), group_free(&H);
+    }
+}
+
+/* order of element e from powers of its permutation array */
+static int ref_elem_order(const Group *g, int e) {
+    unsigned char cur[256], next[256];
+    memcpy(cur, group_perm(g, e), (size_t)g->n);
+    int k = 1;
+    while (!ref_is_identity(cur, g->n)) {
+        ref_compose(cur, group_perm(g, e), g->n, next);
+        memcpy(cur, next, (size_t)g->n);
+        k++;
+    }
+    return k;
+}
+
+static int ref_center_size(const Group *g) {
+    int z = 0;
+    unsigned char ab[256], ba[256];
+    for (int a = 0; a < g->order; a++) {
+        int central = 1;
+        for (int b = 0; b < g->order && central; b++) {
+            ref_compose(group_perm(g, a), group_perm(g, b), g->n, ab);
+            ref_compose(group_perm(g, b), group_perm(g, a), g->n, ba);
+            central = memcmp(ab, ba, (size_t)g->n) == 0;
+        }
+        z += central;
+    }
+    return z;
+}
+
+/* The three groups of order 60 are told apart by facts about them: centre |Z(A4xZ5)| = 5 (Z5), |Z(A5)| = 1,
+ * Z60 abelian; elements of order 2: A4xZ5 3 (double transpositions), A5 15, Z60 1; Z2xZ3 is cyclic. */
+Test(group, product_structure_order_60) {
+    const struct { const char *name; int center, involutions, max_order; } cases[] = {
+        {"a4xz5", 5, 3, 15}, {"a5", 1, 15, 5}, {"z60", 60, 1, 60}, {"z2xz3", 6, 1, 6},
+    };
+    for (int c = 0; c < 4; c++) {
+        Group g;
+        make_named(&g, cases[c].name);
+        int inv2 = 0, maxo = 0;
+        for (int e = 0; e < g.order; e++) {
+            int o = ref_elem_order(&g, e);
+            inv2 += o == 2;
+            if (o > maxo) maxo = o;
+        }
+        cr_expect_eq(ref_center_size(&g), cases[c].center, "%s centre", g.name);
+        cr_expect_eq(inv2, cases[c].involutions, "%s elements of order 2", g.name);
+        cr_expect_eq(maxo, cases[c].max_order, "%s largest element order", g.name);
+        group_free(&g);
+    }
+}
+
+Test(group, product_bad_names) {
+    const struct { const char *name, *must; } bad[] = {
+        {"a4x", "unknown group"},  {"xz5", "unknown group"},       {"a4xq5", "unknown group"},
+        {"a4xz5x", "unknown group"}, {"a4x-z5", "unknown group"},  {"s6xs6", "1440"},
+        {"s9xz2", "S_9"},           {"z200xz100", "too large"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        Group g;
+        Err err = {{0}};
+        cr_expect_neq(group_init_by_name(&g, bad[i].name, &err), 0, "'%s' should be rejected", bad[i].name);
+        cr_expect(strstr(err.msg, bad[i].must) != NULL, "'%s': '%s' lacks '%s'", bad[i].name, err.msg, bad[i].must);
+        cr_expect_null(g.mul);
+    }
+}
+
+/* ---- word problems on more groups, and k_tokens ------------------------------------------------------ */
+
+static Task *make_task_k(const char *name, const char *variant, const char *k) {
+    Err err = {{0}};
+    const char *keys[1] = {"k"}, *vals[1] = {k};
+    Task *t = task_create_named(name, variant, keys, vals, k ? 1 : 0, &err);
+    cr_assert_not_null(t, "%s/%s k=%s: %s", name, variant, k ? k : "-", err.msg);
+    return t;
+}
+
+/* Prefix products by composing g's permutation arrays, for blocks of k (k = 1: plain); no-op tokens
+ * (= order) only inside blocks; mask exactly at the last token of each complete block. */
+static void check_labels_blocks(const Group *g, int k, const Batch *b) {
+    const int nop = g->order;
+    for (int i = 0; i < b->B; i++) {
+        unsigned char cur[256], next[256];
+        for (int x = 0; x < g->n; x++) cur[x] = (unsigned char)x;
+        for (int s = 0; s < b->T; s++) {
+            size_t j = (size_t)i * b->T + s;
+            int e = b->inputs[j];
+            if (s % k) {
+                cr_assert_eq(e, nop, "%s k=%d: position %d holds %d, expected the no-op %d", g->name, k, s, e, nop);
+            } else {
+                cr_assert(e >= 0 && e < g->order, "%s: position %d holds %d, not an element", g->name, s, e);
+                ref_compose(cur, group_perm(g, e), g->n, next);
+                memcpy(cur, next, (size_t)g->n);
+            }
+            int want = ref_find(g, cur);
+            cr_assert_eq(b->targets[j], want, "%s k=%d: seq %d pos %d label %d, brute force %d", g->name, k, i, s,
+                         b->targets[j], want);
+            int scored = s % k == k - 1 && (s / k + 1) * k <= b->T;
+            cr_assert_eq(b->mask[j], scored, "%s k=%d: mask at %d is %d", g->name, k, s, b->mask[j]);
+        }
+    }
+}
+
+/* Products through their factors: token e = (a, b) decoded by the documented index rule, each factor's
+ * prefix composed separately. */
+static void check_labels_factors(const char *Gn, const char *Hn, const Batch *b) {
+    Group G, H;
+    make_named(&G, Gn), make_named(&H, Hn);
+    for (int i = 0; i < b->B; i++) {
+        unsigned char cg[256], ch[256], nx[256];
+        for (int x = 0; x < G.n; x++) cg[x] = (unsigned char)x;
+        for (int x = 0; x < H.n; x++) ch[x] = (unsigned char)x;
+        for (int s = 0; s < b->T; s++) {
+            size_t j = (size_t)i * b->T + s;
+            int e = b->inputs[j];
+            ref_compose(cg, group_perm(&G, e / H.order), G.n, nx), memcpy(cg, nx, (size_t)G.n);
+            ref_compose(ch, group_perm(&H, e % H.order), H.n, nx), memcpy(ch, nx, (size_t)H.n);
+            int want = ref_find(&G, cg) * H.order + ref_find(&H, ch);
+            cr_assert_eq(b->targets[j], want, "%sx%s: seq %d pos %d label %d, factor-wise %d", Gn, Hn, i, s,
+                         b->targets[j], want);
+        }
+    }
+    group_free(&G), group_free(&H);
+}
+
+Test(task, labels_bruteforce_more_groups) {
+    const struct { const char *name, *variant; int elems; } cases[] = {
+        {"a4xz5", "full", 60}, {"z60", "full", 60}, {"a4xz5", "swaps3", 9}, {"s3xz2", "swaps", 5},
+        {"s4", "full", 24},    {"a4", "full", 12},  {"z7", "full", 7},       {"z2", "swaps", 2},
+    };
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(rng, 77);
+    long seqs = 0;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        Task *t = make_task(cases[c].name, cases[c].variant);
+        Group g;
+        make_named(&g, cases[c].name);
+        cr_expect_eq(task_vocab(t), g.order);
+        cr_expect_float_eq(task_chance(t), 1.0 / g.order, 1e-12);
+        Batch b;
+        batch_alloc(&b, 100, 64);
+        char seen[720] = {0};
+        int distinct = 0;
+        for (int rep = 0; rep < 3; rep++) {
+            task_sample(t, rng, &b);
+            check_labels_blocks(&g, 1, &b);
+            for (int j = 0; j < b.B * b.T; j++) distinct += !seen[b.inputs[j]], seen[b.inputs[j]] = 1;
+            seqs += b.B;
+        }
+        cr_expect_eq(distinct, cases[c].elems, "%s/%s: %d distinct inputs", cases[c].name, cases[c].variant, distinct);
+        batch_free(&b);
+        task_testset(t, 3, 50, 64, &b);
+        check_labels_blocks(&g, 1, &b);
+        seqs += b.B;
+        batch_free(&b);
+        group_free(&g);
+        task_free(t);
+    }
+    cr_assert_geq(seqs, 2000);
+    gsl_rng_free(rng);
+}
+
+Test(task, product_labels_through_factors) {
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(rng, 78);
+    const struct { const char *name, *variant, *G, *H; } cases[] = {
+        {"a4xz5", "full", "A4", "Z5"}, {"a4xz5", "swaps3", "A4", "Z5"}, {"s3xz2", "full", "S3", "Z2"},
+    };
+    for (int c = 0; c < 3; c++) {
+        Task *t = make_task(cases[c].name, cases[c].variant);
+        Batch b;
+        batch_alloc(&b, 500, 64);
+        for (int rep = 0; rep < 2; rep++) {
+            task_sample(t, rng, &b);
+            check_labels_factors(cases[c].G, cases[c].H, &b);
+        }
+        batch_free(&b);
+        task_testset(t, 4, 100, 100, &b);
+        check_labels_factors(cases[c].G, cases[c].H, &b);
+        batch_free(&b);
+        task_free(t);
+    }
+    gsl_rng_free(rng);
+}
+
+Test(task, k_tokens_labels_mask_and_vocab) {
+    const struct { const char *name, *k; int T; } cases[] = {
+        {"s5", "2", 64}, {"a5", "3", 50}, {"a4xz5", "4", 50}, {"z60", "2", 33}, {"s3", "1", 40}, {"s5", NULL, 31},
+    };
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(rng, 79);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        Task *t = make_task_k(cases[c].name, "k_tokens", cases[c].k);
+        int k = cases[c].k ? atoi(cases[c].k) : 2; /* the documented default */
+        Group g;
+        make_named(&g, cases[c].name);
+        cr_expect_eq(task_vocab(t), g.order + 1, "%s k_tokens: V = order + 1", cases[c].name);
+        cr_expect_float_eq(task_chance(t), 1.0 / g.order, 1e-12);
+        Batch b;
+        batch_alloc(&b, 200, cases[c].T);
+        char seen[721] = {0};
+        int distinct = 0;
+        for (int rep = 0; rep < 4; rep++) {
+            task_sample(t, rng, &b);
+            check_labels_blocks(&g, k, &b);
+            for (int j = 0; j < b.B * b.T; j++)
+                if (b.inputs[j] < g.order) distinct += !seen[b.inputs[j]], seen[b.inputs[j]] = 1;
+        }
+        /* elements uniform over the whole group: >= 3200 draws, P(one of 120 unseen) < 120 e^(-3200/120) ~ 3e-10 */
+        cr_expect_eq(distinct, g.order, "%s k_tokens: %d distinct elements", cases[c].name, distinct);
+        batch_free(&b);
+        task_testset(t, 5, cases[c].T, 50, &b);
+        check_labels_blocks(&g, k, &b);
+        batch_free(&b);
+        char s[32];
+        if (k > 1) {
+            task_token_text(t, g.order, s, sizeof s);
+            cr_expect_str_eq(s, "_");
+        }
+        cr_expect(strstr(task_describe(t), "k_tokens") != NULL, "%s", task_describe(t));
+        group_free(&g);
+        task_free(t);
+    }
+    gsl_rng_free(rng);
+}
+
+Test(task, k_tokens_bad_keys_and_lengths) {
+    const struct { const char *name, *variant, *k, *must; } bad[] = {
+        {"s5", "k_tokens", "0", "k = '0'"},     {"s5", "k_tokens", "257", "k = '257'"},
+        {"s5", "k_tokens", "two", "k = 'two'"}, {"s5", "full", "3", "k_tokens only"},
+        {"s5", "swaps", "4", "k_tokens only"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        Err err = {{0}};
+        const char *keys[1] = {"k"}, *vals[1] = {bad[i].k};
+        Task *t = task_create_named(bad[i].name, bad[i].variant, keys, vals, 1, &err);
+        cr_expect_null(t, "case %zu should fail", i);
+        if (t) task_free(t);
+        cr_expect(strstr(err.msg, bad[i].must) != NULL, "case %zu: '%s' lacks '%s'", i, err.msg, bad[i].must);
+    }
+    Task *t = make_task_k("s5", "k_tokens", "4");
+    Err err = {{0}};
+    cr_expect_neq(task_check_len(t, 3, &err), 0);
+    cr_expect(strstr(err.msg, ">= 4") != NULL, "%s", err.msg);
+    cr_expect_eq(task_check_len(t, 4, &err), 0);
+    cr_expect_eq(task_check_len(t, 7, &err), 0); /* a trailing partial block is allowed (and not scored) */
+    task_free(t);
+    t = make_task("s5", "full"); /* other variants: any length */
+    cr_expect_eq(task_check_len(t, 1, &err), 0);
+    task_free(t);
+    /* through config validation */
+    RunConfig c = make_cfg("s5", "k_tokens");
+    config_defaults(&c);
+    snprintf(c.experiment.name, sizeof c.experiment.name, "t");
+    snprintf(c.task.name, sizeof c.task.name, "s5");
+    snprintf(c.task.variant, sizeof c.task.variant, "k_tokens");
+    snprintf(c.task.param_key[0], sizeof c.task.param_key[0], "k");
+    snprintf(c.task.param_val[0], sizeof c.task.param_val[0], "40");
+    c.task.nparams = 1;
+    c.task.train_len = 64;
+    c.task.test_lens[0] = 64, c.task.test_lens[1] = 32, c.task.ntest_lens = 2;
+    cr_expect_neq(config_validate(&c, &err), 0);
+    cr_expect(strstr(err.msg, "task.test_lens lists 32") && strstr(err.msg, ">= 40"), "%s", err.msg);
+}
+
+Test(task, variants_that_are_only_the_identity) {
+    const struct { const char *name, *variant, *allowed; } bad[] = {
+        {"z60", "swaps", "full, k_tokens"}, {"z60", "swaps3", "full, k_tokens"}, {"a4xz5", "swaps", "full, swaps3, k_tokens"},
+        {"a5", "swaps", "full, swaps3, k_tokens"},
+    };
+    for (int i = 0; i < 4; i++) {
+        RunConfig c = make_cfg(bad[i].name, bad[i].variant);
+        Err err = {{0}};
+        Task *t = task_create(&c, &err);
+        cr_expect_null(t, "%s/%s should fail", bad[i].name, bad[i].variant);
+        if (t) task_free(t);
+        cr_expect(strstr(err.msg, bad[i].allowed) && strstr(err.msg, "only the identity"), "%s/%s: '%s'", bad[i].name,
+                  bad[i].variant, err.msg);
+    }
+}
+
+Test(task, names_describe_and_rendering) {
+    const char *names = task_names();
+    cr_expect(strstr(names, "s5|a5|a4xz5|z60|s3") != NULL, "%s", names);
+    Task *t = make_task("A4xZ5", "full");
+    cr_expect(strstr(task_describe(t), "A4xZ5 (order 60)") != NULL, "%s", task_describe(t));
+    char s[64];
+    task_token_text(t, 0, s, sizeof s);
+    cr_expect_str_eq(s, "(0 1 2 3 4 5 6 7 8)");
+    task_token_text(t, 1, s, sizeof s); /* (identity of A4, rotation by 1 of Z5) */
+    cr_expect_str_eq(s, "(0 1 2 3 5 6 7 8 4)");
+    task_free(t);
+    t = make_task("z60", "full");
+    task_token_text(t, 17, s, sizeof s);
+    cr_expect_str_eq(s, "+17");
     task_free(t);
 }

@@ -105,6 +105,8 @@ int cmd_evaltask(int argc, char **argv) {
         nL = cfg.task.ntest_lens;
         memcpy(L, cfg.task.test_lens, (size_t)nL * sizeof(int));
     }
+    for (int i = 0; i < nL; i++)
+        if (task_check_len(task, L[i], &err)) goto fail;
     if (!nn) n = cfg.task.test_size;
     unsigned long seed = nseed ? (unsigned long)seed_opt : (unsigned long)cfg.experiment.seeds[0];
     if (protocol_init(&proto, &cfg, task, (unsigned long)cfg.experiment.seeds[0], &err)) goto fail;

@@ -98,6 +98,10 @@ int cmd_sample(int argc, char **argv) {
     }
     Task *task = task_create(&cfg, &err);
     if (!task) return fail_msg("sample", &err);
+    if ((nlen || test) && task_check_len(task, T, &err)) { /* the config's own lengths were checked with it */
+        task_free(task);
+        return fail_msg("sample", &err);
+    }
     Protocol proto;
     if (protocol_init(&proto, &cfg, task, (unsigned long)cfg.experiment.seeds[0], &err)) {
         task_free(task);

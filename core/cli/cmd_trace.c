@@ -129,6 +129,10 @@ static int trace_sequence(const char *toks, const char *text, const char *data, 
         if (variant) *variant++ = 0;
         Task *tk = task_create_named(nm, variant, NULL, NULL, 0, err);
         if (!tk) return -1;
+        if (task_check_len(tk, T_task, err)) {
+            task_free(tk);
+            return -1;
+        }
         Batch b;
         task_testset(tk, (unsigned long)seed, T_task, 1, &b);
         *ids = xmalloc(T_task * sizeof(int)), *task_tgt = xmalloc(T_task * sizeof(int));

@@ -60,13 +60,15 @@ else
   OMP_FLAGS := $(if $(filter yes,$(HAVE_OMP)),-fopenmp)
 endif
 
-# CUDA: optional; the GPU path is built when nvcc exists (later issue), reported either way.
+# CUDA: optional; the GPU engine (core/cuda, cuda.mk) is built and linked into rwkvlab when nvcc exists,
+# reported either way. Without it rwkvlab links core/cuda/cuda_none.c: --device cuda then says why.
 ifeq ($(NO_CUDA),1)
   HAVE_CUDA := off (NO_CUDA=1)
 else
   NVCC := $(shell command -v nvcc 2>/dev/null)
   HAVE_CUDA := $(if $(NVCC),yes ($(NVCC), sm_90),no)
 endif
+CUDA_ON := $(if $(filter 1,$(NO_CUDA)),,$(strip $(NVCC)))
 
 GIT_VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 
@@ -79,7 +81,7 @@ endif
 # architecture and the shared recurrence), io/ (checkpoints, HDF5, tokenizer), train/ (the training run),
 # eval/ (lm-eval scoring), cli/ (one file per subcommand), cuda/ (the GPU engine, its own rules).
 CORE_DIRS   := core core/models core/io core/train core/eval core/cli
-CFLAGS_BASE := $(CSTD) $(WARN) $(OMP_FLAGS) $(DEP_CFLAGS) $(addprefix -I,$(CORE_DIRS)) -Itasks -DRWKVLAB_VERSION='"$(GIT_VERSION)"'
+CFLAGS_BASE := $(CSTD) $(WARN) $(OMP_FLAGS) $(DEP_CFLAGS) $(addprefix -I,$(CORE_DIRS)) -Icore/cuda -Itasks -DRWKVLAB_VERSION='"$(GIT_VERSION)"'
 LDLIBS      := $(OMP_FLAGS) $(DEP_LIBS)
 SAN         := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
@@ -87,11 +89,16 @@ SAN         := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitiz
 O := $(if $(filter 1,$(NO_OMP)),build/noomp,build)
 
 # ---- sources ------------------------------------------------------------------------------------
-LIB_SRC   := $(filter-out core/cli/main.c,$(foreach d,$(CORE_DIRS),$(wildcard $(d)/*.c))) $(wildcard tasks/*.c)
+# core/cuda/cuda_api.c is the GPU-free part of the CUDA engine's C API (cuda_rwkv7.h)
+LIB_SRC   := $(filter-out core/cli/main.c,$(foreach d,$(CORE_DIRS),$(wildcard $(d)/*.c))) $(wildcard tasks/*.c) \
+             core/cuda/cuda_api.c
 CLI_SRC   := core/cli/main.c
 T32_SRC   := $(wildcard tests/test_*.c)
 T64_SRC   := $(wildcard tests/grad_*.c)
-HDRS      := $(foreach d,$(CORE_DIRS),$(wildcard $(d)/*.h)) $(wildcard tasks/*.h tests/*.h)
+HDRS      := $(foreach d,$(CORE_DIRS),$(wildcard $(d)/*.h)) $(wildcard tasks/*.h tests/*.h) core/cuda/cuda_rwkv7.h
+# The CUDA engine's entry points: the stub (cuda_none.c: "built without the CUDA engine") for the test
+# programs and the sanitizer build, the real engine (cuda.mk) for rwkvlab when nvcc exists.
+STUB      = $(O)/$(1)/core/cuda/cuda_none.o
 
 # flavour -> flags: rel (fp32), f64 (fp64, gradient checks), dbg / dbg64 (sanitizers)
 FL_rel    := $(OPT) -g
@@ -118,18 +125,25 @@ $(O)/$(1)/librwkvlab.a: $(call objs,$(1),$(LIB_SRC))
 endef
 $(foreach f,rel f64 dbg dbg64,$(eval $(call flavour,$(f))))
 
-$(O)/rwkvlab: $(call objs,rel,$(CLI_SRC)) $(O)/rel/librwkvlab.a
-	$(Q)$(CC) $(FL_rel) -o $@ $^ $(LDLIBS)
+# rwkvlab: the CPU library and the GPU engine (or its stub) in one link group (they call each other)
+CLI_GPU      := $(if $(CUDA_ON),$(O)/cuda/librwkvcuda.a,$(call STUB,rel))
+CLI_GPU_LIBS  = $(if $(CUDA_ON),$(CUDA_RT_LIBS))
+# a stamp per mode, remade when the mode changes, so that switching NO_CUDA relinks rwkvlab
+CUDA_STAMP   := $(O)/cuda-$(if $(CUDA_ON),on,off).stamp
+_STAMP       := $(shell mkdir -p $(O) && { [ -f $(CUDA_STAMP) ] || { rm -f $(O)/cuda-*.stamp; touch $(CUDA_STAMP); }; })
+$(O)/rwkvlab: $(call objs,rel,$(CLI_SRC)) $(O)/rel/librwkvlab.a $(CLI_GPU) $(CUDA_STAMP)
+	$(Q)$(CC) $(FL_rel) -o $@ $(call objs,rel,$(CLI_SRC)) -Wl,--start-group $(O)/rel/librwkvlab.a $(CLI_GPU) -Wl,--end-group \
+	  $(LDLIBS) $(CLI_GPU_LIBS)
 	@echo "  LD $@"
-$(O)/test_f32: $(call objs,rel,$(T32_SRC)) $(O)/rel/librwkvlab.a
+$(O)/test_f32: $(call objs,rel,$(T32_SRC)) $(O)/rel/librwkvlab.a $(call STUB,rel)
 	$(Q)$(CC) $(FL_rel) -o $@ $^ $(LDLIBS) $(CRIT_LIBS)
-$(O)/test_f64: $(call objs,f64,$(T64_SRC)) $(O)/f64/librwkvlab.a
+$(O)/test_f64: $(call objs,f64,$(T64_SRC)) $(O)/f64/librwkvlab.a $(call STUB,f64)
 	$(Q)$(CC) $(FL_f64) -o $@ $^ $(LDLIBS) $(CRIT_LIBS)
-$(O)/dtest_f32: $(call objs,dbg,$(T32_SRC)) $(O)/dbg/librwkvlab.a
+$(O)/dtest_f32: $(call objs,dbg,$(T32_SRC)) $(O)/dbg/librwkvlab.a $(call STUB,dbg)
 	$(Q)$(CC) $(FL_dbg) -o $@ $^ $(LDLIBS) $(CRIT_LIBS)
-$(O)/dtest_f64: $(call objs,dbg64,$(T64_SRC)) $(O)/dbg64/librwkvlab.a
+$(O)/dtest_f64: $(call objs,dbg64,$(T64_SRC)) $(O)/dbg64/librwkvlab.a $(call STUB,dbg64)
 	$(Q)$(CC) $(FL_dbg64) -o $@ $^ $(LDLIBS) $(CRIT_LIBS)
-$(O)/rwkvlab_dbg: $(call objs,dbg,$(CLI_SRC)) $(O)/dbg/librwkvlab.a
+$(O)/rwkvlab_dbg: $(call objs,dbg,$(CLI_SRC)) $(O)/dbg/librwkvlab.a $(call STUB,dbg)
 	$(Q)$(CC) $(FL_dbg) -o $@ $^ $(LDLIBS)
 
 # Tests run from the repository root; integration tests call $(O)/rwkvlab (or RWKVLAB_BIN).

@@ -14,6 +14,9 @@
 #include <dirent.h>
 #include <glob.h>
 #include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "lmeval.h"
 #include "lmeval_out.h"
@@ -418,6 +421,34 @@ Test(lmeval, bootstrap_zero_means_no_stderr) {
             }
     cr_expect_eq(n, 4);
     cJSON_Delete(j);
+}
+
+/* the perplexity's bootstrap stderr runs in parallel blocks: the same value with 1 and with 3 threads, and
+ * a real spread (not 0, not N/A) */
+Test(lmeval, bootstrap_independent_of_thread_count) {
+    if (!have_vocab) cr_skip_test("tokenizer vocabulary not in data/ or ../shared/data/");
+#ifdef _OPENMP
+    Err e = {{0}};
+    int rc;
+    double v[2];
+    const int threads[2] = {1, 3};
+    for (int i = 0; i < 2; i++) {
+        omp_set_num_threads(threads[i]);
+        LmevalOpts o = {.tasks = "lambada_openai", .bootstrap = 2500, .quiet = 1};
+        cJSON *j = run_opts(&o, i ? "boot3" : "boot1", &e, &rc, NULL);
+        cr_assert_eq(rc, 0, "%s", e.msg);
+        cJSON *k = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "results"), "lambada_openai"),
+                                       "perplexity_stderr,none");
+        cr_assert(cJSON_IsNumber(k));
+        v[i] = k->valuedouble;
+        cJSON_Delete(j);
+    }
+    omp_set_num_threads(2);
+    cr_expect_eq(v[0], v[1], "stderr %.17g with 1 thread, %.17g with 3", v[0], v[1]);
+    cr_expect(v[0] > 0 && isfinite(v[0]), "stderr %g", v[0]);
+#else
+    cr_skip_test("built without OpenMP");
+#endif
 }
 
 /* two runs in quick succession into one OUT: two results files (and samples), nothing overwritten */

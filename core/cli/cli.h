@@ -23,6 +23,7 @@ int cmd_trace(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_lmeval(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
 int cmd_lmeval_merge(int argc, char **argv);
 /* `lmeval --devices LIST` (lmeval_devices.c): argc/argv as cmd_lmeval got them, o as it parsed them. */
 int lmeval_devices_main(const char *list, int argc, char **argv, LmevalOpts *o);

@@ -7,6 +7,7 @@
 #include <gsl/gsl_rng.h>
 #include <math.h>
 #include <signal.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -67,9 +68,19 @@ int cmd_init(int argc, char **argv) {
     Model *m = model_create(arch, dims, 0);
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     gsl_rng_set(rng, (unsigned long)seed);
-    if (nrandom) /* fast, for benchmark-sized files: the official init orthogonalises every matrix */
-        for (size_t i = 0; i < m->nparams; i++) m->params[i] = (real)(uni * (2 * gsl_rng_uniform(rng) - 1));
-    else
+    if (nrandom) { /* fast, for benchmark-sized files (the official init orthogonalises every matrix): value i
+                      from a counter-based generator (splitmix64 of seed and i), filled in parallel, the same for
+                      any number of threads */
+        const uint64_t s0 = (uint64_t)seed * 0x9e3779b97f4a7c15ull;
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < m->nparams; i++) {
+            uint64_t x = s0 + 0x632be59bd9b4e019ull * (i + 1);
+            x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+            x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+            x ^= x >> 31;
+            m->params[i] = (real)(uni * (2 * ((x >> 11) * (1.0 / 9007199254740992.0)) - 1));
+        }
+    } else
         model_init(m, rng, NULL);
     for (size_t i = 0; noise > 0 && i < m->nparams; i++) m->params[i] += (real)(noise * (2 * gsl_rng_uniform(rng) - 1));
     gsl_rng_free(rng);

@@ -17,9 +17,12 @@
 #include "opts.h"
 
 static const char LMEVAL_USAGE[] =
-    "usage: rwkvlab lmeval --model FILE --tasks lambada_openai,piqa,... [--device cpu]\n"
+    "usage: rwkvlab lmeval --model FILE --tasks lambada_openai,piqa,... [--device cpu|cuda]\n"
     "       [--data DIR] [--out DIR] [--limit N] [--prefix none|0|newline] [--split lmeval|separate]\n"
-    "       [--samples] [--bootstrap N] [--no-share] [--quiet] [--batch N (GPU engine; ignored on cpu)]\n"
+    "       [--samples] [--bootstrap N] [--no-share] [--quiet] [--batch N] [--dtype bf16|fp16|fp32]\n"
+    "  --device cuda: the GPU engine (RWKV-7 models; weights --dtype, default bf16; every request of a task\n"
+    "  sorted and packed by length, shared contexts once); --batch N: at most N requests per GPU forward\n"
+    "  (default 0 = as many as fit in 65536 tokens; ignored on cpu, which scores one document at a time)\n"
     "  tasks: lambada_openai, piqa, hellaswag, arc_easy, arc_challenge, winogrande, openbookqa,\n"
     "         copa, sciq (needs DATA/sciq_test.jsonl)\n"
     "  --limit N: the first N documents of each task (default 0 = all); --bootstrap N: 0 (no standard\n"
@@ -35,7 +38,7 @@ static const char LMEVAL_USAGE[] =
 int cmd_lmeval(int argc, char **argv) {
     LmevalOpts o = {.device = "cpu", .prefix = 0, .bootstrap = 100000, .data_dir = "data", .out_dir = "."};
     model_load_opts_default(&o.load);
-    int prefix = 1, split = 0, batch = 1;
+    int prefix = 1, split = 0;
     const char *shard = NULL, *devices = NULL; /* --shard I/N, --devices LIST (lmeval_shard.h, lmeval_devices.c) */
     static const int prefixes[] = {-1, 0, -2}; /* none, 0, newline (LmevalOpts.prefix) */
     static const int splits[] = {LMEVAL_SPLIT_LMEVAL, LMEVAL_SPLIT_SEPARATE};
@@ -49,7 +52,8 @@ int cmd_lmeval(int argc, char **argv) {
         O_LONG("--bootstrap", &o.bootstrap, 0, LMEVAL_BOOTSTRAP_MAX), /* 1: lmeval_run says why not */
         O_ENUM("--prefix", &prefix, "none|0|newline"),
         O_ENUM("--split", &split, "lmeval|separate"),
-        O_INT("--batch", &batch, 1, MAX_LEN), /* accepted for the CLI of the GPU engine; CPU scores one by one */
+        O_INT("--batch", &o.batch, 0, MAX_LEN),
+        O_STR("--dtype", &o.dtype),
         O_FLAG("--samples", &o.samples),
         O_FLAG("--no-share", &o.no_share),
         O_FLAG("--quiet", &o.quiet),

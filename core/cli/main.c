@@ -31,6 +31,8 @@ static void usage(FILE *f) {
             "       [--dtype bf16|f16|f32] [--seed S]   a fresh model file\n"
             "  lmeval --model FILE --tasks lambada_openai,piqa,... [--limit N] [--out DIR] (see --help)\n"
             "  lmeval-merge DIR... [--out OUT]   merge the shard files of lmeval --shard I/N runs\n"
+            "  generate --model FILE (--prompt TEXT|--tokens IDS|--load-state F) [--n N] [--batch B]\n"
+            "       [--temperature T --top-p P --seed S] [--device cpu|cuda] [--save-state F]   decoding\n"
             "  bench [--quick] training throughput vs the machine's sgemm rate, memory vs T\n"
             "  version        print the code version\n",
             RWKVLAB_VERSION);
@@ -74,7 +76,7 @@ int main(int argc, char **argv) {
         int (*run)(int argc, char **argv);
     } cmds[] = {
         {"train", cmd_train}, {"sweep", sweep_main},   {"evaltask", cmd_evaltask}, {"info", cmd_info},
-        {"logits", cmd_logits}, {"export", cmd_export}, {"init", cmd_init},         {"lmeval", cmd_lmeval},
+        {"logits", cmd_logits}, {"export", cmd_export}, {"init", cmd_init},         {"lmeval", cmd_lmeval}, {"generate", cmd_generate},
         {"trace", cmd_trace}, {"config", cmd_config}, {"bench", bench_main},       {"version", cmd_version},
         {"sample", cmd_sample},
         {"--version", cmd_version},

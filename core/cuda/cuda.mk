@@ -1,16 +1,16 @@
 # core/cuda/cuda.mk -- the CUDA engine's build rules (included by the Makefile).
-# Built when nvcc exists and NO_CUDA != 1: core/cuda/*.cu -> $(O)/cuda/*.o -> $(O)/cuda/librwkvcuda.a, and
-# two programs linked with the fp32 CPU library (the oracle) and cuBLAS:
+# Built when nvcc exists and NO_CUDA != 1: core/cuda/*.cu -> $(O)/cuda/*.o -> $(O)/cuda/librwkvcuda.a, linked
+# into build/rwkvlab (the Makefile's rule: --device cuda), and two programs linked with the fp32 CPU library
+# (the oracle); cuBLAS is opened at run time (cuda_blas.cu), the CUDA runtime linked statically:
 #   $(O)/test_gpu   GPU vs CPU checks (tests/gpu/test_*.c); `make test-gpu` runs it, and it prints
 #                   "skipped: no GPU (...)" and exits 0 where no usable GPU is present
 #   $(O)/bench_gpu  prefill / scoring / decoding throughput (tests/gpu/bench_gpu.c); `make bench-gpu`
-# `make all` builds all three (no GPU needed to build). The CLI (build/rwkvlab) does not link CUDA yet.
+# `make all` builds all three (no GPU needed to build).
 # Knobs: CUDA_ARCH (default sm_90 machine code + compute_90 PTX), NVCC_OPT.
 
 CUDA_ARCH ?= -gencode=arch=compute_90,code=sm_90 -gencode=arch=compute_90,code=compute_90
 NVCC_OPT  ?= -O3
 
-CUDA_ON := $(if $(filter 1,$(NO_CUDA)),,$(strip $(NVCC)))
 ifneq ($(CUDA_ON),)
 CUDA_HOME   := $(patsubst %/bin/nvcc,%,$(NVCC))
 CU_SRC      := $(wildcard core/cuda/*.cu)
@@ -18,9 +18,10 @@ CU_HDRS     := $(wildcard core/cuda/*.h core/cuda/*.cuh)
 CU_OBJ      := $(patsubst core/cuda/%.cu,$(O)/cuda/%.o,$(CU_SRC))
 CU_LIB      := $(O)/cuda/librwkvcuda.a
 NVCC_FLAGS  := $(NVCC_OPT) -std=c++17 $(CUDA_ARCH) -lineinfo $(addprefix -I,$(CORE_DIRS)) -Icore/cuda -Itasks $(DEP_CFLAGS) \
-               -Xcompiler -Wall,-Wno-unused-parameter --expt-relaxed-constexpr
-# static CUDA runtime (nothing to carry to the GPU machine); cuBLAS from the toolkit, found through the rpath
-CUDA_LIBS   := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart_static -lrt -ldl -lpthread -lstdc++
+               -Xcompiler -Wall,-Wno-unused-parameter --expt-relaxed-constexpr $(addprefix -Xcompiler ,$(OMP_FLAGS))
+# static CUDA runtime (nothing to carry to the GPU machine); cuBLAS from the toolkit, opened at run time
+# (dlopen: the rpath names the toolkit's folder); bench_gpu also calls cuBLAS itself
+CUDA_RT_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart_static -lrt -ldl -lpthread -lstdc++
 GPU_TEST_SRC  := $(wildcard tests/gpu/test_*.c)
 GPU_BENCH_SRC := tests/gpu/bench_gpu.c
 GPU_CFLAGS    := $(CFLAGS_BASE) $(FL_rel) -Icore/cuda -Itests/gpu
@@ -35,11 +36,13 @@ $(O)/gpu/%.o: tests/gpu/%.c $(CU_HDRS) $(HDRS) $(wildcard tests/gpu/*.h) | check
 	@mkdir -p $(dir $@)
 	@$(if $(V),,echo "  CC[gpu] $<")
 	$(Q)$(CC) $(GPU_CFLAGS) -c $< -o $@
+GPU_LINK = $(Q)$(CC) $(FL_rel) -o $@ $(filter %.o,$^) -Wl,--start-group $(CU_LIB) $(O)/rel/librwkvlab.a -Wl,--end-group \
+           $(LDLIBS) $(CUDA_RT_LIBS)
 $(O)/test_gpu: $(patsubst tests/gpu/%.c,$(O)/gpu/%.o,$(GPU_TEST_SRC)) $(CU_LIB) $(O)/rel/librwkvlab.a
-	$(Q)$(CC) $(FL_rel) -o $@ $^ $(LDLIBS) $(CUDA_LIBS)
+	$(GPU_LINK)
 	@echo "  LD $@"
 $(O)/bench_gpu: $(patsubst tests/gpu/%.c,$(O)/gpu/%.o,$(GPU_BENCH_SRC)) $(CU_LIB) $(O)/rel/librwkvlab.a
-	$(Q)$(CC) $(FL_rel) -o $@ $^ $(LDLIBS) $(CUDA_LIBS)
+	$(GPU_LINK) -lcublas
 	@echo "  LD $@"
 
 all: $(CU_LIB) $(O)/test_gpu $(O)/bench_gpu

@@ -22,11 +22,35 @@ int cuda_sync_debug(void);
         if (e_ != cudaSuccess) cuda_fail(__FILE__, __LINE__, #call, cudaGetErrorName(e_), cudaGetErrorString(e_)); \
     } while (0)
 
+/* cuBLAS is loaded when first needed (dlopen of libcublas.so.<CUDA major>), not linked: the CLI links this
+ * engine, and a linked cuBLAS costs every start of rwkvlab ~0.2 s and ~200 MB of resident memory (its
+ * static initialisers), GPU or not. g_cublas holds the few entry points used (cuda_blas.cu). */
+struct CublasApi {
+    decltype(&cublasCreate_v2) create;
+    decltype(&cublasDestroy_v2) destroy;
+    decltype(&cublasSetStream_v2) set_stream;
+    decltype(&cublasSetMathMode) set_math_mode;
+    decltype(&cublasSetWorkspace_v2) set_workspace;
+    cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void *,
+                              const void *, cudaDataType, int, const void *, cudaDataType, int, const void *, void *,
+                              cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
+    cublasStatus_t (*gemm_strided_batched_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int,
+                                              const void *, const void *, cudaDataType, int, long long int,
+                                              const void *, cudaDataType, int, long long int, const void *, void *,
+                                              cudaDataType, int, long long int, int, cublasComputeType_t,
+                                              cublasGemmAlgo_t);
+    decltype(&cublasGetStatusName) status_name;
+    decltype(&cublasGetStatusString) status_string;
+};
+extern CublasApi g_cublas;
+/* 0 when cuBLAS is loaded (idempotent); else -1 and why (which library, the loader's message, a hint) */
+int cublas_load(char *why, size_t n);
+
 #define CUBLAS_CHECK(call)                                                                  \
     do {                                                                                    \
         cublasStatus_t s_ = (call);                                                         \
         if (s_ != CUBLAS_STATUS_SUCCESS)                                                    \
-            cuda_fail(__FILE__, __LINE__, #call, cublasGetStatusName(s_), cublasGetStatusString(s_)); \
+            cuda_fail(__FILE__, __LINE__, #call, g_cublas.status_name(s_), g_cublas.status_string(s_)); \
     } while (0)
 
 #define KERNEL_CHECK()                                              \

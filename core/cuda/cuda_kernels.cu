@@ -2,6 +2,7 @@
  * cuda_kernels.cuh for what each computes; the math is ../shared/spec/rwkv7.md, the CPU twins are in
  * core/ops.c). Row kernels run one block of ROW_THREADS per token row; per-head kernels give each warp
  * one head at a time (lane j holds channels j, j+32, ...). All statistics are fp32, two-pass. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -366,6 +367,55 @@ __global__ void k_logsoftmax_gather(const float *__restrict__ logits, const int 
 void logsoftmax_gather_launch(cudaStream_t st, const float *logits, const int *targets, float *lp, int *greedy,
                               int nout, int V) {
     k_logsoftmax_gather<<<nout, 1024, 0, st>>>(logits, targets, lp, greedy, V);
+    KERNEL_CHECK();
+}
+
+/* (value, index) pairs: the larger value wins, the lower index among equal values */
+__device__ __forceinline__ void am_merge(float &v, int &i, float v2, int i2) {
+    if (v2 > v || (v2 == v && i2 < i)) v = v2, i = i2;
+}
+__global__ void k_argmax(const float *__restrict__ logits, int *__restrict__ out, int V) {
+    const float *l = logits + (size_t)blockIdx.x * V;
+    float v = -INFINITY;
+    int ix = INT_MAX;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) am_merge(v, ix, l[i], i); /* NaN: never > nor == */
+#pragma unroll
+    for (int o = 16; o; o >>= 1) am_merge(v, ix, __shfl_xor_sync(0xffffffffu, v, o), __shfl_xor_sync(0xffffffffu, ix, o));
+    __shared__ float sv[32];
+    __shared__ int si[32];
+    const int w = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+    if (lane == 0) sv[w] = v, si[w] = ix;
+    __syncthreads();
+    if (w == 0) {
+        v = lane < nw ? sv[lane] : -INFINITY, ix = lane < nw ? si[lane] : INT_MAX;
+#pragma unroll
+        for (int o = 16; o; o >>= 1) am_merge(v, ix, __shfl_xor_sync(0xffffffffu, v, o), __shfl_xor_sync(0xffffffffu, ix, o));
+        if (lane == 0) out[blockIdx.x] = ix == INT_MAX ? 0 : ix; /* a row of NaN / -inf only: token 0 */
+    }
+}
+void argmax_launch(cudaStream_t st, const float *logits, int *out, int nout, int V) {
+    k_argmax<<<nout, 1024, 0, st>>>(logits, out, V);
+    KERNEL_CHECK();
+}
+
+/* one block per (destination sequence, layer); float4 copies (C and S are multiples of 4) */
+__global__ void k_state_gather(float *__restrict__ dst, const float *__restrict__ src, const int *__restrict__ idx,
+                               int Bd, int Bs, int C, int S) {
+    const int b = blockIdx.x, l = blockIdx.y, sb = idx[b];
+    const size_t per = 2 * (size_t)C + S;
+    const float *sl = src + (size_t)l * Bs * per;
+    float *dl = dst + (size_t)l * Bd * per;
+    const float *sp[3] = {sl + (size_t)sb * C, sl + (size_t)Bs * C + (size_t)sb * S, sl + (size_t)Bs * (C + S) + (size_t)sb * C};
+    float *dp[3] = {dl + (size_t)b * C, dl + (size_t)Bd * C + (size_t)b * S, dl + (size_t)Bd * (C + S) + (size_t)b * C};
+    const int n4[3] = {C / 4, S / 4, C / 4};
+#pragma unroll
+    for (int p = 0; p < 3; p++)
+        for (int i = threadIdx.x; i < n4[p]; i += blockDim.x)
+            reinterpret_cast<float4 *>(dp[p])[i] = reinterpret_cast<const float4 *>(sp[p])[i];
+}
+void state_gather_launch(cudaStream_t st, float *dst, const float *src, const int *idx, int Bd, int Bs, int L, int C,
+                         int S) {
+    k_state_gather<<<dim3(Bd, L), 256, 0, st>>>(dst, src, idx, Bd, Bs, C, S);
     KERNEL_CHECK();
 }
 

@@ -73,6 +73,14 @@ void ln_gather_launch(cudaStream_t st, T *out, const float *x, const int *rows, 
 void logsoftmax_gather_launch(cudaStream_t st, const float *logits, const int *targets, float *lp, int *greedy,
                               int nout, int V);
 
+/* per row o of logits (nout,V): out[o] = the first index of the row's largest value (NaN never wins) */
+void argmax_launch(cudaStream_t st, const float *logits, int *out, int nout, int V);
+
+/* States in the CPU layout (per layer l: att_prev (B,C) | S (B,H,N,N) | ffn_prev (B,C)):
+ * dst sequence j := src sequence idx[j] for j < Bd (device idx); S = H*N*N. dst must not alias src. */
+void state_gather_launch(cudaStream_t st, float *dst, const float *src, const int *idx, int Bd, int Bs, int L, int C,
+                         int S);
+
 /* dst(n) = src as T (round to nearest even) */
 template <typename T>
 void convert_launch(cudaStream_t st, T *dst, const float *src, size_t n);

@@ -7,6 +7,9 @@
  *   buffer, lora_act, stage 2 -> w, a, g, v-gate pre-activations ; wkv_prep ; wkv7 ; gn_bonus_gate -> yg (T)
  *   x += Wo yg ; shift_mix(ln2) -> fxk (T) ; fk = f_Wk fxk ; relu2 -> fr (T) ; x += f_Wv fr
  * The head runs only at the requested rows, in chunks of HEAD_CHUNK rows (bounded logits memory).
+ * r, k, v are one strided-batched product when their inputs, weights and outputs are equally spaced (the
+ * layout below makes them so; RWKVLAB_CUDA_BATCHED=0 runs three products instead).
+ * Decoding (cuda_rwkv7_decode) replays the per-token chain from a CUDA graph.
  */
 #include <algorithm>
 #include <limits.h>
@@ -14,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <thread>
 #include <vector>
 
 #include "cuda_kernels.cuh"
@@ -24,6 +28,12 @@ static_assert(sizeof(real) == sizeof(float), "the CUDA engine links with the fp3
 
 #define HEAD_CHUNK 2048      /* head rows per GEMM: (HEAD_CHUNK, V) fp32 logits = 512 MiB at V = 65536 */
 #define UPLOAD_CHUNK (1 << 24) /* floats per host->device conversion step (64 MiB) */
+#define BLAS_WS_BYTES (32u << 20) /* cuBLAS workspace owned here (graph capture needs a fixed one) */
+
+static int env_off(const char *name) { /* the variable is set to 0 */
+    const char *e = getenv(name);
+    return e && !strcmp(e, "0");
+}
 
 /* ---- errors ----------------------------------------------------------------------------------- */
 void cuda_fail(const char *file, int line, const char *call, const char *name, const char *msg) {
@@ -68,8 +78,26 @@ int cuda_available(char *why, size_t n) {
                              "core/cuda/cuda.mk to rebuild for it)", p.name, p.major, p.minor);
         return 0;
     }
-    return 1;
+    return cublas_load(why, n) == 0;
 }
+
+extern "C" int cuda_built(void) { return 1; }
+
+/* the context is created by the first runtime call that needs it; cudaFree(NULL) is such a call. The thread
+ * object is never destroyed (a joinable std::thread destroyed at exit would terminate the program); callers
+ * join it with cuda_init_wait before they return. */
+static std::thread *init_thread;
+extern "C" void cuda_init_async(void) {
+    if (init_thread) return;
+    init_thread = new std::thread([] {
+        if (cudaSetDevice(0) == cudaSuccess) (void)cudaFree(0);
+        (void)cudaGetLastError();
+    });
+}
+extern "C" void cuda_init_wait(void) {
+    if (init_thread && init_thread->joinable()) init_thread->join();
+}
+static void init_wait(void) { cuda_init_wait(); }
 
 void cuda_device_info(char *buf, size_t n) {
     cudaDeviceProp p;
@@ -80,16 +108,6 @@ void cuda_device_info(char *buf, size_t n) {
     snprintf(buf, n, "%s, %d SMs, %.1f GiB, CC %d.%d, L2 %d MiB, driver %d.%d, runtime %d.%d", p.name,
              p.multiProcessorCount, p.totalGlobalMem / 1073741824.0, p.major, p.minor, p.l2CacheSize >> 20, drv / 1000,
              (drv % 1000) / 10, rt / 1000, (rt % 1000) / 10);
-}
-
-const char *cuda_dtype_name(CudaDType t) { return t == CUDA_DT_BF16 ? "bf16" : t == CUDA_DT_F16 ? "fp16" : "fp32"; }
-
-int cuda_dtype_parse(const char *s, CudaDType *t) {
-    if (!strcmp(s, "bf16")) *t = CUDA_DT_BF16;
-    else if (!strcmp(s, "fp16") || !strcmp(s, "f16")) *t = CUDA_DT_F16;
-    else if (!strcmp(s, "fp32") || !strcmp(s, "f32")) *t = CUDA_DT_F32;
-    else return -1;
-    return 0;
 }
 
 static size_t dtype_size(CudaDType t) { return t == CUDA_DT_F32 ? 4 : 2; }
@@ -143,6 +161,7 @@ struct CudaRwkv7 {
     int Dsum; /* Dw + Da + Dg + Dv */
     cudaStream_t st;
     cublasHandle_t blas;
+    void *blas_ws;
     char *wbuf;
     size_t wbytes;
     float *pbuf;
@@ -154,14 +173,32 @@ struct CudaRwkv7 {
     size_t ws_bytes;
     long cap_R;
     int cap_out, cap_B;
+    long ws_gen; /* bumped whenever the workspace moves: captured graphs hold its addresses */
     Ws w;
+};
+
+/* one captured decoding step: valid for this state buffer, this choice of outputs and this workspace */
+struct DecodeGraph {
+    cudaGraphExec_t exec;
+    const float *cur;
+    int logits;
+    long ws_gen;
 };
 
 struct CudaRwkv7State {
     CudaRwkv7 *g;
     int B;
-    size_t numel;
+    size_t numel, cap; /* floats used / allocated in each of cur and spare */
     float *cur, *spare; /* the forward reads cur, writes spare, then swaps */
+    int *d_idx;         /* (idx_cap) gather indices */
+    int idx_cap;
+    /* decoding: constant row maps, token and argmax buffers (device), pinned staging, captured graphs */
+    int *d_dec;         /* row_seq (B) | seq_off (B+1) | out_rows (B) | tok (B) | argmax (B) */
+    int *h_tok, *h_argmax;
+    float *h_logits;    /* (B,V) pinned, allocated when logits are first wanted */
+    long ncalls;
+    int used_graph;
+    std::vector<DecodeGraph> graphs;
 };
 
 static size_t align_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
@@ -172,10 +209,34 @@ struct Up {
     int pass;
     size_t woff, poff;      /* bytes into wbuf, floats into pbuf */
     std::vector<float> pst; /* host copy of the fp32 vectors */
-    float *scratch;         /* UPLOAD_CHUNK floats on the device */
+    float *scratch;         /* fp16: UPLOAD_CHUNK floats on the device (converted there) */
+    void *pin[2];           /* bf16, fp32: two pinned staging buffers of UPLOAD_CHUNK values (converted here) */
+    cudaEvent_t ev[2];      /* the copy out of pin[i] is done */
+    int used[2];
+    unsigned k;             /* chunks staged so far */
     double f16_max;         /* largest |value| of a matrix (fp16 range check) */
     const char *f16_name;
 };
+
+/* fp32 -> bf16, round to nearest even (as __float2bfloat16_rn); NaN stays a (quiet) NaN */
+static inline uint16_t host_bf16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40);
+    return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+/* the host side of an upload chunk: m values of src in the storage type, into pinned memory, in parallel */
+static void stage_chunk(CudaDType dt, void *dst, const real *src, size_t m) {
+    if (dt == CUDA_DT_F32) {
+        float *o = (float *)dst;
+#pragma omp parallel for schedule(static) if (m >= (1u << 16))
+        for (long i = 0; i < (long)m; i++) o[i] = src[i];
+    } else {
+        uint16_t *o = (uint16_t *)dst;
+#pragma omp parallel for schedule(static) if (m >= (1u << 16))
+        for (long i = 0; i < (long)m; i++) o[i] = host_bf16(src[i]);
+    }
+}
 
 static const float *up_vec(Up &u, const real *src, size_t n) {
     if (!src) return nullptr;
@@ -200,9 +261,17 @@ static const void *up_mat(Up &u, const real *src, size_t n, const char *what) {
         return nullptr;
     }
     char *dst = g->wbuf + o;
-    if (g->dt == CUDA_DT_F32) {
-        CUDA_CHECK(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyHostToDevice, g->st));
-        CUDA_CHECK(cudaStreamSynchronize(g->st));
+    if (g->dt != CUDA_DT_F16) { /* converted on the host into pinned buffers, two in flight: the copy of one
+                                   overlaps the conversion of the next */
+        for (size_t s = 0; s < n; s += UPLOAD_CHUNK) {
+            const size_t m = std::min((size_t)UPLOAD_CHUNK, n - s);
+            const int b = u.k++ & 1;
+            if (u.used[b]) CUDA_CHECK(cudaEventSynchronize(u.ev[b]));
+            stage_chunk(g->dt, u.pin[b], src + s, m);
+            CUDA_CHECK(cudaMemcpyAsync(dst + s * g->esz, u.pin[b], m * g->esz, cudaMemcpyHostToDevice, g->st));
+            CUDA_CHECK(cudaEventRecord(u.ev[b], g->st));
+            u.used[b] = 1;
+        }
         return dst;
     }
     for (size_t s = 0; s < n; s += UPLOAD_CHUNK) {
@@ -263,6 +332,7 @@ extern "C" CudaRwkv7 *cuda_rwkv7_create(const Rwkv7 *m, CudaDType wtype, Err *er
                 d.N);
         return NULL;
     }
+    init_wait();
     CudaRwkv7 *g = new CudaRwkv7();
     g->d = d;
     g->dt = wtype;
@@ -271,9 +341,14 @@ extern "C" CudaRwkv7 *cuda_rwkv7_create(const Rwkv7 *m, CudaDType wtype, Err *er
     g->L.resize(d.L);
     CUDA_CHECK(cudaSetDevice(0));
     CUDA_CHECK(cudaStreamCreateWithFlags(&g->st, cudaStreamNonBlocking));
-    CUBLAS_CHECK(cublasCreate(&g->blas));
-    CUBLAS_CHECK(cublasSetStream(g->blas, g->st));
-    CUBLAS_CHECK(cublasSetMathMode(g->blas, CUBLAS_DEFAULT_MATH)); /* no TF32 in the fp32 mode */
+    CUBLAS_CHECK(g_cublas.create(&g->blas));
+    CUBLAS_CHECK(g_cublas.set_stream(g->blas, g->st));
+    CUBLAS_CHECK(g_cublas.set_math_mode(g->blas, CUBLAS_DEFAULT_MATH)); /* no TF32 in the fp32 mode */
+    if (dev_alloc(&g->blas_ws, BLAS_WS_BYTES, "the cuBLAS workspace", err)) {
+        cuda_rwkv7_free(g);
+        return NULL;
+    }
+    CUBLAS_CHECK(g_cublas.set_workspace(g->blas, g->blas_ws, BLAS_WS_BYTES));
 
     Up u{};
     u.g = g;
@@ -287,9 +362,30 @@ extern "C" CudaRwkv7 *cuda_rwkv7_create(const Rwkv7 *m, CudaDType wtype, Err *er
     }
     g->wbytes = u.woff;
     g->pfloats = u.poff;
-    if (dev_alloc((void **)&g->wbuf, g->wbytes, "the weight matrices", err) ||
-        dev_alloc((void **)&g->pbuf, g->pfloats * sizeof(float), "the weight vectors", err) ||
-        (wtype != CUDA_DT_F32 && dev_alloc((void **)&u.scratch, UPLOAD_CHUNK * sizeof(float), "upload scratch", err))) {
+    auto up_free = [&u]() {
+        if (u.scratch) CUDA_CHECK(cudaFree(u.scratch));
+        for (int i = 0; i < 2; i++) {
+            if (u.pin[i]) CUDA_CHECK(cudaFreeHost(u.pin[i]));
+            if (u.ev[i]) CUDA_CHECK(cudaEventDestroy(u.ev[i]));
+        }
+    };
+    bool ok = !dev_alloc((void **)&g->wbuf, g->wbytes, "the weight matrices", err) &&
+              !dev_alloc((void **)&g->pbuf, g->pfloats * sizeof(float), "the weight vectors", err);
+    if (ok && wtype == CUDA_DT_F16) ok = !dev_alloc((void **)&u.scratch, UPLOAD_CHUNK * sizeof(float), "upload scratch", err);
+    for (int i = 0; ok && wtype != CUDA_DT_F16 && i < 2; i++) {
+        cudaError_t e = cudaMallocHost(&u.pin[i], (size_t)UPLOAD_CHUNK * g->esz);
+        if (e != cudaSuccess) {
+            (void)cudaGetLastError();
+            u.pin[i] = nullptr;
+            err_set(err, "GPU: cannot allocate %zu MiB of pinned host memory for the upload (%s)",
+                    ((size_t)UPLOAD_CHUNK * g->esz) >> 20, cudaGetErrorString(e));
+            ok = false;
+        } else {
+            CUDA_CHECK(cudaEventCreateWithFlags(&u.ev[i], cudaEventDisableTiming));
+        }
+    }
+    if (!ok) {
+        up_free();
         cuda_rwkv7_free(g);
         return NULL;
     }
@@ -298,8 +394,8 @@ extern "C" CudaRwkv7 *cuda_rwkv7_create(const Rwkv7 *m, CudaDType wtype, Err *er
     u.pst.assign(g->pfloats, 0.f);
     walk(u, m);
     CUDA_CHECK(cudaMemcpyAsync(g->pbuf, u.pst.data(), g->pfloats * sizeof(float), cudaMemcpyHostToDevice, g->st));
-    if (u.scratch) CUDA_CHECK(cudaFree(u.scratch));
     CUDA_CHECK(cudaStreamSynchronize(g->st));
+    up_free();
     return g;
 }
 
@@ -316,7 +412,8 @@ extern "C" void cuda_rwkv7_free(CudaRwkv7 *g) {
     if (g->wbuf) CUDA_CHECK(cudaFree(g->wbuf));
     if (g->pbuf) CUDA_CHECK(cudaFree(g->pbuf));
     if (g->ws) CUDA_CHECK(cudaFree(g->ws));
-    if (g->blas) CUBLAS_CHECK(cublasDestroy(g->blas));
+    if (g->blas) CUBLAS_CHECK(g_cublas.destroy(g->blas));
+    if (g->blas_ws) CUDA_CHECK(cudaFree(g->blas_ws));
     if (g->st) CUDA_CHECK(cudaStreamDestroy(g->st));
     delete g;
 }
@@ -348,7 +445,9 @@ static size_t ws_layout(const CudaRwkv7 *g, Ws *w, char *base, long R, int O, in
     w->fk = (float *)take(R * F * f);
     w->logits = (float *)take((size_t)O * V * f);
     w->lp = (float *)take(O * f);
-    for (int i = 0; i < 6; i++) w->xm[i] = take(R * C * e);
+    /* mixes r, k, v adjacent and equally spaced (one strided-batched product), then w, a, g */
+    const int mix_order[6] = {0, 2, 3, 1, 4, 5};
+    for (int i = 0; i < 6; i++) w->xm[mix_order[i]] = take(R * C * e);
     w->yg = take(R * C * e);
     w->fxk = take(R * C * e);
     w->hT = take(R * Ds * e);
@@ -369,19 +468,44 @@ static int ws_ensure(CudaRwkv7 *g, long R, int O, int B, Err *err) {
     if (dev_alloc((void **)&g->ws, bytes, what, err)) return -1;
     ws_layout(g, &g->w, g->ws, nR, nO, nB);
     g->ws_bytes = bytes, g->cap_R = nR, g->cap_out = nO, g->cap_B = nB;
+    g->ws_gen++;
     return 0;
 }
 
 /* ---- states ----------------------------------------------------------------------------------- */
+/* (re)size s to B sequences (contents undefined when it grows); captured graphs of s are dropped */
+static void decode_release(CudaRwkv7State *s);
+static int state_reserve(CudaRwkv7State *s, int B, Err *err) {
+    const size_t numel = rwkv7_state_numel(&s->g->d, B);
+    if (numel > s->cap) {
+        decode_release(s);
+        if (s->cur) CUDA_CHECK(cudaFree(s->cur));
+        if (s->spare) CUDA_CHECK(cudaFree(s->spare));
+        s->cur = s->spare = nullptr, s->cap = 0;
+        if (dev_alloc((void **)&s->cur, numel * sizeof(float), "a recurrent state", err) ||
+            dev_alloc((void **)&s->spare, numel * sizeof(float), "a recurrent state", err))
+            return -1;
+        s->cap = numel;
+    }
+    if (B > s->idx_cap) {
+        if (s->d_idx) CUDA_CHECK(cudaFree(s->d_idx));
+        s->d_idx = nullptr, s->idx_cap = 0;
+        if (dev_alloc((void **)&s->d_idx, (size_t)B * sizeof(int), "state gather indices", err)) return -1;
+        s->idx_cap = B;
+    }
+    if (B != s->B) decode_release(s);
+    s->B = B, s->numel = numel;
+    return 0;
+}
+
 extern "C" CudaRwkv7State *cuda_rwkv7_state_create(CudaRwkv7 *g, int B, Err *err) {
     if (B < 1) {
         err_set(err, "GPU state: need B >= 1 sequences (got %d)", B);
         return NULL;
     }
     CudaRwkv7State *s = new CudaRwkv7State();
-    s->g = g, s->B = B, s->numel = rwkv7_state_numel(&g->d, B);
-    if (dev_alloc((void **)&s->cur, s->numel * sizeof(float), "a recurrent state", err) ||
-        dev_alloc((void **)&s->spare, s->numel * sizeof(float), "a recurrent state", err)) {
+    s->g = g;
+    if (state_reserve(s, B, err)) {
         cuda_rwkv7_state_free(s);
         return NULL;
     }
@@ -390,8 +514,10 @@ extern "C" CudaRwkv7State *cuda_rwkv7_state_create(CudaRwkv7 *g, int B, Err *err
 }
 extern "C" void cuda_rwkv7_state_free(CudaRwkv7State *s) {
     if (!s) return;
+    decode_release(s);
     if (s->cur) CUDA_CHECK(cudaFree(s->cur));
     if (s->spare) CUDA_CHECK(cudaFree(s->spare));
+    if (s->d_idx) CUDA_CHECK(cudaFree(s->d_idx));
     delete s;
 }
 extern "C" int cuda_rwkv7_state_batch(const CudaRwkv7State *s) { return s->B; }
@@ -426,6 +552,19 @@ extern "C" int cuda_rwkv7_state_copy_seq(CudaRwkv7State *dst, int db, const Cuda
         }
     }
     CUDA_CHECK(cudaStreamSynchronize(dst->g->st));
+    return 0;
+}
+extern "C" int cuda_rwkv7_state_gather(CudaRwkv7State *dst, const CudaRwkv7State *src, const int *idx, Err *err) {
+    if (dst->g != src->g) return err_set(err, "GPU state gather: the states belong to different models");
+    if (dst == src || dst->cur == src->cur) return err_set(err, "GPU state gather: source and destination are the same state");
+    for (int j = 0; j < dst->B; j++)
+        if (idx[j] < 0 || idx[j] >= src->B)
+            return err_set(err, "GPU state gather: index %d = %d is outside the source's %d sequences", j, idx[j], src->B);
+    const Rwkv7Dims *d = &dst->g->d;
+    cudaStream_t st = dst->g->st;
+    CUDA_CHECK(cudaMemcpyAsync(dst->d_idx, idx, dst->B * sizeof(int), cudaMemcpyHostToDevice, st));
+    state_gather_launch(st, dst->cur, src->cur, dst->d_idx, dst->B, src->B, d->L, d->C, d->H * d->N * d->N);
+    CUDA_CHECK(cudaStreamSynchronize(st)); /* idx is the caller's (pageable) memory */
     return 0;
 }
 
@@ -483,15 +622,33 @@ static void gemm_lin(CudaRwkv7 *g, float *out, int ldo, const void *in, int ldi,
                      float beta) {
     const float one = 1.f;
     const cudaDataType_t t = cu_type(g->dt);
-    CUBLAS_CHECK(cublasGemmEx(g->blas, CUBLAS_OP_T, CUBLAS_OP_N, NO, R, NI, &one, W, t, NI, in, t, ldi, &beta, out,
-                              CUDA_R_32F, ldo, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    CUBLAS_CHECK(g_cublas.gemm_ex(g->blas, CUBLAS_OP_T, CUBLAS_OP_N, NO, R, NI, &one, W, t, NI, in, t, ldi, &beta, out,
+                                  CUDA_R_32F, ldo, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 /* out(R,NO) = in(R,NI) @ W(NI,NO)   -- LoRA factors */
 static void gemm_mat(CudaRwkv7 *g, float *out, int ldo, const void *in, int ldi, const void *W, int R, int NI, int NO) {
     const float one = 1.f, zero = 0.f;
     const cudaDataType_t t = cu_type(g->dt);
-    CUBLAS_CHECK(cublasGemmEx(g->blas, CUBLAS_OP_N, CUBLAS_OP_N, NO, R, NI, &one, W, t, NO, in, t, ldi, &zero, out,
-                              CUDA_R_32F, ldo, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    CUBLAS_CHECK(g_cublas.gemm_ex(g->blas, CUBLAS_OP_N, CUBLAS_OP_N, NO, R, NI, &one, W, t, NO, in, t, ldi, &zero, out,
+                                  CUDA_R_32F, ldo, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+/* r, k, v = Wr xr, Wk xk, Wv xv (C x C each): one strided-batched product when the three inputs, weights and
+ * outputs are equally spaced (ws_layout and the upload order make them so), else three products */
+static void gemm_rkv(CudaRwkv7 *g, float *const out[3], const void *const in[3], const void *const W[3], int R, int C) {
+    static const int batched = !env_off("RWKVLAB_CUDA_BATCHED");
+    const long long e = (long long)g->esz;
+    auto gap = [](const void *a, const void *b) { return (long long)((const char *)b - (const char *)a); };
+    const long long so = gap(out[0], out[1]), si = gap(in[0], in[1]), sw = gap(W[0], W[1]);
+    if (batched && so == gap(out[1], out[2]) && si == gap(in[1], in[2]) && sw == gap(W[1], W[2]) && so > 0 &&
+        si > 0 && sw > 0 && so % 4 == 0 && si % e == 0 && sw % e == 0) {
+        const float one = 1.f, zero = 0.f;
+        const cudaDataType_t t = cu_type(g->dt);
+        CUBLAS_CHECK(g_cublas.gemm_strided_batched_ex(g->blas, CUBLAS_OP_T, CUBLAS_OP_N, C, R, C, &one, W[0], t, C,
+                                                      sw / e, in[0], t, C, si / e, &zero, out[0], CUDA_R_32F, C, so / 4,
+                                                      3, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        return;
+    }
+    for (int i = 0; i < 3; i++) gemm_lin(g, out[i], C, in[i], C, W[i], R, C, C, 0.f);
 }
 
 /* ---- forward ---------------------------------------------------------------------------------- */
@@ -518,9 +675,11 @@ static void layers_t(CudaRwkv7 *g, int R, int B, int max_len, const float *sin, 
         mo.n = 6;
         shift_mix_launch<T>(st, w.x, P.ln1_w, P.ln1_b, w.row_seq, w.seq_off, att_in, att_out, mo, R, C);
         prof_mark(g, "ln1+shift+mix");
-        gemm_lin(g, w.r, C, xr, C, P.Wr, R, C, C, 0.f);
-        gemm_lin(g, w.k, C, xk, C, P.Wk, R, C, C, 0.f);
-        gemm_lin(g, w.v, C, xv, C, P.Wv, R, C, C, 0.f);
+        {
+            float *const o3[3] = {w.r, w.k, w.v};
+            const void *const i3[3] = {xr, xk, xv}, *const w3[3] = {P.Wr, P.Wk, P.Wv};
+            gemm_rkv(g, o3, i3, w3, R, C);
+        }
         if (P.br) add_bias_launch(st, w.r, P.br, R, C);
         if (P.bk) add_bias_launch(st, w.k, P.bk, R, C);
         if (P.bv) add_bias_launch(st, w.v, P.bv, R, C);
@@ -651,9 +810,32 @@ extern "C" int cuda_rwkv7_forward(CudaRwkv7 *g, const CudaRwkv7Batch *bt, Err *e
 }
 
 /* ---- LM-eval scoring -------------------------------------------------------------------------- */
-extern "C" int cuda_rwkv7_score(CudaRwkv7 *g, const CudaLmRequest *req, int n, long max_tokens, double *logprob,
-                                int *greedy, Err *err) {
+/* One packed forward with per-row targets; lp/gr get one value per out row. */
+static int score_forward(CudaRwkv7 *g, std::vector<int> &lens, std::vector<int> &toks, std::vector<int> &rows,
+                         std::vector<int> &tg, CudaRwkv7State *state, std::vector<float> &lp, std::vector<int> &gr,
+                         CudaScoreStats &stats, Err *err) {
+    lp.assign(rows.size(), 0.f);
+    gr.assign(rows.size(), 0);
+    CudaRwkv7Batch bt{};
+    bt.B = (int)lens.size(), bt.lens = lens.data(), bt.tokens = toks.data(), bt.state = state;
+    bt.nout = (int)rows.size(), bt.out_rows = rows.data(), bt.targets = tg.data();
+    bt.logprob = lp.data(), bt.greedy = gr.data();
+    if (cuda_rwkv7_forward(g, &bt, err)) return -1;
+    stats.forwards++, stats.rows += (long)toks.size(), stats.head_rows += (long)rows.size();
+    return 0;
+}
+
+static bool same_context(const CudaLmRequest &a, const CudaLmRequest &b) {
+    return a.nctx == b.nctx && !memcmp(a.tokens, b.tokens, (size_t)a.nctx * sizeof(int));
+}
+
+extern "C" int cuda_rwkv7_score_ex(CudaRwkv7 *g, const CudaLmRequest *req, int n, const CudaScoreOpts *opt,
+                                   double *logprob, int *greedy, CudaScoreStats *stats_out, Err *err) {
     const int V = g->d.V;
+    CudaScoreOpts o = opt ? *opt : CudaScoreOpts{};
+    const long max_tokens = o.max_tokens > 0 ? o.max_tokens : 65536;
+    const int max_seqs = o.max_seqs > 0 ? o.max_seqs : INT_MAX;
+    CudaScoreStats stats{};
     for (int i = 0; i < n; i++) {
         const CudaLmRequest &q = req[i];
         if (q.nctx < 1 || q.ntok <= q.nctx)
@@ -664,42 +846,249 @@ extern "C" int cuda_rwkv7_score(CudaRwkv7 *g, const CudaLmRequest *req, int n, l
                 return err_set(err, "GPU score: request %d token %d = %d is outside the vocabulary [0,%d)", i, t,
                                q.tokens[t], V);
     }
-    if (max_tokens < 1) max_tokens = 1;
-    /* longest first: batches of similar lengths, so that the recurrence's blocks finish together */
-    std::vector<int> order(n);
-    for (int i = 0; i < n; i++) order[i] = i;
-    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return req[a].ntok > req[b].ntok; });
+    /* groups of consecutive requests with the same context: [gs[k], gs[k+1]) */
+    std::vector<int> gs;
+    for (int i = 0; i < n; i++)
+        if (i == 0 || !o.share || !same_context(req[i - 1], req[i])) gs.push_back(i);
+    gs.push_back(n);
+    std::vector<int> singles, groups;
+    for (size_t k = 0; k + 1 < gs.size(); k++) {
+        if (gs[k + 1] - gs[k] == 1) singles.push_back(gs[k]);
+        else groups.push_back((int)k), stats.groups++, stats.grouped += gs[k + 1] - gs[k];
+    }
     std::vector<int> toks, lens, rows, tg, gr;
     std::vector<float> lp;
-    for (int s = 0; s < n;) {
+
+    /* 1. requests alone: longest first (batches of similar lengths finish their recurrence together); the
+     * last token predicts nothing scored and is not fed */
+    std::stable_sort(singles.begin(), singles.end(), [&](int a, int b) { return req[a].ntok > req[b].ntok; });
+    for (size_t s0 = 0; s0 < singles.size();) {
         long R = 0;
-        int e = s;
-        while (e < n && (e == s || R + req[order[e]].ntok - 1 <= max_tokens)) R += req[order[e++]].ntok - 1;
+        size_t e = s0;
+        while (e < singles.size() && (e == s0 || (R + req[singles[e]].ntok - 1 <= max_tokens && (long)(e - s0) < max_seqs)))
+            R += req[singles[e++]].ntok - 1;
         toks.clear(), lens.clear(), rows.clear(), tg.clear();
         long row = 0;
-        for (int k = s; k < e; k++) {
-            const CudaLmRequest &q = req[order[k]];
-            toks.insert(toks.end(), q.tokens, q.tokens + q.ntok - 1); /* the last token predicts nothing scored */
+        for (size_t k = s0; k < e; k++) {
+            const CudaLmRequest &q = req[singles[k]];
+            toks.insert(toks.end(), q.tokens, q.tokens + q.ntok - 1);
             lens.push_back(q.ntok - 1);
             for (int t = q.nctx; t < q.ntok; t++) rows.push_back((int)(row + t - 1)), tg.push_back(q.tokens[t]);
             row += q.ntok - 1;
         }
-        lp.assign(rows.size(), 0.f);
-        gr.assign(rows.size(), 0);
-        CudaRwkv7Batch bt{};
-        bt.B = e - s, bt.lens = lens.data(), bt.tokens = toks.data();
-        bt.nout = (int)rows.size(), bt.out_rows = rows.data(), bt.targets = tg.data();
-        bt.logprob = lp.data(), bt.greedy = gr.data();
-        if (cuda_rwkv7_forward(g, &bt, err)) return -1;
-        size_t o = 0;
-        for (int k = s; k < e; k++) {
-            const int i = order[k];
+        if (score_forward(g, lens, toks, rows, tg, NULL, lp, gr, stats, err)) return -1;
+        size_t oi = 0;
+        for (size_t k = s0; k < e; k++) {
+            const int i = singles[k];
             double sum = 0;
             int all = 1;
-            for (int t = req[i].nctx; t < req[i].ntok; t++, o++) sum += lp[o], all &= gr[o];
+            for (int t = req[i].nctx; t < req[i].ntok; t++, oi++) sum += lp[oi], all &= gr[oi];
             logprob[i] = sum, greedy[i] = all;
         }
-        s = e;
+        s0 = e;
     }
+
+    /* 2. shared contexts: a packed batch of contexts (their states kept, the head at each context's last row
+     * once per choice), then the choices' continuations from copies of those states */
+    if (groups.empty()) {
+        if (stats_out) *stats_out = stats;
+        return 0;
+    }
+    const size_t seq_bytes = rwkv7_state_numel(&g->d, 1) * sizeof(float) * 2; /* cur + spare */
+    const size_t budget = o.state_bytes ? o.state_bytes : (size_t)4 << 30;
+    const long half = std::max(1L, (long)(budget / seq_bytes / 2));
+    std::stable_sort(groups.begin(), groups.end(), [&](int a, int b) { return req[gs[a]].nctx > req[gs[b]].nctx; });
+    CudaRwkv7State *cs = new CudaRwkv7State(), *qs = new CudaRwkv7State();
+    cs->g = qs->g = g;
+    int rc = -1;
+    std::vector<int> mem, slot, idx;
+    for (size_t s0 = 0; s0 < groups.size();) {
+        long R = 0;
+        size_t e = s0;
+        while (e < groups.size() && (e == s0 || (R + req[gs[groups[e]]].nctx <= max_tokens && (long)(e - s0) < max_seqs &&
+                                                 (long)(e - s0) < half)))
+            R += req[gs[groups[e++]]].nctx;
+        toks.clear(), lens.clear(), rows.clear(), tg.clear(), mem.clear(), slot.clear();
+        long row = 0;
+        for (size_t k = s0; k < e; k++) {
+            const int k0 = gs[groups[k]], k1 = gs[groups[k] + 1];
+            const CudaLmRequest &q = req[k0];
+            toks.insert(toks.end(), q.tokens, q.tokens + q.nctx);
+            lens.push_back(q.nctx);
+            row += q.nctx;
+            for (int i = k0; i < k1; i++) {
+                rows.push_back((int)(row - 1)), tg.push_back(req[i].tokens[q.nctx]);
+                mem.push_back(i), slot.push_back((int)(k - s0));
+            }
+        }
+        if (state_reserve(cs, (int)(e - s0), err)) goto out;
+        cuda_rwkv7_state_zero(cs);
+        if (score_forward(g, lens, toks, rows, tg, cs, lp, gr, stats, err)) goto out;
+        for (size_t j = 0; j < mem.size(); j++) logprob[mem[j]] = lp[j], greedy[mem[j]] = gr[j];
+        /* continuations of two or more tokens: sub-batches within the row, sequence and state limits */
+        std::vector<int> cm, cslot;
+        for (size_t j = 0; j < mem.size(); j++)
+            if (req[mem[j]].ntok - req[mem[j]].nctx >= 2) cm.push_back(mem[j]), cslot.push_back(slot[j]);
+        for (size_t c0 = 0; c0 < cm.size();) {
+            long Rc = 0;
+            size_t c1 = c0;
+            auto clen = [&](size_t j) { return (long)(req[cm[j]].ntok - req[cm[j]].nctx - 1); };
+            while (c1 < cm.size() && (c1 == c0 || (Rc + clen(c1) <= max_tokens && (long)(c1 - c0) < max_seqs &&
+                                                   (long)(c1 - c0) < half)))
+                Rc += clen(c1++);
+            toks.clear(), lens.clear(), rows.clear(), tg.clear(), idx.clear();
+            long r2 = 0;
+            for (size_t j = c0; j < c1; j++) {
+                const CudaLmRequest &q = req[cm[j]];
+                const int nc = q.ntok - q.nctx;
+                toks.insert(toks.end(), q.tokens + q.nctx, q.tokens + q.ntok - 1);
+                lens.push_back(nc - 1);
+                for (int t = 0; t < nc - 1; t++) rows.push_back((int)(r2 + t)), tg.push_back(q.tokens[q.nctx + 1 + t]);
+                r2 += nc - 1;
+                idx.push_back(cslot[j]);
+            }
+            if (state_reserve(qs, (int)(c1 - c0), err) || cuda_rwkv7_state_gather(qs, cs, idx.data(), err) ||
+                score_forward(g, lens, toks, rows, tg, qs, lp, gr, stats, err))
+                goto out;
+            size_t oi = 0;
+            for (size_t j = c0; j < c1; j++) {
+                const int i = cm[j];
+                double sum = logprob[i]; /* the first continuation token's, from the context pass */
+                int all = greedy[i];
+                for (int t = req[i].nctx + 1; t < req[i].ntok; t++, oi++) sum += lp[oi], all &= gr[oi];
+                logprob[i] = sum, greedy[i] = all;
+            }
+            c0 = c1;
+        }
+        s0 = e;
+    }
+    rc = 0;
+out:
+    cuda_rwkv7_state_free(cs);
+    cuda_rwkv7_state_free(qs);
+    if (rc == 0 && stats_out) *stats_out = stats;
+    return rc;
+}
+
+extern "C" int cuda_rwkv7_score(CudaRwkv7 *g, const CudaLmRequest *req, int n, long max_tokens, double *logprob,
+                                int *greedy, Err *err) {
+    CudaScoreOpts o{};
+    o.max_tokens = max_tokens, o.share = 1;
+    return cuda_rwkv7_score_ex(g, req, n, &o, logprob, greedy, NULL, err);
+}
+
+/* ---- decoding: one token per sequence, the launch chain replayed from a CUDA graph ---------------- */
+static void decode_release(CudaRwkv7State *s) {
+    for (DecodeGraph &dg : s->graphs) CUDA_CHECK(cudaGraphExecDestroy(dg.exec));
+    s->graphs.clear();
+    if (s->d_dec) CUDA_CHECK(cudaFree(s->d_dec));
+    if (s->h_tok) CUDA_CHECK(cudaFreeHost(s->h_tok));
+    if (s->h_argmax) CUDA_CHECK(cudaFreeHost(s->h_argmax));
+    if (s->h_logits) CUDA_CHECK(cudaFreeHost(s->h_logits));
+    s->d_dec = s->h_tok = s->h_argmax = nullptr, s->h_logits = nullptr;
+    s->ncalls = 0;
+}
+
+static int host_alloc(void **p, size_t bytes, const char *what, Err *err) {
+    cudaError_t e = cudaMallocHost(p, bytes ? bytes : 1);
+    if (e == cudaSuccess) return 0;
+    (void)cudaGetLastError();
+    *p = NULL;
+    return err_set(err, "GPU: cannot allocate %.1f MiB of pinned host memory for %s (%s)", bytes / 1048576.0, what,
+                   cudaGetErrorString(e));
+}
+
+/* device row maps of B one-token sequences (row b = sequence b, head at every row), pinned buffers */
+static int decode_setup(CudaRwkv7State *s, int want_logits, Err *err) {
+    const int B = s->B;
+    const size_t V = s->g->d.V;
+    if (!s->d_dec) {
+        std::vector<int> h(5 * (size_t)B + 1, 0);
+        for (int b = 0; b < B; b++) h[b] = b, h[B + b] = b, h[2 * (size_t)B + 1 + b] = b;
+        h[2 * (size_t)B] = B;
+        if (dev_alloc((void **)&s->d_dec, h.size() * sizeof(int), "decoding buffers", err) ||
+            host_alloc((void **)&s->h_tok, B * sizeof(int), "decoding tokens", err) ||
+            host_alloc((void **)&s->h_argmax, B * sizeof(int), "decoding outputs", err))
+            return -1;
+        CUDA_CHECK(cudaMemcpyAsync(s->d_dec, h.data(), h.size() * sizeof(int), cudaMemcpyHostToDevice, s->g->st));
+        CUDA_CHECK(cudaStreamSynchronize(s->g->st));
+    }
+    if (want_logits && !s->h_logits && host_alloc((void **)&s->h_logits, B * V * sizeof(float), "decoding logits", err))
+        return -1;
     return 0;
 }
+
+/* the step's launches on g's stream (captured or run directly): tokens from pinned memory, every layer from
+ * s->cur into s->spare, the head at every row, argmax, outputs to pinned memory */
+static void decode_enqueue(CudaRwkv7 *g, CudaRwkv7State *s, int want_logits) {
+    const int B = s->B, V = g->d.V;
+    int *row_seq = s->d_dec, *seq_off = s->d_dec + B, *out_rows = s->d_dec + 2 * B + 1, *tok = out_rows + B,
+        *am = tok + B;
+    const Ws saved = g->w;
+    g->w.tok = tok, g->w.row_seq = row_seq, g->w.seq_off = seq_off, g->w.out_rows = out_rows;
+    cudaStream_t st = g->st;
+    CUDA_CHECK(cudaMemcpyAsync(tok, s->h_tok, B * sizeof(int), cudaMemcpyHostToDevice, st));
+    switch (g->dt) {
+    case CUDA_DT_BF16: layers_t<__nv_bfloat16>(g, B, B, 1, s->cur, s->spare), head_t<__nv_bfloat16>(g, B); break;
+    case CUDA_DT_F16: layers_t<__half>(g, B, B, 1, s->cur, s->spare), head_t<__half>(g, B); break;
+    default: layers_t<float>(g, B, B, 1, s->cur, s->spare), head_t<float>(g, B); break;
+    }
+    argmax_launch(st, g->w.logits, am, B, V);
+    CUDA_CHECK(cudaMemcpyAsync(s->h_argmax, am, B * sizeof(int), cudaMemcpyDeviceToHost, st));
+    if (want_logits)
+        CUDA_CHECK(cudaMemcpyAsync(s->h_logits, g->w.logits, (size_t)B * V * sizeof(float), cudaMemcpyDeviceToHost, st));
+    g->w = saved;
+}
+
+extern "C" int cuda_rwkv7_decode(CudaRwkv7 *g, CudaRwkv7State *s, const int *tokens, int *argmax, float *logits,
+                                 Err *err) {
+    const int B = s->B, V = g->d.V;
+    if (s->g != g) return err_set(err, "GPU decode: the state belongs to another model");
+    if (B > HEAD_CHUNK) return err_set(err, "GPU decode: %d sequences in one state (at most %d per step)", B, HEAD_CHUNK);
+    for (int b = 0; b < B; b++)
+        if (tokens[b] < 0 || tokens[b] >= V)
+            return err_set(err, "GPU decode: token %d of sequence %d is outside the vocabulary [0,%d)", tokens[b], b, V);
+    const int want = logits != NULL;
+    if (ws_ensure(g, B, B, B, err) || decode_setup(s, want, err)) return -1;
+    memcpy(s->h_tok, tokens, B * sizeof(int));
+    static const int graphs_on = !env_off("RWKVLAB_CUDA_GRAPH");
+    /* the first step runs directly: lazy module loading, kernel attributes and cuBLAS's choices happen
+     * outside a capture */
+    const bool graph = graphs_on && !cuda_sync_debug() && !g->prof.on && s->ncalls > 0;
+    s->used_graph = 0;
+    if (graph) {
+        DecodeGraph *dg = nullptr;
+        for (DecodeGraph &x : s->graphs)
+            if (x.cur == s->cur && x.logits == want && x.ws_gen == g->ws_gen) dg = &x;
+        if (!dg) {
+            if (s->graphs.size() >= 4) { /* two buffers x two output choices; stale ones go first */
+                CUDA_CHECK(cudaGraphExecDestroy(s->graphs.front().exec));
+                s->graphs.erase(s->graphs.begin());
+            }
+            cudaGraph_t gr;
+            CUDA_CHECK(cudaStreamBeginCapture(g->st, cudaStreamCaptureModeThreadLocal));
+            decode_enqueue(g, s, want);
+            CUDA_CHECK(cudaStreamEndCapture(g->st, &gr));
+            DecodeGraph x{};
+            x.cur = s->cur, x.logits = want, x.ws_gen = g->ws_gen;
+            CUDA_CHECK(cudaGraphInstantiate(&x.exec, gr, 0));
+            CUDA_CHECK(cudaGraphDestroy(gr));
+            s->graphs.push_back(x);
+            dg = &s->graphs.back();
+        }
+        CUDA_CHECK(cudaGraphLaunch(dg->exec, g->st));
+        s->used_graph = 1;
+    } else {
+        prof_mark(g, "(host)");
+        decode_enqueue(g, s, want);
+    }
+    CUDA_CHECK(cudaStreamSynchronize(g->st));
+    if (!graph) prof_collect(g);
+    std::swap(s->cur, s->spare);
+    s->ncalls++;
+    if (argmax) memcpy(argmax, s->h_argmax, B * sizeof(int));
+    if (logits) memcpy(logits, s->h_logits, (size_t)B * V * sizeof(float));
+    return 0;
+}
+
+extern "C" int cuda_rwkv7_decode_used_graph(const CudaRwkv7State *s) { return s->used_graph; }

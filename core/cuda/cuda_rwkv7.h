@@ -20,7 +20,12 @@
  * for the card) returns -1 (or NULL) with an Err message. A failing CUDA/cuBLAS call is a bug or a broken
  * device: it stops the program with file:line, the call, the CUDA message and a hint
  * (RWKVLAB_CUDA_SYNC=1 synchronises after every launch so that a faulting kernel is named).
- * No managed memory is used; all device memory comes from cudaMalloc.
+ * No managed memory is used; all device memory comes from cudaMalloc (cudaMallocHost for the pinned
+ * staging buffers of decoding).
+ *
+ * Builds: the engine (the .cu files here, librwkvcuda.a) is compiled when nvcc exists; cuda_api.c (no GPU
+ * needed) is part of the CPU library; a binary built without the engine links cuda_none.c instead, whose
+ * cuda_available() says so and whose other entry points are never reached. cuBLAS is loaded at run time.
  */
 #ifndef RWKV_CUDA_RWKV7_H
 #define RWKV_CUDA_RWKV7_H
@@ -35,14 +40,22 @@ extern "C" {
 #include "common.h"
 #include "rwkv7.h"
 
-/* 1 when a usable CUDA device (compute capability >= 9.0, what this build targets) is present; else 0 and
- * `why` (may be NULL) says why (no driver, no device, too old, ...). */
+/* 1 when a usable CUDA device (compute capability >= 9.0, what this build targets) is present and cuBLAS
+ * loads; else 0 and `why` (may be NULL) says why (not built with CUDA, no driver, no device, too old, ...). */
 int cuda_available(char *why, size_t n);
+/* 1 when this binary holds the CUDA engine (built with nvcc), 0 for the stub of cuda_none.c */
+int cuda_built(void);
+/* Start creating the CUDA context in a background thread (it takes a few hundred ms; the caller meanwhile
+ * loads the model); cuda_rwkv7_create waits for it, and so does cuda_init_wait, which a caller of
+ * cuda_init_async must reach before it returns (also on its error paths). Harmless to call more than once. */
+void cuda_init_async(void);
+void cuda_init_wait(void);
 /* "NVIDIA H200, 132 SMs, 139.8 GiB, CC 9.0, driver 13.0, runtime 13.0" for device 0 */
 void cuda_device_info(char *buf, size_t n);
 
 typedef enum { CUDA_DT_BF16 = 0, CUDA_DT_F16 = 1, CUDA_DT_F32 = 2 } CudaDType;
 const char *cuda_dtype_name(CudaDType t);           /* "bf16", "fp16", "fp32" */
+const char *cuda_dtype_torch_name(CudaDType t);     /* "bfloat16", "float16", "float32" (lm-eval's dtype) */
 int cuda_dtype_parse(const char *s, CudaDType *t);  /* "bf16" | "fp16"/"f16" | "fp32"/"f32"; 0 = ok */
 
 typedef struct CudaRwkv7 CudaRwkv7;
@@ -73,6 +86,9 @@ void cuda_rwkv7_state_upload(CudaRwkv7State *s, const float *host);  /* rwkv7_st
 void cuda_rwkv7_state_download(const CudaRwkv7State *s, float *host);
 /* dst sequence db := src sequence sb (both on this device; src may equal dst) */
 int cuda_rwkv7_state_copy_seq(CudaRwkv7State *dst, int db, const CudaRwkv7State *src, int sb, Err *err);
+/* dst sequence j := src sequence idx[j] for every j < dst's B, in one launch (idx: host array of dst's B
+ * entries in [0, src's B); src must not be dst). Broadcasting one context state to many choices or copies. */
+int cuda_rwkv7_state_gather(CudaRwkv7State *dst, const CudaRwkv7State *src, const int *idx, Err *err);
 
 /* One forward over a ragged batch. The head (ln_out + head matrix) runs only at out_rows. */
 typedef struct {
@@ -103,6 +119,38 @@ typedef struct {
 } CudaLmRequest;
 int cuda_rwkv7_score(CudaRwkv7 *g, const CudaLmRequest *req, int n, long max_tokens, double *logprob, int *greedy,
                      Err *err);
+
+/* The same with options and counts. With share = 1, consecutive requests whose contexts are token for token
+ * the same (the choices of a multiple-choice document) form a group: the group's context runs once, its
+ * state is copied to every choice (cuda_rwkv7_state_gather) and only the continuations run from there; the
+ * first continuation token of every choice is scored from the context's last row. Groups are sorted by
+ * context length and packed like single requests; the states of a packed batch of contexts and of their
+ * choices are bounded by state_bytes. Results equal share = 0 up to the order of floating-point sums. */
+typedef struct {
+    long max_tokens;         /* packed rows per forward (<= 0: 65536) */
+    int max_seqs;            /* sequences per forward (<= 0: no limit but max_tokens) */
+    int share;               /* 1: compute each shared context once (above) */
+    size_t state_bytes;      /* device bytes for the states of shared contexts (0: 4 GiB) */
+} CudaScoreOpts;
+typedef struct {
+    long forwards;           /* forward calls */
+    long rows;               /* token rows computed */
+    long head_rows;          /* rows at which the head ran */
+    long groups, grouped;    /* shared contexts, and the requests that used them */
+} CudaScoreStats;
+int cuda_rwkv7_score_ex(CudaRwkv7 *g, const CudaLmRequest *req, int n, const CudaScoreOpts *o, double *logprob,
+                        int *greedy, CudaScoreStats *stats, Err *err);
+
+/* One decoding step: sequence b of s is fed tokens[b] (one token each) and its state advances; argmax[b]
+ * (may be NULL) gets the index of the first largest logit of the new row, logits (may be NULL; (B,V) host)
+ * the whole rows. The launch chain (every layer, the head, the argmax, the copies through pinned buffers)
+ * is captured in a CUDA graph per (state buffer, logits wanted) once a first call has run it directly, and
+ * replayed from then on; the graph is re-captured if the workspace moves. RWKVLAB_CUDA_GRAPH=0 (or
+ * RWKVLAB_CUDA_SYNC=1, or profiling) runs every step directly instead: the same launches, the same results.
+ * At most 2048 sequences per state. */
+int cuda_rwkv7_decode(CudaRwkv7 *g, CudaRwkv7State *s, const int *tokens, int *argmax, float *logits, Err *err);
+/* 1 when the last cuda_rwkv7_decode on s replayed a captured graph */
+int cuda_rwkv7_decode_used_graph(const CudaRwkv7State *s);
 
 #ifdef __cplusplus
 }

@@ -4,6 +4,12 @@
  * double) of the continuation tokens and is_greedy. The context is run once per document from a zero
  * state and its state is shared by every choice with the same context tokens (--no-share recomputes
  * it per choice; results are identical, which the tests check).
+ *
+ * --device cuda (core/cuda, when this binary holds the engine): the model's weights go to the GPU (bf16 by
+ * default, --dtype fp16|fp32), every request of a task is scored in one call that sorts and packs them by
+ * length, computes each shared context once and copies its state to every choice, and runs the head only
+ * at scored positions (cuda_rwkv7_score_ex); metrics, samples and the results file are the same code as
+ * for the CPU.
  */
 #ifndef RWKV_LMEVAL_H
 #define RWKV_LMEVAL_H
@@ -20,7 +26,9 @@ typedef struct {
     const char *out_dir;     /* OUT: results go to OUT/<model_name_sanitized>/results_<date_id>.json (+ samples),
                                 or to dirname(OUT)/<stem>_<date_id>.json when OUT ends in .json, as lm-eval
                                 (lmeval_out.h); created like mkdir -p (default ".") */
-    const char *device;      /* "cpu" */
+    const char *device;      /* "cpu" (default) or "cuda" */
+    const char *dtype;       /* cuda: weight storage "bf16" (NULL = bf16), "fp16", "fp32"; cpu: NULL or "fp32" */
+    int batch;               /* cuda: requests per forward, 0 = as many as fit in 65536 tokens; cpu: ignored */
     long limit;              /* first N documents per task (0 = all; < 0 is an error) */
     int prefix;              /* -2 newline (resolved via the tokenizer), -1 none, >= 0 token id */
     int split;               /* LMEVAL_SPLIT_LMEVAL | LMEVAL_SPLIT_SEPARATE */

@@ -279,6 +279,25 @@ int main(int argc, char **argv) {
                    B / td, cuda_rwkv7_weight_bytes(g) / 1e9, cuda_rwkv7_weight_bytes(g) / td / 1e9);
             snprintf(out + strlen(out), sizeof out - strlen(out), "| %s | decode B=%d | %.2f ms/step | %.0f tok/s | %.0f GB/s weights |\n",
                      sh, B, td * 1e3, B / td, cuda_rwkv7_weight_bytes(g) / td / 1e9);
+            /* the same steps through cuda_rwkv7_decode: the launch chain replayed from a CUDA graph, the
+             * argmax on the device (what `generate` does for greedy decoding) */
+            int *tk = malloc(B * sizeof(int)), *am = malloc(B * sizeof(int));
+            for (int b = 0; b < B; b++) tk[b] = dt_[b];
+            for (int s = -3; s < steps; s++) {
+                if (s == 0) a = now_seconds();
+                if (cuda_rwkv7_decode(g, ds, tk, am, NULL, &e)) {
+                    fprintf(stderr, "bench_gpu: decode: %s\n", e.msg);
+                    return 1;
+                }
+                for (int b = 0; b < B; b++) tk[b] = am[b];
+            }
+            const double tgph = (now_seconds() - a) / steps;
+            printf("decode   B=%d with a CUDA graph (%s): %.3f ms per step = %.0f tok/s (%.0f GB/s weights)\n", B,
+                   cuda_rwkv7_decode_used_graph(ds) ? "replayed" : "NOT replayed", tgph * 1e3, B / tgph,
+                   cuda_rwkv7_weight_bytes(g) / tgph / 1e9);
+            snprintf(out + strlen(out), sizeof out - strlen(out), "| %s | decode B=%d, CUDA graph | %.3f ms/step | %.0f tok/s | %.0f GB/s weights |\n",
+                     sh, B, tgph * 1e3, B / tgph, cuda_rwkv7_weight_bytes(g) / tgph / 1e9);
+            free(tk), free(am);
             cuda_rwkv7_state_free(ds);
             free(lens), free(dt_), free(rows), free(tg), free(g2), free(lp2);
         }

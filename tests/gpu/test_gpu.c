@@ -10,16 +10,30 @@
  *     equals the same sequence inside a batch;
  *  4. LM-eval scoring (cuda_rwkv7_score) equals the CPU's log-softmax sums;
  *  5. bad input is refused with a message (tokens outside the vocabulary, empty sequences, rows out of
- *     range, an unsupported head size).
+ *     range, an unsupported head size);
+ *  6. scoring with shared contexts (groups of requests with one context: the context once, its state
+ *     gathered for every choice) equals scoring each request alone and the CPU, with small batches and a
+ *     small state budget forcing every sub-batch path; state gather equals per-sequence copies;
+ *  7. decoding steps (cuda_rwkv7_decode, replayed from a CUDA graph from the second step on) equal the
+ *     same steps through cuda_rwkv7_forward and the CPU, and their argmax is the first maximum;
+ *  8. `lmeval --device cuda` (lmeval_run) against `--device cpu` on a small random World-vocabulary model
+ *     (fp32 weights), several tasks, at two batch sizes (and the full lambada_openai with --lmeval-full):
+ *     every request's logprob within 1e-3 + 1e-4 |lp|, per-document acc / acc_norm equal except at a near
+ *     tie (the deciding difference within twice that), perplexity within 5e-3 relative;
+ *  9. `generate --device cuda` (generate_run): each greedy GPU token is a CPU argmax along the GPU's path
+ *     (its CPU logit within 1e-4 std of the CPU maximum); a batch of identical prompts gives identical
+ *     rows; a run of 2N tokens equals N saved + N continued from the state file, greedy and sampled.
  * Tolerances are relative to the spread (std) of the CPU values. fp32 weights: the same arithmetic in a
  * different order, so max |d| <= 1e-4 std (the limit the CPU meets against the float64 reference).
  * bf16 / fp16 weights: every matrix-product input is also rounded (unit roundoff u = 2^-9 / 2^-11); with
  * ~7 rounded products per layer adding in quadrature the expected rms logit error is about
  * u sqrt(7L) ~ 1e-2 std (bf16, L = 3), so the limits are rms <= 2e-2 / 5e-3 std and max <= 1e-1 / 2.5e-2 std.
  *
- * Usage: test_gpu [--quick] [--require-data] [--data DIR]
+ * Usage: test_gpu [--quick] [--require-data] [--data DIR] [--lmeval-data DIR] [--lmeval-full]
  *   --quick         small shapes only (for compute-sanitizer)
  *   --require-data  a missing fixture file is a failure, not a skip
+ *   --lmeval-data   folder with rwkv_vocab_v20230424.txt and evalsets/ (default data, ../shared/data)
+ *   --lmeval-full   check 8 also on the full lambada_openai (5153 documents)
  * Exit status: 0 when every check passed (or no GPU: "skipped: no GPU (...)"), 1 otherwise.
  */
 #include <math.h>
@@ -28,12 +42,18 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cuda_rwkv7.h"
-#include "gpu_testutil.h"
-#include "model_io.h"
+#include <cJSON.h>
+#include <glob.h>
 
-static int n_checks, n_fail, n_skip, opt_quick, opt_require;
-static const char *opt_data;
+#include "cuda_rwkv7.h"
+#include "generate.h"
+#include "gpu_testutil.h"
+#include "lmeval.h"
+#include "model_io.h"
+#include "sample.h"
+
+static int n_checks, n_fail, n_skip, opt_quick, opt_require, opt_lmeval_full;
+static const char *opt_data, *opt_lmeval_data;
 static char tmpdir[256];
 
 #define EXPECT(cond, ...)                                          \
@@ -450,14 +470,450 @@ static void check_errors(Rwkv7 *m) {
     free_rwkv7(m8);
 }
 
+/* 6. shared contexts: groups of 1..4 requests with one context, scored with sharing (default and with
+ * small batches and a small state budget) == each request alone == the CPU */
+static void check_shared_score(const char *name, Rwkv7 *m) {
+    const Rwkv7Dims *d = &m->d;
+    enum { NG = 23, MAXR = NG * 4 };
+    CudaLmRequest req[MAXR];
+    int *buf = xmalloc(MAXR * 64 * sizeof(int)), n = 0, ngroups = 0;
+    for (int gi = 0; gi < NG; gi++) {
+        const int nctx = 1 + (int)(gt_uniform(21, gi) * 30), k = 1 + (int)(gt_uniform(22, gi) * 4);
+        int ctx[32];
+        rand_tokens(ctx, nctx, d->V, 300 + gi);
+        ngroups += k > 1;
+        for (int c = 0; c < k; c++, n++) {
+            const int ncont = 1 + (int)(gt_uniform(23, n) * 5);
+            int *t = buf + n * 64;
+            memcpy(t, ctx, nctx * sizeof(int));
+            rand_tokens(t + nctx, ncont, d->V, 500 + n);
+            req[n] = (CudaLmRequest){.tokens = t, .ntok = nctx + ncont, .nctx = nctx};
+        }
+    }
+    double cpu_lp[MAXR], lp[3][MAXR];
+    int cpu_gr[MAXR], gr[3][MAXR];
+    float *lg = xmalloc((size_t)64 * d->V * sizeof(float));
+    double ls = 0, ls2 = 0, ln = 0;
+    for (int i = 0; i < n; i++) {
+        int len = req[i].ntok - 1;
+        gt_cpu_ragged(m, req[i].tokens, &len, 1, NULL, NULL, lg);
+        for (size_t j = 0; j < (size_t)len * d->V; j++) ls += lg[j], ls2 += (double)lg[j] * lg[j], ln++;
+        cpu_lp[i] = 0, cpu_gr[i] = 1;
+        for (int t = req[i].nctx; t < req[i].ntok; t++) {
+            int g1;
+            cpu_lp[i] += cpu_logprob(lg + (size_t)(t - 1) * d->V, d->V, req[i].tokens[t], &g1);
+            cpu_gr[i] &= g1;
+        }
+    }
+    const double sd = sqrt(fmax(ls2 / ln - (ls / ln) * (ls / ln), 0));
+    Err e = {{0}};
+    CudaRwkv7 *g = cuda_rwkv7_create(m, CUDA_DT_F32, &e);
+    EXPECT(g, "shared score: %s", e.msg);
+    if (!g) goto done;
+    const size_t seq_bytes = rwkv7_state_numel(d, 1) * sizeof(float) * 2;
+    const CudaScoreOpts opts[3] = {{.max_tokens = 1 << 20, .share = 0}, {.share = 1},
+                                   {.max_tokens = 40, .max_seqs = 3, .share = 1, .state_bytes = 4 * seq_bytes}};
+    const char *what[3] = {"alone", "shared", "shared, 40-token batches, 2 states"};
+    for (int v = 0; v < 3; v++) {
+        CudaScoreStats st = {0};
+        EXPECT(cuda_rwkv7_score_ex(g, req, n, &opts[v], lp[v], gr[v], &st, &e) == 0, "score_ex: %s", e.msg);
+        double worst = 0, worst_alone = 0;
+        int gm = 0;
+        for (int i = 0; i < n; i++) {
+            const int nc = req[i].ntok - req[i].nctx;
+            worst = fmax(worst, fabs(lp[v][i] - cpu_lp[i]) / nc / sd);
+            worst_alone = fmax(worst_alone, fabs(lp[v][i] - lp[0][i]) / nc / sd);
+            gm += gr[v][i] != cpu_gr[i];
+        }
+        printf("    %s %-36s vs CPU %.2e, vs alone %.2e per token/std (limit 1e-4); %ld forwards, %ld rows, %ld head "
+               "rows, %ld shared contexts; greedy differs %d\n", name, what[v], worst, worst_alone, st.forwards, st.rows,
+               st.head_rows, st.groups, gm);
+        EXPECT(worst <= 1e-4 && worst_alone <= 1e-4, "%s %s: %.3e / %.3e", name, what[v], worst, worst_alone);
+        EXPECT(gm == 0, "%s %s: %d greedy flags differ", name, what[v], gm);
+        EXPECT(st.groups == (v ? ngroups : 0), "%s %s: %ld shared contexts, expected %d", name, what[v], st.groups,
+               v ? ngroups : 0);
+    }
+    /* gather == per-sequence copies, exactly */
+    {
+        const int Bs = 5, Bd = 7, ix[7] = {4, 0, 0, 3, 2, 1, 4};
+        const size_t ns = rwkv7_state_numel(d, Bs), nd = rwkv7_state_numel(d, Bd), n1 = rwkv7_state_numel(d, 1);
+        float *hs = start_state(m, Bs, 41), *hd = xmalloc(nd * sizeof(float)), *want = xmalloc(nd * sizeof(float));
+        float *one = xmalloc(n1 * sizeof(float));
+        for (int j = 0; j < Bd; j++) gt_state_get(d, hs, Bs, ix[j], one), gt_state_put(d, want, Bd, j, one);
+        CudaRwkv7State *src = cuda_rwkv7_state_create(g, Bs, &e), *dst = cuda_rwkv7_state_create(g, Bd, &e);
+        cuda_rwkv7_state_upload(src, hs);
+        EXPECT(cuda_rwkv7_state_gather(dst, src, ix, &e) == 0, "gather: %s", e.msg);
+        cuda_rwkv7_state_download(dst, hd);
+        EXPECT(!memcmp(hd, want, nd * sizeof(float)), "%s: gathered state differs from per-sequence copies", name);
+        int bad[1] = {5};
+        CudaRwkv7State *d1 = cuda_rwkv7_state_create(g, 1, &e);
+        EXPECT(cuda_rwkv7_state_gather(d1, src, bad, &e) != 0 && strstr(e.msg, "outside"), "bad gather index: '%s'", e.msg);
+        printf("    %s state gather of 7 from 5 sequences: %s\n", name, memcmp(hd, want, nd * sizeof(float)) ? "DIFFERS" : "exact");
+        cuda_rwkv7_state_free(src), cuda_rwkv7_state_free(dst), cuda_rwkv7_state_free(d1);
+        free(hs), free(hd), free(want), free(one);
+        (void)ns;
+    }
+    cuda_rwkv7_free(g);
+done:
+    free(buf), free(lg);
+}
+
+/* 7. decoding steps (graph replays from the second on) == forward steps == CPU; argmax = first maximum */
+static void check_decode(const char *name, Rwkv7 *m, CudaDType dt) {
+    const Rwkv7Dims *d = &m->d;
+    const int B = 3, steps = 7, V = d->V;
+    Err e = {{0}};
+    CudaRwkv7 *g = cuda_rwkv7_create(m, dt, &e);
+    EXPECT(g, "decode: %s", e.msg);
+    if (!g) return;
+    float *st0 = start_state(m, B, 61);
+    const size_t ns = rwkv7_state_numel(d, B);
+    CudaRwkv7State *s = cuda_rwkv7_state_create(g, B, &e), *s2 = cuda_rwkv7_state_create(g, B, &e);
+    cuda_rwkv7_state_upload(s, st0), cuda_rwkv7_state_upload(s2, st0);
+    float *lg = xmalloc((size_t)B * V * sizeof(float)), *lg2 = xmalloc((size_t)B * V * sizeof(float));
+    float *clg = xmalloc((size_t)B * V * sizeof(float)), *cs = xmalloc(ns * sizeof(float)), *cs2 = xmalloc(ns * sizeof(float));
+    memcpy(cs, st0, ns * sizeof(float));
+    int tok[3], am[3], lens[3] = {1, 1, 1}, rows[3] = {0, 1, 2}, graphs = 0, am_bad = 0;
+    double worst_fwd = 0, worst_cpu = 0;
+    for (int k = 0; k < steps; k++) {
+        rand_tokens(tok, B, V, 900 + k);
+        const int want_logits = k != 4; /* one step with the argmax only (another graph) */
+        for (size_t i = 0; i < (size_t)B * V; i++) lg[i] = NAN;
+        EXPECT(cuda_rwkv7_decode(g, s, tok, am, want_logits ? lg : NULL, &e) == 0, "decode: %s", e.msg);
+        graphs += cuda_rwkv7_decode_used_graph(s);
+        CudaRwkv7Batch bt = {.B = B, .lens = lens, .tokens = tok, .state = s2, .nout = B, .out_rows = rows, .logits = lg2};
+        EXPECT(cuda_rwkv7_forward(g, &bt, &e) == 0, "forward: %s", e.msg);
+        gt_cpu_ragged(m, tok, lens, B, cs, cs2, clg);
+        memcpy(cs, cs2, ns * sizeof(float));
+        double s1 = 0, s2v = 0;
+        for (size_t i = 0; i < (size_t)B * V; i++) s1 += clg[i], s2v += (double)clg[i] * clg[i];
+        const double sd = sqrt(fmax(s2v / (B * V) - (s1 / (B * V)) * (s1 / (B * V)), 0));
+        for (int b = 0; b < B; b++) {
+            const float *row = want_logits ? lg + (size_t)b * V : lg2 + (size_t)b * V;
+            am_bad += am[b] != sample_argmax(row, V);
+        }
+        if (!want_logits) continue;
+        for (size_t i = 0; i < (size_t)B * V; i++) {
+            worst_fwd = fmax(worst_fwd, fabs((double)lg[i] - lg2[i]) / sd);
+            worst_cpu = fmax(worst_cpu, fabs((double)lg[i] - clg[i]) / sd);
+        }
+    }
+    float *hs = xmalloc(ns * sizeof(float)), *hs2 = xmalloc(ns * sizeof(float));
+    cuda_rwkv7_state_download(s, hs), cuda_rwkv7_state_download(s2, hs2);
+    const Tol t = tol_of(dt);
+    printf("    %s %s decode, %d steps of B=%d: %d from a CUDA graph; logits max|d|/std vs forward %.2e, vs CPU %.2e "
+           "(limit %.0e); argmax != first max: %d\n", name, cuda_dtype_name(dt), steps, B, graphs, worst_fwd, worst_cpu,
+           t.max, am_bad);
+    EXPECT(graphs == steps - 1, "%s: %d of %d steps replayed a graph (want all but the first)", name, graphs, steps);
+    EXPECT(worst_fwd <= 1e-5, "%s: decode vs forward %.3e std (the same kernels)", name, worst_fwd);
+    EXPECT(worst_cpu <= t.max, "%s: decode vs CPU %.3e std > %.0e", name, worst_cpu, t.max);
+    EXPECT(am_bad == 0, "%s: %d argmax values are not the first maximum", name, am_bad);
+    char nm[160];
+    snprintf(nm, sizeof nm, "%s %s decode vs forward", name, cuda_dtype_name(dt));
+    check_state(nm, d, hs, hs2, B, tol_of(CUDA_DT_F32));
+    if (dt == CUDA_DT_F32) {
+        snprintf(nm, sizeof nm, "%s %s decode vs CPU", name, cuda_dtype_name(dt));
+        check_state(nm, d, hs, cs, B, t);
+    }
+    cuda_rwkv7_state_free(s), cuda_rwkv7_state_free(s2);
+    cuda_rwkv7_free(g);
+    free(st0), free(lg), free(lg2), free(clg), free(cs), free(cs2), free(hs), free(hs2);
+}
+
+/* ---- 8. lmeval --device cuda vs --device cpu ---------------------------------------------------- */
+static const char *lmeval_data_dir(void) {
+    static char buf[1024];
+    const char *dirs[] = {opt_lmeval_data, "data", "../shared/data"};
+    for (int i = 0; i < 3; i++) {
+        if (!dirs[i]) continue;
+        snprintf(buf, sizeof buf, "%s/rwkv_vocab_v20230424.txt", dirs[i]);
+        if (access(buf, R_OK) == 0) return dirs[i];
+    }
+    return NULL;
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *b = xmalloc(n + 1);
+    size_t got = fread(b, 1, n, f);
+    b[got] = 0;
+    fclose(f);
+    return b;
+}
+
+/* one run's samples of a task: per document its choices' logprobs and greedy flags, acc, acc_norm */
+typedef struct {
+    int ndoc, nreq;
+    int *first, *nch, *gr, *clen;   /* (ndoc+1), (ndoc), (nreq), (nreq) choice lengths in code points */
+    double *lp, *acc, *accn;        /* (nreq), (ndoc), (ndoc) */
+} Samples;
+static void samples_free(Samples *s) {
+    free(s->first), free(s->nch), free(s->gr), free(s->clen), free(s->lp), free(s->acc), free(s->accn);
+    memset(s, 0, sizeof *s);
+}
+static int utf8_len(const char *s) {
+    int n = 0;
+    for (; *s; s++) n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+static int samples_read(const char *dir, const char *task, Samples *S) {
+    memset(S, 0, sizeof *S);
+    char pat[1200];
+    snprintf(pat, sizeof pat, "%s/*/samples_%s_*.jsonl", dir, task);
+    glob_t gl;
+    if (glob(pat, 0, NULL, &gl) || gl.gl_pathc != 1) {
+        printf("    no single samples file %s\n", pat);
+        return -1;
+    }
+    char *txt = slurp(gl.gl_pathv[0]);
+    globfree(&gl);
+    if (!txt) return -1;
+    int cap = 1024, rcap = 4096;
+    S->first = xmalloc((cap + 1) * sizeof(int)), S->nch = xmalloc(cap * sizeof(int));
+    S->acc = xmalloc(cap * sizeof(double)), S->accn = xmalloc(cap * sizeof(double));
+    S->lp = xmalloc(rcap * sizeof(double)), S->gr = xmalloc(rcap * sizeof(int)), S->clen = xmalloc(rcap * sizeof(int));
+    for (char *line = strtok(txt, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *j = cJSON_Parse(line);
+        if (!j) continue;
+        if (S->ndoc + 1 >= cap) {
+            cap *= 2;
+            S->first = realloc(S->first, (cap + 1) * sizeof(int)), S->nch = realloc(S->nch, cap * sizeof(int));
+            S->acc = realloc(S->acc, cap * sizeof(double)), S->accn = realloc(S->accn, cap * sizeof(double));
+        }
+        cJSON *resps = cJSON_GetObjectItem(j, "filtered_resps"), *ch = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "doc"), "choices");
+        const int k = cJSON_GetArraySize(resps);
+        while (S->nreq + k >= rcap) {
+            rcap *= 2;
+            S->lp = realloc(S->lp, rcap * sizeof(double)), S->gr = realloc(S->gr, rcap * sizeof(int));
+            S->clen = realloc(S->clen, rcap * sizeof(int));
+        }
+        S->first[S->ndoc] = S->nreq, S->nch[S->ndoc] = k;
+        for (int c = 0; c < k; c++) {
+            cJSON *pair = cJSON_GetArrayItem(resps, c);
+            S->lp[S->nreq] = atof(cJSON_GetArrayItem(pair, 0)->valuestring);
+            S->gr[S->nreq] = !strcmp(cJSON_GetArrayItem(pair, 1)->valuestring, "True");
+            cJSON *cs = cJSON_GetArrayItem(ch, c);
+            S->clen[S->nreq] = cs && cJSON_IsString(cs) ? utf8_len(cs->valuestring) : 1;
+            S->nreq++;
+        }
+        cJSON *a = cJSON_GetObjectItem(j, "acc"), *an = cJSON_GetObjectItem(j, "acc_norm");
+        S->acc[S->ndoc] = a ? a->valuedouble : 0, S->accn[S->ndoc] = an ? an->valuedouble : 0;
+        S->ndoc++;
+        cJSON_Delete(j);
+    }
+    S->first[S->ndoc] = S->nreq;
+    free(txt);
+    return 0;
+}
+
+/* the decision of document di is a near tie: its best and second-best choice (by lp, or lp / length)
+ * within tol of each other */
+static int near_tie(const Samples *S, int di, int norm, double tol) {
+    double best = -INFINITY, second = -INFINITY;
+    for (int r = S->first[di]; r < S->first[di + 1]; r++) {
+        double v = norm ? S->lp[r] / S->clen[r] : S->lp[r];
+        if (v > best) second = best, best = v;
+        else if (v > second) second = v;
+    }
+    return S->nch[di] > 1 && best - second <= tol;
+}
+
+static double result_metric(const char *results_path, const char *task, const char *key) {
+    char *t = slurp(results_path);
+    cJSON *j = t ? cJSON_Parse(t) : NULL;
+    free(t);
+    cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "results"), task), key);
+    double x = v && cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    cJSON_Delete(j);
+    return x;
+}
+
+static int lm_run(const char *model, const char *tasks, long limit, const char *device, int batch, const char *out,
+                  char *results, size_t rcap, double *secs) {
+    LmevalOpts o = {.model_path = model, .tasks = tasks, .data_dir = lmeval_data_dir(), .out_dir = out, .device = device,
+                    .dtype = strcmp(device, "cuda") ? NULL : "fp32", .batch = batch, .limit = limit, .prefix = 0,
+                    .split = 0, .samples = 1, .bootstrap = 0, .quiet = 1};
+    model_load_opts_default(&o.load);
+    Err e = {{0}};
+    double t0 = now_seconds();
+    int rc = lmeval_run(&o, &e);
+    *secs = now_seconds() - t0;
+    EXPECT(rc == 0, "lmeval --device %s --batch %d: %s", device, batch, e.msg);
+    snprintf(results, rcap, "%s", o.results_path);
+    return rc;
+}
+
+static void compare_lmeval(const char *label, const char *tasks, const char *cpu_dir, const char *cpu_res,
+                           const char *gpu_dir, const char *gpu_res) {
+    char list[512];
+    snprintf(list, sizeof list, "%s", tasks);
+    for (char *sv, *task = strtok_r(list, ",", &sv); task; task = strtok_r(NULL, ",", &sv)) {
+        Samples c, g;
+        if (samples_read(cpu_dir, task, &c) || samples_read(gpu_dir, task, &g)) {
+            EXPECT(0, "%s %s: samples missing", label, task);
+            continue;
+        }
+        EXPECT(c.ndoc == g.ndoc && c.nreq == g.nreq, "%s %s: %d/%d docs, %d/%d requests", label, task, c.ndoc, g.ndoc,
+               c.nreq, g.nreq);
+        if (c.ndoc != g.ndoc || c.nreq != g.nreq) {
+            samples_free(&c), samples_free(&g);
+            continue;
+        }
+        double worst = 0; /* |d lp| / (1e-3 + 1e-4 |lp|) */
+        int grd = 0, accd = 0, accnd = 0, accd_tie = 0, accnd_tie = 0;
+        for (int r = 0; r < c.nreq; r++) {
+            worst = fmax(worst, fabs(c.lp[r] - g.lp[r]) / (1e-3 + 1e-4 * fabs(c.lp[r])));
+            grd += c.gr[r] != g.gr[r];
+        }
+        for (int di = 0; di < c.ndoc; di++) {
+            const double tol = 2 * (1e-3 + 1e-4 * fabs(c.lp[c.first[di]]));
+            if (c.acc[di] != g.acc[di]) accd++, accd_tie += near_tie(&c, di, 0, tol);
+            if (c.accn[di] != g.accn[di]) accnd++, accnd_tie += near_tie(&c, di, 1, tol);
+        }
+        const char *keys[3] = {"acc,none", "acc_norm,none", "perplexity,none"};
+        double mc[3], mg[3];
+        for (int k = 0; k < 3; k++) mc[k] = result_metric(cpu_res, task, keys[k]), mg[k] = result_metric(gpu_res, task, keys[k]);
+        const double ppl_rel = isnan(mc[2]) ? 0 : fabs(mg[2] - mc[2]) / mc[2];
+        printf("    %s %-14s %4d docs %5d requests: max |d lp| %.2e of its limit; greedy flags differ %d; acc %.4f/%.4f "
+               "(%d docs differ, %d near ties) acc_norm %.4f/%.4f (%d, %d) ppl %.6g/%.6g (rel %.1e, limit 5e-3)\n",
+               label, task, c.ndoc, c.nreq, worst, grd, mc[0], mg[0], accd, accd_tie, mc[1], mg[1], accnd, accnd_tie,
+               mc[2], mg[2], ppl_rel);
+        EXPECT(worst <= 1, "%s %s: a logprob differs by %.2f x its limit", label, task, worst);
+        EXPECT(grd <= c.nreq / 1000, "%s %s: %d greedy flags differ (allowed %d: near ties)", label, task, grd, c.nreq / 1000);
+        EXPECT(accd == accd_tie && accnd == accnd_tie, "%s %s: acc differs on %d docs (%d near ties), acc_norm on %d (%d)",
+               label, task, accd, accd_tie, accnd, accnd_tie);
+        EXPECT(fabs(mg[0] - mc[0]) * c.ndoc <= accd + 1e-9, "%s %s: acc %.6f vs %.6f", label, task, mg[0], mc[0]);
+        EXPECT(ppl_rel <= 5e-3, "%s %s: perplexity %.6g vs %.6g", label, task, mg[2], mc[2]);
+        samples_free(&c), samples_free(&g);
+    }
+}
+
+static void check_lmeval(void) {
+    const char *data = lmeval_data_dir();
+    if (!data) {
+        skip("lmeval data (rwkv_vocab_v20230424.txt and evalsets/) not found: --lmeval-data DIR");
+        return;
+    }
+    Rwkv7Dims dd = {.V = 65536, .C = 128, .L = 2, .N = 64, .Dw = 16, .Da = 24, .Dv = 16, .Dg = 32, .has_ln0 = 1};
+    Rwkv7 *m = rwkv7_create_inference(&dd);
+    gt_fill_model(m, 77);
+    char model[400];
+    snprintf(model, sizeof model, "%s/lm.safetensors", tmpdir);
+    Err e = {{0}};
+    EXPECT(model_export(&m->head, model, TF_F32, &e) == 0, "export: %s", e.msg);
+    free_rwkv7(m);
+    struct {
+        const char *tasks;
+        long limit;
+        int batches[2];
+        int run;
+    } sets[2] = {{"lambada_openai,piqa,hellaswag,arc_easy,winogrande,copa", 60, {0, 3}, 1},
+                 {"lambada_openai", 0, {0, 64}, opt_lmeval_full}};
+    for (int si = 0; si < 2; si++) {
+        if (!sets[si].run) continue;
+        char cdir[600], cres[4096], gdir[600], gres[4096];
+        double tc, tg;
+        snprintf(cdir, sizeof cdir, "%s/lm_cpu%d", tmpdir, si);
+        if (lm_run(model, sets[si].tasks, sets[si].limit, "cpu", 0, cdir, cres, sizeof cres, &tc)) continue;
+        for (int bi = 0; bi < 2; bi++) {
+            const int batch = sets[si].batches[bi];
+            snprintf(gdir, sizeof gdir, "%s/lm_gpu%d_%d", tmpdir, si, batch);
+            if (lm_run(model, sets[si].tasks, sets[si].limit, "cuda", batch, gdir, gres, sizeof gres, &tg)) continue;
+            char label[160];
+            snprintf(label, sizeof label, "%s --batch %d (cpu %.1f s, cuda %.1f s)", sets[si].limit ? "limit" : "FULL",
+                     batch, tc, tg);
+            compare_lmeval(label, sets[si].tasks, cdir, cres, gdir, gres);
+        }
+    }
+    unlink(model);
+}
+
+/* ---- 9. generate --device cuda ------------------------------------------------------------------ */
+static int gen_run(GenOpts *o, const char *device, Err *e) {
+    o->device = device;
+    o->dtype = strcmp(device, "cuda") ? NULL : "fp32";
+    model_load_opts_default(&o->load);
+    return generate_run(o, e);
+}
+
+static void check_generate(void) {
+    Rwkv7Dims dd = {.V = 65536, .C = 128, .L = 2, .N = 64, .Dw = 16, .Da = 24, .Dv = 16, .Dg = 32, .has_ln0 = 1};
+    Rwkv7 *m = rwkv7_create_inference(&dd);
+    gt_fill_model(m, 78);
+    char model[400], sp[400];
+    snprintf(model, sizeof model, "%s/gen.safetensors", tmpdir);
+    snprintf(sp, sizeof sp, "%s/gen.state", tmpdir);
+    Err e = {{0}};
+    EXPECT(model_export(&m->head, model, TF_F32, &e) == 0, "export: %s", e.msg);
+    int prompt[9];
+    rand_tokens(prompt, 9, dd.V, 1234);
+    const int n = 12, B = 3;
+    /* greedy on the GPU, then the CPU along the GPU's path */
+    GenOpts o = {.model_path = model, .prompt = prompt, .nprompt = 9, .n = n, .batch = B, .top_p = 1};
+    if (gen_run(&o, "cuda", &e)) {
+        EXPECT(0, "generate cuda: %s", e.msg);
+        free_rwkv7(m);
+        return;
+    }
+    int rows_same = 1;
+    for (int b = 1; b < B; b++) rows_same &= !memcmp(o.out, o.out + (size_t)b * n, n * sizeof(int));
+    int path[21];
+    memcpy(path, prompt, 9 * sizeof(int));
+    memcpy(path + 9, o.out, n * sizeof(int));
+    int len = 9 + n - 1;
+    float *lg = xmalloc((size_t)len * dd.V * sizeof(float));
+    gt_cpu_ragged(m, path, &len, 1, NULL, NULL, lg);
+    double worst = 0, s1 = 0, s2 = 0;
+    for (size_t i = 0; i < (size_t)len * dd.V; i++) s1 += lg[i], s2 += (double)lg[i] * lg[i];
+    const double sd = sqrt(fmax(s2 / ((double)len * dd.V) - pow(s1 / ((double)len * dd.V), 2), 0));
+    for (int k = 0; k < n; k++) {
+        const float *row = lg + (size_t)(8 + k) * dd.V;
+        worst = fmax(worst, (row[sample_argmax(row, dd.V)] - row[o.out[k]]) / sd);
+    }
+    printf("    generate cuda fp32 greedy, B=%d x %d tokens (%s): GPU tokens' CPU logit below the CPU max by at most "
+           "%.2e std (limit 1e-4); rows of the batch %s\n", B, n, o.used_graph ? "CUDA graph" : "no graph", worst,
+           rows_same ? "identical" : "DIFFER");
+    EXPECT(worst <= 1e-4, "generate: a GPU greedy token is %.3e std below the CPU argmax", worst);
+    EXPECT(rows_same, "generate: identical prompts gave different greedy rows");
+    EXPECT(o.used_graph, "generate: the decoding steps did not replay a CUDA graph");
+    free(o.out), free(lg);
+    /* continued == unbroken on the GPU, greedy and sampled */
+    const double temps[2] = {0, 1};
+    for (int ti = 0; ti < 2; ti++) {
+        GenOpts a = {.model_path = model, .prompt = prompt, .nprompt = 9, .n = 2 * 6, .batch = B, .top_p = 0.9,
+                     .temperature = temps[ti], .seed = 5, .seed_given = 1};
+        GenOpts b1 = a, b2 = a;
+        b1.n = 6, b1.save_state = sp;
+        b2.n = 6, b2.prompt = NULL, b2.nprompt = 0, b2.load_state = sp, b2.batch = 0;
+        int ok = !gen_run(&a, "cuda", &e) && !gen_run(&b1, "cuda", &e) && !gen_run(&b2, "cuda", &e);
+        EXPECT(ok, "generate continue: %s", e.msg);
+        if (!ok) continue;
+        int same = 1;
+        for (int b = 0; b < B; b++)
+            same &= !memcmp(a.out + (size_t)b * 12, b1.out + (size_t)b * 6, 6 * sizeof(int)) &&
+                    !memcmp(a.out + (size_t)b * 12 + 6, b2.out + (size_t)b * 6, 6 * sizeof(int));
+        printf("    generate cuda T=%g: 12 tokens unbroken vs 6 saved + 6 continued: %s\n", temps[ti], same ? "equal" : "DIFFER");
+        EXPECT(same, "generate cuda T=%g: the continued run differs from the unbroken one", temps[ti]);
+        free(a.out), free(b1.out), free(b2.out);
+    }
+    unlink(sp), unlink(model);
+    free_rwkv7(m);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) opt_quick = 1;
         else if (!strcmp(argv[i], "--require-data")) opt_require = 1;
         else if (!strcmp(argv[i], "--data") && i + 1 < argc) opt_data = argv[++i];
+        else if (!strcmp(argv[i], "--lmeval-data") && i + 1 < argc) opt_lmeval_data = argv[++i];
+        else if (!strcmp(argv[i], "--lmeval-full")) opt_lmeval_full = 1;
         else {
-            fprintf(stderr, "usage: test_gpu [--quick] [--require-data] [--data DIR]\n");
+            fprintf(stderr, "usage: test_gpu [--quick] [--require-data] [--data DIR] [--lmeval-data DIR] [--lmeval-full]\n");
             return 2;
         }
     }
@@ -530,6 +986,22 @@ int main(int argc, char **argv) {
 
     printf("[5] bad input\n");
     check_errors(mc);
+
+    printf("[6] shared contexts, state gather\n");
+    check_shared_score("N=32 C=96", mc);
+    if (ma) check_shared_score("N=64 C=256 V=65536", ma);
+
+    printf("[7] decoding steps (CUDA graph)\n");
+    check_decode("N=32 C=96", mc, CUDA_DT_F32);
+    check_decode("N=32 C=96", mc, CUDA_DT_BF16);
+    if (ma) check_decode("N=64 C=256", ma, CUDA_DT_F32);
+
+    if (!opt_quick) {
+        printf("[8] lmeval --device cuda vs cpu\n");
+        check_lmeval();
+        printf("[9] generate --device cuda\n");
+        check_generate();
+    }
 
     free_rwkv7(fx), free_rwkv7(mc), free_rwkv7(ma);
     rmdir(tmpdir);

@@ -2,10 +2,11 @@
 """summarize.py -- the table of an experiment suite: median and best over seeds, per grid point and length.
 
     python3 experiments/summarize.py DIR [DIR ...] [--metric scaled_acc|seq_acc|token_acc]
-            [--lengths 39,255] [--mean A-B] [--title TEXT] [--out FILE.md]
+            [--lengths 39,255] [--mean A-B] [--title TEXT] [--out FILE.md] [--prefix-dir]
 
 Reads every DIR/*/summary.json (the run directories a `rwkvlab sweep` writes: DIR/<key=value,...>-seed<S>/),
-groups runs by their directory name without the -seed<S> suffix, and prints one Markdown row per group:
+groups runs by grid point (architecture and eigenvalue range from summary.json, the other swept keys
+from the directory name without its -seed<S> suffix), and prints one Markdown row per group:
 for each requested test length "median / best (n)" of the metric over the group's finished runs
 (status completed or early_stopped; a diverged or unfinished run is counted in the last column, never
 in the median), and with --mean A-B the same for each run's mean of the metric over its test lengths in
@@ -21,19 +22,23 @@ import statistics
 import sys
 
 
-def load_runs(dirs):
+def load_runs(dirs, prefix_dir=False):
     runs = []
     for d in dirs:
         for path in sorted(glob.glob(os.path.join(d, "*", "summary.json"))):
             name = os.path.basename(os.path.dirname(path))
             m = re.match(r"^(.*)-seed(\d+)$", name)
-            group = m.group(1) if m else name
+            point = m.group(1) if m else name
             try:
                 with open(path) as f:
                     s = json.load(f)
             except (OSError, ValueError) as e:
                 print(f"summarize.py: skipping {path}: {e}", file=sys.stderr)
                 continue
+            rest = [kv for kv in point.split(",") if not kv.startswith(("arch=", "eig_range="))]
+            group = f"{s.get('arch', '?')} {s.get('eig_range', '?')}" + (" " + ",".join(rest) if rest else "")
+            if prefix_dir:
+                group = os.path.basename(os.path.normpath(d)) + ": " + group
             runs.append((group, s))
     return runs
 
@@ -52,8 +57,9 @@ def main():
     ap.add_argument("--mean", default="", help="A-B: also each run's mean over its test lengths in [A, B]")
     ap.add_argument("--title", default="")
     ap.add_argument("--out", default="")
+    ap.add_argument("--prefix-dir", action="store_true", help="start each grid point's name with its DIR's name")
     a = ap.parse_args()
-    runs = load_runs(a.dirs)
+    runs = load_runs(a.dirs, a.prefix_dir)
     done = [(g, s) for g, s in runs if s.get("status") in ("completed", "early_stopped")]
     if not done:
         print("summarize.py: no finished run under " + ", ".join(a.dirs), file=sys.stderr)

@@ -20,6 +20,7 @@ try:
 
     matplotlib.use("Agg")
     import matplotlib.collections
+    import matplotlib.lines
     import matplotlib.patches
     import matplotlib.pyplot as plt  # noqa: F401  (re-exported for the scripts)
     import matplotlib.ticker

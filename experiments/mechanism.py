@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """mechanism.py -- transition eigenvalues of trained models next to their accuracy (issue 11, "Mechanism").
 
-    python3 experiments/mechanism.py DIR [DIR ...] [--metric seq_acc|scaled_acc] [--length T] [--out FILE.md]
+    python3 experiments/mechanism.py DIR [DIR ...] [--metric seq_acc|scaled_acc] [--length T] [--per-run] [--out FILE.md]
 
 For every finished run under DIR/*/ (a sweep's run directories) it reads run.h5's probe trajectories
 (/trajectories/probe<p>/tokens and layer<l>/eig_real [T,H,N]: the real eigenvalues of each step's transition;
@@ -73,6 +73,7 @@ def main():
     ap.add_argument("dirs", nargs="+")
     ap.add_argument("--metric", default="seq_acc", choices=["seq_acc", "scaled_acc", "token_acc"])
     ap.add_argument("--length", type=int, default=0)
+    ap.add_argument("--per-run", action="store_true", help="one row per run (seed) instead of per grid point")
     ap.add_argument("--title", default="")
     ap.add_argument("--out", default="")
     a = ap.parse_args()
@@ -92,7 +93,10 @@ def main():
             acc = [e[a.metric] for e in ev if e["length"] == T and e.get(a.metric) is not None]
             st["acc"] = acc[0] if acc else None
             st["T"] = T
-            groups.setdefault(group_of(os.path.basename(rd), s), []).append(st)
+            g = group_of(os.path.basename(rd), s)
+            if a.per_run:
+                g += f" seed {s.get('seed', '?')}"
+            groups.setdefault(g, []).append(st)
     if not groups:
         print("mechanism.py: no finished run with trajectories under " + ", ".join(a.dirs), file=sys.stderr)
         return 1

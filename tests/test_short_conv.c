@@ -1,8 +1,10 @@
-/* test_rwkv7_conv.c -- RWKV-7 with the short convolution (model.short_conv = 4; off by default): the model
- * round-trips through .safetensors, .pth and ckpt.bin bit for bit (dims from the conv tensor's shape,
- * logits of the reloaded model equal), a file without conv loads as conv = 0, and through the binary:
- * config accepts it, train / info / export (with its note) / evaltask / trace work on it.
- * The gradients, recurrent == sequence and chunked == unchunked are tests/grad_model.c's. */
+/* test_short_conv.c -- the short convolution (model.short_conv = 4; off by default) as every architecture has
+ * it: one initialisation (U(-1/sqrt K, 1/sqrt K)) and no weight decay for every architecture's filters; and
+ * RWKV-7's: the model round-trips through .safetensors, .pth and ckpt.bin bit for bit (dims from the conv
+ * tensor's shape, logits of the reloaded model equal), a file without conv loads as conv = 0, a misshapen
+ * conv tensor is refused, and through the binary: config accepts it, train / info / export (with its note) /
+ * evaltask / trace work on it. The gradients, recurrent == sequence and chunked == unchunked are
+ * tests/grad_model.c's (RWKV-6, DeltaNet: grad_rwkv6.c, grad_deltanet.c). */
 #include <criterion/criterion.h>
 #include <gsl/gsl_rng.h>
 #include <math.h>
@@ -11,20 +13,65 @@
 #include <string.h>
 
 #include "ckpt.h"
+#include "config.h"
 #include "model_io.h"
 #include "rwkv7.h"
 #include "testutil.h"
 
 static char tmpdir[256];
 static char output[16384]; /* stdout + stderr of the last cli() call */
-static void mk_tmp(void) { cr_assert(test_mkdtemp(tmpdir, sizeof tmpdir, "rwkv7conv") == 0); }
+static void mk_tmp(void) { cr_assert(test_mkdtemp(tmpdir, sizeof tmpdir, "shortconv") == 0); }
 static void rm_tmp(void) { test_rmtree(tmpdir); }
-TestSuite(rwkv7_conv, .init = mk_tmp, .fini = rm_tmp, .timeout = 300);
+TestSuite(short_conv, .init = mk_tmp, .fini = rm_tmp, .timeout = 300);
 
 /* `rwkvlab ARGS` ("@" in ARGS stands for the temporary directory): exit status, output in `output` */
 TEST_CLI_RUNNER(cli, output, tmpdir, "OMP_NUM_THREADS=2")
 
 enum { V = 13, B = 2, T = 9 };
+
+/* Every architecture with model.short_conv = 4: its conv filters (the [C|CV, 4] tensors named *conv*) are
+ * drawn from U(-1/2, 1/2) (bounded by 1/sqrt(4), and spread over it: a narrower init such as N(0, 0.02) fails)
+ * and get no weight decay; the other tensors are not *conv*. */
+Test(short_conv, one_init_and_decay_rule_for_every_arch) {
+    int narchs = 0;
+    for (const ModelArch *const *a = model_archs; *a; a++, narchs++) {
+        RunConfig c;
+        config_defaults(&c);
+        Err err = {{0}};
+        char set[128];
+        const char *sets[] = {set, "model.short_conv=4", "model.d_model=32", "model.head_size=8", "model.layers=2",
+                              "model.eig_range=standard"};
+        snprintf(set, sizeof set, "model.arch=%s", (*a)->name);
+        for (size_t i = 0; i < sizeof sets / sizeof *sets; i++)
+            cr_assert_eq(config_set(&c, sets[i], &err), 0, "%s: %s", sets[i], err.msg);
+        cr_assert_eq(config_validate(&c, &err), 0, "%s: %s", (*a)->name, err.msg);
+        char dims[512];
+        cr_assert((*a)->dims_size <= sizeof dims);
+        cr_assert_eq((*a)->dims_from_config(dims, &c, 11, &err), 0, "%s: %s", (*a)->name, err.msg);
+        Model *m = model_create(*a, dims, 0);
+        gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+        gsl_rng_set(rng, 5);
+        model_init(m, rng, &c);
+        gsl_rng_free(rng);
+        int nconv = 0;
+        for (int i = 0; i < m->ntensors; i++) {
+            const ParamTensor *p = &m->tensors[i];
+            if (!strstr(p->name, "conv")) continue;
+            nconv++;
+            double mx = 0;
+            for (size_t e = 0; e < p->numel; e++) mx = fmax(mx, fabs(m->params[p->offset + e]));
+            cr_expect(p->ndim == 2 && p->shape[1] == 4, "%s %s: shape [%d, %d], want [C, 4]", (*a)->name, p->name,
+                      p->shape[0], p->shape[1]);
+            cr_expect(mx <= 0.5 && mx > 0.4, "%s %s: max |w| = %.3g, want U(-0.5, 0.5) (max near 0.5)", (*a)->name,
+                      p->name, mx);
+            cr_expect(!p->decay, "%s %s: a conv filter gets weight decay", (*a)->name, p->name);
+        }
+        printf("%-15s short_conv=4: %d conv filters, U(-1/2, 1/2), no weight decay\n", (*a)->name, nconv);
+        cr_expect_eq(nconv, 3 * 2, "%s: %d conv tensors, want r/q, k, v in each of 2 layers", (*a)->name, nconv);
+        model_free(m);
+    }
+    cr_expect_eq(narchs, 4, "the registry has %d architectures; this test knows 4", narchs);
+}
 
 /* official init, then every tensor perturbed (the official init zeroes some), conv K = 4 */
 static Model *conv_model(int conv) {
@@ -71,7 +118,7 @@ static void round_trip(Model *m, const char *name) {
     model_free(r);
 }
 
-Test(rwkv7_conv, export_load_round_trip) {
+Test(short_conv, export_load_round_trip) {
     Model *m = conv_model(4);
     /* the conv changes the model: the same weights without it give other logits */
     Model *m0 = conv_model(0);
@@ -98,7 +145,7 @@ Test(rwkv7_conv, export_load_round_trip) {
 }
 
 /* A conv tensor of the wrong shape is refused with a message naming it. */
-Test(rwkv7_conv, misshapen_conv_tensor_is_refused) {
+Test(short_conv, misshapen_conv_tensor_is_refused) {
     Model *m = conv_model(4);
     const ParamTensor *t = model_find(m, "blocks.0.att.r_conv.weight");
     cr_assert(t);
@@ -119,7 +166,7 @@ Test(rwkv7_conv, misshapen_conv_tensor_is_refused) {
                    "--set train.steps=30 --set train.batch=8 --set train.warmup=5 --set train.eval_every=30 "     \
                    "--set task.test_lens=8 --set task.test_size=16"
 
-Test(rwkv7_conv, trains_exports_traces) {
+Test(short_conv, trains_exports_traces) {
     cr_assert_eq(cli("config " TRAIN_ARGS " --set model.short_conv=4"), 0, "%s", output);
     cr_assert_eq(cli("train " TRAIN_ARGS " --set model.short_conv=4 --quiet --out @/conv"), 0, "%s", output);
     cr_assert_eq(cli("info @/conv/ckpt.bin"), 0, "%s", output);

@@ -42,14 +42,22 @@ void wkv_prep_launch(cudaStream_t st, int N, float *w, float *a, float *k, float
                      const float *vl, const float *w0, const float *a0, const float *v0, const float *k_k,
                      const float *k_a, int R, int C, int H, int extended);
 
-/* The WKV7 recurrence over every sequence (one launch, sequential in time; rows of a head split over
- * blocks): per token, sa = -S kk ; S = S diag(w) + sa b^T + v k^T ; y = S r, with b = kk * a.
- * s_in / s_out: (B,H,N,N) or NULL; max_len = the longest sequence (picks the launch configuration).
+/* The WKV7 recurrence over every sequence (one launch per form): per token, sa = -S kk ;
+ * S = S diag(w) + sa b^T + v k^T ; y = S r, with b = kk * a. s_in / s_out: (B,H,N,N) or NULL; max_len = the
+ * longest sequence. Two forms (N = 64): sequential in time (cuda_wkv7.cu; configurations L*, T*) and chunked
+ * (cuda_wkv7_chunk.cu; C16, C32, C32r8: intra-chunk matrix products, one state pass per chunk), which needs
+ * `rec`, wkv7_chunk_floats(cfg, ...) floats of device scratch (NULL: the sequential form is used).
+ * wkv7_pick gives the configuration for a batch (RWKVLAB_WKV_CFG overrides; "auto" = automatic).
  * Supported N: 16, 32, 64 (wkv7_supported). */
 int wkv7_supported(int N);
-void wkv7_launch(cudaStream_t st, int N, float *y, const float *r, const float *w, const float *k, const float *v,
-                 const float *kk, const float *b, const int *seq_off, int B, int max_len, const float *s_in,
-                 float *s_out, int C, int H);
+const char *wkv7_pick(int N, int B, int max_len, int H);
+size_t wkv7_chunk_floats(const char *cfg, int N, int B, int max_len, int H);
+void wkv7_launch(cudaStream_t st, int N, const char *cfg, float *rec, float *y, const float *r, const float *w,
+                 const float *k, const float *v, const float *kk, const float *b, const int *seq_off, int B,
+                 int max_len, const float *s_in, float *s_out, int C, int H);
+void wkv7_chunk_launch(cudaStream_t st, const char *cfg, float *rec, float *y, const float *r, const float *w,
+                       const float *k, const float *v, const float *kk, const float *b, const int *seq_off, int B,
+                       int max_len, const float *s_in, float *s_out, int C, int H);
 
 /* out = (GroupNorm(y; H groups, eps 64e-5; lw, lb) + (sum_j r k r_k) v) * g, as T */
 template <typename T>

@@ -93,3 +93,8 @@ int cuda_rwkv7_decode_used_graph(const CudaRwkv7State *s) {
     never(__func__);
     return 0;
 }
+int cuda_wkv7_run(const char *cfg, int N, int H, int B, const int *lens, const float *r, const float *w,
+                  const float *k, const float *v, const float *kk, const float *b, const float *s0, float *y,
+                  float *sT, Err *err) {
+    return err_set(err, "GPU: %s", WHY);
+}

@@ -175,6 +175,8 @@ struct CudaRwkv7 {
     int cap_out, cap_B;
     long ws_gen; /* bumped whenever the workspace moves: captured graphs hold its addresses */
     Ws w;
+    float *rec;      /* chunked WKV7 scratch (wkv7_chunk_floats), grown on demand; never used while capturing */
+    size_t rec_floats;
 };
 
 /* one captured decoding step: valid for this state buffer, this choice of outputs and this workspace */
@@ -412,6 +414,7 @@ extern "C" void cuda_rwkv7_free(CudaRwkv7 *g) {
     if (g->wbuf) CUDA_CHECK(cudaFree(g->wbuf));
     if (g->pbuf) CUDA_CHECK(cudaFree(g->pbuf));
     if (g->ws) CUDA_CHECK(cudaFree(g->ws));
+    if (g->rec) CUDA_CHECK(cudaFree(g->rec));
     if (g->blas) CUBLAS_CHECK(g_cublas.destroy(g->blas));
     if (g->blas_ws) CUDA_CHECK(cudaFree(g->blas_ws));
     if (g->st) CUDA_CHECK(cudaStreamDestroy(g->st));
@@ -659,6 +662,19 @@ static void layers_t(CudaRwkv7 *g, int R, int B, int max_len, const float *sin, 
     const size_t Ls = (size_t)B * (2 * (size_t)C + (size_t)H * N * N), BC = (size_t)B * C, BS = (size_t)B * H * N * N;
     Ws &w = g->w;
     cudaStream_t st = g->st;
+    /* the WKV7 form for this batch; the chunked one needs its scratch (if that cannot be had: sequential) */
+    const char *wcfg = wkv7_pick(N, B, max_len, H);
+    const size_t nrec = wkv7_chunk_floats(wcfg, N, B, max_len, H);
+    float *rec = nullptr;
+    if (wcfg[0] == 'C' && nrec) {
+        if (nrec > g->rec_floats) {
+            if (g->rec) CUDA_CHECK(cudaFree(g->rec));
+            g->rec = nullptr, g->rec_floats = 0;
+            if (cudaMalloc((void **)&g->rec, nrec * sizeof(float)) == cudaSuccess) g->rec_floats = nrec;
+            else g->rec = nullptr, (void)cudaGetLastError();
+        }
+        rec = g->rec;
+    }
     embed_launch<T>(st, w.x, w.tok, (const T *)g->emb, g->ln0_w, g->ln0_b, R, C);
     prof_mark(g, "embedding");
     T *xr = (T *)w.xm[0], *xw = (T *)w.xm[1], *xk = (T *)w.xm[2], *xv = (T *)w.xm[3], *xa = (T *)w.xm[4],
@@ -699,7 +715,7 @@ static void layers_t(CudaRwkv7 *g, int R, int B, int max_len, const float *sin, 
         wkv_prep_launch(st, N, w.wl, w.al, w.k, w.kk, w.v, w.vfirst, l > 0 ? w.vl : nullptr, P.w0, P.a0, P.v0, P.k_k,
                         P.k_a, R, C, H, d.extended);
         prof_mark(g, "wkv prep");
-        wkv7_launch(st, N, w.y, w.r, w.wl, w.k, w.v, w.kk, w.al, w.seq_off, B, max_len, wkv_in, wkv_out, C, H);
+        wkv7_launch(st, N, wcfg, rec, w.y, w.r, w.wl, w.k, w.v, w.kk, w.al, w.seq_off, B, max_len, wkv_in, wkv_out, C, H);
         prof_mark(g, "wkv7 recurrence");
         gn_bonus_gate_launch<T>(st, N, yg, w.y, w.r, w.k, w.v, w.gg, P.lnx_w, P.lnx_b, P.r_k, R, C, H);
         prof_mark(g, "groupnorm+bonus+gate");

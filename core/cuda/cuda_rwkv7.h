@@ -152,6 +152,14 @@ int cuda_rwkv7_decode(CudaRwkv7 *g, CudaRwkv7State *s, const int *tokens, int *a
 /* 1 when the last cuda_rwkv7_decode on s replayed a captured graph */
 int cuda_rwkv7_decode_used_graph(const CudaRwkv7State *s);
 
+/* For tests and benchmarks: one WKV7 recurrence launch on host arrays (the math of wkv7.h with the key-side
+ * "b" = kk * a given instead of a). B ragged sequences of lens[b] tokens packed as rows; r, w, k, v, kk, b,
+ * y: (sum lens, H*N); s0 (B,H,N,N) or NULL (zero); sT (B,H,N,N) or NULL. cfg: "auto" or one of the
+ * RWKVLAB_WKV_CFG names (L4 L8 L8r2 L16r4 T4 T4r2: sequential in time; C16 C32 C32r8: chunked, N = 64). */
+int cuda_wkv7_run(const char *cfg, int N, int H, int B, const int *lens, const float *r, const float *w,
+                  const float *k, const float *v, const float *kk, const float *b, const float *s0, float *y,
+                  float *sT, Err *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,7 +9,7 @@
  * WKV recurrence (9 N^2 per head and token); elementwise work is not counted.
  *
  * Usage: bench_gpu [--shapes 0.1b,1.5b] [--dtype bf16|fp16|fp32] [--T 4096] [--reps 5] [--quick]
- *                  [--only prefill,score,decode] [--profile]
+ *                  [--only prefill,score,decode] [--profile] [--wkv auto,L8r2,C32]
  *   --profile  after each timed case, one more call with per-stage GPU times (cuda_rwkv7_profile)
  */
 #include <cublas_v2.h>
@@ -107,7 +107,7 @@ int main(int argc, char **argv) {
     const char *shapes = "0.1b,1.5b";
     CudaDType dt = CUDA_DT_BF16;
     int T = 4096, reps = 5, quick = 0, profile = 0;
-    const char *only = "prefill,score,decode";
+    const char *only = "prefill,score,decode", *wkv_cfgs = "auto";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--shapes") && i + 1 < argc) shapes = argv[++i];
         else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) {
@@ -120,8 +120,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--profile")) profile = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+        else if (!strcmp(argv[i], "--wkv") && i + 1 < argc) wkv_cfgs = argv[++i];
         else {
-            fprintf(stderr, "usage: bench_gpu [--shapes 0.1b,1.5b] [--dtype bf16|fp16|fp32] [--T 4096] [--reps 5] [--quick]\n");
+            fprintf(stderr, "usage: bench_gpu [--shapes 0.1b,1.5b] [--dtype bf16|fp16|fp32] [--T 4096] [--reps 5] [--quick] [--only prefill,score,decode] [--profile] [--wkv CFG,...]\n");
             return 2;
         }
     }
@@ -173,8 +174,11 @@ int main(int argc, char **argv) {
         const double ft = flops_token(gd), fh = 2.0 * d.V * d.C;
         double tt[50];
 
-        /* ---- prefill */
-        if (strstr(only, "prefill")) {
+        /* ---- prefill, once per WKV7 configuration named by --wkv (RWKVLAB_WKV_CFG) */
+        char cfgl[128];
+        snprintf(cfgl, sizeof cfgl, "%s", wkv_cfgs);
+        for (char *cv = NULL, *cfg = strtok_r(cfgl, ",", &cv); cfg && strstr(only, "prefill"); cfg = strtok_r(NULL, ",", &cv)) {
+        setenv("RWKVLAB_WKV_CFG", cfg, 1);
         int *tok = malloc((size_t)T * sizeof(int));
         for (int i = 0; i < T; i++) tok[i] = (int)(gt_uniform(3, i) * d.V);
         CudaRwkv7State *st = cuda_rwkv7_state_create(g, 1, &e);
@@ -191,8 +195,8 @@ int main(int argc, char **argv) {
             if (it >= 0) tt[it] = now_seconds() - a;
         }
         const double tp = median(tt, reps), fp = ft * T + fh;
-        printf("prefill  T=%d: %.2f ms = %.0f tok/s; %.2f TFLOP -> %.0f TFLOP/s = %.1f%% of the cuBLAS rate\n", T,
-               tp * 1e3, T / tp, fp / 1e12, fp / tp / 1e12, 100 * fp / tp / 1e12 / peak_tf);
+        printf("prefill  T=%d [wkv %s]: %.2f ms = %.0f tok/s; %.2f TFLOP -> %.0f TFLOP/s = %.1f%% of the cuBLAS rate\n", T,
+               cfg, tp * 1e3, T / tp, fp / 1e12, fp / tp / 1e12, 100 * fp / tp / 1e12 / peak_tf);
         snprintf(out + strlen(out), sizeof out - strlen(out), "| %s | prefill T=%d | %.2f ms | %.0f tok/s | %.0f TFLOP/s (%.0f%%) |\n",
                  sh, T, tp * 1e3, T / tp, fp / tp / 1e12, 100 * fp / tp / 1e12 / peak_tf);
         if (profile) {
@@ -206,6 +210,7 @@ int main(int argc, char **argv) {
         cuda_rwkv7_state_free(st);
         free(tok), free(lg);
         }
+        unsetenv("RWKVLAB_WKV_CFG");
 
         /* ---- LM-eval-style scoring of a LAMBADA-sized request set */
         if (strstr(only, "score")) {

@@ -23,6 +23,10 @@
  *  9. `generate --device cuda` (generate_run): each greedy GPU token is a CPU argmax along the GPU's path
  *     (its CPU logit within 1e-4 std of the CPU maximum); a batch of identical prompts gives identical
  *     rows; a run of 2N tokens equals N saved + N continued from the state file, greedy and sampled.
+ * 10. the WKV7 recurrence alone, every launch configuration (sequential in time; chunked, N = 64) against
+ *     the CPU's wkv7_forward: outputs and final states of ragged batches with non-zero initial states, lengths
+ *     not multiples of the chunk (1, 15, 33, 100, 300, 1000 tokens), decays down to the lower bound;
+ *     and a model forward on a 300-token sequence (the automatic choice: chunked) against the CPU.
  * Tolerances are relative to the spread (std) of the CPU values. fp32 weights: the same arithmetic in a
  * different order, so max |d| <= 1e-4 std (the limit the CPU meets against the float64 reference).
  * bf16 / fp16 weights: every matrix-product input is also rounded (unit roundoff u = 2^-9 / 2^-11); with
@@ -51,6 +55,7 @@
 #include "lmeval.h"
 #include "model_io.h"
 #include "sample.h"
+#include "wkv7.h"
 
 static int n_checks, n_fail, n_skip, opt_quick, opt_require, opt_lmeval_full;
 static const char *opt_data, *opt_lmeval_data;
@@ -904,6 +909,65 @@ static void check_generate(void) {
     free_rwkv7(m);
 }
 
+/* ---- 10. the WKV7 recurrence forms -------------------------------------------------------------------- */
+static void check_wkv7_case(const char *cfg, int N, int H, int B, const int *lens, uint64_t seed) {
+    int R = 0;
+    for (int b = 0; b < B; b++) R += lens[b];
+    const int C = H * N;
+    const size_t act = (size_t)R * C, ns = (size_t)N * N, nst = (size_t)B * H * ns;
+    float *r = xmalloc(act * sizeof(float)), *w = xmalloc(act * sizeof(float)), *k = xmalloc(act * sizeof(float)),
+          *v = xmalloc(act * sizeof(float)), *kk = xmalloc(act * sizeof(float)), *a = xmalloc(act * sizeof(float)),
+          *bb = xmalloc(act * sizeof(float)), *yg = xmalloc(act * sizeof(float)), *yc = xmalloc(act * sizeof(float)),
+          *s0 = xmalloc(nst * sizeof(float)), *sg = xmalloc(nst * sizeof(float)), *sc = xmalloc(nst * sizeof(float));
+    for (size_t i = 0; i < act; i++) {
+        r[i] = (float)(2 * gt_uniform(seed, 6 * i) - 1), k[i] = (float)(2 * gt_uniform(seed, 6 * i + 1) - 1);
+        v[i] = (float)(2 * gt_uniform(seed, 6 * i + 2) - 1), kk[i] = (float)(2 * gt_uniform(seed, 6 * i + 3) - 1);
+        a[i] = (float)gt_uniform(seed, 6 * i + 4);
+        /* the decay of rwkv7.md, z in [-8, 8]: w in (0.5452, 1) reaching both ends */
+        const double z = 16 * gt_uniform(seed, 6 * i + 5) - 8;
+        w[i] = (float)exp(-exp(-0.5) / (1 + exp(-z)));
+    }
+    for (size_t t = 0; t < (size_t)R * H; t++) { /* kk: unit length per head */
+        double n2 = 0;
+        for (int j = 0; j < N; j++) n2 += (double)kk[t * N + j] * kk[t * N + j];
+        for (int j = 0; j < N; j++) kk[t * N + j] = (float)(kk[t * N + j] / sqrt(n2));
+    }
+    for (size_t i = 0; i < act; i++) bb[i] = kk[i] * a[i];
+    for (size_t i = 0; i < nst; i++) s0[i] = (float)(gt_uniform(seed + 1, i) - 0.5);
+    Err e = {{0}};
+    int rc = cuda_wkv7_run(cfg, N, H, B, lens, r, w, k, v, kk, bb, s0, yg, sg, &e);
+    EXPECT(rc == 0, "cuda_wkv7_run %s: %s", cfg, e.msg);
+    size_t off = 0;
+    for (int b = 0; b < B; b++) { /* the CPU oracle, one sequence at a time */
+        Wkv7Dims d = {.B = 1, .T = lens[b], .H = H, .N = N, .K = lens[b], .Nv = N};
+        wkv7_forward(yc + off, NULL, sc + (size_t)b * H * ns, NULL, r + off, w + off, k + off, v + off, kk + off,
+                     a + off, s0 + (size_t)b * H * ns, &d);
+        off += (size_t)lens[b] * C;
+    }
+    char what[128], lens_s[64] = "";
+    for (int b = 0; b < B; b++)
+        snprintf(lens_s + strlen(lens_s), sizeof lens_s - strlen(lens_s), "%s%d", b ? "," : "", lens[b]);
+    if (rc == 0) {
+        snprintf(what, sizeof what, "wkv7 %s N=%d H=%d T=%s: y", cfg, N, H, lens_s);
+        check_close(what, yg, yc, act, 1e-4, 1e-5);
+        snprintf(what, sizeof what, "wkv7 %s N=%d H=%d T=%s: final S", cfg, N, H, lens_s);
+        check_close(what, sg, sc, nst, 1e-4, 1e-5);
+    }
+    free(r), free(w), free(k), free(v), free(kk), free(a), free(bb), free(yg), free(yc), free(s0), free(sg), free(sc);
+}
+
+static void check_wkv7(void) {
+    const int l1[3] = {300, 33, 1}, l2[2] = {15, 100}, l3[1] = {1000};
+    const char *cfgs64[] = {"C32", "C16", "C32r8", "L8r2", "T4r2", "auto"};
+    for (int c = 0; c < 6; c++) {
+        check_wkv7_case(cfgs64[c], 64, 2, 3, l1, 21 + c);
+        check_wkv7_case(cfgs64[c], 64, 3, 2, l2, 31 + c);
+        if (!opt_quick) check_wkv7_case(cfgs64[c], 64, 2, 1, l3, 41 + c);
+    }
+    check_wkv7_case("auto", 32, 2, 2, l2, 51);
+    check_wkv7_case("auto", 16, 4, 3, l1, 52);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     for (int i = 1; i < argc; i++) {
@@ -932,6 +996,9 @@ int main(int argc, char **argv) {
     }
     double t0 = now_seconds();
 
+    printf("[10] the WKV7 recurrence: every launch configuration vs the CPU\n");
+    check_wkv7();
+
     printf("[1] GPU vs CPU logits and final state\n");
     /* N = 16: the committed fixture (F32 safetensors, ln0) */
     Rwkv7 *fx = NULL;
@@ -957,6 +1024,8 @@ int main(int argc, char **argv) {
         ma = make_checkpoint("n64a", da, 1);
         int lens_a[3] = {33, 1, 70};
         check_model("N=64 C=256 ln0", ma, lens_a, 3, 13);
+        int lens_long[2] = {300, 20}; /* long enough for the chunked WKV7 form (the automatic choice) */
+        check_model("N=64 C=256 ln0, 300 tokens", ma, lens_long, 2, 16);
         /* N = 64, V = 65536: no ln0, every optional bias */
         Rwkv7Dims db = {.V = 65536, .C = 128, .L = 2, .N = 64, .Dw = 16, .Da = 32, .Dv = 24, .Dg = 40,
                         .has_ln0 = 0, .bias = RWKV7_BIAS_ALL};

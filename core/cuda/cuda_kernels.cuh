@@ -45,7 +45,7 @@ void wkv_prep_launch(cudaStream_t st, int N, float *w, float *a, float *k, float
 /* The WKV7 recurrence over every sequence (one launch per form): per token, sa = -S kk ;
  * S = S diag(w) + sa b^T + v k^T ; y = S r, with b = kk * a. s_in / s_out: (B,H,N,N) or NULL; max_len = the
  * longest sequence. Two forms (N = 64): sequential in time (cuda_wkv7.cu; configurations L*, T*) and chunked
- * (cuda_wkv7_chunk.cu; C16, C32, C32r8: intra-chunk matrix products, one state pass per chunk), which needs
+ * (cuda_wkv7_chunk.cu; C16, C32, C32r8, C32r32: intra-chunk matrix products, one state pass per chunk), which needs
  * `rec`, wkv7_chunk_floats(cfg, ...) floats of device scratch (NULL: the sequential form is used).
  * wkv7_pick gives the configuration for a batch (RWKVLAB_WKV_CFG overrides; "auto" = automatic).
  * Supported N: 16, 32, 64 (wkv7_supported). */
@@ -57,7 +57,7 @@ void wkv7_launch(cudaStream_t st, int N, const char *cfg, float *rec, float *y, 
                  int max_len, const float *s_in, float *s_out, int C, int H);
 void wkv7_chunk_launch(cudaStream_t st, const char *cfg, float *rec, float *y, const float *r, const float *w,
                        const float *k, const float *v, const float *kk, const float *b, const int *seq_off, int B,
-                       int max_len, const float *s_in, float *s_out, int C, int H);
+                       int max_len, const float *s_in, float *s_out, int C, int H, int passes /* 1 prep, 2 scan, 3 */);
 
 /* out = (GroupNorm(y; H groups, eps 64e-5; lw, lb) + (sum_j r k r_k) v) * g, as T */
 template <typename T>

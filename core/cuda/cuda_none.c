@@ -95,6 +95,6 @@ int cuda_rwkv7_decode_used_graph(const CudaRwkv7State *s) {
 }
 int cuda_wkv7_run(const char *cfg, int N, int H, int B, const int *lens, const float *r, const float *w,
                   const float *k, const float *v, const float *kk, const float *b, const float *s0, float *y,
-                  float *sT, Err *err) {
+                  float *sT, double *ms, Err *err) {
     return err_set(err, "GPU: %s", WHY);
 }

@@ -155,7 +155,7 @@ static void launch_cfg(cudaStream_t st, float *y, const float *r, const float *w
                                                                                      s_out, C, H);
 }
 
-static const char *const wkv_cfgs[] = {"auto", "L4", "L8", "L8r2", "L16r4", "T4", "T4r2", "C16", "C32", "C32r8"};
+static const char *const wkv_cfgs[] = {"auto", "L4", "L8", "L8r2", "L16r4", "T4", "T4r2", "C16", "C32", "C32r8", "C32r32"};
 static int wkv_cfg_ok(const char *c) {
     for (const char *o : wkv_cfgs)
         if (!strcmp(c, o)) return 1;
@@ -168,7 +168,7 @@ static const char *wkv_cfg(void) {
     const char *c = getenv("RWKVLAB_WKV_CFG");
     if (!c || !*c) return "auto";
     if (!wkv_cfg_ok(c)) {
-        fprintf(stderr, "rwkvlab: RWKVLAB_WKV_CFG=%s: use auto, L4, L8, L8r2, L16r4, T4, T4r2, C16, C32 or C32r8\n", c);
+        fprintf(stderr, "rwkvlab: RWKVLAB_WKV_CFG=%s: use auto, L4, L8, L8r2, L16r4, T4, T4r2, C16, C32, C32r8 or C32r32\n", c);
         exit(EXIT_FAILURE);
     }
     return c;
@@ -197,7 +197,7 @@ void wkv7_launch(cudaStream_t st, int N, const char *cfg, float *rec, float *y, 
         const char *c = cfg;
         if (is_chunked(c) && !rec) c = "L8r2"; /* no room for the chunk records: the sequential form */
         if (is_chunked(c)) {
-            wkv7_chunk_launch(st, c, rec, y, r, w, k, v, kk, b, seq_off, B, max_len, s_in, s_out, C, H);
+            wkv7_chunk_launch(st, c, rec, y, r, w, k, v, kk, b, seq_off, B, max_len, s_in, s_out, C, H, 3);
             return;
         }
         if (!strcmp(c, "auto")) c = "T4r2";
@@ -222,7 +222,7 @@ void wkv7_launch(cudaStream_t st, int N, const char *cfg, float *rec, float *y, 
 /* ---- test entry point: one launch on host arrays (cuda_rwkv7.h) -------------------------------------- */
 extern "C" int cuda_wkv7_run(const char *cfg, int N, int H, int B, const int *lens, const float *r, const float *w,
                              const float *k, const float *v, const float *kk, const float *b, const float *s0,
-                             float *y, float *sT, Err *err) {
+                             float *y, float *sT, double *ms, Err *err) {
     if (!wkv_cfg_ok(cfg)) return err_set(err, "cuda_wkv7_run: unknown configuration '%s'", cfg);
     if (!wkv7_supported(N)) return err_set(err, "cuda_wkv7_run: head size %d (16, 32, 64 are built)", N);
     if (B < 1 || H < 1) return err_set(err, "cuda_wkv7_run: B=%d H=%d (need >= 1)", B, H);
@@ -250,8 +250,22 @@ extern "C" int cuda_wkv7_run(const char *cfg, int N, int H, int B, const int *le
     }
     if (sT) CUDA_CHECK(cudaMalloc(&dsT, st));
     if (nrec) CUDA_CHECK(cudaMalloc(&rec, nrec * sizeof(float)));
+    cudaEvent_t ev[3];
+    for (auto &x : ev) CUDA_CHECK(cudaEventCreate(&x));
+    CUDA_CHECK(cudaEventRecord(ev[0], 0));
     wkv7_launch(0, N, cfg, rec, d[6], d[0], d[1], d[2], d[3], d[4], d[5], doff, B, max_len, ds0, dsT, C, H);
+    CUDA_CHECK(cudaEventRecord(ev[1], 0));
+    if (ms && nrec) /* the first pass alone, for timing */
+        wkv7_chunk_launch(0, cfg, rec, d[6], d[0], d[1], d[2], d[3], d[4], d[5], doff, B, max_len, ds0, dsT, C, H, 1);
+    CUDA_CHECK(cudaEventRecord(ev[2], 0));
     CUDA_CHECK(cudaDeviceSynchronize());
+    if (ms) {
+        float a, b2;
+        CUDA_CHECK(cudaEventElapsedTime(&a, ev[0], ev[1]));
+        CUDA_CHECK(cudaEventElapsedTime(&b2, ev[1], ev[2]));
+        ms[0] = a, ms[1] = nrec ? b2 : 0;
+    }
+    for (auto &x : ev) CUDA_CHECK(cudaEventDestroy(x));
     CUDA_CHECK(cudaMemcpy(y, d[6], act, cudaMemcpyDeviceToHost));
     if (sT) CUDA_CHECK(cudaMemcpy(sT, dsT, st, cudaMemcpyDeviceToHost));
     for (int i = 0; i < 7; i++) CUDA_CHECK(cudaFree(d[i]));

@@ -159,21 +159,25 @@ __global__ void __launch_bounds__(256)
     if (tid < N) out[Rc::GL + tid] = gL[tid];
 }
 
-/* ---- pass 2: per (sequence, head, block of ROWS state rows), sequential over the chunks --------------- */
+/* ---- pass 2: per (sequence, head, block of ROWS state rows), sequential over the chunks ---------------
+ * Register tiles: in the sa / y products a thread owns 2 rows x 2 tokens (rows rp, rp + ROWS/2; tokens tq,
+ * tq + L/2), in the state update 2 rows x 4 columns, so that each shared-memory vector read serves 4-8 FMAs
+ * and the reads of a warp are broadcasts or conflict-free (row strides padded by 4 floats). */
 template <int N, int L, int ROWS, int NT>
 __global__ void __launch_bounds__(NT)
     k_chunk_scan(float *__restrict__ y, const float *__restrict__ v, const float *__restrict__ rec,
                  const int *__restrict__ seq_off, int maxc, const float *__restrict__ s_in, float *__restrict__ s_out,
                  int C, int H) {
-    constexpr int LDN = N + 4, LDL = L + 4, N4 = N / 4, L4 = L / 4;
-    /* one stage: AT, G, Bp, Kp [L][LDN]; MkT^T, Hm^T [L][LDL]; gL [N]; V^T [ROWS][LDL] */
+    constexpr int LDN = N + 4, LDL = L + 4, LDR = ROWS + 4, N4 = N / 4, L4 = L / 4, R2 = ROWS / 2, L2 = L / 2;
+    /* one stage: AT, G, Bp, Kp [L][LDN]; MkT^T, Hm^T [L][LDL]; gL [N]; V^T [ROWS][LDL]; V [L][LDR] */
     constexpr int OAT = 0, OG = L * LDN, OBP = 2 * L * LDN, OKP = 3 * L * LDN, OMK = 4 * L * LDN, OHM = OMK + L * LDL,
-                  OGL = OHM + L * LDL, OV = OGL + N, STAGE = OV + ROWS * LDL;
+                  OGL = OHM + L * LDL, OVT = OGL + N, OV = OVT + ROWS * LDL, STAGE = OV + L * LDR;
+    constexpr int P1 = R2 * L2, P2 = R2 * N4; /* work items of the two phases */
     using Rc = ChunkRec<N, L>;
-    static_assert(STAGE % 4 == 0 && L % 4 == 0 && N % 4 == 0, "bad chunk tiling");
+    static_assert(STAGE % 4 == 0 && L % 4 == 0 && N % 4 == 0 && ROWS % 4 == 0, "bad chunk tiling");
     extern __shared__ float4 cs_smem[];
     float *sm = reinterpret_cast<float *>(cs_smem);
-    float *S = sm + 2 * STAGE, *SA = S + ROWS * LDN; /* S [ROWS][LDN], SA [ROWS][LDL] */
+    float *S = sm + 2 * STAGE, *SAt = S + ROWS * LDN; /* S [ROWS][LDN], sa transposed [L][LDR] */
     const int b = blockIdx.x, h = blockIdx.y, i0 = blockIdx.z * ROWS, tid = threadIdx.x;
     const int t0 = seq_off[b], len = seq_off[b + 1] - t0, nc = (len + L - 1) / L;
     const size_t so = (((size_t)b * H + h) * N + i0) * N;
@@ -198,8 +202,13 @@ __global__ void __launch_bounds__(NT)
         const int n = min(L, len - c * L);
         for (int e = tid; e < ROWS * L; e += NT) { /* V^T[i][u]; lanes along i: coalesced reads */
             const int u = e / ROWS, i = e % ROWS;
-            if (u < n) __pipeline_memcpy_async(dst + OV + i * LDL + u, v + (size_t)(t0 + c * L + u) * C + h * N + i0 + i, 4);
-            else dst[OV + i * LDL + u] = 0.f;
+            if (u < n) __pipeline_memcpy_async(dst + OVT + i * LDL + u, v + (size_t)(t0 + c * L + u) * C + h * N + i0 + i, 4);
+            else dst[OVT + i * LDL + u] = 0.f;
+        }
+        for (int e = tid; e < L * (ROWS / 4); e += NT) { /* V[u][i] */
+            const int u = e / (ROWS / 4), i = 4 * (e % (ROWS / 4));
+            if (u < n) __pipeline_memcpy_async(dst + OV + u * LDR + i, v + (size_t)(t0 + c * L + u) * C + h * N + i0 + i, 16);
+            else *reinterpret_cast<float4 *>(dst + OV + u * LDR + i) = make_float4(0.f, 0.f, 0.f, 0.f);
         }
         __pipeline_commit();
     };
@@ -211,36 +220,71 @@ __global__ void __launch_bounds__(NT)
         __syncthreads();
         const float *cur = sm + (c & 1) * STAGE;
         const int n = min(L, len - c * L);
-        for (int p = tid; p < ROWS * L; p += NT) { /* sa and y of (row i, token t) */
-            const int i = p % ROWS, t = p / ROWS;
-            float4 as = make_float4(0.f, 0.f, 0.f, 0.f), ay = as;
+        for (int p = tid; p < P1; p += NT) { /* sa and y of rows {rp, rp + R2} x tokens {tq, tq + L2} */
+            const int rp = p % R2, tq = p / R2;
+            const int ii[2] = {rp, rp + R2}, tt[2] = {tq, tq + L2};
+            float4 as[2][2], ay[2][2];
 #pragma unroll
+            for (int x = 0; x < 2; x++)
+#pragma unroll
+                for (int z = 0; z < 2; z++) as[x][z] = ay[x][z] = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 4
             for (int j = 0; j < N; j += 4) {
-                const float4 s4 = *reinterpret_cast<const float4 *>(S + i * LDN + j);
-                fma4v(as, s4, *reinterpret_cast<const float4 *>(cur + OAT + t * LDN + j));
-                fma4v(ay, s4, *reinterpret_cast<const float4 *>(cur + OG + t * LDN + j));
+                float4 s4[2], at[2], g4[2];
+#pragma unroll
+                for (int x = 0; x < 2; x++) {
+                    s4[x] = *reinterpret_cast<const float4 *>(S + ii[x] * LDN + j);
+                    at[x] = *reinterpret_cast<const float4 *>(cur + OAT + tt[x] * LDN + j);
+                    g4[x] = *reinterpret_cast<const float4 *>(cur + OG + tt[x] * LDN + j);
+                }
+#pragma unroll
+                for (int x = 0; x < 2; x++)
+#pragma unroll
+                    for (int z = 0; z < 2; z++) fma4v(as[x][z], s4[x], at[z]), fma4v(ay[x][z], s4[x], g4[z]);
+            }
+#pragma unroll 4
+            for (int u = 0; u < L; u += 4) {
+                float4 v4[2], mk[2], hm[2];
+#pragma unroll
+                for (int x = 0; x < 2; x++) {
+                    v4[x] = *reinterpret_cast<const float4 *>(cur + OVT + ii[x] * LDL + u);
+                    mk[x] = *reinterpret_cast<const float4 *>(cur + OMK + tt[x] * LDL + u);
+                    hm[x] = *reinterpret_cast<const float4 *>(cur + OHM + tt[x] * LDL + u);
+                }
+#pragma unroll
+                for (int x = 0; x < 2; x++)
+#pragma unroll
+                    for (int z = 0; z < 2; z++) fma4v(as[x][z], v4[x], mk[z]), fma4v(ay[x][z], v4[x], hm[z]);
             }
 #pragma unroll
-            for (int u = 0; u < L; u += 4) {
-                const float4 v4 = *reinterpret_cast<const float4 *>(cur + OV + i * LDL + u);
-                fma4v(as, v4, *reinterpret_cast<const float4 *>(cur + OMK + t * LDL + u));
-                fma4v(ay, v4, *reinterpret_cast<const float4 *>(cur + OHM + t * LDL + u));
-            }
-            SA[i * LDL + t] = hsum4(as);
-            if (t < n) y[(size_t)(t0 + c * L + t) * C + h * N + i0 + i] = hsum4(ay);
+            for (int x = 0; x < 2; x++)
+#pragma unroll
+                for (int z = 0; z < 2; z++) {
+                    SAt[tt[z] * LDR + ii[x]] = hsum4(as[x][z]);
+                    if (tt[z] < n) y[(size_t)(t0 + c * L + tt[z]) * C + h * N + i0 + ii[x]] = hsum4(ay[x][z]);
+                }
         }
         __syncthreads();
-        for (int e = tid; e < ROWS * N4; e += NT) { /* s_L = s_0 g_L + sum_u sa_u Bp_u + v_u Kp_u */
-            const int i = e / N4, j = 4 * (e % N4);
+        for (int p = tid; p < P2; p += NT) { /* s_L = s_0 g_L + sum_u sa_u Bp_u + v_u Kp_u: rows 2q, 2q+1 x 4 columns */
+            const int j = 4 * (p % N4), i = 2 * (p / N4);
             const float4 g4 = *reinterpret_cast<const float4 *>(cur + OGL + j);
-            float4 s4 = *reinterpret_cast<const float4 *>(S + i * LDN + j);
-            s4 = make_float4(s4.x * g4.x, s4.y * g4.y, s4.z * g4.z, s4.w * g4.w);
+            float4 s4[2];
+#pragma unroll
+            for (int x = 0; x < 2; x++) {
+                s4[x] = *reinterpret_cast<const float4 *>(S + (i + x) * LDN + j);
+                s4[x] = make_float4(s4[x].x * g4.x, s4[x].y * g4.y, s4[x].z * g4.z, s4[x].w * g4.w);
+            }
 #pragma unroll 8
             for (int u = 0; u < L; u++) {
-                fma4(s4, SA[i * LDL + u], *reinterpret_cast<const float4 *>(cur + OBP + u * LDN + j));
-                fma4(s4, cur[OV + i * LDL + u], *reinterpret_cast<const float4 *>(cur + OKP + u * LDN + j));
+                const float2 sa2 = *reinterpret_cast<const float2 *>(SAt + u * LDR + i);
+                const float2 v2 = *reinterpret_cast<const float2 *>(cur + OV + u * LDR + i);
+                const float4 bp = *reinterpret_cast<const float4 *>(cur + OBP + u * LDN + j);
+                const float4 kp = *reinterpret_cast<const float4 *>(cur + OKP + u * LDN + j);
+                fma4(s4[0], sa2.x, bp), fma4(s4[1], sa2.y, bp);
+                fma4(s4[0], v2.x, kp), fma4(s4[1], v2.y, kp);
             }
-            *reinterpret_cast<float4 *>(S + i * LDN + j) = s4;
+#pragma unroll
+            for (int x = 0; x < 2; x++) *reinterpret_cast<float4 *>(S + (i + x) * LDN + j) = s4[x];
         }
         __syncthreads(); /* S complete; the next iteration's load overwrites this stage */
     }
@@ -254,11 +298,11 @@ __global__ void __launch_bounds__(NT)
 template <int N, int L, int ROWS, int NT>
 static void chunk_cfg(cudaStream_t st, float *rec, float *y, const float *r, const float *w, const float *k,
                       const float *v, const float *kk, const float *b, const int *seq_off, int B, int max_len,
-                      const float *s_in, float *s_out, int C, int H) {
-    constexpr int LDN = N + 4, LDL1 = L + 1, LDL4 = L + 4;
+                      const float *s_in, float *s_out, int C, int H, int passes) {
+    constexpr int LDN = N + 4, LDL1 = L + 1, LDL4 = L + 4, LDR = ROWS + 4;
     constexpr size_t prep_smem = (size_t)(5 * L * LDN + 6 * L * LDL1 + N) * sizeof(float);
-    constexpr size_t stage = (size_t)4 * L * LDN + 2 * L * LDL4 + N + ROWS * LDL4;
-    constexpr size_t scan_smem = (2 * stage + ROWS * LDN + ROWS * LDL4) * sizeof(float);
+    constexpr size_t stage = (size_t)4 * L * LDN + 2 * L * LDL4 + N + ROWS * LDL4 + L * LDR;
+    constexpr size_t scan_smem = (2 * stage + ROWS * LDN + L * LDR) * sizeof(float);
     static bool attr = false;
     if (!attr) {
         CUDA_CHECK(cudaFuncSetAttribute(k_chunk_prep<N, L>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)prep_smem));
@@ -267,10 +311,12 @@ static void chunk_cfg(cudaStream_t st, float *rec, float *y, const float *r, con
         attr = true;
     }
     const int maxc = (max_len + L - 1) / L;
-    k_chunk_prep<N, L><<<dim3(maxc, H, B), 256, prep_smem, st>>>(rec, r, w, k, kk, b, seq_off, maxc, C, H);
-    KERNEL_CHECK();
-    k_chunk_scan<N, L, ROWS, NT><<<dim3(B, H, N / ROWS), NT, scan_smem, st>>>(y, v, rec, seq_off, maxc, s_in, s_out, C, H);
-    KERNEL_CHECK();
+    if (passes & 1) {
+        k_chunk_prep<N, L><<<dim3(maxc, H, B), 256, prep_smem, st>>>(rec, r, w, k, kk, b, seq_off, maxc, C, H);
+        KERNEL_CHECK();
+    }
+    if (passes & 2) k_chunk_scan<N, L, ROWS, NT><<<dim3(B, H, N / ROWS), NT, scan_smem, st>>>(y, v, rec, seq_off, maxc, s_in, s_out, C, H);
+    if (passes & 2) KERNEL_CHECK();
 }
 
 static int chunk_len(const char *cfg) { return !strcmp(cfg, "C16") ? 16 : 32; }
@@ -284,10 +330,12 @@ size_t wkv7_chunk_floats(const char *cfg, int N, int B, int max_len, int H) {
 
 void wkv7_chunk_launch(cudaStream_t st, const char *cfg, float *rec, float *y, const float *r, const float *w,
                        const float *k, const float *v, const float *kk, const float *b, const int *seq_off, int B,
-                       int max_len, const float *s_in, float *s_out, int C, int H) {
-#define ARGS st, rec, y, r, w, k, v, kk, b, seq_off, B, max_len, s_in, s_out, C, H
-    if (!strcmp(cfg, "C16")) chunk_cfg<64, 16, 16, 256>(ARGS);
-    else if (!strcmp(cfg, "C32r8")) chunk_cfg<64, 32, 8, 128>(ARGS);
-    else chunk_cfg<64, 32, 16, 256>(ARGS);
+                       int max_len, const float *s_in, float *s_out, int C, int H, int passes) {
+#define ARGS st, rec, y, r, w, k, v, kk, b, seq_off, B, max_len, s_in, s_out, C, H, passes
+    /* threads: max(ROWS/2 * L/2, ROWS/2 * N/4) (the two phases' work items) */
+    if (!strcmp(cfg, "C16")) chunk_cfg<64, 16, 16, 128>(ARGS);
+    else if (!strcmp(cfg, "C32r8")) chunk_cfg<64, 32, 8, 64>(ARGS);
+    else if (!strcmp(cfg, "C32r32")) chunk_cfg<64, 32, 32, 256>(ARGS);
+    else chunk_cfg<64, 32, 16, 128>(ARGS);
 #undef ARGS
 }

@@ -174,6 +174,36 @@ int main(int argc, char **argv) {
         const double ft = flops_token(gd), fh = 2.0 * d.V * d.C;
         double tt[50];
 
+        /* ---- the WKV7 recurrence alone (one layer of this shape, T tokens, random inputs), per configuration */
+        if (strstr(only, "wkv")) {
+            const int H = d.C / d.N, N = d.N;
+            const size_t act = (size_t)T * d.C;
+            float *buf = malloc(7 * act * sizeof(float)), *a[7];
+            for (int i = 0; i < 7; i++) a[i] = buf + i * act;
+            for (size_t i = 0; i < act; i++) {
+                a[0][i] = (float)(2 * gt_uniform(5, 5 * i) - 1), a[2][i] = (float)(2 * gt_uniform(5, 5 * i + 1) - 1);
+                a[3][i] = (float)(2 * gt_uniform(5, 5 * i + 2) - 1), a[4][i] = (float)(gt_uniform(5, 5 * i + 3) - 0.5) / 4;
+                a[1][i] = (float)exp(-exp(-0.5) / (1 + exp(-(8 * gt_uniform(5, 5 * i + 4) - 4))));
+                a[5][i] = a[4][i] * 0.5f;
+            }
+            char cl[128];
+            snprintf(cl, sizeof cl, "%s", wkv_cfgs);
+            for (char *cv = NULL, *cfg = strtok_r(cl, ",", &cv); cfg; cfg = strtok_r(NULL, ",", &cv)) {
+                double m0[5], m1[5], ms[2];
+                for (int it = -1; it < 5; it++) {
+                    if (cuda_wkv7_run(cfg, N, H, 1, &T, a[0], a[1], a[2], a[3], a[4], a[5], NULL, a[6], NULL, ms, &e)) {
+                        fprintf(stderr, "bench_gpu: wkv %s: %s\n", cfg, e.msg);
+                        return 1;
+                    }
+                    if (it >= 0) m0[it] = ms[0], m1[it] = ms[1];
+                }
+                const double t0m = median(m0, 5), t1m = median(m1, 5);
+                printf("wkv7 one layer T=%d H=%d [%s]: %.3f ms (first pass %.3f ms, state pass %.3f ms); x %d layers = %.2f ms\n",
+                       T, H, cfg, t0m, t1m, t0m - t1m, d.L, t0m * d.L);
+            }
+            free(buf);
+        }
+
         /* ---- prefill, once per WKV7 configuration named by --wkv (RWKVLAB_WKV_CFG) */
         char cfgl[128];
         snprintf(cfgl, sizeof cfgl, "%s", wkv_cfgs);

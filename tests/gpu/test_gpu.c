@@ -935,7 +935,7 @@ static void check_wkv7_case(const char *cfg, int N, int H, int B, const int *len
     for (size_t i = 0; i < act; i++) bb[i] = kk[i] * a[i];
     for (size_t i = 0; i < nst; i++) s0[i] = (float)(gt_uniform(seed + 1, i) - 0.5);
     Err e = {{0}};
-    int rc = cuda_wkv7_run(cfg, N, H, B, lens, r, w, k, v, kk, bb, s0, yg, sg, &e);
+    int rc = cuda_wkv7_run(cfg, N, H, B, lens, r, w, k, v, kk, bb, s0, yg, sg, NULL, &e);
     EXPECT(rc == 0, "cuda_wkv7_run %s: %s", cfg, e.msg);
     size_t off = 0;
     for (int b = 0; b < B; b++) { /* the CPU oracle, one sequence at a time */
@@ -958,8 +958,8 @@ static void check_wkv7_case(const char *cfg, int N, int H, int B, const int *len
 
 static void check_wkv7(void) {
     const int l1[3] = {300, 33, 1}, l2[2] = {15, 100}, l3[1] = {1000};
-    const char *cfgs64[] = {"C32", "C16", "C32r8", "L8r2", "T4r2", "auto"};
-    for (int c = 0; c < 6; c++) {
+    const char *cfgs64[] = {"C32", "C16", "C32r8", "C32r32", "L8r2", "T4r2", "auto"};
+    for (int c = 0; c < 7; c++) {
         check_wkv7_case(cfgs64[c], 64, 2, 3, l1, 21 + c);
         check_wkv7_case(cfgs64[c], 64, 3, 2, l2, 31 + c);
         if (!opt_quick) check_wkv7_case(cfgs64[c], 64, 2, 1, l3, 41 + c);

@@ -621,8 +621,27 @@ extern "C" void cuda_rwkv7_profile_print(CudaRwkv7 *g, FILE *f) {
 
 /* ---- matrix products (row-major operands; cuBLAS sees them transposed) -------------------------- */
 /* out(R,NO) (ld ldo) = in(R,NI) (ld ldi) @ W(NO,NI)^T + beta * out   -- PyTorch Linear */
+/* the few-row kernel (cuda_gemv.cu) for R <= 8 rows (decoding), unless RWKVLAB_GEMV=0; 0 when it ran */
+template <typename T>
+static int gemv_t(CudaRwkv7 *g, int n, float *const *out, int ldo, const void *const *in, int ldi, const void *const *W,
+                  int R, int NI, int NO, float beta) {
+    GemvJobs<T> j{};
+    for (int i = 0; i < n; i++) j.out[i] = out[i], j.in[i] = (const T *)in[i], j.W[i] = (const T *)W[i];
+    return gemv_lin_launch<T>(g->st, j, n, ldo, ldi, R, NI, NO, beta);
+}
+static int gemv(CudaRwkv7 *g, int n, float *const *out, int ldo, const void *const *in, int ldi, const void *const *W,
+                int R, int NI, int NO, float beta) {
+    static const int on = !env_off("RWKVLAB_GEMV");
+    if (!on || R > 8) return -1;
+    switch (g->dt) {
+    case CUDA_DT_BF16: return gemv_t<__nv_bfloat16>(g, n, out, ldo, in, ldi, W, R, NI, NO, beta);
+    case CUDA_DT_F16: return gemv_t<__half>(g, n, out, ldo, in, ldi, W, R, NI, NO, beta);
+    default: return gemv_t<float>(g, n, out, ldo, in, ldi, W, R, NI, NO, beta);
+    }
+}
 static void gemm_lin(CudaRwkv7 *g, float *out, int ldo, const void *in, int ldi, const void *W, int R, int NI, int NO,
                      float beta) {
+    if (!gemv(g, 1, &out, ldo, &in, ldi, &W, R, NI, NO, beta)) return;
     const float one = 1.f;
     const cudaDataType_t t = cu_type(g->dt);
     CUBLAS_CHECK(g_cublas.gemm_ex(g->blas, CUBLAS_OP_T, CUBLAS_OP_N, NO, R, NI, &one, W, t, NI, in, t, ldi, &beta, out,
@@ -638,6 +657,7 @@ static void gemm_mat(CudaRwkv7 *g, float *out, int ldo, const void *in, int ldi,
 /* r, k, v = Wr xr, Wk xk, Wv xv (C x C each): one strided-batched product when the three inputs, weights and
  * outputs are equally spaced (ws_layout and the upload order make them so), else three products */
 static void gemm_rkv(CudaRwkv7 *g, float *const out[3], const void *const in[3], const void *const W[3], int R, int C) {
+    if (!gemv(g, 3, out, C, in, C, W, R, C, C, 0.f)) return;
     static const int batched = !env_off("RWKVLAB_CUDA_BATCHED");
     const long long e = (long long)g->esz;
     auto gap = [](const void *a, const void *b) { return (long long)((const char *)b - (const char *)a); };
@@ -701,15 +721,25 @@ static void layers_t(CudaRwkv7 *g, int R, int B, int max_len, const float *sin, 
         if (P.bv) add_bias_launch(st, w.v, P.bv, R, C);
         prof_mark(g, "gemm r,k,v");
         // LoRAs: hidden columns [w | a | g | v]; v only from layer 1 on (layer 0 defines v_first)
-        gemm_mat(g, w.hf, Ds, xw, C, P.w1, R, C, Dw);
-        gemm_mat(g, w.hf + Dw, Ds, xa, C, P.a1, R, C, Da);
-        gemm_mat(g, w.hf + Dw + Da, Ds, xg, C, P.g1, R, C, Dg);
-        if (l > 0) gemm_mat(g, w.hf + Dw + Da + Dg, Ds, xv, C, P.v1, R, C, Dv);
-        lora_act_launch<T>(st, hT, w.hf, R, Ds, Dw, Da, Dg, l > 0 ? Dv : 0);
-        gemm_mat(g, w.wl, C, hT, Ds, P.w2, R, Dw, C);
-        gemm_mat(g, w.al, C, hT + Dw, Ds, P.a2, R, Da, C);
-        gemm_mat(g, w.gg, C, hT + Dw + Da, Ds, P.g2, R, Dg, C);
-        if (l > 0) gemm_mat(g, w.vl, C, hT + Dw + Da + Dg, Ds, P.v2, R, Dv, C);
+        {
+            const int nl = l > 0 ? 4 : 3;
+            GemvMatJobs<T> j1{}, j2{};
+            float *o1[4] = {w.hf, w.hf + Dw, w.hf + Dw + Da, w.hf + Dw + Da + Dg}, *o2[4] = {w.wl, w.al, w.gg, w.vl};
+            const T *i1[4] = {xw, xa, xg, xv}, *i2[4] = {hT, hT + Dw, hT + Dw + Da, hT + Dw + Da + Dg};
+            const void *W1[4] = {P.w1, P.a1, P.g1, P.v1}, *W2[4] = {P.w2, P.a2, P.g2, P.v2};
+            const int D[4] = {Dw, Da, Dg, Dv};
+            for (int q = 0; q < nl; q++) {
+                j1.j[q] = {o1[q], i1[q], (const T *)W1[q], Ds, C, C, D[q]};
+                j2.j[q] = {o2[q], i2[q], (const T *)W2[q], C, Ds, D[q], C};
+            }
+            /* few rows (decoding): own kernels, one launch for the four products of each stage */
+            const int few = R <= 8 && !env_off("RWKVLAB_GEMV");
+            if (!few || gemv_mat_launch<T>(st, j1, nl, R))
+                for (int q = 0; q < nl; q++) gemm_mat(g, o1[q], Ds, i1[q], C, W1[q], R, C, D[q]);
+            lora_act_launch<T>(st, hT, w.hf, R, Ds, Dw, Da, Dg, l > 0 ? Dv : 0);
+            if (!few || gemv_mat_launch<T>(st, j2, nl, R))
+                for (int q = 0; q < nl; q++) gemm_mat(g, o2[q], C, i2[q], Ds, W2[q], R, D[q], C);
+        }
         prof_mark(g, "LoRA w,a,g,v");
         // decay, in-context rate, kk, replacement key, value residual; then the recurrence
         wkv_prep_launch(st, N, w.wl, w.al, w.k, w.kk, w.v, w.vfirst, l > 0 ? w.vl : nullptr, P.w0, P.a0, P.v0, P.k_k,

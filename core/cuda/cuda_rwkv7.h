@@ -155,7 +155,7 @@ int cuda_rwkv7_decode_used_graph(const CudaRwkv7State *s);
 /* For tests and benchmarks: one WKV7 recurrence launch on host arrays (the math of wkv7.h with the key-side
  * "b" = kk * a given instead of a). B ragged sequences of lens[b] tokens packed as rows; r, w, k, v, kk, b,
  * y: (sum lens, H*N); s0 (B,H,N,N) or NULL (zero); sT (B,H,N,N) or NULL. cfg: "auto" or one of the
- * RWKVLAB_WKV_CFG names (L4 L8 L8r2 L16r4 T4 T4r2: sequential in time; C16 C32 C32r8 C32r32: chunked,
+ * RWKVLAB_WKV_CFG names (L4 L8 L8r2 L16r4 T4 T4r2: sequential in time; C16 C32 C32r8 C32s2 C32s4: chunked,
  * N = 64). ms (NULL: not wanted): [0] = GPU time of the launch, [1] = of the chunked form's first pass alone
  * (run once more after the timed launch; 0 for the sequential forms). */
 int cuda_wkv7_run(const char *cfg, int N, int H, int B, const int *lens, const float *r, const float *w,

@@ -155,7 +155,7 @@ static void launch_cfg(cudaStream_t st, float *y, const float *r, const float *w
                                                                                      s_out, C, H);
 }
 
-static const char *const wkv_cfgs[] = {"auto", "L4", "L8", "L8r2", "L16r4", "T4", "T4r2", "C16", "C32", "C32r8", "C32r32"};
+static const char *const wkv_cfgs[] = {"auto", "L4", "L8", "L8r2", "L16r4", "T4", "T4r2", "C16", "C32", "C32r8", "C32s2", "C32s4"};
 static int wkv_cfg_ok(const char *c) {
     for (const char *o : wkv_cfgs)
         if (!strcmp(c, o)) return 1;
@@ -168,7 +168,7 @@ static const char *wkv_cfg(void) {
     const char *c = getenv("RWKVLAB_WKV_CFG");
     if (!c || !*c) return "auto";
     if (!wkv_cfg_ok(c)) {
-        fprintf(stderr, "rwkvlab: RWKVLAB_WKV_CFG=%s: use auto, L4, L8, L8r2, L16r4, T4, T4r2, C16, C32, C32r8 or C32r32\n", c);
+        fprintf(stderr, "rwkvlab: RWKVLAB_WKV_CFG=%s: use auto, L4, L8, L8r2, L16r4, T4, T4r2, C16, C32, C32r8, C32s2 or C32s4\n", c);
         exit(EXIT_FAILURE);
     }
     return c;

@@ -56,7 +56,7 @@ __global__ void __launch_bounds__(256)
     float *sm = reinterpret_cast<float *>(cp_smem);
     float *sA = sm, *sR = sA + L * LDN, *sB = sR + L * LDN, *sK = sB + L * LDN, *sW = sK + L * LDN; /* [L][LDN] */
     float *Mb = sW + L * LDN, *Mk = Mb + L * LDL, *Qb = Mk + L * LDL, *Qk = Qb + L * LDL, *Tm = Qk + L * LDL,
-          *MkT = Tm + L * LDL, *gL = MkT + L * LDL; /* [L][LDL], gL [N] */
+          *MkT = Tm + L * LDL, *gL = MkT + L * LDL, *tot = gL + N; /* [L][LDL], gL [N], tot [4][N] */
     const int c = blockIdx.x, h = blockIdx.y, b = blockIdx.z, tid = threadIdx.x;
     const int t0 = seq_off[b], len = seq_off[b + 1] - t0, ts = c * L;
     if (ts >= len) return;
@@ -77,35 +77,61 @@ __global__ void __launch_bounds__(256)
         *reinterpret_cast<float4 *>(sB + t * LDN + j) = bv;
     }
     __syncthreads();
-    if (tid < N) { /* cumulative decay down the chunk; scale in place: kk -> A, r -> R, b -> B^, k -> K^ */
-        const int j = tid;
+    { /* cumulative decay down the chunk, 4 segments of L/4 tokens per column (segment products, then each
+       * segment starts from the product of the ones before); scale in place: kk -> A, r -> R, b -> B^, k -> K^ */
+        static_assert(NT == 4 * N && L % 4 == 0, "one thread per (column, quarter of the chunk)");
+        constexpr int SEG = L / 4;
+        const int j = tid % N, sg = tid / N;
+        float loc = 1.f;
+        for (int q = 0; q < SEG; q++) loc *= sW[(sg * SEG + q) * LDN + j];
+        tot[sg * N + j] = loc;
+        __syncthreads();
         float gm = 1.f;
-        for (int t = 0; t < L; t++) {
+        for (int q = 0; q < sg; q++) gm *= tot[q * N + j];
+        for (int q = 0; q < SEG; q++) {
+            const int t = sg * SEG + q;
             sA[t * LDN + j] = -sA[t * LDN + j] * gm;
             gm *= sW[t * LDN + j];
             sR[t * LDN + j] *= gm;
-            const float inv = 1.f / gm;
+            const float inv = __frcp_rn(gm);
             sB[t * LDN + j] *= inv, sK[t * LDN + j] *= inv;
         }
-        gL[j] = gm;
+        if (sg == 3) gL[j] = gm;
     }
     __syncthreads();
-    for (int p = tid; p < L * L; p += NT) { /* the four L x L products (lanes: t; warps: u) */
-        const int u = p / L, t = p % L;
-        float4 mb = make_float4(0.f, 0.f, 0.f, 0.f), mk = mb, qb = mb, qk = mb;
-        if (u <= t)
-#pragma unroll 4
-            for (int j = 0; j < N; j += 4) {
-                const float4 a4 = *reinterpret_cast<const float4 *>(sA + t * LDN + j);
-                const float4 r4 = *reinterpret_cast<const float4 *>(sR + t * LDN + j);
-                const float4 b4 = *reinterpret_cast<const float4 *>(sB + u * LDN + j);
-                const float4 k4 = *reinterpret_cast<const float4 *>(sK + u * LDN + j);
-                fma4v(mb, b4, a4), fma4v(mk, k4, a4), fma4v(qb, b4, r4), fma4v(qk, k4, r4);
+    { /* the four L x L products as one (2L x N)(N x 2L) product [B^; K^][A; R]^T, TL x TL per thread: rows
+       * ra + 16 x, columns ca + 16 z (x, z < TL = 2L/16), so that a warp's reads are broadcasts (rows) or
+       * 16 consecutive padded rows (columns, conflict-free) */
+        constexpr int TL = 2 * L / 16;
+        const int ca = tid % 16, ra = tid / 16;
+        float4 acc[TL][TL];
+#pragma unroll
+        for (int x = 0; x < TL; x++)
+#pragma unroll
+            for (int z = 0; z < TL; z++) acc[x][z] = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 2
+        for (int j = 0; j < N; j += 4) {
+            float4 lf[TL], rt[TL];
+#pragma unroll
+            for (int x = 0; x < TL; x++) {
+                const int a_ = ra + 16 * x, c_ = ca + 16 * x;
+                lf[x] = *reinterpret_cast<const float4 *>((a_ < L ? sB + a_ * LDN : sK + (a_ - L) * LDN) + j);
+                rt[x] = *reinterpret_cast<const float4 *>((c_ < L ? sA + c_ * LDN : sR + (c_ - L) * LDN) + j);
             }
-        Mb[u * LDL + t] = u < t ? hsum4(mb) : 0.f;
-        Mk[u * LDL + t] = u < t ? hsum4(mk) : 0.f;
-        Qb[u * LDL + t] = u <= t ? hsum4(qb) : 0.f;
-        Qk[u * LDL + t] = u <= t ? hsum4(qk) : 0.f;
+#pragma unroll
+            for (int x = 0; x < TL; x++)
+#pragma unroll
+                for (int z = 0; z < TL; z++) fma4v(acc[x][z], lf[x], rt[z]);
+        }
+#pragma unroll
+        for (int x = 0; x < TL; x++)
+#pragma unroll
+            for (int z = 0; z < TL; z++) {
+                const int a_ = ra + 16 * x, c_ = ca + 16 * z, u = a_ % L, t = c_ % L;
+                float *M = a_ < L ? (c_ < L ? Mb : Qb) : (c_ < L ? Mk : Qk);
+                const int keep = c_ < L ? u < t : u <= t;
+                M[u * LDL + t] = keep ? hsum4(acc[x][z]) : 0.f;
+            }
     }
     __syncthreads();
     if (tid < L) { /* T = (I - Mb)^-1 by rows: T[u][t] = [u == t] + sum_{v < t} T[u][v] Mb[v][t] */
@@ -122,12 +148,24 @@ __global__ void __launch_bounds__(256)
         for (int t = 0; t < L; t++) Tm[u * LDL + t] = tr[t];
     }
     __syncthreads();
-    for (int e = tid; e < L * N4; e += NT) { /* AT[t] = sum_{u <= t} T[u][t] A_u (into sW) */
-        const int t = e / N4, j = 4 * (e % N4);
-        float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-        for (int u = 0; u <= t; u++) fma4(acc, Tm[u * LDL + t], *reinterpret_cast<const float4 *>(sA + u * LDN + j));
-        *reinterpret_cast<float4 *>(sW + t * LDN + j) = acc;
-        *reinterpret_cast<float4 *>(out + Rc::AT + t * N + j) = acc;
+    constexpr int TT = L / 16; /* AT and G: TT tokens (tq + 16 x) x 4 columns per thread */
+    const int jq = 4 * (tid % 16), tq = tid / 16;
+    { /* AT[t] = sum_{u <= t} T[u][t] A_u (into sW) */
+        float4 acc[TT];
+#pragma unroll
+        for (int x = 0; x < TT; x++) acc[x] = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 4
+        for (int u = 0; u < L; u++) {
+            const float4 a4 = *reinterpret_cast<const float4 *>(sA + u * LDN + jq);
+#pragma unroll
+            for (int x = 0; x < TT; x++) fma4(acc[x], Tm[u * LDL + tq + 16 * x], a4);
+        }
+#pragma unroll
+        for (int x = 0; x < TT; x++) {
+            const int t = tq + 16 * x;
+            *reinterpret_cast<float4 *>(sW + t * LDN + jq) = acc[x];
+            *reinterpret_cast<float4 *>(out + Rc::AT + t * N + jq) = acc[x];
+        }
     }
     for (int p = tid; p < L * L; p += NT) { /* MkT = Mk T */
         const int u = p / L, t = p % L;
@@ -137,16 +175,26 @@ __global__ void __launch_bounds__(256)
         MkT[u * LDL + t] = s;
     }
     __syncthreads();
-    for (int e = tid; e < L * N4; e += NT) { /* G[t] = R_t + sum_{u <= t} Qb[u][t] AT_u ; Bp, Kp */
-        const int t = e / N4, j = 4 * (e % N4);
-        float4 acc = *reinterpret_cast<const float4 *>(sR + t * LDN + j);
-        for (int u = 0; u <= t; u++) fma4(acc, Qb[u * LDL + t], *reinterpret_cast<const float4 *>(sW + u * LDN + j));
-        *reinterpret_cast<float4 *>(out + Rc::G + t * N + j) = acc;
-        const float4 g4 = *reinterpret_cast<const float4 *>(gL + j);
-        const float4 b4 = *reinterpret_cast<const float4 *>(sB + t * LDN + j);
-        const float4 k4 = *reinterpret_cast<const float4 *>(sK + t * LDN + j);
-        *reinterpret_cast<float4 *>(out + Rc::BP + t * N + j) = make_float4(b4.x * g4.x, b4.y * g4.y, b4.z * g4.z, b4.w * g4.w);
-        *reinterpret_cast<float4 *>(out + Rc::KP + t * N + j) = make_float4(k4.x * g4.x, k4.y * g4.y, k4.z * g4.z, k4.w * g4.w);
+    { /* G[t] = R_t + sum_{u <= t} Qb[u][t] AT_u ; Bp, Kp */
+        float4 acc[TT];
+#pragma unroll
+        for (int x = 0; x < TT; x++) acc[x] = *reinterpret_cast<const float4 *>(sR + (tq + 16 * x) * LDN + jq);
+#pragma unroll 4
+        for (int u = 0; u < L; u++) {
+            const float4 a4 = *reinterpret_cast<const float4 *>(sW + u * LDN + jq);
+#pragma unroll
+            for (int x = 0; x < TT; x++) fma4(acc[x], Qb[u * LDL + tq + 16 * x], a4);
+        }
+        const float4 g4 = *reinterpret_cast<const float4 *>(gL + jq);
+#pragma unroll
+        for (int x = 0; x < TT; x++) {
+            const int t = tq + 16 * x;
+            *reinterpret_cast<float4 *>(out + Rc::G + t * N + jq) = acc[x];
+            const float4 b4 = *reinterpret_cast<const float4 *>(sB + t * LDN + jq);
+            const float4 k4 = *reinterpret_cast<const float4 *>(sK + t * LDN + jq);
+            *reinterpret_cast<float4 *>(out + Rc::BP + t * N + jq) = make_float4(b4.x * g4.x, b4.y * g4.y, b4.z * g4.z, b4.w * g4.w);
+            *reinterpret_cast<float4 *>(out + Rc::KP + t * N + jq) = make_float4(k4.x * g4.x, k4.y * g4.y, k4.z * g4.z, k4.w * g4.w);
+        }
     }
     for (int p = tid; p < L * L; p += NT) { /* transposed: MkT^T[t][u], Hm^T[t][u] = Qk[u][t] + sum_v MkT[u][v] Qb[v][t] */
         const int t = p / L, u = p % L;
@@ -163,7 +211,7 @@ __global__ void __launch_bounds__(256)
  * Register tiles: in the sa / y products a thread owns 2 rows x 2 tokens (rows rp, rp + ROWS/2; tokens tq,
  * tq + L/2), in the state update 2 rows x 4 columns, so that each shared-memory vector read serves 4-8 FMAs
  * and the reads of a warp are broadcasts or conflict-free (row strides padded by 4 floats). */
-template <int N, int L, int ROWS, int NT>
+template <int N, int L, int ROWS, int NT, int NS>
 __global__ void __launch_bounds__(NT)
     k_chunk_scan(float *__restrict__ y, const float *__restrict__ v, const float *__restrict__ rec,
                  const int *__restrict__ seq_off, int maxc, const float *__restrict__ s_in, float *__restrict__ s_out,
@@ -177,7 +225,7 @@ __global__ void __launch_bounds__(NT)
     static_assert(STAGE % 4 == 0 && L % 4 == 0 && N % 4 == 0 && ROWS % 4 == 0, "bad chunk tiling");
     extern __shared__ float4 cs_smem[];
     float *sm = reinterpret_cast<float *>(cs_smem);
-    float *S = sm + 2 * STAGE, *SAt = S + ROWS * LDN; /* S [ROWS][LDN], sa transposed [L][LDR] */
+    float *S = sm + NS * STAGE, *SAt = S + ROWS * LDN; /* S [ROWS][LDN], sa transposed [L][LDR] */
     const int b = blockIdx.x, h = blockIdx.y, i0 = blockIdx.z * ROWS, tid = threadIdx.x;
     const int t0 = seq_off[b], len = seq_off[b + 1] - t0, nc = (len + L - 1) / L;
     const size_t so = (((size_t)b * H + h) * N + i0) * N;
@@ -188,7 +236,7 @@ __global__ void __launch_bounds__(NT)
             s_in ? *reinterpret_cast<const float4 *>(s_in + so + (size_t)i * N + j) : make_float4(0.f, 0.f, 0.f, 0.f);
     }
     auto load = [&](int c) {
-        float *dst = sm + (c & 1) * STAGE;
+        float *dst = sm + (c % NS) * STAGE;
         const float *src = rec + ((size_t)(b * maxc + c) * H + h) * Rc::SIZE;
         for (int e = tid; e < 4 * L * N4; e += NT) { /* AT, G, Bp, Kp: consecutive in the record */
             const int row = e / N4, j = 4 * (e % N4);
@@ -212,13 +260,16 @@ __global__ void __launch_bounds__(NT)
         }
         __pipeline_commit();
     };
-    load(0);
-    for (int c = 0; c < nc; c++) {
-        if (c + 1 < nc) load(c + 1); /* into the stage chunk c-1 used (all threads are past its last barrier) */
+    for (int c = 0; c < NS - 1; c++) { /* NS-stage pipeline: chunks c+1 .. c+NS-1 in flight while c is used */
+        if (c < nc) load(c);
         else __pipeline_commit();
-        __pipeline_wait_prior(1);
+    }
+    for (int c = 0; c < nc; c++) {
+        if (c + NS - 1 < nc) load(c + NS - 1); /* into the stage chunk c-1 used (all threads are past its last barrier) */
+        else __pipeline_commit();
+        __pipeline_wait_prior(NS - 1);
         __syncthreads();
-        const float *cur = sm + (c & 1) * STAGE;
+        const float *cur = sm + (c % NS) * STAGE;
         const int n = min(L, len - c * L);
         for (int p = tid; p < P1; p += NT) { /* sa and y of rows {rp, rp + R2} x tokens {tq, tq + L2} */
             const int rp = p % R2, tq = p / R2;
@@ -295,18 +346,18 @@ __global__ void __launch_bounds__(NT)
         }
 }
 
-template <int N, int L, int ROWS, int NT>
+template <int N, int L, int ROWS, int NT, int NS>
 static void chunk_cfg(cudaStream_t st, float *rec, float *y, const float *r, const float *w, const float *k,
                       const float *v, const float *kk, const float *b, const int *seq_off, int B, int max_len,
                       const float *s_in, float *s_out, int C, int H, int passes) {
     constexpr int LDN = N + 4, LDL1 = L + 1, LDL4 = L + 4, LDR = ROWS + 4;
-    constexpr size_t prep_smem = (size_t)(5 * L * LDN + 6 * L * LDL1 + N) * sizeof(float);
+    constexpr size_t prep_smem = (size_t)(5 * L * LDN + 6 * L * LDL1 + 5 * N) * sizeof(float);
     constexpr size_t stage = (size_t)4 * L * LDN + 2 * L * LDL4 + N + ROWS * LDL4 + L * LDR;
-    constexpr size_t scan_smem = (2 * stage + ROWS * LDN + L * LDR) * sizeof(float);
+    constexpr size_t scan_smem = (NS * stage + ROWS * LDN + L * LDR) * sizeof(float);
     static bool attr = false;
     if (!attr) {
         CUDA_CHECK(cudaFuncSetAttribute(k_chunk_prep<N, L>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)prep_smem));
-        CUDA_CHECK(cudaFuncSetAttribute(k_chunk_scan<N, L, ROWS, NT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+        CUDA_CHECK(cudaFuncSetAttribute(k_chunk_scan<N, L, ROWS, NT, NS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         (int)scan_smem));
         attr = true;
     }
@@ -315,7 +366,7 @@ static void chunk_cfg(cudaStream_t st, float *rec, float *y, const float *r, con
         k_chunk_prep<N, L><<<dim3(maxc, H, B), 256, prep_smem, st>>>(rec, r, w, k, kk, b, seq_off, maxc, C, H);
         KERNEL_CHECK();
     }
-    if (passes & 2) k_chunk_scan<N, L, ROWS, NT><<<dim3(B, H, N / ROWS), NT, scan_smem, st>>>(y, v, rec, seq_off, maxc, s_in, s_out, C, H);
+    if (passes & 2) k_chunk_scan<N, L, ROWS, NT, NS><<<dim3(B, H, N / ROWS), NT, scan_smem, st>>>(y, v, rec, seq_off, maxc, s_in, s_out, C, H);
     if (passes & 2) KERNEL_CHECK();
 }
 
@@ -333,9 +384,10 @@ void wkv7_chunk_launch(cudaStream_t st, const char *cfg, float *rec, float *y, c
                        int max_len, const float *s_in, float *s_out, int C, int H, int passes) {
 #define ARGS st, rec, y, r, w, k, v, kk, b, seq_off, B, max_len, s_in, s_out, C, H, passes
     /* threads: max(ROWS/2 * L/2, ROWS/2 * N/4) (the two phases' work items) */
-    if (!strcmp(cfg, "C16")) chunk_cfg<64, 16, 16, 128>(ARGS);
-    else if (!strcmp(cfg, "C32r8")) chunk_cfg<64, 32, 8, 64>(ARGS);
-    else if (!strcmp(cfg, "C32r32")) chunk_cfg<64, 32, 32, 256>(ARGS);
-    else chunk_cfg<64, 32, 16, 128>(ARGS);
+    if (!strcmp(cfg, "C16")) chunk_cfg<64, 16, 16, 128, 4>(ARGS);
+    else if (!strcmp(cfg, "C32r8")) chunk_cfg<64, 32, 8, 64, 3>(ARGS);
+    else if (!strcmp(cfg, "C32s2")) chunk_cfg<64, 32, 16, 128, 2>(ARGS);
+    else if (!strcmp(cfg, "C32s4")) chunk_cfg<64, 32, 16, 128, 4>(ARGS);
+    else chunk_cfg<64, 32, 16, 128, 3>(ARGS);
 #undef ARGS
 }

@@ -564,9 +564,9 @@ done:
 }
 
 /* 7. decoding steps (graph replays from the second on) == forward steps == CPU; argmax = first maximum */
-static void check_decode(const char *name, Rwkv7 *m, CudaDType dt) {
+static void check_decode(const char *name, Rwkv7 *m, CudaDType dt, int B) { /* B <= 8 */
     const Rwkv7Dims *d = &m->d;
-    const int B = 3, steps = 7, V = d->V;
+    const int steps = 7, V = d->V;
     Err e = {{0}};
     CudaRwkv7 *g = cuda_rwkv7_create(m, dt, &e);
     EXPECT(g, "decode: %s", e.msg);
@@ -578,7 +578,7 @@ static void check_decode(const char *name, Rwkv7 *m, CudaDType dt) {
     float *lg = xmalloc((size_t)B * V * sizeof(float)), *lg2 = xmalloc((size_t)B * V * sizeof(float));
     float *clg = xmalloc((size_t)B * V * sizeof(float)), *cs = xmalloc(ns * sizeof(float)), *cs2 = xmalloc(ns * sizeof(float));
     memcpy(cs, st0, ns * sizeof(float));
-    int tok[3], am[3], lens[3] = {1, 1, 1}, rows[3] = {0, 1, 2}, graphs = 0, am_bad = 0;
+    int tok[8], am[8], lens[8] = {1, 1, 1, 1, 1, 1, 1, 1}, rows[8] = {0, 1, 2, 3, 4, 5, 6, 7}, graphs = 0, am_bad = 0;
     double worst_fwd = 0, worst_cpu = 0;
     for (int k = 0; k < steps; k++) {
         rand_tokens(tok, B, V, 900 + k);
@@ -958,8 +958,8 @@ static void check_wkv7_case(const char *cfg, int N, int H, int B, const int *len
 
 static void check_wkv7(void) {
     const int l1[3] = {300, 33, 1}, l2[2] = {15, 100}, l3[1] = {1000};
-    const char *cfgs64[] = {"C32", "C16", "C32r8", "C32r32", "L8r2", "T4r2", "auto"};
-    for (int c = 0; c < 7; c++) {
+    const char *cfgs64[] = {"C32", "C16", "C32r8", "C32s2", "C32s4", "L8r2", "T4r2", "auto"};
+    for (int c = 0; c < 8; c++) {
         check_wkv7_case(cfgs64[c], 64, 2, 3, l1, 21 + c);
         check_wkv7_case(cfgs64[c], 64, 3, 2, l2, 31 + c);
         if (!opt_quick) check_wkv7_case(cfgs64[c], 64, 2, 1, l3, 41 + c);
@@ -1061,9 +1061,15 @@ int main(int argc, char **argv) {
     if (ma) check_shared_score("N=64 C=256 V=65536", ma);
 
     printf("[7] decoding steps (CUDA graph)\n");
-    check_decode("N=32 C=96", mc, CUDA_DT_F32);
-    check_decode("N=32 C=96", mc, CUDA_DT_BF16);
-    if (ma) check_decode("N=64 C=256", ma, CUDA_DT_F32);
+    /* B <= 8: the few-row product kernel (cuda_gemv.cu) instead of cuBLAS, B = 1, 3, 8 */
+    check_decode("N=32 C=96", mc, CUDA_DT_F32, 3);
+    check_decode("N=32 C=96", mc, CUDA_DT_BF16, 3);
+    check_decode("N=32 C=96", mc, CUDA_DT_F16, 1);
+    if (ma) {
+        check_decode("N=64 C=256", ma, CUDA_DT_F32, 3);
+        check_decode("N=64 C=256", ma, CUDA_DT_F32, 1);
+        check_decode("N=64 C=256", ma, CUDA_DT_BF16, 8);
+    }
 
     if (!opt_quick) {
         printf("[8] lmeval --device cuda vs cpu\n");

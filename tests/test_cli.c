@@ -24,24 +24,10 @@ static char output[16384]; /* stdout + stderr of the last cli() call */
 /* Runs `rwkvlab ARGS` (ARGS: printf format; "@" in it stands for the temporary directory) with the
  * given shell prefix; returns the exit status and leaves its output in `output`. */
 static int cli_in(const char *prefix, const char *fmt, ...) {
-    char args[4096], expanded[8192], cmd[9000], outp[400];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
+    int rc = test_cli_va(output, sizeof output, tmpdir, prefix, fmt, ap);
     va_end(ap);
-    size_t k = 0;
-    for (const char *c = args; *c && k + 300 < sizeof expanded; c++)
-        if (*c == '@') k += (size_t)snprintf(expanded + k, sizeof expanded - k, "%s", tmpdir);
-        else expanded[k++] = *c;
-    expanded[k] = '\0';
-    snprintf(outp, sizeof outp, "%s/cli.out", tmpdir);
-    snprintf(cmd, sizeof cmd, "%s %s %s > %s 2>&1", prefix, rwkvlab_bin(), expanded, outp);
-    int rc = sh(cmd);
-    FILE *f = fopen(outp, "r");
-    size_t n = f ? fread(output, 1, sizeof output - 1, f) : 0;
-    output[n] = '\0';
-    if (f) fclose(f);
-    unlink(outp);
     return rc;
 }
 #define cli(...) cli_in("", __VA_ARGS__)

@@ -27,27 +27,7 @@ TestSuite(deltanet_cli, .init = mk_tmp, .fini = rm_tmp, .timeout = 300);
 static char out[32768]; /* stdout + stderr of the last run() */
 
 /* `rwkvlab ARGS` ("@" in ARGS stands for the temporary directory): exit status, output in `out` */
-static int run(const char *fmt, ...) {
-    char args[2048], exp[4096], cmd[4600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    size_t k = 0;
-    for (const char *c = args; *c && k + 300 < sizeof exp; c++)
-        if (*c == '@') k += (size_t)snprintf(exp + k, sizeof exp - k, "%s", dir);
-        else exp[k++] = *c;
-    exp[k] = '\0';
-    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=2 %s %s > %s/run.out 2>&1", rwkvlab_bin(), exp, dir);
-    int rc = sh(cmd);
-    char p[400];
-    snprintf(p, sizeof p, "%s/run.out", dir);
-    size_t n = 0;
-    char *text = test_slurp(p, &n);
-    snprintf(out, sizeof out, "%s", text ? text : "");
-    free(text);
-    return rc;
-}
+TEST_CLI_RUNNER(run, out, dir, "OMP_NUM_THREADS=2")
 
 /* float32 data of a T x V .npy written by `logits` (header skipped) */
 static float *read_npy(const char *name, size_t *n) {

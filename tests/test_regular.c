@@ -600,38 +600,11 @@ Test(regular, mod_arith_last_T1_is_one_digit) {
 
 static char tmpdir[256];
 static char output[16384];
-static void mk_tmp(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/rwkvlab_regular_XXXXXX");
-    cr_assert(mkdtemp(tmpdir));
-}
-static void rm_tmp(void) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    (void)!system(cmd);
-}
+static void mk_tmp(void) { cr_assert(test_mkdtemp(tmpdir, sizeof tmpdir, "regular") == 0); }
+static void rm_tmp(void) { test_rmtree(tmpdir); }
 
 /* `rwkvlab ARGS` ("@" = the temporary directory); exit status, output in `output` */
-static int cli(const char *fmt, ...) {
-    char args[4096], expanded[8192], cmd[9000], outp[400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    size_t k = 0;
-    for (const char *c = args; *c && k + 300 < sizeof expanded; c++)
-        if (*c == '@') k += (size_t)snprintf(expanded + k, sizeof expanded - k, "%s", tmpdir);
-        else expanded[k++] = *c;
-    expanded[k] = '\0';
-    snprintf(outp, sizeof outp, "%s/cli.out", tmpdir);
-    snprintf(cmd, sizeof cmd, "%s %s > %s 2>&1", rwkvlab_bin(), expanded, outp);
-    int rc = sh(cmd);
-    FILE *f = fopen(outp, "r");
-    size_t n = f ? fread(output, 1, sizeof output - 1, f) : 0;
-    output[n] = '\0';
-    if (f) fclose(f);
-    unlink(outp);
-    return rc;
-}
+TEST_CLI_RUNNER(cli, output, tmpdir, "")
 
 static void write_cfg(const char *name, const char *task_lines) {
     char p[600];

@@ -28,26 +28,7 @@ TestSuite(rwkv6, .init = mk_tmp, .fini = rm_tmp, .timeout = 300);
 static char output[16384]; /* stdout + stderr of the last cli() call */
 
 /* `rwkvlab ARGS` ("@" in ARGS stands for the temporary directory): exit status, output in `output` */
-static int cli(const char *fmt, ...) {
-    char args[4096], expanded[8192], cmd[9000], outp[400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    size_t k = 0;
-    for (const char *c = args; *c && k + 300 < sizeof expanded; c++)
-        if (*c == '@') k += (size_t)snprintf(expanded + k, sizeof expanded - k, "%s", tmpdir);
-        else expanded[k++] = *c;
-    expanded[k] = '\0';
-    snprintf(outp, sizeof outp, "%s/cli.out", tmpdir);
-    snprintf(cmd, sizeof cmd, "%s %s > %s 2>&1", rwkvlab_bin(), expanded, outp);
-    int rc = sh(cmd);
-    FILE *f = fopen(outp, "r");
-    size_t n = f ? fread(output, 1, sizeof output - 1, f) : 0;
-    output[n] = '\0';
-    if (f) fclose(f);
-    return rc;
-}
+TEST_CLI_RUNNER(cli, output, tmpdir, "")
 
 /* a file of the temporary directory, whole (asserts it can be read) */
 static char *slurp(const char *name, size_t *n) {

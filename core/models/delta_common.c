@@ -161,28 +161,15 @@ static Shape shape_of(const DeltaDims *d, int gated) {
 /* Visit every tensor in checkpoint order; W (may be NULL) receives pointers into wk->base. */
 static void delta_layout(const Shape *s, ParamWalk *wk, DeltaWeights *W) {
     const int V = s->V, C = s->C, H = s->H, CV = s->CV, F = s->F, K = s->K;
-    char nm[64];
     DeltaWeights dw;
     DeltaLayer dl;
     if (!W) W = &dw;
-#define ADD(field, ndim, a, b, c, dec, ...)                 \
-    do {                                                    \
-        snprintf(nm, sizeof nm, __VA_ARGS__);               \
-        field = arch_walk_add(wk, nm, ndim, a, b, c, dec);  \
-    } while (0)
-    ADD(W->emb, 2, V, C, 0, 1, "emb.weight");
-    W->ln0_w = W->ln0_b = NULL;
-    if (s->has_ln0) {
-        ADD(W->ln0_w, 1, C, 0, 0, 0, "blocks.0.ln0.weight");
-        ADD(W->ln0_b, 1, C, 0, 0, 0, "blocks.0.ln0.bias");
-    }
+#define ADD(field, ndim, a, b, c, dec, ...) field = arch_walk_addf(wk, ndim, a, b, c, dec, __VA_ARGS__)
+    arch_layout_first(wk, V, C, s->has_ln0, &W->emb, &W->ln0_w, &W->ln0_b);
     for (int l = 0; l < s->L; l++) {
         DeltaLayer *P = W != &dw ? &W->layer[l] : &dl;
         memset(P, 0, sizeof *P);
-        ADD(P->ln1_w, 1, C, 0, 0, 0, "blocks.%d.ln1.weight", l);
-        ADD(P->ln1_b, 1, C, 0, 0, 0, "blocks.%d.ln1.bias", l);
-        ADD(P->ln2_w, 1, C, 0, 0, 0, "blocks.%d.ln2.weight", l);
-        ADD(P->ln2_b, 1, C, 0, 0, 0, "blocks.%d.ln2.bias", l);
+        arch_layout_block_norms(wk, l, C, &P->ln1_w, &P->ln1_b, &P->ln2_w, &P->ln2_b);
         ADD(P->Wq, 2, C, C, 0, 1, "blocks.%d.attn.q_proj.weight", l);
         ADD(P->Wk, 2, C, C, 0, 1, "blocks.%d.attn.k_proj.weight", l);
         ADD(P->Wv, 2, CV, C, 0, 1, "blocks.%d.attn.v_proj.weight", l);
@@ -200,25 +187,16 @@ static void delta_layout(const Shape *s, ParamWalk *wk, DeltaWeights *W) {
         if (s->gated) ADD(P->Wg, 2, CV, C, 0, 1, "blocks.%d.attn.g_proj.weight", l);
         ADD(P->onorm, 1, s->Nv, 0, 0, 0, "blocks.%d.attn.o_norm.weight", l);
         ADD(P->Wo, 2, C, CV, 0, 1, "blocks.%d.attn.o_proj.weight", l);
-        ADD(P->f_xk, 3, 1, 1, C, 0, "blocks.%d.ffn.x_k", l);
-        ADD(P->f_Wk, 2, F, C, 0, 1, "blocks.%d.ffn.key.weight", l);
-        ADD(P->f_Wv, 2, C, F, 0, 1, "blocks.%d.ffn.value.weight", l);
+        arch_layout_ffn(wk, l, C, F, 0, 0, &P->f_xk, &P->f_Wk, &P->f_bk, &P->f_Wv, &P->f_bv);
     }
-    ADD(W->lnout_w, 1, C, 0, 0, 0, "ln_out.weight");
-    ADD(W->lnout_b, 1, C, 0, 0, 0, "ln_out.bias");
-    ADD(W->head, 2, V, C, 0, 1, "head.weight");
+    arch_layout_last(wk, V, C, 0, &W->lnout_w, &W->lnout_b, &W->head, &W->head_b);
 #undef ADD
 }
+static void layout_walk(const void *s, ParamWalk *wk) { delta_layout(s, wk, NULL); }
 
 ParamTensor *delta_tensor_table(const DeltaDims *d, int gated, int *ntensors, size_t *nparams) {
     Shape s = shape_of(d, gated);
-    ParamWalk wk = {0};
-    delta_layout(&s, &wk, NULL);
-    ParamWalk wt = {.table = xcalloc(wk.n, sizeof(ParamTensor))};
-    delta_layout(&s, &wt, NULL);
-    *ntensors = wk.n;
-    *nparams = wk.off;
-    return wt.table;
+    return arch_table_of(layout_walk, &s, ntensors, nparams);
 }
 
 /* ---- activations ----------------------------------------------------------------------------- */
@@ -235,25 +213,20 @@ typedef struct {
     real *w, *a, *vb;                         /* kernel inputs (R,C) (R,C) (R,CV) */
     real *y, *on, *ors;                       /* (R,CV) (R,CV) (R,H) */
     real *gp, *gs, *og;                       /* gated (R,CV): W_g x, silu, on * gs */
-    real *x_mid, *ln2, *ln2_m, *ln2_r, *prev2, *fxk; /* (R,C) (R,C) (R) (R) (R,C) (R,C) */
-    real *fk, *fr;                            /* (R,F) */
+    ArchFfnActs f;                            /* the FFN: x_mid (its input) .. fr (arch_util.h) */
     real *dkk;                                /* gradient scratch only: the kernel's removal-key gradient (R,C) */
 } LayerActs;
 
 struct DeltaActs {
-    size_t numel;
-    real *buf;
+    size_t numel;                /* reals the current shape uses */
+    ArchBuf mem;                 /* the buffer and the tokens */
     LayerActs *la;               /* L */
     LayerActs dla;               /* gradient scratch of one layer (same shapes) */
     size_t dla_numel;            /* its reals (contiguous from dla.x_in) */
     real *ckpt;                  /* L x wkv7 checkpoints */
     size_t ckpt_layer;
-    real *emb, *ln0_m, *ln0_r;   /* (R,C) raw embedding when ln0 exists */
-    real *x_fin, *lnf, *lnf_m, *lnf_r, *logits;      /* (R,C) (R,C) (R) (R) (R,V) */
-    real *dx, *dlnf, *demb;      /* backward scratch (R,C) */
-    int *tokens;
+    ArchEndActs e;               /* embedding and head (arch_util.h) */
     int conv_from_state;         /* the last forward's conv started from a given state (cs_* hold it) */
-    size_t rows_cap;
 };
 
 static void layer_acts_layout(LayerActs *a, size_t *off, real *base, const Shape *s, int B, int T, int scratch) {
@@ -276,8 +249,7 @@ static void layer_acts_layout(LayerActs *a, size_t *off, real *base, const Shape
     CARVE(w, R * C), CARVE(a, R * C), CARVE(vb, R * CV);
     CARVE(y, R * CV), CARVE(on, R * CV), CARVE(ors, R * H);
     if (s->gated) CARVE(gp, R * CV), CARVE(gs, R * CV), CARVE(og, R * CV);
-    CARVE(x_mid, R * C), CARVE(ln2, R * C), CARVE(ln2_m, R), CARVE(ln2_r, R), CARVE(prev2, R * C), CARVE(fxk, R * C);
-    CARVE(fk, R * s->F), CARVE(fr, R * s->F);
+    arch_ffn_carve(&a->f, off, base, R, s->C, s->F);
     a->dkk = NULL;
     if (scratch) CARVE(dkk, R * C);
 #undef CARVE
@@ -297,16 +269,8 @@ static void acts_layout(DeltaActs *A, real *base, const Shape *s, int B, int T, 
     Wkv7Dims wd = {.B = B, .T = T, .H = s->H, .N = s->N, .K = K, .Nv = s->Nv};
     A->ckpt_layer = wkv7_ckpt_numel(&wd);
     A->ckpt = arch_carve(&off, base, A->ckpt_layer * s->L);
-    A->emb = arch_carve(&off, base, R * C);
-    A->ln0_m = arch_carve(&off, base, R), A->ln0_r = arch_carve(&off, base, R);
-    A->x_fin = arch_carve(&off, base, R * C), A->lnf = arch_carve(&off, base, R * C);
-    A->lnf_m = arch_carve(&off, base, R), A->lnf_r = arch_carve(&off, base, R);
-    A->logits = arch_carve(&off, base, R * s->V);
-    A->dx = A->dlnf = A->demb = NULL;
-    if (with_backward) {
-        A->dx = arch_carve(&off, base, R * C), A->dlnf = arch_carve(&off, base, R * C);
-        A->demb = arch_carve(&off, base, R * C);
-    }
+    arch_ends_carve(&A->e, &off, base, R, C, s->V);
+    arch_ends_carve_grad(&A->e, &off, base, R, C, with_backward);
     A->numel = off;
 }
 
@@ -320,7 +284,7 @@ size_t delta_act_bytes_for(const DeltaDims *d, int gated, int B, int T, int K, i
 
 static Shape model_shape(const DeltaModel *m) { return shape_of(&m->d, m->gated); }
 
-/* Carve the activation buffer for (B,T,K); it only grows, so varying lengths do not reallocate. */
+/* Carve the activation buffer for (B,T,K) (it only grows: arch_util.h's ArchBuf). */
 static void acts_ensure(DeltaModel *m, int B, int T, int K) {
     if (m->acts && m->B == B && m->T == T && m->Kc == K) return;
     Shape s = model_shape(m);
@@ -329,27 +293,15 @@ static void acts_ensure(DeltaModel *m, int B, int T, int K) {
         A = xcalloc(1, sizeof *A);
         A->la = xcalloc(s.L, sizeof(LayerActs));
     }
-    size_t cap = A->numel;
     acts_layout(A, NULL, &s, B, T, K, m->grads != NULL);
-    const size_t R = (size_t)B * T;
-    if (A->numel > cap || !A->buf) {
-        free(A->buf);
-        A->buf = xmalloc(A->numel * sizeof(real));
-        cap = A->numel;
-    }
-    if (R > A->rows_cap) {
-        free(A->tokens);
-        A->tokens = xmalloc(R * sizeof(int));
-        A->rows_cap = R;
-    }
-    acts_layout(A, A->buf, &s, B, T, K, m->grads != NULL);
-    A->numel = cap > A->numel ? cap : A->numel;
+    arch_buf_reserve(&A->mem, A->numel, (size_t)B * T);
+    acts_layout(A, A->mem.buf, &s, B, T, K, m->grads != NULL);
     m->acts = A, m->B = B, m->T = T, m->Kc = K;
 }
 
 size_t delta_act_bytes(const Model *mm) {
     const DeltaModel *m = mm->self;
-    return m->acts ? m->acts->numel * sizeof(real) + m->acts->rows_cap * sizeof(int) : 0;
+    return m->acts ? arch_buf_bytes(&m->acts->mem) : 0;
 }
 
 /* ---- create / free ------------------------------------------------------------------------- */
@@ -379,7 +331,7 @@ Model *delta_create(const ModelArch *arch, const DeltaDims *d, int gated, int wi
 
 void delta_free(Model *mm) {
     DeltaModel *m = mm->self;
-    if (m->acts) free(m->acts->buf), free(m->acts->la), free(m->acts->tokens), free(m->acts);
+    if (m->acts) arch_buf_free(&m->acts->mem), free(m->acts->la), free(m->acts);
     free(m->tensors), free(m->params), free(m->grads), free(m->w.layer), free(m->g.layer), free(m);
 }
 
@@ -394,17 +346,13 @@ void delta_init(Model *mm, gsl_rng *rng, const RunConfig *c) {
     const int V = s.V, C = s.C, L = s.L, H = s.H, CV = s.CV, K = s.K;
     memset(m->params, 0, m->nparams * sizeof(real));
     DeltaWeights *W = &m->w;
-    // skeleton: as RWKV-7 (rwkv7.md's table)
-    for (size_t i = 0; i < (size_t)V * C; i++) W->emb[i] = (real)gsl_ran_flat(rng, -1e-4, 1e-4);
-    if (s.has_ln0)
-        for (int i = 0; i < C; i++) W->ln0_w[i] = 1;
+    // skeleton: as RWKV-7 (rwkv7.md's table; arch_util.h)
+    const ArchEnds ends = ARCH_ENDS_OF(W);
+    arch_init_first(&ends, V, C, rng);
     for (int l = 0; l < L; l++) {
         DeltaLayer *P = &W->layer[l];
-        const double r1 = 1.0 - (double)l / L;
-        for (int i = 0; i < C; i++) {
-            P->ln1_w[i] = P->ln2_w[i] = 1;
-            P->f_xk[i] = (real)(1 - pow((double)i / C, pow(r1, 4)));
-        }
+        for (int i = 0; i < C; i++) P->ln1_w[i] = P->ln2_w[i] = 1;
+        arch_init_ffn_mix(P->f_xk, l, L, C);
         // mixer: as fla (Linear and conv weights N(0, 0.02), norm weight 1)
         normal_init(P->Wq, (size_t)C * C, 0.02, rng);
         normal_init(P->Wk, (size_t)C * C, 0.02, rng);
@@ -429,8 +377,7 @@ void delta_init(Model *mm, gsl_rng *rng, const RunConfig *c) {
         }
         arch_orthogonal_init(P->f_Wk, s.F, C, 1.0, rng); /* ffn.value stays zero */
     }
-    for (int i = 0; i < C; i++) W->lnout_w[i] = 1;
-    arch_orthogonal_init(W->head, V, C, V > C ? 0.5 * sqrt((double)V / C) : 0.5, rng);
+    arch_init_last(&ends, V, C, rng);
     (void)c;
 }
 
@@ -475,7 +422,7 @@ const real *delta_forward(Model *mm, const int *tokens, int B, int T, const Mode
     CHECK(B >= 1 && T >= 1 && f->K >= 1, "bad forward shape B=%d T=%d K=%d", B, T, f->K);
     acts_ensure(m, B, T, f->K);
     DeltaActs *A = m->acts;
-    memcpy(A->tokens, tokens, (size_t)R * sizeof(int));
+    memcpy(A->mem.tokens, tokens, (size_t)R * sizeof(int));
     A->conv_from_state = f->state_in != NULL;
 #ifdef _OPENMP
     const int saved_threads = omp_get_max_threads();
@@ -486,19 +433,15 @@ const real *delta_forward(Model *mm, const int *tokens, int B, int T, const Mode
     const real beta_scale = s.extended ? 2 : 1, qscale = 1 / sqrt((real)N);
     real *state_in = (real *)f->state_in, *state_out = f->state_out;
 
+    const ArchEnds ends = ARCH_ENDS_OF(W);
     // x = emb[token]; x = LayerNorm(x; ln0) when present
-    if (s.has_ln0) {
-        embedding_forward(A->emb, tokens, W->emb, R, C);
-        norm_forward(A->la[0].x_in, A->ln0_m, A->ln0_r, A->emb, W->ln0_w, W->ln0_b, R, 1, C, LN_EPS);
-    } else {
-        embedding_forward(A->la[0].x_in, tokens, W->emb, R, C);
-    }
+    arch_embed_forward(A->la[0].x_in, &A->e, tokens, &ends, R, C);
     real *traj = tr && tr->state ? xmalloc((size_t)R * H * Nv * N * sizeof(real)) : NULL; /* (B,T,H,Nv,N) */
 
     for (int l = 0; l < L; l++) {
         const DeltaLayer *P = &W->layer[l];
         LayerActs *a = &A->la[l];
-        real *x_next = l + 1 < L ? A->la[l + 1].x_in : A->x_fin;
+        real *x_next = l + 1 < L ? A->la[l + 1].x_in : A->e.x_fin;
 
         // ---- mixer: q, k, v, beta from LN1(x)
         norm_forward(a->ln1, a->ln1_m, a->ln1_r, a->x_in, P->ln1_w, P->ln1_b, R, 1, C, LN_EPS);
@@ -547,19 +490,13 @@ const real *delta_forward(Model *mm, const int *tokens, int B, int T, const Mode
             mul_forward(a->og, a->on, a->gs, R * CV);
             oin = a->og;
         }
-        linear_forward(a->x_mid, oin, P->Wo, NULL, R, CV, C);
-        for (size_t i = 0; i < (size_t)R * C; i++) a->x_mid[i] += a->x_in[i];
+        linear_forward(a->f.x_mid, oin, P->Wo, NULL, R, CV, C);
+        for (size_t i = 0; i < (size_t)R * C; i++) a->f.x_mid[i] += a->x_in[i];
 
-        // ---- FFN (RWKV-7's channel mix): x_next = x_mid + W_v relu(W_k mix(ln2, shift(ln2)))^2
-        real *s_ffn = delta_state_ffn(m, state_in, B, l);
-        norm_forward(a->ln2, a->ln2_m, a->ln2_r, a->x_mid, P->ln2_w, P->ln2_b, R, 1, C, LN_EPS);
-        token_shift_forward(a->prev2, a->ln2, s_ffn, B, T, C);
-        mix_forward(a->fxk, a->ln2, a->prev2, P->f_xk, R, C);
-        linear_forward(a->fk, a->fxk, P->f_Wk, NULL, R, C, F);
-        relu2_forward(a->fr, a->fk, R * F);
-        linear_forward(x_next, a->fr, P->f_Wv, NULL, R, F, C);
-        for (size_t i = 0; i < (size_t)R * C; i++) x_next[i] += a->x_mid[i];
-        if (state_out) arch_copy_last_token(delta_state_ffn(m, state_out, B, l), a->ln2, B, T, C);
+        // ---- FFN (RWKV-7's channel mix, arch_util.h): x_next = x_mid + W_v relu(W_k mix(ln2, shift(ln2)))^2
+        const ArchFfn fw = ARCH_FFN_OF(P);
+        arch_ffn_forward(x_next, &a->f, &fw, delta_state_ffn(m, state_in, B, l), delta_state_ffn(m, state_out, B, l),
+                         B, T, C, F);
 
         if (tr) { // the transition M = diag(w) + alpha beta^T with alpha = -k, beta = a * k (model.h)
             const size_t oc = (size_t)l * R * C, oh = (size_t)l * R * H;
@@ -579,18 +516,7 @@ const real *delta_forward(Model *mm, const int *tokens, int B, int T, const Mode
 #ifdef _OPENMP
     omp_set_num_threads(saved_threads);
 #endif
-    if (f->head_last_only) { /* only the last token of each sequence: rows b*T + T-1 */
-        for (int b = 0; b < B; b++) {
-            const size_t r = (size_t)b * T + T - 1;
-            norm_forward(A->lnf + r * C, A->lnf_m + r, A->lnf_r + r, A->x_fin + r * C, W->lnout_w, W->lnout_b, 1, 1,
-                         C, LN_EPS);
-            linear_forward(A->logits + r * V, A->lnf + r * C, W->head, NULL, 1, C, V);
-        }
-        return A->logits;
-    }
-    norm_forward(A->lnf, A->lnf_m, A->lnf_r, A->x_fin, W->lnout_w, W->lnout_b, R, 1, C, LN_EPS);
-    linear_forward(A->logits, A->lnf, W->head, NULL, R, C, V);
-    return A->logits;
+    return arch_head_forward(&A->e, &ends, B, T, C, V, f->head_last_only);
 }
 
 /* ---- backward -------------------------------------------------------------------------------- */
@@ -608,11 +534,9 @@ void delta_backward(Model *mm, const real *dlogits) {
     CHECK(m->grads, "%s backward on a model created without gradients", mm->arch->title);
     const real beta_scale = s.extended ? 2 : 1, qscale = 1 / sqrt((real)N);
 
+    const ArchEnds ends = ARCH_ENDS_OF(W), gends = ARCH_ENDS_OF(G);
     // fwd: logits = head lnf ; lnf = LN(x_fin)   (dlogits from the shared loss, model.c)
-    zero(A->dlnf, (size_t)R * C);
-    linear_backward(A->dlnf, G->head, NULL, dlogits, A->lnf, W->head, R, C, V);
-    zero(A->dx, (size_t)R * C);
-    norm_backward(A->dx, G->lnout_w, G->lnout_b, A->dlnf, A->x_fin, A->lnf_m, A->lnf_r, W->lnout_w, R, 1, C);
+    arch_head_backward(&A->e, &gends, dlogits, &ends, R, C, V);
 
     LayerActs *g = &A->dla;
     for (int l = L - 1; l >= 0; l--) {
@@ -620,25 +544,20 @@ void delta_backward(Model *mm, const real *dlogits) {
         DeltaLayer *Q = &G->layer[l];
         const LayerActs *a = &A->la[l];
         zero(g->x_in, A->dla_numel);
-        // ---- FFN. fwd: x_next = x_mid + f_Wv relu(f_Wk fxk)^2 ; fxk = mix(ln2, prev2) ; ln2 = LN(x_mid)
-        memcpy(g->x_mid, A->dx, (size_t)R * C * sizeof(real));
-        linear_backward(g->fr, Q->f_Wv, NULL, A->dx, a->fr, P->f_Wv, R, F, C);
-        relu2_backward(g->fk, g->fr, a->fk, R * F);
-        linear_backward(g->fxk, Q->f_Wk, NULL, g->fk, a->fxk, P->f_Wk, R, C, F);
-        mix_backward(g->ln2, g->prev2, Q->f_xk, g->fxk, a->ln2, a->prev2, P->f_xk, R, C);
-        token_shift_backward(g->ln2, NULL, g->prev2, B, T, C);
-        norm_backward(g->x_mid, Q->ln2_w, Q->ln2_b, g->ln2, a->x_mid, a->ln2_m, a->ln2_r, P->ln2_w, R, 1, C);
+        // ---- FFN. fwd: x_next = x_mid + FFN(x_mid)   (arch_util.h)
+        const ArchFfn fw = ARCH_FFN_OF(P), fg = ARCH_FFN_OF(Q);
+        arch_ffn_backward(&g->f, &fg, A->e.dx, &a->f, &fw, B, T, C, F);
 
         // ---- mixer. fwd: x_mid = x_in + W_o oin
-        memcpy(g->x_in, g->x_mid, (size_t)R * C * sizeof(real));
+        memcpy(g->x_in, g->f.x_mid, (size_t)R * C * sizeof(real));
         if (s.gated) {
-            linear_backward(g->og, Q->Wo, NULL, g->x_mid, a->og, P->Wo, R, CV, C);
+            linear_backward(g->og, Q->Wo, NULL, g->f.x_mid, a->og, P->Wo, R, CV, C);
             // fwd: og = on * gs ; gs = silu(gp) ; gp = W_g ln1
             mul_backward(g->on, g->gs, g->og, a->on, a->gs, R * CV);
             silu_backward(g->gp, g->gs, a->gp, R * CV);
             linear_backward(g->ln1, Q->Wg, NULL, g->gp, a->ln1, P->Wg, R, C, CV);
         } else {
-            linear_backward(g->on, Q->Wo, NULL, g->x_mid, a->on, P->Wo, R, CV, C);
+            linear_backward(g->on, Q->Wo, NULL, g->f.x_mid, a->on, P->Wo, R, CV, C);
         }
         // fwd: on = RMSNorm_head(y; o_norm)
         delta_rmsnorm_backward(g->y, Q->onorm, g->on, a->y, a->ors, P->onorm, R, H, Nv);
@@ -675,16 +594,10 @@ void delta_backward(Model *mm, const real *dlogits) {
         linear_backward(g->ln1, Q->Wk, NULL, g->kp, a->ln1, P->Wk, R, C, C);
         linear_backward(g->ln1, Q->Wv, NULL, g->vp, a->ln1, P->Wv, R, C, CV);
         norm_backward(g->x_in, Q->ln1_w, Q->ln1_b, g->ln1, a->x_in, a->ln1_m, a->ln1_r, P->ln1_w, R, 1, C);
-        memcpy(A->dx, g->x_in, (size_t)R * C * sizeof(real));
+        memcpy(A->e.dx, g->x_in, (size_t)R * C * sizeof(real));
     }
     // fwd: x_in[0] = LN(emb[tokens]; ln0) or emb[tokens]
-    if (s.has_ln0) {
-        zero(A->demb, (size_t)R * C);
-        norm_backward(A->demb, G->ln0_w, G->ln0_b, A->dx, A->emb, A->ln0_m, A->ln0_r, W->ln0_w, R, 1, C);
-        embedding_backward(G->emb, A->demb, A->tokens, R, C, V);
-    } else {
-        embedding_backward(G->emb, A->dx, A->tokens, R, C, V);
-    }
+    arch_embed_backward(&gends, &A->e, A->e.dx, A->mem.tokens, &ends, R, C, V);
 }
 
 /* ---- the interface pieces both tables use ----------------------------------------------------- */

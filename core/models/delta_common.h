@@ -88,6 +88,7 @@ typedef struct {
     real *onorm;                           /* o_norm (Nv) */
     real *Wo;                              /* o_proj (C,CV) */
     real *f_xk, *f_Wk, *f_Wv;              /* ffn.x_k (C), ffn.key (F,C), ffn.value (C,F) */
+    real *f_bk, *f_bv;                     /* always NULL: no FFN biases (the skeleton's fields, arch_util.h) */
 } DeltaLayer;
 
 typedef struct {
@@ -96,6 +97,7 @@ typedef struct {
     DeltaLayer *layer;                     /* L */
     real *lnout_w, *lnout_b;               /* (C) */
     real *head;                            /* (V,C) */
+    real *head_b;                          /* always NULL: no head bias */
 } DeltaWeights;
 
 typedef struct DeltaActs DeltaActs;
@@ -133,6 +135,36 @@ size_t delta_matrix_state_numel(const Model *m);
 size_t delta_act_bytes(const Model *m);
 double delta_fwd_flops(const Model *m, double *matmul, double *recurrence);
 const char *delta_export_note(const Model *m);
+
+/* The two tables (deltanet.c, gated_deltanet.c) differ in name, title, dims fields, key recognition and
+ * traces; the rest is the functions above with `gated` fixed. DELTA_ARCH_FUNCS(p, GATED, ARCH) defines
+ * those wrappers as static p_* functions (ARCH: the table being defined, for create); DELTA_ARCH_SHARED(p)
+ * is the table entries both fill the same way. */
+#define DELTA_ARCH_FUNCS(p, GATED, ARCH)                                                                      \
+    extern const ModelArch ARCH;                                                                              \
+    static int p##_dims_from_config(void *dims, const RunConfig *c, int V, Err *err) {                        \
+        return delta_dims_from_config(dims, c, V, GATED, err);                                                \
+    }                                                                                                         \
+    static int p##_dims_from_tensors(void *dims, const TensorFile *tf, const char *path, Err *err) {          \
+        return delta_dims_from_tensors(dims, tf, path, GATED, err);                                           \
+    }                                                                                                         \
+    static int p##_validate_dims(const void *dims, Err *err) { return delta_validate_dims(dims, GATED, err); } \
+    static ParamTensor *p##_tensor_table(const void *dims, int *n, size_t *np) {                              \
+        return delta_tensor_table(dims, GATED, n, np);                                                        \
+    }                                                                                                         \
+    static size_t p##_act_bytes_for(const void *dims, int B, int T, int K, int with_backward) {               \
+        return delta_act_bytes_for(dims, GATED, B, T, K, with_backward);                                      \
+    }                                                                                                         \
+    static Model *p##_create(const void *dims, int with_grads) { return delta_create(&ARCH, dims, GATED, with_grads); }
+
+#define DELTA_ARCH_SHARED(p)                                                                                  \
+    .dims_size = sizeof(DeltaDims), .dims_from_config = p##_dims_from_config,                                 \
+    .dims_from_tensors = p##_dims_from_tensors, .ignored_tensors = NULL, .tensor_table = p##_tensor_table,    \
+    .act_bytes_for = p##_act_bytes_for, .export_note = delta_export_note, .validate_dims = p##_validate_dims, \
+    .create = p##_create, .free = delta_free, .init = delta_init, .forward = delta_forward,                   \
+    .backward = delta_backward, .state_numel = delta_state_numel,                                             \
+    .matrix_state_numel = delta_matrix_state_numel, .rank_one = 1, .act_bytes = delta_act_bytes,              \
+    .fwd_flops_per_token = delta_fwd_flops
 
 /* The recurrent state of B sequences, per layer l: [conv_q (B,K-1,C) | conv_k (B,K-1,C) | conv_v (B,K-1,CV)]
  * (only when K > 0), S (B,H,Nv,N), ffn_prev (B,C); layers one after another. NULL for an absent part. */

@@ -16,25 +16,12 @@ static const DimField gdn_dim_fields[] = {
     GDN_DIM(has_ln0),  GDN_DIM(extended),   GDN_DIM(short_conv), GDN_DIM(expand_v),
 };
 
-static int gdn_dims_from_config(void *dims, const RunConfig *c, int V, Err *err) {
-    return delta_dims_from_config(dims, c, V, 1, err);
-}
-static int gdn_dims_from_tensors(void *dims, const TensorFile *tf, const char *path, Err *err) {
-    return delta_dims_from_tensors(dims, tf, path, 1, err);
-}
-static int gdn_validate_dims(const void *dims, Err *err) { return delta_validate_dims(dims, 1, err); }
+DELTA_ARCH_FUNCS(gdn, 1, model_gated_deltanet)
+
 /* Gated DeltaNet files have the beta projection and the gate's A_log */
 static int gdn_recognise(const TensorFile *tf) {
     return tensorfile_find(tf, "blocks.0.attn.b_proj.weight") && tensorfile_find(tf, "blocks.0.attn.A_log");
 }
-static ParamTensor *gdn_tensor_table(const void *dims, int *n, size_t *np) {
-    return delta_tensor_table(dims, 1, n, np);
-}
-static size_t gdn_act_bytes_for(const void *dims, int B, int T, int K, int with_backward) {
-    return delta_act_bytes_for(dims, 1, B, T, K, with_backward);
-}
-static Model *gdn_create(const void *dims, int with_grads);
-
 /* Trace: M = alpha (I - beta k k^T), i.e. w = alpha, alpha_vec = -k, beta_vec = alpha beta k (ModelTrace);
  * own quantities: alpha and beta. */
 static const TraceQuantity gdn_trace[] = {
@@ -46,31 +33,11 @@ static const TraceQuantity gdn_trace[] = {
 const ModelArch model_gated_deltanet = {
     .name = "gated_deltanet",
     .title = "Gated DeltaNet",
-    .dims_size = sizeof(DeltaDims),
     .dim_fields = gdn_dim_fields,
     .ndims = sizeof gdn_dim_fields / sizeof *gdn_dim_fields,
-    .dims_from_config = gdn_dims_from_config,
     .recognise = gdn_recognise,
-    .dims_from_tensors = gdn_dims_from_tensors,
-    .ignored_tensors = NULL,
-    .tensor_table = gdn_tensor_table,
-    .act_bytes_for = gdn_act_bytes_for,
-    .export_note = delta_export_note,
-    .validate_dims = gdn_validate_dims,
-    .create = gdn_create,
-    .free = delta_free,
-    .init = delta_init,
-    .forward = delta_forward,
-    .backward = delta_backward,
-    .state_numel = delta_state_numel,
-    .matrix_state_numel = delta_matrix_state_numel,
-    .rank_one = 1,
     .trace = gdn_trace,
     .ntrace = 2,
-    .act_bytes = delta_act_bytes,
-    .fwd_flops_per_token = delta_fwd_flops,
+    DELTA_ARCH_SHARED(gdn),
 };
 
-static Model *gdn_create(const void *dims, int with_grads) {
-    return delta_create(&model_gated_deltanet, dims, 1, with_grads);
-}

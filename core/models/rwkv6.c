@@ -33,27 +33,14 @@ int rwkv6_ffn_width(int C) { return (int)(((long)7 * C / 2) / 32 * 32); }
 /* ---- layout: one walk over the tensors (arch_util.h), shared by table, params and grads ----------- */
 static void rwkv6_layout(const Rwkv6Dims *d, ParamWalk *wk, Rwkv6Weights *wts) {
     const int V = d->V, C = d->C, F = d->F;
-    char nm[64];
     Rwkv6Weights dummy_w;
     Rwkv6Layer dummy_l;
     Rwkv6Weights *W = wts ? wts : &dummy_w;
-#define ADD(field, ndim, a, b, c, dec, ...)                \
-    do {                                                   \
-        snprintf(nm, sizeof nm, __VA_ARGS__);              \
-        field = arch_walk_add(wk, nm, ndim, a, b, c, dec); \
-    } while (0)
-    ADD(W->emb, 2, V, C, 0, 1, "emb.weight");
-    W->ln0_w = W->ln0_b = NULL;
-    if (d->has_ln0) {
-        ADD(W->ln0_w, 1, C, 0, 0, 0, "blocks.0.ln0.weight");
-        ADD(W->ln0_b, 1, C, 0, 0, 0, "blocks.0.ln0.bias");
-    }
+#define ADD(field, ndim, a, b, c, dec, ...) field = arch_walk_addf(wk, ndim, a, b, c, dec, __VA_ARGS__)
+    arch_layout_first(wk, V, C, d->has_ln0, &W->emb, &W->ln0_w, &W->ln0_b);
     for (int l = 0; l < d->L; l++) {
         Rwkv6Layer *P = wts ? &wts->layer[l] : &dummy_l;
-        ADD(P->ln1_w, 1, C, 0, 0, 0, "blocks.%d.ln1.weight", l);
-        ADD(P->ln1_b, 1, C, 0, 0, 0, "blocks.%d.ln1.bias", l);
-        ADD(P->ln2_w, 1, C, 0, 0, 0, "blocks.%d.ln2.weight", l);
-        ADD(P->ln2_b, 1, C, 0, 0, 0, "blocks.%d.ln2.bias", l);
+        arch_layout_block_norms(wk, l, C, &P->ln1_w, &P->ln1_b, &P->ln2_w, &P->ln2_b);
         ADD(P->maa_x, 3, 1, 1, C, 0, "blocks.%d.att.time_maa_x", l);
         ADD(P->maa_w, 3, 1, 1, C, 0, "blocks.%d.att.time_maa_w", l);
         ADD(P->maa_k, 3, 1, 1, C, 0, "blocks.%d.att.time_maa_k", l);
@@ -85,11 +72,10 @@ static void rwkv6_layout(const Rwkv6Dims *d, ParamWalk *wk, Rwkv6Weights *wts) {
         ADD(P->f_Wr, 2, C, C, 0, 1, "blocks.%d.ffn.receptance.weight", l);
         ADD(P->f_Wv, 2, C, F, 0, 1, "blocks.%d.ffn.value.weight", l);
     }
-    ADD(W->lnout_w, 1, C, 0, 0, 0, "ln_out.weight");
-    ADD(W->lnout_b, 1, C, 0, 0, 0, "ln_out.bias");
-    ADD(W->head, 2, V, C, 0, 1, "head.weight");
+    arch_layout_last(wk, V, C, 0, &W->lnout_w, &W->lnout_b, &W->head, &W->head_b);
 #undef ADD
 }
+static void layout_walk(const void *d, ParamWalk *wk) { rwkv6_layout(d, wk, NULL); }
 
 /* H and F, as every model of these dims has them (create trusts validated dims) */
 static void resolve_dims(Rwkv6Dims *d) {
@@ -104,13 +90,7 @@ static void resolve_dims(Rwkv6Dims *d) {
 
 static ParamTensor *table_of(Rwkv6Dims *d, int *ntensors, size_t *nparams) {
     resolve_dims(d);
-    ParamWalk wk = {0};
-    rwkv6_layout(d, &wk, NULL);
-    ParamWalk wt = {.table = xcalloc(wk.n, sizeof(ParamTensor))};
-    rwkv6_layout(d, &wt, NULL);
-    *ntensors = wk.n;
-    *nparams = wk.off;
-    return wt.table;
+    return arch_table_of(layout_walk, d, ntensors, nparams);
 }
 
 Rwkv6 *rwkv6_create(const Rwkv6Dims *dims, int with_grads) {
@@ -136,9 +116,8 @@ void rwkv6_init_official(Rwkv6 *m, gsl_rng *rng) {
     const Rwkv6Dims *d = &m->d;
     const int C = d->C, L = d->L, V = d->V, Dm = d->Dm, Dd = d->Dd;
     memset(m->params, 0, m->nparams * sizeof(real));
-    for (size_t i = 0; i < (size_t)V * C; i++) m->w.emb[i] = (real)gsl_ran_flat(rng, -1e-4, 1e-4);
-    if (d->has_ln0)
-        for (int c = 0; c < C; c++) m->w.ln0_w[c] = 1;
+    const ArchEnds ends = ARCH_ENDS_OF(&m->w);
+    arch_init_first(&ends, V, C, rng);
     for (int l = 0; l < L; l++) {
         Rwkv6Layer *P = &m->w.layer[l];
         double r0 = L > 1 ? (double)l / (L - 1) : 0.0; /* L = 1: r0 = 0 (the official code divides by 0) */
@@ -169,8 +148,7 @@ void rwkv6_init_official(Rwkv6 *m, gsl_rng *rng) {
                 for (size_t i = 0; i < (size_t)C * d->conv; i++) cw[q][i] = (real)gsl_ran_flat(rng, -bnd, bnd);
         }
     }
-    for (int c = 0; c < C; c++) m->w.lnout_w[c] = 1;
-    arch_orthogonal_init(m->w.head, V, C, V > C ? 0.5 * sqrt((double)V / C) : 0.5, rng);
+    arch_init_last(&ends, V, C, rng);
 }
 
 /* ---- state ------------------------------------------------------------------------------------ */
@@ -267,17 +245,13 @@ typedef struct {
 } LayerActs;
 
 struct Rwkv6Acts {
-    size_t numel, cap;           /* reals the current shape uses / allocated */
-    real *buf;
+    size_t numel;                /* reals the current shape uses */
+    ArchBuf mem;                 /* the buffer and the tokens */
     LayerActs *la;               /* L */
     LayerActs dla;               /* gradients of one layer (same shapes), reused for every layer */
     real *ckpt;                  /* L x wkv6 checkpoints (NULL without backward) */
     size_t ckpt_layer;
-    real *emb, *ln0_m, *ln0_r;   /* (R,C) (R) (R): the raw embedding when ln0 exists */
-    real *x_fin, *lnf, *lnf_m, *lnf_r, *logits; /* (R,C) (R,C) (R) (R) (R,V) */
-    real *dx, *dlnf, *demb;      /* backward scratch (R,C) */
-    int *tokens;
-    size_t rows_cap;
+    ArchEndActs e;               /* embedding and head (arch_util.h) */
 };
 
 static void layer_layout(LayerActs *a, size_t *off, real *base, const Rwkv6Dims *d, int B, size_t R, int scratch) {
@@ -305,24 +279,18 @@ static void acts_layout(Rwkv6Acts *A, real *base, const Rwkv6Dims *d, int B, int
     for (int l = 0; l < d->L; l++) layer_layout(&A->la[l], &off, base, d, B, R, 0);
     memset(&A->dla, 0, sizeof A->dla);
     A->ckpt = NULL, A->ckpt_layer = 0;
-    A->dx = A->dlnf = A->demb = NULL;
     if (with_backward) {
         layer_layout(&A->dla, &off, base, d, B, R, 1);
         Wkv6Dims wd = {B, T, d->H, d->N, K};
         A->ckpt_layer = wkv6_ckpt_numel(&wd);
         A->ckpt = arch_carve(&off, base, A->ckpt_layer * d->L);
-        A->dx = arch_carve(&off, base, R * C), A->dlnf = arch_carve(&off, base, R * C);
-        A->demb = arch_carve(&off, base, R * C);
     }
-    A->emb = arch_carve(&off, base, R * C);
-    A->ln0_m = arch_carve(&off, base, R), A->ln0_r = arch_carve(&off, base, R);
-    A->x_fin = arch_carve(&off, base, R * C), A->lnf = arch_carve(&off, base, R * C);
-    A->lnf_m = arch_carve(&off, base, R), A->lnf_r = arch_carve(&off, base, R);
-    A->logits = arch_carve(&off, base, R * d->V);
+    arch_ends_carve_grad(&A->e, &off, base, R, C, with_backward);
+    arch_ends_carve(&A->e, &off, base, R, C, d->V);
     A->numel = off;
 }
 
-/* Carve the activations for (B,T,K); the buffer only grows, so varying lengths do not reallocate. */
+/* Carve the activations for (B,T,K) (the buffer only grows: arch_util.h's ArchBuf). */
 static void acts_ensure(Rwkv6 *m, int B, int T, int K) {
     if (m->acts && m->B == B && m->T == T && m->K == K) return;
     Rwkv6Acts *A = m->acts;
@@ -332,24 +300,15 @@ static void acts_ensure(Rwkv6 *m, int B, int T, int K) {
     }
     const int wb = m->grads != NULL;
     acts_layout(A, NULL, &m->d, B, T, K, wb);
-    if (A->numel > A->cap) {
-        free(A->buf);
-        A->buf = xmalloc(A->numel * sizeof(real));
-        A->cap = A->numel;
-    }
-    size_t R = (size_t)B * T;
-    if (R > A->rows_cap) {
-        free(A->tokens);
-        A->tokens = xmalloc(R * sizeof(int));
-        A->rows_cap = R;
-    }
-    acts_layout(A, A->buf, &m->d, B, T, K, wb);
+    arch_buf_reserve(&A->mem, A->numel, (size_t)B * T);
+    acts_layout(A, A->mem.buf, &m->d, B, T, K, wb);
     m->acts = A, m->B = B, m->T = T, m->K = K;
 }
 
 static void acts_free(Rwkv6Acts *A) {
     if (!A) return;
-    free(A->buf), free(A->la), free(A->tokens), free(A);
+    arch_buf_free(&A->mem);
+    free(A->la), free(A);
 }
 
 /* the trace's states: (B,T,H,N,N) [key][value] -> float, transposed to the common [value][key] */
@@ -370,27 +329,23 @@ static const real *rwkv6_forward(Rwkv6 *m, const int *tokens, int B, int T, cons
     CHECK(B >= 1 && T >= 1 && K >= 1, "RWKV-6 forward: bad shape B=%d T=%d K=%d", B, T, K);
     acts_ensure(m, B, T, K);
     Rwkv6Acts *A = m->acts;
-    memcpy(A->tokens, tokens, (size_t)R * sizeof(int));
+    memcpy(A->mem.tokens, tokens, (size_t)R * sizeof(int));
     m->head_last_only = f->head_last_only;
     const Rwkv6Weights *W = &m->w;
+    const ArchEnds ends = ARCH_ENDS_OF(W);
     const real *state_in = f->state_in;
     real *state_out = f->state_out;
     const ModelTrace *trace = f->trace;
 
     // x = emb[token]; x = LayerNorm(x; ln0) when present
-    if (d->has_ln0) {
-        embedding_forward(A->emb, tokens, W->emb, R, C);
-        norm_forward(A->la[0].x_in, A->ln0_m, A->ln0_r, A->emb, W->ln0_w, W->ln0_b, R, 1, C, LN_EPS);
-    } else {
-        embedding_forward(A->la[0].x_in, tokens, W->emb, R, C);
-    }
+    arch_embed_forward(A->la[0].x_in, &A->e, tokens, &ends, R, C);
     real *traj = NULL; /* (B,T,H,N,N) of one layer when tracing states */
     if (trace && trace->state) traj = xmalloc((size_t)R * H * N * N * sizeof(real));
 
     for (int l = 0; l < L; l++) {
         const Rwkv6Layer *P = &W->layer[l];
         LayerActs *a = &A->la[l];
-        real *x_next = l + 1 < L ? A->la[l + 1].x_in : A->x_fin;
+        real *x_next = l + 1 < L ? A->la[l + 1].x_in : A->e.x_fin;
         /* state_out may alias state_in: everything is read from state_in before this layer writes */
         const real *s_att = state_in ? rwkv6_state_att_prev(d, (real *)state_in, B, l) : NULL;
         const real *s_wkv = state_in ? rwkv6_state_wkv(d, (real *)state_in, B, l) : NULL;
@@ -471,18 +426,7 @@ static const real *rwkv6_forward(Rwkv6 *m, const int *tokens, int B, int T, cons
         }
     }
     free(traj);
-    if (f->head_last_only) { /* inference: only each sequence's last token, rows b*T + T-1 */
-        for (int b = 0; b < B; b++) {
-            size_t r = (size_t)b * T + T - 1;
-            norm_forward(A->lnf + r * C, A->lnf_m + r, A->lnf_r + r, A->x_fin + r * C, W->lnout_w, W->lnout_b, 1, 1,
-                         C, LN_EPS);
-            linear_forward(A->logits + r * V, A->lnf + r * C, W->head, NULL, 1, C, V);
-        }
-        return A->logits;
-    }
-    norm_forward(A->lnf, A->lnf_m, A->lnf_r, A->x_fin, W->lnout_w, W->lnout_b, R, 1, C, LN_EPS);
-    linear_forward(A->logits, A->lnf, W->head, NULL, R, C, V);
-    return A->logits;
+    return arch_head_forward(&A->e, &ends, B, T, C, V, f->head_last_only);
 }
 
 /* ---- backward -------------------------------------------------------------------------------------- */
@@ -499,11 +443,9 @@ static void rwkv6_backward(Rwkv6 *m, const real *dlogits) {
     CHECK(!m->head_last_only, "RWKV-6 backward after a head_last_only forward (inference mode)");
     CHECK(m->grads && A->ckpt, "RWKV-6 backward on a model without gradients (created for inference)");
 
+    const ArchEnds ends = ARCH_ENDS_OF(W), gends = ARCH_ENDS_OF(G);
     // fwd: logits = lnf head^T ; lnf = LN(x_fin; ln_out)
-    zero(A->dlnf, (size_t)R * C);
-    linear_backward(A->dlnf, G->head, NULL, dlogits, A->lnf, W->head, R, C, V);
-    zero(A->dx, (size_t)R * C);
-    norm_backward(A->dx, G->lnout_w, G->lnout_b, A->dlnf, A->x_fin, A->lnf_m, A->lnf_r, W->lnout_w, R, 1, C);
+    arch_head_backward(&A->e, &gends, dlogits, &ends, R, C, V);
 
     LayerActs *g = &A->dla;
     /* the gradient set of one layer is contiguous from x_in to the end of preD */
@@ -515,8 +457,8 @@ static void rwkv6_backward(Rwkv6 *m, const real *dlogits) {
         zero(g->x_in, dla_numel);
 
         // ---- ChannelMix. fwd: x_next = x_mid + frs * fv
-        memcpy(g->x_mid, A->dx, (size_t)R * C * sizeof(real));
-        mul_backward(g->frs, g->fv, A->dx, a->frs, a->fv, R * C);
+        memcpy(g->x_mid, A->e.dx, (size_t)R * C * sizeof(real));
+        mul_backward(g->frs, g->fv, A->e.dx, a->frs, a->fv, R * C);
         // fwd: frs = sigmoid(f_Wr fxr)
         zero(g->pre, (size_t)R * C);
         sigmoid_backward(g->pre, g->frs, a->frs, R * C);
@@ -583,16 +525,10 @@ static void rwkv6_backward(Rwkv6 *m, const real *dlogits) {
         mix_backward(g->ln1, g->prev1, Q->maa_x, g->xxx, a->ln1, a->prev1, P->maa_x, R, C);
         token_shift_backward(g->ln1, NULL, g->prev1, B, T, C);
         norm_backward(g->x_in, Q->ln1_w, Q->ln1_b, g->ln1, a->x_in, a->ln1_m, a->ln1_r, P->ln1_w, R, 1, C);
-        memcpy(A->dx, g->x_in, (size_t)R * C * sizeof(real));
+        memcpy(A->e.dx, g->x_in, (size_t)R * C * sizeof(real));
     }
     // fwd: x_in[0] = LN(emb[tokens]; ln0) or emb[tokens]
-    if (d->has_ln0) {
-        zero(A->demb, (size_t)R * C);
-        norm_backward(A->demb, G->ln0_w, G->ln0_b, A->dx, A->emb, A->ln0_m, A->ln0_r, W->ln0_w, R, 1, C);
-        embedding_backward(G->emb, A->demb, A->tokens, R, C, V);
-    } else {
-        embedding_backward(G->emb, A->dx, A->tokens, R, C, V);
-    }
+    arch_embed_backward(&gends, &A->e, A->e.dx, A->mem.tokens, &ends, R, C, V);
 }
 
 /* ---- the model interface (model.h) -------------------------------------------------------------------- */
@@ -759,7 +695,7 @@ static size_t arch_state_numel(const Model *mm, int B) { return rwkv6_state_nume
 static size_t arch_matrix_state(const Model *mm) { return (size_t)mm->L * mm->H * mm->N * mm->N; }
 static size_t arch_act_bytes(const Model *mm) {
     const Rwkv6 *m = mm->self;
-    return m->acts ? m->acts->cap * sizeof(real) + m->acts->rows_cap * sizeof(int) : 0;
+    return m->acts ? arch_buf_bytes(&m->acts->mem) : 0;
 }
 
 /* matmul: r k v g o (5 C^2), token-shift LoRA (C*5Dm + 5*Dm*C), decay LoRA (2 C Dd), FFN (2 C F + C^2),

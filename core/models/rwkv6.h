@@ -50,6 +50,7 @@ typedef struct {
     Rwkv6Layer *layer;            /* L entries */
     real *lnout_w, *lnout_b;      /* (C) */
     real *head;                   /* (V,C) */
+    real *head_b;                 /* always NULL: x060 has no head bias (the skeleton's field, arch_util.h) */
 } Rwkv6Weights;
 
 typedef struct Rwkv6Acts Rwkv6Acts;

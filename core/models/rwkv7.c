@@ -23,28 +23,15 @@
 /* Visit every tensor in checkpoint order. wts (may be NULL) receives pointers into wk->base. */
 static void rwkv7_layout(const Rwkv7Dims *d, ParamWalk *wk, Rwkv7Weights *wts) {
     const int V = d->V, C = d->C, F = d->F;
-    char nm[64];
     Rwkv7Weights dummy_w;
     Rwkv7Layer dummy_l;
     Rwkv7Weights *W = wts ? wts : &dummy_w;
-#define ADD(field, ndim, a, b, c, dec, ...)                 \
-    do {                                                    \
-        snprintf(nm, sizeof nm, __VA_ARGS__);               \
-        field = arch_walk_add(wk, nm, ndim, a, b, c, dec);  \
-    } while (0)
-    ADD(W->emb, 2, V, C, 0, 1, "emb.weight");
-    W->ln0_w = W->ln0_b = NULL;
-    if (d->has_ln0) {
-        ADD(W->ln0_w, 1, C, 0, 0, 0, "blocks.0.ln0.weight");
-        ADD(W->ln0_b, 1, C, 0, 0, 0, "blocks.0.ln0.bias");
-    }
+#define ADD(field, ndim, a, b, c, dec, ...) field = arch_walk_addf(wk, ndim, a, b, c, dec, __VA_ARGS__)
+    arch_layout_first(wk, V, C, d->has_ln0, &W->emb, &W->ln0_w, &W->ln0_b);
     for (int l = 0; l < d->L; l++) {
         Rwkv7Layer *P = wts ? &wts->layer[l] : &dummy_l;
         memset(P, 0, sizeof *P);
-        ADD(P->ln1_w, 1, C, 0, 0, 0, "blocks.%d.ln1.weight", l);
-        ADD(P->ln1_b, 1, C, 0, 0, 0, "blocks.%d.ln1.bias", l);
-        ADD(P->ln2_w, 1, C, 0, 0, 0, "blocks.%d.ln2.weight", l);
-        ADD(P->ln2_b, 1, C, 0, 0, 0, "blocks.%d.ln2.bias", l);
+        arch_layout_block_norms(wk, l, C, &P->ln1_w, &P->ln1_b, &P->ln2_w, &P->ln2_b);
         ADD(P->x_r, 3, 1, 1, C, 0, "blocks.%d.att.x_r", l);
         ADD(P->x_w, 3, 1, 1, C, 0, "blocks.%d.att.x_w", l);
         ADD(P->x_k, 3, 1, 1, C, 0, "blocks.%d.att.x_k", l);
@@ -77,19 +64,13 @@ static void rwkv7_layout(const Rwkv7Dims *d, ParamWalk *wk, Rwkv7Weights *wts) {
         if (d->bias & RWKV7_BIAS_O) ADD(P->bo, 1, C, 0, 0, 0, "blocks.%d.att.output.bias", l);
         ADD(P->lnx_w, 1, C, 0, 0, 0, "blocks.%d.att.ln_x.weight", l);
         ADD(P->lnx_b, 1, C, 0, 0, 0, "blocks.%d.att.ln_x.bias", l);
-        ADD(P->f_xk, 3, 1, 1, C, 0, "blocks.%d.ffn.x_k", l);
-        ADD(P->f_Wk, 2, F, C, 0, 1, "blocks.%d.ffn.key.weight", l);
-        if (d->bias & RWKV7_BIAS_FK) ADD(P->f_bk, 1, F, 0, 0, 0, "blocks.%d.ffn.key.bias", l);
-        ADD(P->f_Wv, 2, C, F, 0, 1, "blocks.%d.ffn.value.weight", l);
-        if (d->bias & RWKV7_BIAS_FV) ADD(P->f_bv, 1, C, 0, 0, 0, "blocks.%d.ffn.value.bias", l);
+        arch_layout_ffn(wk, l, C, F, d->bias & RWKV7_BIAS_FK, d->bias & RWKV7_BIAS_FV, &P->f_xk, &P->f_Wk, &P->f_bk,
+                        &P->f_Wv, &P->f_bv);
     }
-    ADD(W->lnout_w, 1, C, 0, 0, 0, "ln_out.weight");
-    ADD(W->lnout_b, 1, C, 0, 0, 0, "ln_out.bias");
-    ADD(W->head, 2, V, C, 0, 1, "head.weight");
-    W->head_b = NULL;
-    if (d->bias & RWKV7_BIAS_HEAD) ADD(W->head_b, 1, V, 0, 0, 0, "head.bias");
+    arch_layout_last(wk, V, C, d->bias & RWKV7_BIAS_HEAD, &W->lnout_w, &W->lnout_b, &W->head, &W->head_b);
 #undef ADD
 }
+static void layout_walk(const void *d, ParamWalk *wk) { rwkv7_layout(d, wk, NULL); }
 
 void rwkv7_default_ranks(Rwkv7Dims *d) {
     double s = sqrt((double)d->C);
@@ -116,13 +97,7 @@ static void resolve_dims(Rwkv7Dims *d) {
 
 ParamTensor *rwkv7_tensor_table(Rwkv7Dims *d, int *ntensors, size_t *nparams) {
     resolve_dims(d);
-    ParamWalk wk = {0};
-    rwkv7_layout(d, &wk, NULL);
-    ParamWalk wt = {.table = xcalloc(wk.n, sizeof(ParamTensor))};
-    rwkv7_layout(d, &wt, NULL);
-    *ntensors = wk.n;
-    *nparams = wk.off;
-    return wt.table;
+    return arch_table_of(layout_walk, d, ntensors, nparams);
 }
 
 static Rwkv7 *create(const Rwkv7Dims *dims, int with_grads) {
@@ -169,9 +144,8 @@ void rwkv7_init_official(Rwkv7 *m, gsl_rng *rng) {
     const Rwkv7Dims *d = &m->d;
     const int C = d->C, L = d->L, N = d->N, V = d->V;
     memset(m->params, 0, m->nparams * sizeof(real));
-    for (size_t i = 0; i < (size_t)V * C; i++) m->w.emb[i] = (real)gsl_ran_flat(rng, -1e-4, 1e-4);
-    if (d->has_ln0)
-        for (int c = 0; c < C; c++) m->w.ln0_w[c] = 1;
+    const ArchEnds ends = ARCH_ENDS_OF(&m->w);
+    arch_init_first(&ends, V, C, rng);
     for (int l = 0; l < L; l++) {
         Rwkv7Layer *P = &m->w.layer[l];
         double r0 = L > 1 ? (double)l / (L - 1) : 0.0; /* L = 1: r0 = 0 (official code cannot build it) */
@@ -191,9 +165,9 @@ void rwkv7_init_official(Rwkv7 *m, gsl_rng *rng) {
             P->k_a[n] = (real)1.02;
             P->r_k[n] = (real)-0.04;
             P->lnx_w[n] = (real)pow((1.0 + l) / L, 0.7);
-            P->f_xk[n] = (real)(1 - pow(ddd, pow(r1, 4)));
             P->ln1_w[n] = P->ln2_w[n] = 1;
         }
+        arch_init_ffn_mix(P->f_xk, l, L, C);
         arch_orthogonal_init(P->w2, d->Dw, C, lora_gain(d->Dw, C), rng);
         arch_orthogonal_init(P->a2, d->Da, C, lora_gain(d->Da, C), rng);
         if (P->v2) arch_orthogonal_init(P->v2, d->Dv, C, lora_gain(d->Dv, C), rng);
@@ -204,8 +178,7 @@ void rwkv7_init_official(Rwkv7 *m, gsl_rng *rng) {
         arch_orthogonal_init(P->f_Wk, d->F, C, 1.0, rng);
         /* w1, a1, v1, g1, Wo, f_Wv stay zero */
     }
-    for (int c = 0; c < C; c++) m->w.lnout_w[c] = 1;
-    arch_orthogonal_init(m->w.head, V, C, V > C ? 0.5 * sqrt((double)V / C) : 0.5, rng);
+    arch_init_last(&ends, V, C, rng);
 }
 
 /* ---- state ----------------------------------------------------------------------------------- */
@@ -234,23 +207,19 @@ typedef struct {
     real *vh, *vgate, *vv;                                /* (R,Dv) (R,C) (R,C) */
     real *kk, *kkn, *knew;                                /* (R,C) (R,H) (R,C) */
     real *y, *gn, *gn_m, *gn_r, *yb, *yg;                 /* (R,C) (R,C) (R,H) (R,H) (R,C) (R,C) */
-    real *x_mid, *ln2, *ln2_m, *ln2_r, *prev2, *fxk;      /* (R,C) ... */
-    real *fk, *fr;                                        /* (R,F) */
+    ArchFfnActs f;                                        /* the FFN: x_mid (its input) .. fr */
     real *pre, *preD;                                     /* gradient scratch only: (R,C) (R,Dmax) */
 } LayerActs;
 
 struct Rwkv7Acts {
-    size_t numel;
-    real *buf;
+    size_t numel;                /* reals the current shape uses */
+    ArchBuf mem;                 /* the buffer and the tokens */
     LayerActs *la;               /* L */
     LayerActs dla;               /* gradient scratch for one layer (same shapes) */
     real *ckpt;                  /* L x wkv7 checkpoint */
     size_t ckpt_layer;
-    real *emb, *ln0_m, *ln0_r;   /* (R,C) raw embedding when ln0 exists */
-    real *x_fin, *lnf, *lnf_m, *lnf_r, *logits;      /* (R,C) ... (R,V) */
-    real *dx, *dvfirst, *dlnf, *demb;                /* backward scratch */
-    int *tokens;
-    size_t cap, rows_cap;        /* allocated reals / rows */
+    ArchEndActs e;               /* embedding and head (arch_util.h) */
+    real *dvfirst;               /* backward scratch (R,C) */
 };
 
 static int lora_max_rank(const Rwkv7Dims *d) {
@@ -274,8 +243,7 @@ static void layer_acts_layout(LayerActs *a, size_t *off, real *base, const Rwkv7
     a->vh = arch_carve(off, base, R * d->Dv), RC(vgate), RC(vv);
     RC(kk), a->kkn = arch_carve(off, base, R * H), RC(knew);
     RC(y), RC(gn), a->gn_m = arch_carve(off, base, R * H), a->gn_r = arch_carve(off, base, R * H), RC(yb), RC(yg);
-    RC(x_mid), RC(ln2), a->ln2_m = arch_carve(off, base, R), a->ln2_r = arch_carve(off, base, R), RC(prev2), RC(fxk);
-    a->fk = arch_carve(off, base, R * d->F), a->fr = arch_carve(off, base, R * d->F);
+    arch_ffn_carve(&a->f, off, base, R, d->C, d->F);
     a->pre = a->preD = NULL;
     if (with_scratch) RC(pre), a->preD = arch_carve(off, base, R * Dmax);
 #undef RC
@@ -290,26 +258,19 @@ static void acts_layout(Rwkv7Acts *A, real *base, const Rwkv7Dims *d, int B, int
     Wkv7Dims wd = {B, T, d->H, d->N, K, d->N};
     A->ckpt_layer = wkv7_ckpt_numel(&wd);
     A->ckpt = arch_carve(&off, base, A->ckpt_layer * d->L);
-    A->emb = arch_carve(&off, base, R * C);
-    A->ln0_m = arch_carve(&off, base, R), A->ln0_r = arch_carve(&off, base, R);
-    A->x_fin = arch_carve(&off, base, R * C), A->lnf = arch_carve(&off, base, R * C);
-    A->lnf_m = arch_carve(&off, base, R), A->lnf_r = arch_carve(&off, base, R);
-    A->logits = arch_carve(&off, base, R * V);
-    A->dx = A->dvfirst = A->dlnf = A->demb = NULL;
-    if (with_backward) {
-        A->dx = arch_carve(&off, base, R * C), A->dvfirst = arch_carve(&off, base, R * C);
-        A->dlnf = arch_carve(&off, base, R * C), A->demb = arch_carve(&off, base, R * C);
-    }
+    arch_ends_carve(&A->e, &off, base, R, C, V);
+    arch_ends_carve_grad(&A->e, &off, base, R, C, with_backward);
+    A->dvfirst = with_backward ? arch_carve(&off, base, R * C) : NULL;
     A->numel = off;
 }
 
 static void acts_free(Rwkv7Acts *A) {
     if (!A) return;
-    free(A->buf), free(A->la), free(A->tokens), free(A);
+    arch_buf_free(&A->mem);
+    free(A->la), free(A);
 }
 
-/* Carve the activation buffer for (B,T,K). The buffer only grows (capacity kept across calls), so
- * inference with varying lengths does not reallocate; the forward writes every activation it reads. */
+/* Carve the activation buffer for (B,T,K) (it only grows: arch_util.h's ArchBuf). */
 static void acts_ensure(Rwkv7 *m, int B, int T, int K) {
     if (m->acts && m->B == B && m->T == T && m->K == K) return;
     Rwkv7Acts *A = m->acts;
@@ -317,27 +278,13 @@ static void acts_ensure(Rwkv7 *m, int B, int T, int K) {
         A = xcalloc(1, sizeof *A);
         A->la = xcalloc(m->d.L, sizeof(LayerActs));
     }
-    size_t cap = A->numel;
     acts_layout(A, NULL, &m->d, B, T, K, m->grads != NULL);
-    size_t R = (size_t)B * T;
-    if (A->numel > cap || !A->buf) {
-        free(A->buf), free(A->tokens);
-        A->buf = xmalloc(A->numel * sizeof(real));
-        A->tokens = xmalloc(R * sizeof(int));
-        A->rows_cap = R;
-        cap = A->numel;
-    } else if (R > A->rows_cap) {
-        A->tokens = realloc(A->tokens, R * sizeof(int));
-        CHECK(A->tokens, "out of memory for %zu rows", R);
-        A->rows_cap = R;
-    }
-    acts_layout(A, A->buf, &m->d, B, T, K, m->grads != NULL);
-    A->cap = cap > A->numel ? cap : A->numel;
-    A->numel = A->cap;
+    arch_buf_reserve(&A->mem, A->numel, (size_t)B * T);
+    acts_layout(A, A->mem.buf, &m->d, B, T, K, m->grads != NULL);
     m->acts = A, m->B = B, m->T = T, m->K = K;
 }
 
-size_t rwkv7_act_bytes(const Rwkv7 *m) { return m->acts ? m->acts->numel * sizeof(real) : 0; }
+size_t rwkv7_act_bytes(const Rwkv7 *m) { return m->acts ? m->acts->mem.cap * sizeof(real) : 0; }
 
 size_t rwkv7_act_numel(const Rwkv7Dims *dims, int B, int T, int K, int with_backward) {
     Rwkv7Dims d = *dims;
@@ -385,7 +332,7 @@ const real *rwkv7_forward(Rwkv7 *m, const int *tokens, int B, int T, int K, cons
               tokens[i], i, V);
     acts_ensure(m, B, T, K);
     Rwkv7Acts *A = m->acts;
-    memcpy(A->tokens, tokens, (size_t)R * sizeof(int));
+    memcpy(A->mem.tokens, tokens, (size_t)R * sizeof(int));
 #ifdef _OPENMP
     /* Small calls (scoring a few tokens) run our loops on one thread: waking the team for each of the
      * ~60 parallel regions costs more than the work (measured 2x on lm-eval scoring of small models).
@@ -394,21 +341,17 @@ const real *rwkv7_forward(Rwkv7 *m, const int *tokens, int B, int T, int K, cons
     if ((long)R * C < RWKV7_PAR_MIN) omp_set_num_threads(1);
 #endif
     const Rwkv7Weights *W = &m->w;
+    const ArchEnds ends = ARCH_ENDS_OF(W);
 
     // x = emb[token]; x = LayerNorm(x; ln0) when present
-    if (d->has_ln0) {
-        embedding_forward(A->emb, tokens, W->emb, R, C);
-        norm_forward(A->la[0].x_in, A->ln0_m, A->ln0_r, A->emb, W->ln0_w, W->ln0_b, R, 1, C, LN_EPS);
-    } else {
-        embedding_forward(A->la[0].x_in, tokens, W->emb, R, C);
-    }
+    arch_embed_forward(A->la[0].x_in, &A->e, tokens, &ends, R, C);
     real *traj = NULL; /* (B,T,H,N,N) per layer when tracing states */
     if (trace && trace->state) traj = xmalloc((size_t)R * H * N * N * sizeof(real));
 
     for (int l = 0; l < L; l++) {
         const Rwkv7Layer *P = &W->layer[l];
         LayerActs *a = &A->la[l];
-        real *x_next = l + 1 < L ? A->la[l + 1].x_in : A->x_fin;
+        real *x_next = l + 1 < L ? A->la[l + 1].x_in : A->e.x_fin;
         const real *s_att = state_in ? rwkv7_state_att_prev(d, (real *)state_in, B, l) : NULL;
         const real *s_wkv = state_in ? rwkv7_state_wkv(d, (real *)state_in, B, l) : NULL;
         const real *s_ffn = state_in ? rwkv7_state_ffn_prev(d, (real *)state_in, B, l) : NULL;
@@ -461,22 +404,14 @@ const real *rwkv7_forward(Rwkv7 *m, const int *tokens, int B, int T, int K, cons
         norm_forward(a->gn, a->gn_m, a->gn_r, a->y, P->lnx_w, P->lnx_b, R, H, N, GN_EPS);
         bonus_forward(a->yb, a->gn, a->r, a->knew, a->vv, P->r_k, R, H, N);
         mul_forward(a->yg, a->yb, a->g, R * C);
-        linear_forward(a->x_mid, a->yg, P->Wo, P->bo, R, C, C);
-        for (size_t i = 0; i < (size_t)R * C; i++) a->x_mid[i] += a->x_in[i];
+        linear_forward(a->f.x_mid, a->yg, P->Wo, P->bo, R, C, C);
+        for (size_t i = 0; i < (size_t)R * C; i++) a->f.x_mid[i] += a->x_in[i];
 
-        // ---- ChannelMix
-        norm_forward(a->ln2, a->ln2_m, a->ln2_r, a->x_mid, P->ln2_w, P->ln2_b, R, 1, C, LN_EPS);
-        token_shift_forward(a->prev2, a->ln2, s_ffn, B, T, C);
-        mix_forward(a->fxk, a->ln2, a->prev2, P->f_xk, R, C);
-        linear_forward(a->fk, a->fxk, P->f_Wk, P->f_bk, R, C, F);
-        relu2_forward(a->fr, a->fk, R * F);
-        linear_forward(x_next, a->fr, P->f_Wv, P->f_bv, R, F, C);
-        for (size_t i = 0; i < (size_t)R * C; i++) x_next[i] += a->x_mid[i];
-
-        if (state_out) {
-            arch_copy_last_token(rwkv7_state_att_prev(d, state_out, B, l), a->ln1, B, T, C);
-            arch_copy_last_token(rwkv7_state_ffn_prev(d, state_out, B, l), a->ln2, B, T, C);
-        }
+        // ---- ChannelMix (arch_util.h)
+        const ArchFfn fw = ARCH_FFN_OF(P);
+        arch_ffn_forward(x_next, &a->f, &fw, s_ffn, state_out ? rwkv7_state_ffn_prev(d, state_out, B, l) : NULL, B,
+                         T, C, F);
+        if (state_out) arch_copy_last_token(rwkv7_state_att_prev(d, state_out, B, l), a->ln1, B, T, C);
         if (trace) {
             size_t o = (size_t)l * R * C;
             if (trace->decay) arch_to_float(trace->decay + o, a->w, (size_t)R * C);
@@ -489,19 +424,7 @@ const real *rwkv7_forward(Rwkv7 *m, const int *tokens, int B, int T, int K, cons
 #ifdef _OPENMP
     omp_set_num_threads(saved_threads);
 #endif
-    if (m->head_last_only) {
-        /* only the last token of each sequence: rows b*T + T-1 */
-        for (int b = 0; b < B; b++) {
-            size_t r = (size_t)b * T + T - 1;
-            norm_forward(A->lnf + r * C, A->lnf_m + r, A->lnf_r + r, A->x_fin + r * C, W->lnout_w, W->lnout_b, 1, 1,
-                         C, LN_EPS);
-            linear_forward(A->logits + r * V, A->lnf + r * C, W->head, W->head_b, 1, C, V);
-        }
-        return A->logits;
-    }
-    norm_forward(A->lnf, A->lnf_m, A->lnf_r, A->x_fin, W->lnout_w, W->lnout_b, R, 1, C, LN_EPS);
-    linear_forward(A->logits, A->lnf, W->head, W->head_b, R, C, V);
-    return A->logits;
+    return arch_head_forward(&A->e, &ends, B, T, C, V, m->head_last_only);
 }
 
 /* ---- backward -------------------------------------------------------------------------------- */
@@ -518,11 +441,9 @@ void rwkv7_backward(Rwkv7 *m, const real *dlogits) {
     CHECK(!m->head_last_only, "rwkv7_backward after a head_last_only forward (inference mode)");
     CHECK(m->grads, "rwkv7_backward on a model made by rwkv7_create_inference (no gradient buffer)");
 
+    const ArchEnds ends = ARCH_ENDS_OF(W), gends = ARCH_ENDS_OF(G);
     // fwd: logits = lnf head^T; lnf = LN(x_fin)   (dlogits from the shared loss, model.c)
-    zero(A->dlnf, (size_t)R * C);
-    linear_backward(A->dlnf, G->head, G->head_b, dlogits, A->lnf, W->head, R, C, V);
-    zero(A->dx, (size_t)R * C);
-    norm_backward(A->dx, G->lnout_w, G->lnout_b, A->dlnf, A->x_fin, A->lnf_m, A->lnf_r, W->lnout_w, R, 1, C);
+    arch_head_backward(&A->e, &gends, dlogits, &ends, R, C, V);
     zero(A->dvfirst, (size_t)R * C);
 
     LayerActs *g = &A->dla;
@@ -533,18 +454,13 @@ void rwkv7_backward(Rwkv7 *m, const real *dlogits) {
         Rwkv7Layer *Q = &G->layer[l];
         const LayerActs *a = &A->la[l];
         zero(g->x_in, dla_numel);
-        // ---- ChannelMix. fwd: x_next = x_mid + f_Wv relu(f_Wk fxk)^2 ; fxk = mix(ln2, prev2)
-        memcpy(g->x_mid, A->dx, (size_t)R * C * sizeof(real));
-        linear_backward(g->fr, Q->f_Wv, Q->f_bv, A->dx, a->fr, P->f_Wv, R, F, C);
-        relu2_backward(g->fk, g->fr, a->fk, R * F);
-        linear_backward(g->fxk, Q->f_Wk, Q->f_bk, g->fk, a->fxk, P->f_Wk, R, C, F);
-        mix_backward(g->ln2, g->prev2, Q->f_xk, g->fxk, a->ln2, a->prev2, P->f_xk, R, C);
-        token_shift_backward(g->ln2, NULL, g->prev2, B, T, C);
-        norm_backward(g->x_mid, Q->ln2_w, Q->ln2_b, g->ln2, a->x_mid, a->ln2_m, a->ln2_r, P->ln2_w, R, 1, C);
+        // ---- ChannelMix. fwd: x_next = x_mid + FFN(x_mid)   (arch_util.h)
+        const ArchFfn fw = ARCH_FFN_OF(P), fg = ARCH_FFN_OF(Q);
+        arch_ffn_backward(&g->f, &fg, A->e.dx, &a->f, &fw, B, T, C, F);
 
         // ---- TimeMix. fwd: x_mid = x_in + Wo (yb * g)
-        memcpy(g->x_in, g->x_mid, (size_t)R * C * sizeof(real));
-        linear_backward(g->yg, Q->Wo, Q->bo, g->x_mid, a->yg, P->Wo, R, C, C);
+        memcpy(g->x_in, g->f.x_mid, (size_t)R * C * sizeof(real));
+        linear_backward(g->yg, Q->Wo, Q->bo, g->f.x_mid, a->yg, P->Wo, R, C, C);
         mul_backward(g->yb, g->g, g->yg, a->yb, a->g, R * C);
         // fwd: yb = GN(y) + (sum r k r_k) v
         bonus_backward(g->gn, g->r, g->knew, g->vv, Q->r_k, g->yb, a->r, a->knew, a->vv, P->r_k, R, H, N);
@@ -600,16 +516,10 @@ void rwkv7_backward(Rwkv7 *m, const real *dlogits) {
         mix_backward(g->ln1, g->prev1, Q->x_g, g->xg, a->ln1, a->prev1, P->x_g, R, C);
         token_shift_backward(g->ln1, NULL, g->prev1, B, T, C);
         norm_backward(g->x_in, Q->ln1_w, Q->ln1_b, g->ln1, a->x_in, a->ln1_m, a->ln1_r, P->ln1_w, R, 1, C);
-        memcpy(A->dx, g->x_in, (size_t)R * C * sizeof(real));
+        memcpy(A->e.dx, g->x_in, (size_t)R * C * sizeof(real));
     }
     // fwd: x_in[0] = LN(emb[tokens]; ln0) or emb[tokens]
-    if (d->has_ln0) {
-        zero(A->demb, (size_t)R * C);
-        norm_backward(A->demb, G->ln0_w, G->ln0_b, A->dx, A->emb, A->ln0_m, A->ln0_r, W->ln0_w, R, 1, C);
-        embedding_backward(G->emb, A->demb, A->tokens, R, C, V);
-    } else {
-        embedding_backward(G->emb, A->dx, A->tokens, R, C, V);
-    }
+    arch_embed_backward(&gends, &A->e, A->e.dx, A->mem.tokens, &ends, R, C, V);
 }
 
 /* ---- the model interface (model.h) ------------------------------------------------------------ */
@@ -685,7 +595,7 @@ static size_t arch_state_numel(const Model *mm, int B) { return rwkv7_state_nume
 static size_t arch_matrix_state(const Model *mm) { return (size_t)mm->L * mm->H * mm->N * mm->N; }
 static size_t arch_act_bytes(const Model *mm) {
     const Rwkv7 *m = mm->self;
-    return m->acts ? rwkv7_act_bytes(m) + m->acts->rows_cap * sizeof(int) : 0;
+    return m->acts ? arch_buf_bytes(&m->acts->mem) : 0;
 }
 /* keys only RWKV-7 files have (any one: a file missing some is still reported as an incomplete RWKV-7) */
 static int arch_recognise(const TensorFile *tf) {

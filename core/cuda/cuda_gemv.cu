@@ -110,9 +110,12 @@ template int gemv_lin_launch<__nv_bfloat16>(cudaStream_t, const GemvJobs<__nv_bf
                                             int, float);
 
 /* ---- few-row products with W(NI,NO) row-major (the LoRA factors): out(R,NO) = in(R,NI) W ------------------
- * Block: 64 output columns of one job (lane: 2 adjacent columns, one 2-element load per W row), 8 warps
- * splitting the rows of W; the warps' partial sums are added in a fixed order through shared memory. Up to
- * 4 jobs of their own shapes in one launch (blockIdx.y): the four LoRA products of a layer. */
+ * Block: 64 output columns of one job (lane: 2 adjacent columns, one 2-element load per W row) and one slice
+ * of KR rows of W (8 warps splitting it). With NI = C rows and NO = rank columns (the first factors) a
+ * single slice per column block would leave ~16 blocks walking 2048 rows each; so the rows are split over
+ * KS = ceil(NI / 256) blocks: each writes its partial sums to scratch, and the last block of a column block
+ * to finish (a counter, reset by that block) adds the KS partials in slice order (deterministic). Up to 4
+ * jobs of their own shapes in one launch (blockIdx.z): the four LoRA products of a layer. */
 template <typename T> __device__ __forceinline__ float2 load2(const T *p);
 template <> __device__ __forceinline__ float2 load2<float>(const float *p) { return __ldg(reinterpret_cast<const float2 *>(p)); }
 template <> __device__ __forceinline__ float2 load2<__nv_bfloat16>(const __nv_bfloat16 *p) {
@@ -122,27 +125,28 @@ template <> __device__ __forceinline__ float2 load2<__half>(const __half *p) {
     return __half22float2(__ldg(reinterpret_cast<const __half2 *>(p)));
 }
 
+#define GEMV_KR 256 /* rows of W per block */
+
 template <typename T, int RM>
 __global__ void __launch_bounds__(256) k_gemv_mat(GemvMatJobs<T> jobs, int R) {
     __shared__ float part[8][RM][64];
-    const int jb = blockIdx.y, lane = threadIdx.x & 31, wp = threadIdx.x >> 5;
+    __shared__ int last;
+    const int jb = blockIdx.z, lane = threadIdx.x & 31, wp = threadIdx.x >> 5, ks = blockIdx.y, cb = blockIdx.x;
     /* selects, not a runtime index into the parameter struct (that would copy it to local memory) */
-    const int NI = jb == 0 ? jobs.j[0].NI : jb == 1 ? jobs.j[1].NI : jb == 2 ? jobs.j[2].NI : jobs.j[3].NI;
-    const int NO = jb == 0 ? jobs.j[0].NO : jb == 1 ? jobs.j[1].NO : jb == 2 ? jobs.j[2].NO : jobs.j[3].NO;
-    const int ldi = jb == 0 ? jobs.j[0].ldi : jb == 1 ? jobs.j[1].ldi : jb == 2 ? jobs.j[2].ldi : jobs.j[3].ldi;
-    const int ldo = jb == 0 ? jobs.j[0].ldo : jb == 1 ? jobs.j[1].ldo : jb == 2 ? jobs.j[2].ldo : jobs.j[3].ldo;
-    const T *W = jb == 0 ? jobs.j[0].W : jb == 1 ? jobs.j[1].W : jb == 2 ? jobs.j[2].W : jobs.j[3].W;
-    const T *x = jb == 0 ? jobs.j[0].in : jb == 1 ? jobs.j[1].in : jb == 2 ? jobs.j[2].in : jobs.j[3].in;
-    float *out = jb == 0 ? jobs.j[0].out : jb == 1 ? jobs.j[1].out : jb == 2 ? jobs.j[2].out : jobs.j[3].out;
-    const int n0 = blockIdx.x * 64;
-    if (n0 >= NO) return; /* the whole block: this job has fewer columns */
-    const int n = n0 + 2 * lane;
+#define PICK(f) (jb == 0 ? jobs.j[0].f : jb == 1 ? jobs.j[1].f : jb == 2 ? jobs.j[2].f : jobs.j[3].f)
+    const int NI = PICK(NI), NO = PICK(NO), ldi = PICK(ldi), ldo = PICK(ldo), slot = PICK(slot), cslot = PICK(cslot);
+    const T *W = PICK(W), *x = PICK(in);
+    float *out = PICK(out);
+#undef PICK
+    const int n0 = cb * 64, KS = (NI + GEMV_KR - 1) / GEMV_KR;
+    if (n0 >= NO || ks >= KS) return; /* the whole block: this job has fewer columns or rows */
+    const int n = n0 + 2 * lane, k1 = min(NI, (ks + 1) * GEMV_KR);
     float2 acc[RM];
 #pragma unroll
     for (int r = 0; r < RM; r++) acc[r] = make_float2(0.f, 0.f);
     if (n < NO)
 #pragma unroll 4
-        for (int k = wp; k < NI; k += 8) {
+        for (int k = ks * GEMV_KR + wp; k < k1; k += 8) {
             const float2 w2 = load2<T>(W + (size_t)k * NO + n);
 #pragma unroll
             for (int r = 0; r < RM; r++) {
@@ -154,26 +158,54 @@ __global__ void __launch_bounds__(256) k_gemv_mat(GemvMatJobs<T> jobs, int R) {
 #pragma unroll
     for (int r = 0; r < RM; r++) part[wp][r][2 * lane] = acc[r].x, part[wp][r][2 * lane + 1] = acc[r].y;
     __syncthreads();
+    float *gp = jobs.part + ((size_t)slot + (size_t)cb * KS) * 8 * 64; /* this column block's KS partials */
+    for (int e = threadIdx.x; e < R * 64; e += 256) {
+        const int r = e / 64, c = e % 64;
+        float s = 0.f;
+#pragma unroll
+        for (int q = 0; q < 8; q++) s += part[q][r][c];
+        if (KS == 1) {
+            if (n0 + c < NO) out[(size_t)r * ldo + n0 + c] = s;
+        } else {
+            gp[((size_t)ks * 8 + r) * 64 + c] = s;
+        }
+    }
+    if (KS == 1) return;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        const unsigned done = atomicAdd(jobs.cnt + cslot + cb, 1u);
+        last = done == (unsigned)KS - 1;
+        if (last) jobs.cnt[cslot + cb] = 0; /* ready for the next launch */
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
     for (int e = threadIdx.x; e < R * 64; e += 256) {
         const int r = e / 64, c = e % 64;
         if (n0 + c >= NO) continue;
         float s = 0.f;
-#pragma unroll
-        for (int q = 0; q < 8; q++) s += part[q][r][c];
+        for (int q = 0; q < KS; q++) s += __ldcg(gp + ((size_t)q * 8 + r) * 64 + c);
         out[(size_t)r * ldo + n0 + c] = s;
     }
 }
 
 template <typename T>
-int gemv_mat_launch(cudaStream_t st, const GemvMatJobs<T> &jobs, int njobs, int R) {
-    if (R < 1 || R > 8 || njobs < 1 || njobs > 4) return -1;
-    int maxno = 0;
+int gemv_mat_launch(cudaStream_t st, GemvMatJobs<T> jobs, int njobs, int R) {
+    if (R < 1 || R > 8 || njobs < 1 || njobs > 4 || !jobs.part || !jobs.cnt) return -1;
+    int maxno = 0, maxks = 0;
+    size_t slot = 0, cslot = 0; /* partial-sum blocks of 8 x 64 floats, counters */
     for (int j = 0; j < njobs; j++) {
-        const GemvMatJob<T> &J = jobs.j[j];
+        GemvMatJob<T> &J = jobs.j[j];
+        const int ks = (J.NI + GEMV_KR - 1) / GEMV_KR, ncb = (J.NO + 63) / 64;
         if (J.NO % 2 || (uintptr_t)J.W % (2 * sizeof(T)) || J.NI < 1) return -1;
+        J.slot = (int)slot, J.cslot = (int)cslot;
+        if (ks > 1) slot += (size_t)ncb * ks, cslot += ncb;
         maxno = J.NO > maxno ? J.NO : maxno;
+        maxks = ks > maxks ? ks : maxks;
     }
-    const dim3 grid((maxno + 63) / 64, njobs);
+    if (slot * 8 * 64 > GEMV_SCRATCH_FLOATS || cslot > GEMV_MAX_COUNTERS) return -1;
+    const dim3 grid((maxno + 63) / 64, maxks, njobs);
     if (R == 1) k_gemv_mat<T, 1><<<grid, 256, 0, st>>>(jobs, R);
     else if (R == 2) k_gemv_mat<T, 2><<<grid, 256, 0, st>>>(jobs, R);
     else if (R <= 4) k_gemv_mat<T, 4><<<grid, 256, 0, st>>>(jobs, R);
@@ -182,6 +214,6 @@ int gemv_mat_launch(cudaStream_t st, const GemvMatJobs<T> &jobs, int njobs, int 
     return 0;
 }
 
-template int gemv_mat_launch<float>(cudaStream_t, const GemvMatJobs<float> &, int, int);
-template int gemv_mat_launch<__half>(cudaStream_t, const GemvMatJobs<__half> &, int, int);
-template int gemv_mat_launch<__nv_bfloat16>(cudaStream_t, const GemvMatJobs<__nv_bfloat16> &, int, int);
+template int gemv_mat_launch<float>(cudaStream_t, GemvMatJobs<float>, int, int);
+template int gemv_mat_launch<__half>(cudaStream_t, GemvMatJobs<__half>, int, int);
+template int gemv_mat_launch<__nv_bfloat16>(cudaStream_t, GemvMatJobs<__nv_bfloat16>, int, int);

@@ -75,20 +75,26 @@ int gemv_lin_launch(cudaStream_t st, const GemvJobs<T> &jobs, int njobs, int ldo
 
 /* Few-row products with W(NI,NO) row-major (LoRA factors; cuda_gemv.cu): out_j(R,NO_j) (row stride ldo_j)
  * = in_j(R,NI_j) (row stride ldi_j) W_j, fp32 accumulation, R <= 8, up to 4 jobs of their own shapes in one
- * launch. -1 (nothing launched) when unsuited (odd NO, unaligned W): the caller uses cuBLAS then. */
+ * launch. part / cnt: device scratch of GEMV_SCRATCH_FLOATS floats and GEMV_MAX_COUNTERS zeroed counters
+ * (the rows of W are split over blocks; the counters return to 0 after every launch). -1 (nothing launched)
+ * when unsuited (odd NO, unaligned W, more partial sums than the scratch holds): the caller uses cuBLAS. */
+#define GEMV_SCRATCH_FLOATS ((size_t)1 << 20)
+#define GEMV_MAX_COUNTERS 2048
 template <typename T>
 struct GemvMatJob {
     float *out;
     const T *in;
     const T *W;
-    int ldo, ldi, NI, NO;
+    int ldo, ldi, NI, NO, slot, cslot; /* slot, cslot: set by the launcher */
 };
 template <typename T>
 struct GemvMatJobs {
     GemvMatJob<T> j[4];
+    float *part;
+    unsigned *cnt;
 };
 template <typename T>
-int gemv_mat_launch(cudaStream_t st, const GemvMatJobs<T> &jobs, int njobs, int R);
+int gemv_mat_launch(cudaStream_t st, GemvMatJobs<T> jobs, int njobs, int R);
 
 /* out = (GroupNorm(y; H groups, eps 64e-5; lw, lb) + (sum_j r k r_k) v) * g, as T */
 template <typename T>

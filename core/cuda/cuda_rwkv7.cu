@@ -175,6 +175,8 @@ struct CudaRwkv7 {
     int cap_out, cap_B;
     long ws_gen; /* bumped whenever the workspace moves: captured graphs hold its addresses */
     Ws w;
+    float *gemv_part; /* few-row LoRA products: partial sums (GEMV_SCRATCH_FLOATS) and counters (zeroed) */
+    unsigned *gemv_cnt;
     float *rec;      /* chunked WKV7 scratch (wkv7_chunk_floats), grown on demand; never used while capturing */
     size_t rec_floats;
 };
@@ -351,6 +353,12 @@ extern "C" CudaRwkv7 *cuda_rwkv7_create(const Rwkv7 *m, CudaDType wtype, Err *er
         return NULL;
     }
     CUBLAS_CHECK(g_cublas.set_workspace(g->blas, g->blas_ws, BLAS_WS_BYTES));
+    if (dev_alloc((void **)&g->gemv_part, GEMV_SCRATCH_FLOATS * sizeof(float), "the few-row product scratch", err) ||
+        dev_alloc((void **)&g->gemv_cnt, GEMV_MAX_COUNTERS * sizeof(unsigned), "the few-row product counters", err)) {
+        cuda_rwkv7_free(g);
+        return NULL;
+    }
+    CUDA_CHECK(cudaMemsetAsync(g->gemv_cnt, 0, GEMV_MAX_COUNTERS * sizeof(unsigned), g->st));
 
     Up u{};
     u.g = g;
@@ -415,6 +423,8 @@ extern "C" void cuda_rwkv7_free(CudaRwkv7 *g) {
     if (g->pbuf) CUDA_CHECK(cudaFree(g->pbuf));
     if (g->ws) CUDA_CHECK(cudaFree(g->ws));
     if (g->rec) CUDA_CHECK(cudaFree(g->rec));
+    if (g->gemv_part) CUDA_CHECK(cudaFree(g->gemv_part));
+    if (g->gemv_cnt) CUDA_CHECK(cudaFree(g->gemv_cnt));
     if (g->blas) CUBLAS_CHECK(g_cublas.destroy(g->blas));
     if (g->blas_ws) CUDA_CHECK(cudaFree(g->blas_ws));
     if (g->st) CUDA_CHECK(cudaStreamDestroy(g->st));
@@ -689,6 +699,8 @@ static void layers_t(CudaRwkv7 *g, int R, int B, int max_len, const float *sin, 
     if (wcfg[0] == 'C' && nrec) {
         if (nrec > g->rec_floats) {
             if (g->rec) CUDA_CHECK(cudaFree(g->rec));
+    if (g->gemv_part) CUDA_CHECK(cudaFree(g->gemv_part));
+    if (g->gemv_cnt) CUDA_CHECK(cudaFree(g->gemv_cnt));
             g->rec = nullptr, g->rec_floats = 0;
             if (cudaMalloc((void **)&g->rec, nrec * sizeof(float)) == cudaSuccess) g->rec_floats = nrec;
             else g->rec = nullptr, (void)cudaGetLastError();
@@ -729,9 +741,10 @@ static void layers_t(CudaRwkv7 *g, int R, int B, int max_len, const float *sin, 
             const void *W1[4] = {P.w1, P.a1, P.g1, P.v1}, *W2[4] = {P.w2, P.a2, P.g2, P.v2};
             const int D[4] = {Dw, Da, Dg, Dv};
             for (int q = 0; q < nl; q++) {
-                j1.j[q] = {o1[q], i1[q], (const T *)W1[q], Ds, C, C, D[q]};
-                j2.j[q] = {o2[q], i2[q], (const T *)W2[q], C, Ds, D[q], C};
+                j1.j[q] = {o1[q], i1[q], (const T *)W1[q], Ds, C, C, D[q], 0, 0};
+                j2.j[q] = {o2[q], i2[q], (const T *)W2[q], C, Ds, D[q], C, 0, 0};
             }
+            j1.part = j2.part = g->gemv_part, j1.cnt = j2.cnt = g->gemv_cnt;
             /* few rows (decoding): own kernels, one launch for the four products of each stage */
             const int few = R <= 8 && !env_off("RWKVLAB_GEMV");
             if (!few || gemv_mat_launch<T>(st, j1, nl, R))

@@ -699,8 +699,6 @@ static void layers_t(CudaRwkv7 *g, int R, int B, int max_len, const float *sin, 
     if (wcfg[0] == 'C' && nrec) {
         if (nrec > g->rec_floats) {
             if (g->rec) CUDA_CHECK(cudaFree(g->rec));
-    if (g->gemv_part) CUDA_CHECK(cudaFree(g->gemv_part));
-    if (g->gemv_cnt) CUDA_CHECK(cudaFree(g->gemv_cnt));
             g->rec = nullptr, g->rec_floats = 0;
             if (cudaMalloc((void **)&g->rec, nrec * sizeof(float)) == cudaSuccess) g->rec_floats = nrec;
             else g->rec = nullptr, (void)cudaGetLastError();

@@ -6,13 +6,19 @@
 #                   skipped with a message where it cannot start; tests/slurm/)
 #   make demo       the main job: RWKV-7 on S5 (swaps) and S3, accuracy-vs-length table
 #   make bench      training throughput vs the machine's sgemm rate -> stdout (see BENCHMARKS.md)
-#   make deps       install the Debian packages (root) or print the apt-get line
+#   make deps       install the Debian packages (root; the C libraries and Python's h5py, numpy,
+#                   matplotlib for the figures) or print the apt-get line
+#   make plots      every figure of every run and sweep under results/ (or PLOTS_DIR=DIR) into .../figures/
 #   make data       copy tokenizer vocab and eval sets from ../shared/data into data/
 # Switches: NO_OMP=1 (no OpenMP), NO_CUDA=1 (ignore nvcc), V=1 (echo commands).
 
 DEB_PKGS := build-essential pkg-config libgsl-dev libhdf5-dev libopenblas-dev libinih-dev \
             libcjson-dev libcriterion-dev libbz2-dev python3
+PY_PKGS  := python3-h5py python3-numpy python3-matplotlib
 PKGS     := gsl hdf5 openblas inih libcjson criterion
+# the Python that runs the figure scripts: the first of python3, /usr/bin/python3 with h5py + matplotlib
+PYTHON   ?= $(shell for p in python3 /usr/bin/python3; do $$p -c 'import h5py, numpy, matplotlib' >/dev/null 2>&1 && \
+              { echo $$p; break; }; done)
 
 CC      ?= cc
 CSTD    := -std=c11 -D_GNU_SOURCE
@@ -108,7 +114,7 @@ FL_dbg64  := -O1 -g $(SAN) -DRWKV_F64
 
 objs = $(patsubst %.c,$(O)/$(1)/%.o,$(2))
 
-.PHONY: all check-deps test debug-test slurm-test demo bench deps data clean
+.PHONY: all check-deps test debug-test slurm-test demo bench deps data clean plots
 all: check-deps $(O)/rwkvlab
 
 check-deps:
@@ -172,8 +178,15 @@ bench: $(O)/rwkvlab
 	OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 OMP_WAIT_POLICY=passive OPENBLAS_THREAD_TIMEOUT=4 ./$(O)/rwkvlab bench
 
 deps:
-	@if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q $(DEB_PKGS); \
-	 else echo "run as root: apt-get install -y $(DEB_PKGS)"; fi
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q $(DEB_PKGS) $(PY_PKGS); \
+	 else echo "run as root: apt-get install -y $(DEB_PKGS) $(PY_PKGS)"; fi
+
+# Figures (analysis/README.md): every run.h5 and sweep.json under PLOTS_DIR -> its figures/ folder.
+PLOTS_DIR ?= results
+plots:
+	@if [ -z "$(PYTHON)" ]; then echo "make plots: no python3 with h5py, numpy and matplotlib; run 'make deps'" \
+	   "(or: apt-get install -y $(PY_PKGS))"; exit 1; fi
+	$(PYTHON) analysis/make_figures.py $(PLOTS_DIR)
 
 data:
 	@mkdir -p data

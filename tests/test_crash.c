@@ -88,7 +88,7 @@ static char *read_ds(hid_t f, const char *name, size_t *n) {
 
 /* the first difference between the run.h5 files of two runs, or NULL when the records agree */
 static const char *h5_differs(const char *da, const char *db) {
-    static const char *ds[] = {"/train/step", "/train/loss", "/train/acc", "/train/lr", "/train/grad_norm",
+    static const char *ds[] = {"/train/step", "/train/loss", "/train/acc", "/train/lr", "/train/grad_norm", "/train/length",
                                "/eval/step", "/eval/length", "/eval/token_acc", "/eval/seq_acc",
                                "/trajectories/probe0/tokens", "/trajectories/probe0/pred",
                                "/trajectories/probe0/layer0/state", "/trajectories/probe0/layer0/eig_real"};

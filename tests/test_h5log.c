@@ -13,6 +13,7 @@
 
 #include <hdf5.h>
 
+#include "ckpt.h"
 #include "h5log.h"
 #include "rwkv7.h"
 
@@ -82,7 +83,8 @@ static void write_run(const char *path) {
     H5Log *h = h5log_create(path, &test_attrs, &err);
     cr_assert_not_null(h, "create: %s", err.msg);
     for (long s = 1; s <= 10; s++) {
-        cr_assert_eq(h5log_train(h, s, 1.0 / s, 0.1 * s, 1e-3, 0.5 + s, 1000.0 * s, &err), 0, "%s", err.msg);
+        TrainRec t = {s, 1.0 / s, 0.1 * s, 1e-3, 0.5 + s, 1000.0 * s, 0.25 * s, 30 + s};
+        cr_assert_eq(h5log_train(h, &t, &err), 0, "%s", err.msg);
         if (s % 5 == 0)
             for (int len = 8; len <= 16; len += 8)
                 cr_assert_eq(h5log_eval(h, s, len, 0.01 * s + len, 0.02 * s, &err), 0, "%s", err.msg);
@@ -161,7 +163,7 @@ Test(h5log, rebuild_replaces_torn_file_and_continues, .init = setup, .fini = tea
     fclose(fp);
     RunRecords rec = {0};
     for (long s = 1; s <= 6; s++) {
-        TrainRec t = {s, 1.0 / s, 0.1 * s, 1e-3, 0.5 + s, 1000.0 * s};
+        TrainRec t = {s, 1.0 / s, 0.1 * s, 1e-3, 0.5 + s, 1000.0 * s, 0.5 * s, 24 + s};
         records_add_train(&rec, &t);
     }
     for (int len = 8; len <= 16; len += 8) {
@@ -170,7 +172,10 @@ Test(h5log, rebuild_replaces_torn_file_and_continues, .init = setup, .fini = tea
     }
     H5Log *h = h5log_rebuild(path, &test_attrs, &rec, &err);
     cr_assert_not_null(h, "rebuild: %s", err.msg);
-    for (long s = 7; s <= 10; s++) cr_assert_eq(h5log_train(h, s, 2.0 / s, 0, 0, 0, 0, &err), 0, "%s", err.msg);
+    for (long s = 7; s <= 10; s++) {
+        TrainRec t = {s, 2.0 / s, 0, 0, 0, 0, NAN, 0};
+        cr_assert_eq(h5log_train(h, &t, &err), 0, "%s", err.msg);
+    }
     cr_assert_eq(h5log_eval(h, 10, 32, 0.5, 0.25, &err), 0, "%s", err.msg);
     cr_assert_eq(h5log_finish(h, &err), 0, "%s", err.msg);
     records_free(&rec);
@@ -178,8 +183,16 @@ Test(h5log, rebuild_replaces_torn_file_and_continues, .init = setup, .fini = tea
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     cr_assert(f >= 0, "the rebuilt file does not open");
     const char *train[] = {"/train/step", "/train/loss", "/train/acc", "/train/lr", "/train/grad_norm",
-                           "/train/tokens_per_s"};
-    for (int i = 0; i < 6; i++) cr_assert_eq(ds_len(f, train[i]), 10, "%s", train[i]);
+                           "/train/tokens_per_s", "/train/wall_s", "/train/length"};
+    for (int i = 0; i < 8; i++) cr_assert_eq(ds_len(f, train[i]), 10, "%s", train[i]);
+    double wall[10];
+    int64_t tlen[10];
+    ds_read(f, "/train/wall_s", H5T_NATIVE_DOUBLE, wall);
+    ds_read(f, "/train/length", H5T_NATIVE_INT64, tlen);
+    cr_assert_float_eq(wall[5], 3.0, 1e-15); /* the records' wall time and length survive the rebuild */
+    cr_assert_eq(tlen[5], 30);
+    cr_assert(isnan(wall[6]), "an unknown wall time is NaN");
+    cr_assert_eq(tlen[6], -1, "an unknown length is -1");
     cr_assert_eq(ds_len(f, "/eval/length"), 3);
     int64_t step[10], len[3];
     double loss[10], tps[10];
@@ -214,7 +227,7 @@ Test(h5log, append_failure_is_an_error, .init = setup, .fini = teardown) {
     H5Log *h = h5log_create(path, &test_attrs, &err);
     cr_assert_not_null(h, "%s", err.msg);
     int rc = 0;
-    for (long s = 1; s <= 5 && rc == 0; s++) rc = h5log_train(h, s, 1, 1, 1, 1, 1, &err);
+    for (long s = 1; s <= 5 && rc == 0; s++) rc = h5log_train(h, &(TrainRec){s, 1, 1, 1, 1, 1, 1, 8}, &err);
     unsetenv("RWKVLAB_FAULT");
     cr_assert_eq(rc, -1, "the injected ENOSPC was not reported");
     cr_assert(strstr(err.msg, path) && strstr(err.msg, "space"), "message: %s", err.msg);
@@ -249,7 +262,7 @@ Test(h5log, null_log, .init = setup, .fini = teardown) {
     Err err = {{0}};
     /* NULL log is tolerated by close and reported by the writers */
     h5log_close(NULL);
-    cr_assert_eq(h5log_train(NULL, 1, 0, 0, 0, 0, 0, &err), -1);
+    cr_assert_eq(h5log_train(NULL, &(TrainRec){1}, &err), -1);
     cr_assert_eq(h5log_flush(NULL, &err), -1);
 }
 
@@ -493,4 +506,129 @@ Test(h5log, trajectory_roundtrip, .init = setup, .fini = teardown) {
     cr_assert(H5Lexists(f, "/trajectories/probe2", H5P_DEFAULT) <= 0,
               "a failed h5log_trajectory must not leave a partial probe group");
     H5Fclose(f);
+}
+
+/* ---- (5) a file that explains itself ------------------------------------------------------------ */
+
+static char *attr_str(hid_t obj, const char *name) { /* NULL when absent or not a string */
+    if (H5Aexists(obj, name) <= 0) return NULL;
+    hid_t at = H5Aopen(obj, name, H5P_DEFAULT), ty = H5Aget_type(at), mt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mt, H5T_VARIABLE);
+    H5Tset_cset(mt, H5T_CSET_UTF8);
+    char *v = NULL, *out = NULL;
+    if (H5Tget_class(ty) == H5T_STRING && H5Aread(at, mt, &v) >= 0 && v) {
+        out = strdup(v);
+        H5free_memory(v);
+    }
+    H5Tclose(mt), H5Tclose(ty), H5Aclose(at);
+    return out;
+}
+
+typedef struct {
+    int datasets, groups;
+    char bad[512];
+} Visit;
+
+static herr_t visit_cb(hid_t obj, const char *name, const H5O_info_t *info, void *data) {
+    Visit *v = data;
+    if (v->bad[0]) return 0;
+    const char *need_ds[] = {"meaning", "units", "shape"}, *need_g[] = {"meaning"};
+    int isds = info->type == H5O_TYPE_DATASET;
+    if (!isds && info->type != H5O_TYPE_GROUP) return 0;
+    hid_t o = H5Oopen(obj, name, H5P_DEFAULT);
+    for (int i = 0; i < (isds ? 3 : 1); i++) {
+        char *s = attr_str(o, isds ? need_ds[i] : need_g[i]);
+        if (!s || !s[0]) snprintf(v->bad, sizeof v->bad, "%s '%s' has no '%s' attribute", isds ? "dataset" : "group",
+                                  name, isds ? need_ds[i] : need_g[i]);
+        free(s);
+    }
+    H5Oclose(o);
+    isds ? v->datasets++ : v->groups++;
+    return 0;
+}
+
+Test(h5log, every_dataset_and_group_is_described, .init = setup, .fini = teardown) {
+    enum { L = 1, T = 3, H = 2, N = 2, C = H * N };
+    static float state[L * T * H * N * N], w[L * T * C], alpha[L * T * C], beta[L * T * C], a[L * T * C];
+    for (int i = 0; i < L * T * C; i++) w[i] = 0.9f, alpha[i] = -0.5f, beta[i] = 0.25f, a[i] = 0.5f;
+    int tok[T] = {1, 2, 3};
+    Model mh = {.arch = &model_rwkv7, .L = L, .H = H, .N = N, .Nv = N, .C = C};
+    ModelTrace mt = {.state = state, .w = w, .alpha = alpha, .beta = beta, .q = {w, a}};
+    char path[512];
+    Err err = {{0}};
+    tmp_path(path, sizeof path, "run.h5");
+    H5Log *h = h5log_create(path, &test_attrs, &err);
+    cr_assert_not_null(h, "%s", err.msg);
+    cr_assert_eq(h5log_train(h, &(TrainRec){1, 2.0, 0.5, 1e-3, 1.0, 100.0, 0.5, 16}, &err), 0, "%s", err.msg);
+    cr_assert_eq(h5log_eval(h, 1, 16, 0.5, 0.25, &err), 0, "%s", err.msg);
+    h5log_set_trace_point(h, 7, "interrupted");
+    cr_assert_eq(h5log_trajectory(h, 0, &mh, T, tok, tok, tok, &mt, &err), 0, "%s", err.msg);
+    cr_assert_eq(h5log_finish(h, &err), 0, "%s", err.msg);
+
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert(f >= 0);
+    Visit v = {0};
+    cr_assert(H5Ovisit(f, H5_INDEX_NAME, H5_ITER_NATIVE, visit_cb, &v) >= 0);
+    cr_assert_eq(v.bad[0], 0, "%s", v.bad);
+    /* 8 /train + 5 /eval + 3 probe + 6 layer datasets (state, norm, 2 eig, decay, a); root, train, eval,
+     * trajectories, probe0, layer0 */
+    cr_assert_eq(v.datasets, 8 + 5 + 3 + 6, "datasets visited: %d", v.datasets);
+    cr_assert_eq(v.groups, 6, "groups visited: %d", v.groups);
+    int64_t ver = 0, st = 0;
+    hid_t at = H5Aopen(f, "schema_version", H5P_DEFAULT);
+    cr_assert(at >= 0 && H5Aread(at, H5T_NATIVE_INT64, &ver) >= 0);
+    H5Aclose(at);
+    cr_assert_eq(ver, H5LOG_SCHEMA_VERSION);
+    hid_t pg = H5Gopen2(f, "/trajectories/probe0", H5P_DEFAULT);
+    at = H5Aopen(pg, "step", H5P_DEFAULT);
+    cr_assert(at >= 0 && H5Aread(at, H5T_NATIVE_INT64, &st) >= 0);
+    H5Aclose(at);
+    cr_assert_eq(st, 7);
+    char *rs = attr_str(pg, "run_status");
+    cr_assert_str_eq(rs ? rs : "(none)", "interrupted");
+    free(rs);
+    hid_t ds = H5Dopen2(f, "/train/loss", H5P_DEFAULT);
+    char *u = attr_str(ds, "units");
+    cr_assert_str_eq(u ? u : "(none)", "nats per scored token");
+    free(u);
+    H5Dclose(ds);
+    H5Gclose(pg);
+    H5Fclose(f);
+}
+
+/* records.bin of format version 1 (before wall_s and length) is still read: those two are unknown. */
+Test(h5log, records_version1_still_read, .init = setup, .fini = teardown) {
+    char path[512];
+    tmp_path(path, sizeof path, "records.bin");
+    FILE *fp = fopen(path, "wb");
+    cr_assert_not_null(fp);
+    const char magic[8] = {'R', 'W', 'K', 'V', 'R', 'E', 'C', 1};
+    uint32_t ver = 1, zero = 0;
+    int64_t step = 4, n = 2, es = 4, el = 16;
+    int32_t status = 0;
+    double last = 0.75, f[5] = {1.5, 0.25, 1e-3, 2.0, 500.0}, ev[2] = {0.5, 0.125};
+    fwrite(magic, 1, 8, fp), fwrite(&ver, 4, 1, fp), fwrite(&zero, 4, 1, fp);
+    fwrite(&step, 8, 1, fp), fwrite(&status, 4, 1, fp), fwrite(&last, 8, 1, fp), fwrite(&n, 8, 1, fp);
+    for (int64_t s = 2; s <= 4; s += 2) fwrite(&s, 8, 1, fp), fwrite(f, 8, 5, fp);
+    n = 1;
+    fwrite(&n, 8, 1, fp), fwrite(&es, 8, 1, fp), fwrite(&el, 8, 1, fp), fwrite(ev, 8, 2, fp);
+    fclose(fp);
+    RunState st = {0};
+    Err err = {{0}};
+    cr_assert_eq(ckpt_load_state(path, &st, &err), 0, "%s", err.msg);
+    cr_assert_eq(st.rec.ntrain, 2);
+    cr_assert_eq(st.rec.train[1].step, 4);
+    cr_assert_float_eq(st.rec.train[1].tokens_per_s, 500.0, 1e-12);
+    cr_assert(isnan(st.rec.train[1].wall_s));
+    cr_assert(st.rec.train[1].length <= 0);
+    cr_assert_eq(st.rec.neval, 1);
+    cr_assert_eq(st.rec.eval[0].length, 16);
+    /* and the current version round-trips both */
+    st.rec.train[1].wall_s = 12.5, st.rec.train[1].length = 48;
+    cr_assert_eq(ckpt_save_state(path, &st, &err), 0, "%s", err.msg);
+    RunState st2 = {0};
+    cr_assert_eq(ckpt_load_state(path, &st2, &err), 0, "%s", err.msg);
+    cr_assert_float_eq(st2.rec.train[1].wall_s, 12.5, 1e-15);
+    cr_assert_eq(st2.rec.train[1].length, 48);
+    records_free(&st.rec), records_free(&st2.rec);
 }

@@ -94,6 +94,7 @@ static int trace_write(const char *out, const Model *m, const ModelTrace *tr, co
         trace_guard(0, saved);
         return -1;
     }
+    h5log_set_trace_point(h, -1, "trace"); /* a model file traced, not a training run */
     int rc = h5log_trajectory(h, 0, m, T, ids, tgt, pred, tr, err);
     if (rc == 0) rc = h5log_finish(h, err); /* flush + close, each checked (a full disk shows up here) */
     else h5log_close(h);

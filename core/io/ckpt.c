@@ -65,7 +65,9 @@ static char *slurp(const char *path, size_t *n, Err *err) {
     return p;
 }
 
-static int check_head(Rd *r, const char magic[8], Err *err) {
+/* Checks magic, version (CKPT_VERSION, or 1..CKPT_STATE_VERSION for records.bin, then stored in *state_ver)
+ * and scalar size. */
+static int check_head_v(Rd *r, const char magic[8], uint32_t *state_ver, Err *err) {
     char mg[8];
     uint32_t ver = 0, sb = 0;
     if (get(r, mg, 8, "magic", err)) return -1;
@@ -73,13 +75,19 @@ static int check_head(Rd *r, const char magic[8], Err *err) {
         return err_set(err, "'%s' is not an rwkvlab %s file (bad magic)", r->path,
                        magic[4] == 'L' ? "model checkpoint" : magic[4] == 'O' ? "optimizer state" : "run state");
     if (get(r, &ver, 4, "version", err) || get(r, &sb, 4, "scalar size", err)) return -1;
-    if (ver != CKPT_VERSION)
+    if (state_ver) {
+        if (ver < 1 || ver > CKPT_STATE_VERSION)
+            return err_set(err, "'%s' has format version %u; this build reads versions 1 to %d", r->path, ver,
+                           CKPT_STATE_VERSION);
+        *state_ver = ver;
+    } else if (ver != CKPT_VERSION)
         return err_set(err, "'%s' has format version %u; this build reads version %d", r->path, ver, CKPT_VERSION);
     if (magic[4] != 'R' && sb != sizeof(real))
         return err_set(err, "'%s' stores %u-byte scalars but this build uses %zu-byte (%s) scalars", r->path, sb,
                        sizeof(real), REAL_NAME);
     return 0;
 }
+static int check_head(Rd *r, const char magic[8], Err *err) { return check_head_v(r, magic, NULL, err); }
 
 #define ARCH_TAG 16 /* bytes of the architecture name and of each dimension name in the header */
 
@@ -257,7 +265,7 @@ out:
 int ckpt_save_state(const char *path, const RunState *st, Err *err) {
     Buf b = {0};
     put(&b, STATE_MAGIC, 8);
-    put_u32(&b, CKPT_VERSION);
+    put_u32(&b, CKPT_STATE_VERSION);
     put_u32(&b, 0);
     put_i64(&b, st->step);
     put_i32(&b, st->status);
@@ -266,8 +274,9 @@ int ckpt_save_state(const char *path, const RunState *st, Err *err) {
     for (long i = 0; i < st->rec.ntrain; i++) {
         const TrainRec *t = &st->rec.train[i];
         put_i64(&b, t->step);
-        double f[5] = {t->loss, t->acc, t->lr, t->grad_norm, t->tokens_per_s};
+        double f[6] = {t->loss, t->acc, t->lr, t->grad_norm, t->tokens_per_s, t->wall_s};
         put(&b, f, sizeof f);
+        put_i64(&b, t->length);
     }
     put_i64(&b, st->rec.neval);
     for (long i = 0; i < st->rec.neval; i++) {
@@ -291,7 +300,8 @@ int ckpt_load_state(const char *path, RunState *st, Err *err) {
     int64_t step = 0, cnt = 0;
     int32_t status = 0;
     int rc = -1;
-    if (check_head(&r, STATE_MAGIC, err) || get(&r, &step, 8, "step", err) || get(&r, &status, 4, "status", err) ||
+    uint32_t ver = 0;
+    if (check_head_v(&r, STATE_MAGIC, &ver, err) || get(&r, &step, 8, "step", err) || get(&r, &status, 4, "status", err) ||
         get(&r, &s.last_loss, 8, "last loss", err) || get(&r, &cnt, 8, "train record count", err))
         goto out;
     s.step = step, s.status = status;
@@ -300,10 +310,13 @@ int ckpt_load_state(const char *path, RunState *st, Err *err) {
         goto out;
     }
     for (int64_t i = 0; i < cnt; i++) {
-        int64_t ts = 0;
-        double f[5];
-        if (get(&r, &ts, 8, "train record", err) || get(&r, f, sizeof f, "train record", err)) goto out;
-        TrainRec t = {ts, f[0], f[1], f[2], f[3], f[4]};
+        int64_t ts = 0, len = -1;
+        double f[6] = {0, 0, 0, 0, 0, NAN}; /* version 1: no wall_s and length (unknown) */
+        size_t nf = ver >= 2 ? 6 : 5;
+        if (get(&r, &ts, 8, "train record", err) || get(&r, f, nf * sizeof(double), "train record", err) ||
+            (ver >= 2 && get(&r, &len, 8, "train record", err)))
+            goto out;
+        TrainRec t = {ts, f[0], f[1], f[2], f[3], f[4], f[5], (long)len};
         records_add_train(&s.rec, &t);
     }
     if (get(&r, &cnt, 8, "eval record count", err)) goto out;

@@ -33,7 +33,8 @@
 #include "optim.h"
 #include "model.h"
 
-#define CKPT_VERSION 1       /* optim.bin, records.bin */
+#define CKPT_VERSION 1       /* optim.bin (and records.bin version 1) */
+#define CKPT_STATE_VERSION 2 /* records.bin: 2 adds each /train record's wall_s and length (version 1 still read) */
 #define CKPT_MODEL_VERSION 2 /* ckpt.bin */
 
 /* Where a run stands at its checkpoint (records.bin). */

@@ -11,6 +11,9 @@
  *     extends every dataset of the group by one and then flushes the file, so a crash loses at most
  *     the record being written. On --resume the file is rebuilt from the
  *     checkpoint's records (h5log_rebuild), so a torn run.h5 never blocks a resume.
+ *   - Self-describing: every dataset gets string attributes meaning / units / shape (a legend of its
+ *     dimensions), every group a meaning, all written by the one attribute writer h5log_attrs from
+ *     tables (the field tables below, h5log_traj_docs, the architecture's TraceQuantity docs).
  *   - Trajectory arrays are float32, gzip level 4, chunked along T so a chunk holds at least one
  *     time step (several when a step's slice is small). Eigenvalues are computed in double precision
  *     with gsl_eigen_nonsymm, one workspace per h5log_trajectory call.
@@ -38,17 +41,33 @@ enum { H5LOG_I64, H5LOG_F64 };
 
 typedef struct {
     const char *name;
-    int type; /* H5LOG_I64 or H5LOG_F64 */
+    int type;            /* H5LOG_I64 or H5LOG_F64 */
+    const char *units;   /* attribute `units` */
+    const char *meaning; /* attribute `meaning` */
 } H5LogField;
 
-/* Field tables shared by create and append: the order here is the argument order. */
+/* Field tables shared by create and append: the order here is the argument order (new fields go last, so
+ * that readers of older files find the old ones unchanged). */
 static const H5LogField h5log_train_fields[] = {
-    {"step", H5LOG_I64}, {"loss", H5LOG_F64},      {"acc", H5LOG_F64},
-    {"lr", H5LOG_F64},   {"grad_norm", H5LOG_F64}, {"tokens_per_s", H5LOG_F64},
+    {"step", H5LOG_I64, "steps", "optimiser step the record belongs to (strictly increasing)"},
+    {"loss", H5LOG_F64, "nats per scored token", "mean training cross-entropy of the step's batch"},
+    {"acc", H5LOG_F64, "fraction in [0, 1]", "fraction of the batch's scored tokens whose argmax prediction is the target"},
+    {"lr", H5LOG_F64, "1 (dimensionless)", "learning rate used for the step (after the warm-up / decay schedule)"},
+    {"grad_norm", H5LOG_F64, "1 (L2 norm of dloss/dparams)", "global L2 norm of the gradient, before clipping to train.grad_clip"},
+    {"tokens_per_s", H5LOG_F64, "tokens / s", "training throughput of this session up to the step (tokens / wall seconds)"},
+    {"wall_s", H5LOG_F64, "s", "wall-clock seconds from the start of the run's training loop to the step (evaluations "
+                               "included), summed over resumed sessions (NaN: unknown, a record kept by an older "
+                               "checkpoint)"},
+    {"length", H5LOG_I64, "tokens", "sequence length of the step's training batch (its longest row; varies when the "
+                                    "protocol trains on a range of lengths; -1: unknown)"},
 };
 static const H5LogField h5log_eval_fields[] = {
-    {"step", H5LOG_I64}, {"length", H5LOG_I64}, {"token_acc", H5LOG_F64}, {"seq_acc", H5LOG_F64},
-    {"scaled_acc", H5LOG_F64},
+    {"step", H5LOG_I64, "steps", "training step at which the evaluation ran (non-decreasing)"},
+    {"length", H5LOG_I64, "tokens", "sequence length of the evaluation set"},
+    {"token_acc", H5LOG_F64, "fraction in [0, 1]", "fraction of scored positions predicted correctly"},
+    {"seq_acc", H5LOG_F64, "fraction in [0, 1]", "fraction of sequences with every scored position correct"},
+    {"scaled_acc", H5LOG_F64, "1 (0 = chance, 1 = perfect)", "(token_acc - task_chance) / (1 - task_chance); NaN "
+                                                          "when the task's chance level is unknown"},
 };
 #define H5LOG_NTRAIN ((int)(sizeof h5log_train_fields / sizeof h5log_train_fields[0]))
 #define H5LOG_NEVAL ((int)(sizeof h5log_eval_fields / sizeof h5log_eval_fields[0]))
@@ -59,7 +78,7 @@ typedef struct {
     const H5LogField *fields;
     int nfields;
     hid_t group;
-    hid_t ds[8];
+    hid_t ds[12];
     hsize_t n; /* records written */
 } H5LogGroup;
 
@@ -68,6 +87,8 @@ struct H5Log {
     hid_t file;
     int autoflush; /* flush after every record (off while h5log_rebuild writes the recovered records) */
     double chance; /* the task's chance level, for /eval/scaled_acc */
+    long trace_step;        /* h5log_set_trace_point: marks the probe groups */
+    const char *trace_status;
     H5LogGroup train, eval;
 };
 
@@ -119,7 +140,7 @@ static void h5log_group_init(H5LogGroup *g, const char *gname, const H5LogField 
     g->fields = f;
     g->nfields = nf;
     g->group = H5I_INVALID_HID;
-    for (int i = 0; i < 8; i++) g->ds[i] = H5I_INVALID_HID;
+    for (int i = 0; i < (int)(sizeof g->ds / sizeof g->ds[0]); i++) g->ds[i] = H5I_INVALID_HID;
     g->n = 0;
 }
 
@@ -134,6 +155,8 @@ static H5Log *h5log_alloc(const char *path) {
     strcpy(h->path, path);
     h->file = H5I_INVALID_HID;
     h->autoflush = 1;
+    h->trace_step = -1;
+    h->trace_status = "final";
     h5log_group_init(&h->train, "train", h5log_train_fields, H5LOG_NTRAIN);
     h5log_group_init(&h->eval, "eval", h5log_eval_fields, H5LOG_NEVAL);
     return h;
@@ -175,61 +198,58 @@ void h5log_close(H5Log *h) {
     free(h);
 }
 
-/* ---- root attributes --------------------------------------------------------------------------- */
+/* ---- attributes ------------------------------------------------------------------------------- */
 
-static int h5log_attr_str(hid_t obj, const char *name, const char *val, const char *path, Err *err) {
+/* One attribute: a UTF-8 string (kind 's'), an int64 ('i') or a float64 ('f'). */
+typedef struct {
+    const char *name;
+    char kind;
+    const char *s;
+    long i;
+    double f;
+} H5Attr;
+#define H5A_STR(n, v) ((H5Attr){.name = (n), .kind = 's', .s = (v)})
+#define H5A_I64(n, v) ((H5Attr){.name = (n), .kind = 'i', .i = (v)})
+#define H5A_F64(n, v) ((H5Attr){.name = (n), .kind = 'f', .f = (v)})
+
+/* Write n scalar attributes on obj (`where` names obj in errors): the one attribute writer. */
+static int h5log_attrs(hid_t obj, const char *where, const H5Attr *a, int n, const char *path, Err *err) {
     hid_t type = H5I_INVALID_HID, space = H5I_INVALID_HID, attr = H5I_INVALID_HID;
-    const char *v = val ? val : "";
-    char op[128];
-    snprintf(op, sizeof op, "write root attribute '%s'", name);
-    H5_TRY(type = H5Tcopy(H5T_C_S1), op);
-    H5_TRY(H5Tset_size(type, H5T_VARIABLE), op);
-    H5_TRY(H5Tset_cset(type, H5T_CSET_UTF8), op);
-    H5_TRY(space = H5Screate(H5S_SCALAR), op);
-    H5_TRY(attr = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT), op);
-    H5_TRY(H5Awrite(attr, type, &v), op);
-    H5Aclose(attr);
-    H5Sclose(space);
-    H5Tclose(type);
+    char op[192];
+    for (int k = 0; k < n; k++) {
+        snprintf(op, sizeof op, "write attribute '%s' of %s", a[k].name, where);
+        int64_t iv = a[k].i;
+        const char *sv = a[k].s ? a[k].s : "";
+        hid_t ftype = a[k].kind == 'i' ? H5T_STD_I64LE : H5T_IEEE_F64LE;
+        hid_t mtype = a[k].kind == 'i' ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE;
+        const void *buf = a[k].kind == 'i' ? (const void *)&iv : (const void *)&a[k].f;
+        if (a[k].kind == 's') {
+            H5_TRY(type = H5Tcopy(H5T_C_S1), op);
+            H5_TRY(H5Tset_size(type, H5T_VARIABLE), op);
+            H5_TRY(H5Tset_cset(type, H5T_CSET_UTF8), op);
+            ftype = mtype = type;
+            buf = &sv;
+        }
+        H5_TRY(space = H5Screate(H5S_SCALAR), op);
+        H5_TRY(attr = H5Acreate2(obj, a[k].name, ftype, space, H5P_DEFAULT, H5P_DEFAULT), op);
+        H5_TRY(H5Awrite(attr, mtype, buf), op);
+        h5log_close_id(&attr, H5Aclose);
+        h5log_close_id(&space, H5Sclose);
+        h5log_close_id(&type, H5Tclose);
+    }
     return 0;
 fail:
-    if (attr >= 0) H5Aclose(attr);
-    if (space >= 0) H5Sclose(space);
-    if (type >= 0) H5Tclose(type);
+    h5log_close_id(&attr, H5Aclose);
+    h5log_close_id(&space, H5Sclose);
+    h5log_close_id(&type, H5Tclose);
     return -1;
 }
 
-static int h5log_attr_i64(hid_t obj, const char *name, long val, const char *path, Err *err) {
-    hid_t space = H5I_INVALID_HID, attr = H5I_INVALID_HID;
-    int64_t v = val;
-    char op[128];
-    snprintf(op, sizeof op, "write root attribute '%s'", name);
-    H5_TRY(space = H5Screate(H5S_SCALAR), op);
-    H5_TRY(attr = H5Acreate2(obj, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT), op);
-    H5_TRY(H5Awrite(attr, H5T_NATIVE_INT64, &v), op);
-    H5Aclose(attr);
-    H5Sclose(space);
-    return 0;
-fail:
-    if (attr >= 0) H5Aclose(attr);
-    if (space >= 0) H5Sclose(space);
-    return -1;
-}
-
-static int h5log_attr_f64(hid_t obj, const char *name, double v, const char *path, Err *err) {
-    hid_t space = H5I_INVALID_HID, attr = H5I_INVALID_HID;
-    char op[128];
-    snprintf(op, sizeof op, "write root attribute '%s'", name);
-    H5_TRY(space = H5Screate(H5S_SCALAR), op);
-    H5_TRY(attr = H5Acreate2(obj, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT), op);
-    H5_TRY(H5Awrite(attr, H5T_NATIVE_DOUBLE, &v), op);
-    H5Aclose(attr);
-    H5Sclose(space);
-    return 0;
-fail:
-    if (attr >= 0) H5Aclose(attr);
-    if (space >= 0) H5Sclose(space);
-    return -1;
+/* The three attributes every dataset carries. */
+static int h5log_describe(hid_t ds, const char *where, const char *meaning, const char *units, const char *shape,
+                          const char *path, Err *err) {
+    const H5Attr a[] = {H5A_STR("meaning", meaning), H5A_STR("units", units), H5A_STR("shape", shape)};
+    return h5log_attrs(ds, where, a, 3, path, err);
 }
 
 /* ---- appendable groups ------------------------------------------------------------------------- */
@@ -241,8 +261,16 @@ static int h5log_group_create(hid_t file, H5LogGroup *g, const char *path, Err *
     hid_t space = H5I_INVALID_HID, dcpl = H5I_INVALID_HID;
     hsize_t dims[1] = {0}, maxdims[1] = {H5S_UNLIMITED}, chunk[1] = {H5LOG_CHUNK};
     char op[128];
+    char where[64];
     snprintf(op, sizeof op, "create group /%s", g->gname);
+    snprintf(where, sizeof where, "/%s", g->gname);
     H5_TRY(g->group = H5Gcreate2(file, g->gname, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), op);
+    const H5Attr ga = H5A_STR("meaning", g->fields == h5log_train_fields
+                                             ? "one record per logged optimisation step; record k of every dataset "
+                                               "here belongs together"
+                                             : "one record per (evaluation step, test length); record k of every "
+                                               "dataset here belongs together");
+    if (h5log_attrs(g->group, where, &ga, 1, path, err)) goto fail;
     H5_TRY(space = H5Screate_simple(1, dims, maxdims), op);
     H5_TRY(dcpl = H5Pcreate(H5P_DATASET_CREATE), op);
     H5_TRY(H5Pset_chunk(dcpl, 1, chunk), op);
@@ -251,6 +279,12 @@ static int h5log_group_create(hid_t file, H5LogGroup *g, const char *path, Err *
         H5_TRY(g->ds[i] = H5Dcreate2(g->group, g->fields[i].name, h5log_file_type(g->fields[i].type),
                                      space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
                op);
+        snprintf(where, sizeof where, "/%s/%s", g->gname, g->fields[i].name);
+        if (h5log_describe(g->ds[i], where, g->fields[i].meaning, g->fields[i].units,
+                           g->fields == h5log_train_fields ? "[n]: one element per /train record"
+                                                           : "[n]: one element per /eval record",
+                           path, err))
+            goto fail;
     }
     H5Pclose(dcpl);
     H5Sclose(space);
@@ -315,19 +349,23 @@ H5Log *h5log_create(const char *path, const H5RunAttrs *attrs, Err *err) {
     }
     H5Log *h = h5log_alloc(path);
     H5_TRY(h->file = H5Fcreate(path, H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT), "create the file");
-    /* the attribute helpers fill err themselves */
-    if (h5log_attr_str(h->file, "config", attrs->config_ini, path, err) != 0 ||
-        h5log_attr_str(h->file, "code_version", attrs->code_version, path, err) != 0 ||
-        h5log_attr_i64(h->file, "seed", attrs->seed, path, err) != 0 ||
-        h5log_attr_str(h->file, "arch", attrs->arch, path, err) != 0 ||
-        h5log_attr_i64(h->file, "param_count", attrs->param_count, path, err) != 0 ||
-        h5log_attr_i64(h->file, "state_size", attrs->state_size, path, err) != 0 ||
-        h5log_attr_i64(h->file, "state_size_total", attrs->state_size_total, path, err) != 0 ||
-        h5log_attr_str(h->file, "eig_range", attrs->eig_range, path, err) != 0 ||
-        h5log_attr_str(h->file, "scalar", REAL_NAME, path, err) != 0 ||
-        h5log_attr_str(h->file, "task", attrs->task ? attrs->task : "", path, err) != 0 ||
-        h5log_attr_f64(h->file, "task_chance", attrs->task_chance > 0 && attrs->task_chance < 1 ? attrs->task_chance
-                                                                                               : NAN, path, err) != 0)
+    const H5Attr root[] = {
+        H5A_STR("config", attrs->config_ini),
+        H5A_STR("code_version", attrs->code_version),
+        H5A_I64("seed", attrs->seed),
+        H5A_STR("arch", attrs->arch),
+        H5A_I64("param_count", attrs->param_count),
+        H5A_I64("state_size", attrs->state_size),
+        H5A_I64("state_size_total", attrs->state_size_total),
+        H5A_STR("eig_range", attrs->eig_range),
+        H5A_STR("scalar", REAL_NAME),
+        H5A_STR("task", attrs->task),
+        H5A_F64("task_chance", attrs->task_chance > 0 && attrs->task_chance < 1 ? attrs->task_chance : NAN),
+        H5A_I64("schema_version", H5LOG_SCHEMA_VERSION),
+        H5A_STR("meaning", "one rwkvlab training run: /train and /eval records, /trajectories of probe sequences; "
+                           "every dataset has meaning / units / shape attributes (analysis/README.md)"),
+    };
+    if (h5log_attrs(h->file, "the root group", root, (int)(sizeof root / sizeof root[0]), path, err) != 0)
         goto fail;
     h->chance = attrs->task_chance;
     if (h5log_group_create(h->file, &h->train, path, err) != 0) goto fail;
@@ -351,8 +389,7 @@ H5Log *h5log_rebuild(const char *path, const H5RunAttrs *attrs, const RunRecords
     if (!h) return NULL;
     h->autoflush = 0;
     for (long i = 0; rec && i < rec->ntrain; i++) {
-        const TrainRec *t = &rec->train[i];
-        if (h5log_train(h, t->step, t->loss, t->acc, t->lr, t->grad_norm, t->tokens_per_s, err)) goto fail;
+        if (h5log_train(h, &rec->train[i], err)) goto fail;
     }
     for (long i = 0; rec && i < rec->neval; i++) {
         const EvalRec *e = &rec->eval[i];
@@ -374,10 +411,10 @@ fail:
     return NULL;
 }
 
-int h5log_train(H5Log *h, long step, double loss, double acc, double lr, double grad_norm,
-                double tokens_per_s, Err *err) {
-    if (!h) return err_set(err, "h5log_train: log is NULL");
-    const void *vals[] = {&step, &loss, &acc, &lr, &grad_norm, &tokens_per_s};
+int h5log_train(H5Log *h, const TrainRec *t, Err *err) {
+    if (!h || !t) return err_set(err, "h5log_train: log or record is NULL");
+    long len = t->length > 0 ? t->length : -1;
+    const void *vals[] = {&t->step, &t->loss, &t->acc, &t->lr, &t->grad_norm, &t->tokens_per_s, &t->wall_s, &len};
     return h5log_append(h, &h->train, vals, err);
 }
 
@@ -506,9 +543,34 @@ int transition_eigenvalues(int N, const float *w, const float *alpha, const floa
 
 /* ---- trajectories ------------------------------------------------------------------------------ */
 
-/* Write a float32 array [dims] gzip-compressed, chunked along dim 0 (time). */
+/* What the trajectory datasets hold (attributes meaning / units / shape); the architecture's own per-step
+ * quantities take their meaning from its TraceQuantity docs. */
+typedef struct {
+    const char *name, *units, *shape, *meaning;
+} H5LogDoc;
+static const H5LogDoc h5log_traj_docs[] = {
+    {"tokens", "token id", "[T]: position t", "input token ids of the probe sequence"},
+    {"targets", "token id", "[T]: position t", "target ids (task-specific; unscored positions as the task defines them)"},
+    {"pred", "token id", "[T]: position t", "the model's argmax prediction at each position"},
+    {"state", "1 (entries of the state matrix)", "[T,H,Nv,N]: token t, head h, value index i (row), key index j (column)",
+     "matrix state S of each head after consuming token t"},
+    {"state_norm", "1 (Frobenius norm)", "[T,H]: token t, head h", "Frobenius norm of state[t,h], sqrt(sum_ij S_ij^2)"},
+    {"eig_real", "1 (eigenvalue; |lambda| < 1 forgets, < 0 flips sign)",
+     "[T,H,N]: token t, head h, eigenvalue index (sorted by descending real part, then imaginary part)",
+     "real parts of the eigenvalues of head h's transition matrix M_t = diag(w) + alpha beta^T at token t"},
+    {"eig_imag", "1 (eigenvalue)", "[T,H,N]: token t, head h, eigenvalue index (paired with eig_real)",
+     "imaginary parts of the eigenvalues of M_t (0 for the transitions of these architectures)"},
+};
+
+static const H5LogDoc *h5log_traj_doc(const char *name) {
+    for (size_t i = 0; i < sizeof h5log_traj_docs / sizeof h5log_traj_docs[0]; i++)
+        if (!strcmp(h5log_traj_docs[i].name, name)) return &h5log_traj_docs[i];
+    return NULL;
+}
+
+/* Write a float32 array [dims] gzip-compressed, chunked along dim 0 (time), with its description d. */
 static int h5log_write_f32(hid_t grp, const char *name, int rank, const hsize_t *dims, const float *data,
-                           const char *path, Err *err) {
+                           const H5LogDoc *d, const char *path, Err *err) {
     hid_t space = H5I_INVALID_HID, dcpl = H5I_INVALID_HID, ds = H5I_INVALID_HID;
     hsize_t chunk[4];
     char op[128];
@@ -528,6 +590,7 @@ static int h5log_write_f32(hid_t grp, const char *name, int rank, const hsize_t 
     H5_TRY(H5Pset_deflate(dcpl, H5LOG_GZIP_LEVEL), op);
     H5_TRY(ds = H5Dcreate2(grp, name, H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT), op);
     H5_TRY(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), op);
+    if (h5log_describe(ds, name, d->meaning, d->units, d->shape, path, err)) goto fail;
     H5Dclose(ds);
     H5Pclose(dcpl);
     H5Sclose(space);
@@ -548,6 +611,8 @@ static int h5log_write_i32(hid_t grp, const char *name, hsize_t T, const int *da
     H5_TRY(space = H5Screate_simple(1, dims, NULL), op);
     H5_TRY(ds = H5Dcreate2(grp, name, H5T_STD_I32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), op);
     H5_TRY(H5Dwrite(ds, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), op);
+    const H5LogDoc *d = h5log_traj_doc(name);
+    if (h5log_describe(ds, name, d->meaning, d->units, d->shape, path, err)) goto fail;
     H5Dclose(ds);
     H5Sclose(space);
     return 0;
@@ -563,6 +628,12 @@ static hid_t h5log_group_open_or_create(hid_t parent, const char *name) {
     if (ex < 0) return H5I_INVALID_HID;
     return ex ? H5Gopen2(parent, name, H5P_DEFAULT)
               : H5Gcreate2(parent, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+}
+
+void h5log_set_trace_point(H5Log *h, long step, const char *status) {
+    if (!h) return;
+    h->trace_step = step;
+    h->trace_status = status ? status : "final";
 }
 
 /* Writes /trajectories/probe<p>; an existing probe<p> (e.g. from before a --resume) is replaced. */
@@ -589,19 +660,33 @@ int h5log_trajectory(H5Log *h, int probe, const Model *m, int T, const int *toke
     double *im = xmalloc((size_t)N * sizeof *im); // (N)
     H5LogEigWs ew;
     char pname[32], lname[32], op[128];
+    htri_t ex;
     if (h5log_eigws_init(&ew, N) != 0) {
         err_set(err, "h5log_trajectory: cannot allocate GSL eigen workspace for N=%d", N);
         goto fail;
     }
 
+    H5_TRY(ex = H5Lexists(h->file, "trajectories", H5P_DEFAULT), "look up /trajectories");
     H5_TRY(troot = h5log_group_open_or_create(h->file, "trajectories"), "open /trajectories");
+    if (!ex) {
+        const H5Attr ta = H5A_STR("meaning", "probe sequences (first rows of a test set) traced through the model: "
+                                             "states, transition eigenvalues, the architecture's gates per token");
+        if (h5log_attrs(troot, "/trajectories", &ta, 1, path, err)) goto fail;
+    }
     snprintf(pname, sizeof pname, "probe%d", probe);
-    htri_t ex;
     H5_TRY(ex = H5Lexists(troot, pname, H5P_DEFAULT), "look up the probe group");
     if (ex > 0) H5_TRY(H5Ldelete(troot, pname, H5P_DEFAULT), "replace an existing probe group");
     snprintf(op, sizeof op, "create /trajectories/%s", pname);
     H5_TRY(pgrp = H5Gcreate2(troot, pname, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), op);
     created = 1;
+    {
+        char meaning[160];
+        snprintf(meaning, sizeof meaning, "probe sequence %d of the test set at length %d, run through the model "
+                                          "one token at a time", probe, T);
+        const H5Attr pa[] = {H5A_STR("meaning", meaning), H5A_I64("step", h->trace_step),
+                             H5A_STR("run_status", h->trace_status), H5A_I64("T", T)};
+        if (h5log_attrs(pgrp, pname, pa, 4, path, err)) goto fail;
+    }
     if (h5log_write_i32(pgrp, "tokens", T, tokens, path, err) != 0) goto fail;
     if (h5log_write_i32(pgrp, "targets", T, targets, path, err) != 0) goto fail;
     if (h5log_write_i32(pgrp, "pred", T, pred, path, err) != 0) goto fail;
@@ -634,15 +719,23 @@ int h5log_trajectory(H5Log *h, int probe, const Model *m, int T, const int *toke
         snprintf(lname, sizeof lname, "layer%d", l);
         snprintf(op, sizeof op, "create /trajectories/%s/%s", pname, lname);
         H5_TRY(lgrp = H5Gcreate2(pgrp, lname, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), op);
+        char lmean[96];
+        snprintf(lmean, sizeof lmean, "layer %d of %d (0 = nearest the input): state, transitions, gates", l, L);
+        const H5Attr la = H5A_STR("meaning", lmean);
+        if (h5log_attrs(lgrp, lname, &la, 1, path, err)) goto fail;
         hsize_t d_state[4] = {T, H, Nv, N}, d_norm[2] = {T, H}, d_eig[3] = {T, H, N};
-        if (h5log_write_f32(lgrp, "state", 4, d_state, sl, path, err) != 0 ||
-            h5log_write_f32(lgrp, "state_norm", 2, d_norm, norm, path, err) != 0 ||
-            h5log_write_f32(lgrp, "eig_real", 3, d_eig, ere, path, err) != 0 ||
-            h5log_write_f32(lgrp, "eig_imag", 3, d_eig, eim, path, err) != 0)
+        if (h5log_write_f32(lgrp, "state", 4, d_state, sl, h5log_traj_doc("state"), path, err) != 0 ||
+            h5log_write_f32(lgrp, "state_norm", 2, d_norm, norm, h5log_traj_doc("state_norm"), path, err) != 0 ||
+            h5log_write_f32(lgrp, "eig_real", 3, d_eig, ere, h5log_traj_doc("eig_real"), path, err) != 0 ||
+            h5log_write_f32(lgrp, "eig_imag", 3, d_eig, eim, h5log_traj_doc("eig_imag"), path, err) != 0)
             goto fail;
         for (int i = 0; i < arch->ntrace; i++) {
-            hsize_t width = arch->trace[i].per_head ? (hsize_t)H : (hsize_t)C, d_q[2] = {T, width};
-            if (h5log_write_f32(lgrp, arch->trace[i].name, 2, d_q, tr->q[i] + (size_t)l * T * width, path, err) != 0)
+            const TraceQuantity *q = &arch->trace[i];
+            hsize_t width = q->per_head ? (hsize_t)H : (hsize_t)C, d_q[2] = {T, width};
+            const H5LogDoc d = {q->name, "1", q->per_head ? "[T,H]: token t, head h"
+                                                          : "[T,C]: token t, channel c (head h owns channels h*N .. h*N+N-1)",
+                                q->doc ? q->doc : ""};
+            if (h5log_write_f32(lgrp, q->name, 2, d_q, tr->q[i] + (size_t)l * T * width, &d, path, err) != 0)
                 goto fail;
         }
         H5Gclose(lgrp);

@@ -2,7 +2,8 @@
  *
  *   /  attributes: config (resolved INI text), code_version, seed, arch, param_count, state_size,
  *                  eig_range, scalar ("f32"/"f64"), task (its description), task_chance (NaN: unknown)
- *   /train/{step,loss,acc,lr,grad_norm,tokens_per_s}   1-D extendible, chunked, appended + flushed
+ *   /train/{step,loss,acc,lr,grad_norm,tokens_per_s,wall_s,length}   1-D extendible, chunked, appended +
+ *                                                       flushed
  *   /eval/{step,length,token_acc,seq_acc,scaled_acc}    1-D extendible, appended + flushed; scaled_acc =
  *                                                       scaled_accuracy(token_acc, task_chance), NaN when
  *                                                       the chance is unknown
@@ -10,6 +11,9 @@
  *   /trajectories/probe<p>/layer<l>/{state [T,H,Nv,N], state_norm [T,H], eig_real [T,H,N], eig_imag
  *                                    [T,H,N], the architecture's own per-step quantities (RWKV-7: decay
  *                                    [T,C], a [T,C])}  float32, gzip, chunked
+ * Every dataset carries string attributes `meaning`, `units` and `shape` (a legend of its dimensions);
+ * every group a `meaning`; the root `schema_version` (H5LOG_SCHEMA_VERSION). Not SWMR: readers open the
+ * file with HDF5 file locking off (h5py.File(path, "r", locking=False)) while a run appends.
  * Every function returns 0 or -1 with err filled; HDF5's own error stack printing is silenced.
  */
 #ifndef RWKV_H5LOG_H
@@ -19,6 +23,10 @@
 #include "model.h"
 
 typedef struct H5Log H5Log;
+
+/* 1: the first layout; 2: /train/wall_s and /train/length, attributes on every dataset and group, probe
+ * groups marked with the step and run status they were traced at. */
+#define H5LOG_SCHEMA_VERSION 2
 
 typedef struct {
     const char *config_ini;
@@ -43,6 +51,9 @@ double scaled_accuracy(double acc, double chance);
 typedef struct {
     long step;
     double loss, acc, lr, grad_norm, tokens_per_s;
+    double wall_s; /* wall-clock seconds of training since the run began, summed over resumed sessions;
+                    * NaN: unknown (a record kept by an older checkpoint) */
+    long length;   /* sequence length of the step's training batch (its longest row); <= 0: unknown */
 } TrainRec;
 typedef struct {
     long step;
@@ -65,8 +76,7 @@ H5Log *h5log_create(const char *path, const H5RunAttrs *attrs, Err *err);
  * (replacing a torn or older file); returns it open for appending. A kill at any moment leaves
  * either the old file or the new complete one. */
 H5Log *h5log_rebuild(const char *path, const H5RunAttrs *attrs, const RunRecords *rec, Err *err);
-int h5log_train(H5Log *h, long step, double loss, double acc, double lr, double grad_norm,
-                double tokens_per_s, Err *err);
+int h5log_train(H5Log *h, const TrainRec *t, Err *err);
 int h5log_eval(H5Log *h, long step, int length, double token_acc, double seq_acc, Err *err);
 
 /* One probe's full trajectory (B = 1), as model m traced it (ModelTrace, model.h), written under
@@ -74,6 +84,9 @@ int h5log_eval(H5Log *h, long step, int length, double token_acc, double seq_acc
  * = key), state_norm [T,H] (Frobenius, per head), eig_real / eig_imag [T,H,N] (eigenvalues of each step's
  * transition M = diag(w) + alpha beta^T per head, gsl_eigen_nonsymm, sorted by descending real part),
  * and the architecture's own quantities (arch->trace: [T,C] or [T,H]). */
+/* The step and run status ("final", "interrupted", "trace") that the probe groups written from now on are
+ * marked with (attributes `step`, `run_status`); default -1 and "final". `status` must outlive the log. */
+void h5log_set_trace_point(H5Log *h, long step, const char *status);
 int h5log_trajectory(H5Log *h, int probe, const Model *m, int T, const int *tokens, const int *targets,
                      const int *pred, const ModelTrace *tr, Err *err);
 int h5log_flush(H5Log *h, Err *err);

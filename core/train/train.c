@@ -143,7 +143,7 @@ static int save_checkpoint(Run *r, long step, int status, Err *err) {
 /* Every record goes to run.h5 (for live reading) and into the run state (for the checkpoint). */
 static int log_train(Run *r, const TrainRec *t, Err *err) {
     records_add_train(&r->st.rec, t);
-    return h5log_train(r->h5, t->step, t->loss, t->acc, t->lr, t->grad_norm, t->tokens_per_s, err);
+    return h5log_train(r->h5, t, err);
 }
 
 /* After a resume: the latest evaluation, matched to the test lengths by length. */
@@ -666,6 +666,9 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
     const int lo = r->proto.lo, hi = r->proto.hi;
     int status = r->st.status == RUN_TRAINING ? RUN_COMPLETED : r->st.status;
     double t_start = now_seconds(), tps = r->st.rec.ntrain ? r->st.rec.train[r->st.rec.ntrain - 1].tokens_per_s : 0;
+    /* /train/wall_s continues from the last record a resumed run kept (0 if unknown, an older checkpoint) */
+    double wall0 = r->st.rec.ntrain && isfinite(r->st.rec.train[r->st.rec.ntrain - 1].wall_s)
+                       ? r->st.rec.train[r->st.rec.ntrain - 1].wall_s : 0;
     long step0 = step, tokens = 0;
     while (r->st.status == RUN_TRAINING && step < cfg->train.steps) {
         protocol_batch(&r->proto, r->rng, &r->batch, NULL); /* this step's length(s) from the run's rng */
@@ -698,7 +701,7 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
         tps = tokens / (el > 0 ? el : 1e-9);
         double acc = cnt ? (double)nc / cnt : 0;
         if (step % cfg->train.log_every == 0 || step == cfg->train.steps) {
-            TrainRec tr = {step, loss, acc, lr, gn, tps};
+            TrainRec tr = {step, loss, acc, lr, gn, tps, wall0 + el, T};
             if (log_train(r, &tr, err)) goto restore;
             char eta[32], line[512], len[32] = "";
             fmt_duration(eta, sizeof eta, (cfg->train.steps - step) * (el / (step - step0)));
@@ -729,6 +732,10 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
         }
         if (g_stop_signal || (opts->stop_after > 0 && step >= opts->stop_after)) {
             if (save_checkpoint(r, step, RUN_TRAINING, err)) goto restore;
+            /* the model as it stands, for a look at an interrupted run (a resume rebuilds run.h5 and writes the
+             * final trajectories at the end) */
+            h5log_set_trace_point(r->h5, step, "interrupted");
+            if (write_trajectories(r, err) || h5log_flush(r->h5, err)) goto restore;
             say(&r->out, "interrupted%s at step %ld: checkpoint saved; continue with: rwkvlab train %s/config.ini "
                          "--resume %s",
                 g_stop_signal == SIGTERM ? " (SIGTERM)" : g_stop_signal == SIGINT ? " (SIGINT)" : "", step, r->dir, r->dir);
@@ -743,6 +750,7 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
         if (r->last_eval_step != step && run_eval(r, step, err)) goto restore;
         if (save_checkpoint(r, step, status, err)) goto restore;
     }
+    h5log_set_trace_point(r->h5, step, "final");
     if (write_trajectories(r, err)) goto restore;
     {
         H5Log *h = r->h5;

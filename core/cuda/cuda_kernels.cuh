@@ -37,10 +37,11 @@ void lora_act_launch(cudaStream_t st, T *out, const float *in, int R, int ld, in
  *   a   <- sigmoid(a0 + a) [extended: 2 w sigmoid(..)]; then kk * a is stored in a ("b" of the recurrence)
  *   kk  =  normalize_per_head(k * k_k), eps 1e-12
  *   k   <- k * (1 + (a - 1) * k_a)
- *   v   <- layer 0 (vl == NULL): unchanged and copied to vfirst; else v + (vfirst - v) sigmoid(v0 + vl) */
+ *   v   <- layer 0 (vl == NULL): unchanged and copied to vfirst; else v + (vfirst - v) sigmoid(v0 + vl)
+ * a_out (R,C) or NULL: the in-context rate a itself (traces) */
 void wkv_prep_launch(cudaStream_t st, int N, float *w, float *a, float *k, float *kk, float *v, float *vfirst,
                      const float *vl, const float *w0, const float *a0, const float *v0, const float *k_k,
-                     const float *k_a, int R, int C, int H, int extended);
+                     const float *k_a, int R, int C, int H, int extended, float *a_out = nullptr);
 
 /* The WKV7 recurrence over every sequence (one launch per form): per token, sa = -S kk ;
  * S = S diag(w) + sa b^T + v k^T ; y = S r, with b = kk * a. s_in / s_out: (B,H,N,N) or NULL; max_len = the

@@ -177,6 +177,10 @@ struct CudaRwkv7 {
     Ws w;
     float *gemv_part; /* few-row LoRA products: partial sums (GEMV_SCRATCH_FLOATS) and counters (zeroed) */
     unsigned *gemv_cnt;
+    /* trace capture (cuda_rwkv7_trace): per layer after wkv prep, the rows of w, kk, b and a go to these host
+     * arrays at ((l * tr_T + tr_t) * C); tr_a is the device buffer the prep kernel writes a into */
+    float *tr_w, *tr_kk, *tr_b, *tr_ah, *tr_a;
+    int tr_T, tr_t;
     float *rec;      /* chunked WKV7 scratch (wkv7_chunk_floats), grown on demand; never used while capturing */
     size_t rec_floats;
 };
@@ -419,6 +423,7 @@ extern "C" CudaRwkv7 *cuda_model_create(const Model *m, CudaDType wtype, Err *er
 
 extern "C" void cuda_rwkv7_free(CudaRwkv7 *g) {
     if (!g) return;
+    if (g->tr_a) CUDA_CHECK(cudaFree(g->tr_a));
     if (g->wbuf) CUDA_CHECK(cudaFree(g->wbuf));
     if (g->pbuf) CUDA_CHECK(cudaFree(g->pbuf));
     if (g->ws) CUDA_CHECK(cudaFree(g->ws));
@@ -754,7 +759,14 @@ static void layers_t(CudaRwkv7 *g, int R, int B, int max_len, const float *sin, 
         prof_mark(g, "LoRA w,a,g,v");
         // decay, in-context rate, kk, replacement key, value residual; then the recurrence
         wkv_prep_launch(st, N, w.wl, w.al, w.k, w.kk, w.v, w.vfirst, l > 0 ? w.vl : nullptr, P.w0, P.a0, P.v0, P.k_k,
-                        P.k_a, R, C, H, d.extended);
+                        P.k_a, R, C, H, d.extended, g->tr_a);
+        if (g->tr_a) { /* tracing (one token per call): this layer's rows to the host arrays */
+            const size_t o = ((size_t)l * g->tr_T + g->tr_t) * C, bytes = (size_t)C * sizeof(float);
+            const float *src[4] = {w.wl, w.kk, w.al, g->tr_a};
+            float *dst[4] = {g->tr_w, g->tr_kk, g->tr_b, g->tr_ah};
+            for (int q = 0; q < 4; q++)
+                if (dst[q]) CUDA_CHECK(cudaMemcpyAsync(dst[q] + o, src[q], bytes, cudaMemcpyDeviceToHost, st));
+        }
         prof_mark(g, "wkv prep");
         wkv7_launch(st, N, wcfg, rec, w.y, w.r, w.wl, w.k, w.v, w.kk, w.al, w.seq_off, B, max_len, wkv_in, wkv_out, C, H);
         prof_mark(g, "wkv7 recurrence");
@@ -1149,3 +1161,57 @@ extern "C" int cuda_rwkv7_decode(CudaRwkv7 *g, CudaRwkv7State *s, const int *tok
 }
 
 extern "C" int cuda_rwkv7_decode_used_graph(const CudaRwkv7State *s) { return s->used_graph; }
+
+/* ---- traces (trace --device cuda) -------------------------------------------------------------- */
+extern "C" int cuda_rwkv7_trace(CudaRwkv7 *g, const int *tokens, int T, float *logits, float *S, float *w, float *kk,
+                                float *b, float *a, Err *err) {
+    const Rwkv7Dims &d = g->d;
+    if (T < 1) return err_set(err, "GPU trace: %d tokens (need >= 1)", T);
+    CudaRwkv7State *s = cuda_rwkv7_state_create(g, 1, err);
+    if (!s) return -1;
+    cuda_rwkv7_state_zero(s);
+    if (dev_alloc((void **)&g->tr_a, (size_t)d.C * sizeof(float), "the trace row", err)) {
+        cuda_rwkv7_state_free(s);
+        return -1;
+    }
+    g->tr_w = w, g->tr_kk = kk, g->tr_b = b, g->tr_ah = a, g->tr_T = T;
+    const size_t ns = rwkv7_state_numel(&d, 1), hs = (size_t)d.H * d.N * d.N;
+    std::vector<float> st(ns);
+    int rc = 0, one = 1, row0 = 0;
+    for (int t = 0; t < T && !rc; t++) {
+        g->tr_t = t;
+        CudaRwkv7Batch bt{};
+        bt.B = 1, bt.lens = &one, bt.tokens = tokens + t, bt.state = s, bt.nout = 1, bt.out_rows = &row0;
+        bt.logits = logits ? logits + (size_t)t * d.V : nullptr;
+        rc = cuda_rwkv7_forward(g, &bt, err);
+        if (!rc && S) {
+            cuda_rwkv7_state_download(s, st.data());
+            for (int l = 0; l < d.L; l++)
+                memcpy(S + ((size_t)l * T + t) * hs, rwkv7_state_wkv(&d, st.data(), 1, l), hs * sizeof(float));
+        }
+    }
+    CUDA_CHECK(cudaStreamSynchronize(g->st));
+    CUDA_CHECK(cudaFree(g->tr_a));
+    g->tr_a = nullptr, g->tr_w = g->tr_kk = g->tr_b = g->tr_ah = nullptr;
+    cuda_rwkv7_state_free(s);
+    return rc;
+}
+
+extern "C" int cuda_model_trace(const Model *m, CudaDType wtype, const int *tokens, int T, float *logits, ModelTrace *tr,
+                                Err *err) {
+    if (m->arch != &model_rwkv7)
+        return err_set(err, "trace --device cuda: the GPU engine runs RWKV-7 models; this is a %s model (use --device cpu)",
+                       m->arch->name);
+    CudaRwkv7 *g = cuda_model_create(m, wtype, err);
+    if (!g) return -1;
+    /* the CPU trace's conventions (rwkv7.c arch_forward): alpha = -kk, beta = kk * a, q = {decay, a} */
+    int rc = cuda_rwkv7_trace(g, tokens, T, logits, tr->state, tr->w, tr->alpha, tr->beta, tr->q[1], err);
+    cuda_rwkv7_free(g);
+    if (rc) return -1;
+    const size_t n = (size_t)m->L * T * m->C;
+    for (size_t i = 0; i < n; i++) {
+        if (tr->q[0]) tr->q[0][i] = tr->w[i];
+        tr->alpha[i] = -tr->alpha[i];
+    }
+    return 0;
+}

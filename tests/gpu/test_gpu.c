@@ -27,6 +27,8 @@
  *     the CPU's wkv7_forward: outputs and final states of ragged batches with non-zero initial states, lengths
  *     not multiples of the chunk (1, 15, 33, 100, 300, 1000 tokens), decays down to the lower bound;
  *     and a model forward on a 300-token sequence (the automatic choice: chunked) against the CPU.
+ * 11. traces: cuda_model_trace (what `trace --device cuda` writes) vs the CPU forward's ModelTrace: logits,
+ *     the state after every token, w, alpha, beta and a of every layer, fp32 and bf16 weights.
  * Tolerances are relative to the spread (std) of the CPU values. fp32 weights: the same arithmetic in a
  * different order, so max |d| <= 1e-4 std (the limit the CPU meets against the float64 reference).
  * bf16 / fp16 weights: every matrix-product input is also rounded (unit roundoff u = 2^-9 / 2^-11); with
@@ -968,6 +970,41 @@ static void check_wkv7(void) {
     check_wkv7_case("auto", 16, 4, 3, l1, 52);
 }
 
+/* ---- 11. traces: cuda_model_trace (trace --device cuda) vs the CPU forward's trace ----------------------- */
+static void check_trace(const char *name, Rwkv7 *rm, CudaDType dt) {
+    Model *m = &rm->head;
+    const int T = 40, V = m->V;
+    int ids[40];
+    rand_tokens(ids, T, V, 77);
+    ModelTrace tc, tg;
+    model_trace_alloc(m, 1, T, &tc);
+    model_trace_alloc(m, 1, T, &tg);
+    ModelFwd f = {.trace = &tc};
+    const real *lc = model_forward(m, ids, 1, T, &f);
+    float *lg = xmalloc((size_t)T * V * sizeof(float));
+    Err e = {{0}};
+    const int rc = cuda_model_trace(m, dt, ids, T, lg, &tg, &e);
+    EXPECT(rc == 0, "%s: cuda_model_trace: %s", name, e.msg);
+    if (rc == 0) {
+        const Tol t = tol_of(dt);
+        const size_t LTC = (size_t)m->L * T * m->C, LTS = (size_t)m->L * T * m->H * m->N * m->N;
+        char nm[160];
+        snprintf(nm, sizeof nm, "%s %s trace: logits", name, cuda_dtype_name(dt));
+        check_close(nm, lg, lc, (size_t)T * V, t.max, t.rms);
+        snprintf(nm, sizeof nm, "%s %s trace: state", name, cuda_dtype_name(dt));
+        check_close(nm, tg.state, tc.state, LTS, t.max, t.rms);
+        const float *gv[4] = {tg.w, tg.alpha, tg.beta, tg.q[1]}, *cv[4] = {tc.w, tc.alpha, tc.beta, tc.q[1]};
+        const char *qn[4] = {"w (decay)", "alpha (-kk)", "beta (kk a)", "a"};
+        for (int q = 0; q < 4; q++) {
+            snprintf(nm, sizeof nm, "%s %s trace: %s", name, cuda_dtype_name(dt), qn[q]);
+            check_close(nm, gv[q], cv[q], LTC, t.max, t.rms);
+        }
+        EXPECT(!memcmp(tg.q[0], tg.w, LTC * sizeof(float)), "%s: trace q[0] (decay) != w", name);
+    }
+    model_trace_free(&tc), model_trace_free(&tg);
+    free(lg);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     for (int i = 1; i < argc; i++) {
@@ -1070,6 +1107,11 @@ int main(int argc, char **argv) {
         check_decode("N=64 C=256", ma, CUDA_DT_F32, 1);
         check_decode("N=64 C=256", ma, CUDA_DT_BF16, 8);
     }
+
+    printf("[11] traces (trace --device cuda) vs the CPU\n");
+    check_trace("N=32 C=96", mc, CUDA_DT_F32);
+    check_trace("N=32 C=96", mc, CUDA_DT_BF16);
+    if (ma) check_trace("N=64 C=256", ma, CUDA_DT_F32);
 
     if (!opt_quick) {
         printf("[8] lmeval --device cuda vs cpu\n");

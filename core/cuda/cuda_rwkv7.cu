@@ -335,6 +335,11 @@ extern "C" CudaRwkv7 *cuda_rwkv7_create(const Rwkv7 *m, CudaDType wtype, Err *er
         return NULL;
     }
     const Rwkv7Dims &d = m->d;
+    if (d.conv) {
+        err_set(err, "GPU: this model has a short convolution on r, k, v (model.short_conv = %d), which the CUDA engine "
+                     "does not implement; use --device cpu", d.conv);
+        return NULL;
+    }
     if (!wkv7_supported(d.N)) {
         err_set(err, "GPU: head size N=%d is not built (the CUDA kernels support N = 16, 32, 64); use --device cpu",
                 d.N);

@@ -475,6 +475,13 @@ static void check_errors(Rwkv7 *m) {
     EXPECT(!g8 && strstr(e.msg, "head size N=8"), "N=8 should be refused: '%s'", e.msg);
     cuda_rwkv7_free(g8);
     free_rwkv7(m8);
+    /* a model with the short convolution (model.short_conv) is refused, not run without it */
+    Rwkv7Dims dcv = {.V = 40, .C = 64, .L = 1, .N = 32, .Dw = 8, .Da = 8, .Dv = 8, .Dg = 8, .conv = 4};
+    Rwkv7 *mcv = rwkv7_create_inference(&dcv);
+    CudaRwkv7 *gcv = cuda_rwkv7_create(mcv, CUDA_DT_F32, &e);
+    EXPECT(!gcv && strstr(e.msg, "short convolution"), "short_conv should be refused: '%s'", e.msg);
+    cuda_rwkv7_free(gcv);
+    free_rwkv7(mcv);
 }
 
 /* 6. shared contexts: groups of 1..4 requests with one context, scored with sharing (default and with

@@ -55,3 +55,9 @@ Test(plots, read_while_a_run_writes) {
     snprintf(args, sizeof args, "'%s' '%s/live'", rwkvlab_bin(), tmpdir);
     cr_assert_eq(run_py("live_read.py", args), 0);
 }
+
+Test(plots, every_script_on_the_fixtures) {
+    char args[600];
+    snprintf(args, sizeof args, "'%s/check'", tmpdir);
+    cr_assert_eq(run_py("check_figures.py", args), 0);
+}

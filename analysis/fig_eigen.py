@@ -98,7 +98,10 @@ def plot_time(f, info, out, probe=0, tmax=96, thr=-0.5, emit_json=False):
             if N > 1:
                 ax.plot(np.repeat(t, N - 1), e[:W, h, :-1].ravel(), ".", ms=1.2, color=c, alpha=0.25,
                         label="_others")
-            ax.plot(t, e[:W, h, -1], "-", lw=0.9, color=c, marker=".", ms=2.5, label=f"head {h}: smallest")
+            # heads that coincide stay visible: earlier heads drawn wider underneath, each its own marker and style
+            ax.plot(t, e[:W, h, -1], ls=rp.LINESTYLES[h % 4], lw=0.8 + 1.2 * (H - 1 - h) / max(H - 1, 1), color=c,
+                    marker=rp.MARKERS[h % len(rp.MARKERS)], ms=2.5 + 1.5 * (H - 1 - h) / max(H - 1, 1),
+                    mfc="none" if h % 2 else c, label=f"head {h}: smallest", zorder=2 + h)
         ax.axhline(thr, color=rp.COLORS[1], lw=0.8, ls="--", label=f"{thr:g}")
         ax.axhline(0, color="0.5", lw=0.5)
         ax.set_ylim(min(-1.05, float(np.nanmin(e[:W])) - 0.05), max(1.05, float(np.nanmax(e[:W])) + 0.05))
@@ -123,7 +126,7 @@ def plot_time(f, info, out, probe=0, tmax=96, thr=-0.5, emit_json=False):
                    extent=(-0.5, W - 0.5, 0, 1))
         if W <= 64:
             for i in range(W):
-                tax.text(i, 0.5, str(int(tokens[i])), ha="center", va="center", fontsize=5.5)
+                tax.text(i, 0.5, str(int(tokens[i])), ha="center", va="center", fontsize=min(6.0, 200.0 / W))
         tax.set_yticks([])
         tax.grid(False)
         tax.set_ylabel("token", rotation=0, ha="right", va="center", fontsize=7)

@@ -71,7 +71,7 @@ def main(argv=None):
             fig_length.plot(f, info, out, a.emit_json)
             made.append(_rename(out, "acc_vs_length", "1_s5_acc_vs_length"))
             if rp.probes_of(f):
-                fig_eigen.plot_time(f, info, out, rp.probes_of(f)[0], tmax=48, emit_json=a.emit_json)
+                fig_eigen.plot_time(f, info, out, rp.probes_of(f)[0], tmax=40, emit_json=a.emit_json)
                 made.append(_rename(out, f"probe{rp.probes_of(f)[0]}_eig_time", "2_s5_eigenvalues"))
     else:
         print(f"note: no finished demo_s5_swaps run under {a.results}/: run `make demo` (figures 1 and 2)")

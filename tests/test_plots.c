@@ -32,7 +32,7 @@ static char tmpdir[256];
 static void mk_tmp(void) { cr_assert_eq(test_mkdtemp(tmpdir, sizeof tmpdir, "plots"), 0); }
 static void rm_tmp(void) { test_rmtree(tmpdir); }
 
-TestSuite(plots, .init = mk_tmp, .fini = rm_tmp, .timeout = 300);
+TestSuite(plots, .init = mk_tmp, .fini = rm_tmp, .timeout = 600);
 
 /* run `PY tests/plots/SCRIPT ARGS` with its output in tmpdir/SCRIPT.log; exit status; the log is shown on failure */
 static int run_py(const char *script, const char *args) {

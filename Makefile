@@ -184,11 +184,16 @@ deps:
 
 # Figures (analysis/README.md): every run.h5 and sweep.json under PLOTS_DIR -> its figures/ folder.
 PLOTS_DIR ?= results
+# Root on a fresh machine (and no NO_AUTO_DEPS=1): the Python packages are installed first, as `make` does
+# for the C libraries.
 plots:
-	@if [ -z "$(PYTHON)" ]; then echo "make plots: no python3 with h5py, numpy and matplotlib; run 'make deps'" \
-	   "(or: apt-get install -y $(PY_PKGS))"; exit 1; fi
-	$(PYTHON) analysis/make_figures.py $(PLOTS_DIR)
-	$(PYTHON) analysis/gallery.py --results $(PLOTS_DIR)
+	@py="$(PYTHON)"; \
+	 if [ -z "$$py" ] && [ "$$(id -u)" = 0 ] && [ -z "$(NO_AUTO_DEPS)" ]; then \
+	   echo "make plots: installing $(PY_PKGS)"; apt-get update -q && apt-get install -y -q $(PY_PKGS) >&2 && py=/usr/bin/python3; fi; \
+	 if [ -z "$$py" ]; then echo "make plots: no python3 with h5py, numpy and matplotlib; run 'make deps'" \
+	   "(or: apt-get install -y $(PY_PKGS))"; exit 1; fi; \
+	 echo "$$py analysis/make_figures.py $(PLOTS_DIR)"; $$py analysis/make_figures.py $(PLOTS_DIR) || exit 1; \
+	 $$py analysis/gallery.py --results $(PLOTS_DIR)
 
 data:
 	@mkdir -p data

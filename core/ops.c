@@ -213,6 +213,52 @@ void mix_backward(real *dx, real *dprev, real *dmu, const real *dout, const real
     OPS_COLS_END
 }
 
+/* n mixes of the same (x, prev) in one pass: out[m] = x + (prev - x) * mu[m], m = 0..n-1 (n <= OPS_MIXN). */
+void mixn_forward(real *const *out, const real *x, const real *prev, const real *const *mu, int n, int R, int C) {
+    CHECK(n >= 1 && n <= OPS_MIXN, "mixn: n = %d outside 1..%d", n, OPS_MIXN);
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < R; r++) {
+        const real *restrict xr = x + (size_t)r * C, *restrict pr = prev + (size_t)r * C;
+        for (int m = 0; m < n; m++) {
+            real *restrict o = out[m] + (size_t)r * C;
+            const real *restrict mm = mu[m];
+#pragma omp simd
+            for (int c = 0; c < C; c++) o[c] = xr[c] + (pr[c] - xr[c]) * mm[c];
+        }
+    }
+}
+/* The adjoint of mixn_forward: one column-parallel pass that adds the n terms to dx and dprev in the order
+ * m = 0..n-1 (as n mix_backward calls would) and sums each dmu[m] over rows in order. */
+void mixn_backward(real *dx, real *dprev, real *const *dmu, const real *const *dout, const real *x, const real *prev,
+                   const real *const *mu, int n, int R, int C) {
+    // fwd: out[m] = x + (prev - x) * mu[m]
+    CHECK(n >= 1 && n <= OPS_MIXN, "mixn: n = %d outside 1..%d", n, OPS_MIXN);
+#pragma omp parallel
+    OPS_COLS_BEGIN(C)
+    real am[OPS_MIXN][OPS_CB];
+    for (int m = 0; m < n; m++)
+        for (int c = cb; c < ce; c++) am[m][c - cb] = 0;
+    for (int r = 0; r < R; r++) {
+        const size_t o = (size_t)r * C;
+        const real *restrict xr = x + o, *restrict pr = prev + o;
+        real *restrict dxr = dx + o, *restrict dpr = dprev + o;
+        for (int m = 0; m < n; m++) {
+            const real *restrict d = dout[m] + o, *restrict mm = mu[m];
+            real *restrict a = am[m] - cb;
+#pragma omp simd
+            for (int c = cb; c < ce; c++) {
+                dxr[c] += d[c] * (1 - mm[c]);
+                dpr[c] += d[c] * mm[c];
+                a[c] += d[c] * (pr[c] - xr[c]);
+            }
+        }
+    }
+    for (int m = 0; m < n; m++)
+        for (int c = cb; c < ce; c++) dmu[m][c] += am[m][c - cb];
+    (void)acc, (void)acc2;
+    OPS_COLS_END
+}
+
 /* ---- elementwise ----------------------------------------------------------------------------- */
 void tanh_forward(real *out, const real *in, int n) {
 #pragma omp parallel for simd schedule(static)

@@ -49,6 +49,11 @@ void token_shift_backward(real *dx, real *dx0, const real *dprev, int B, int T, 
 void mix_forward(real *out, const real *x, const real *prev, const real *mu, int R, int C);
 void mix_backward(real *dx, real *dprev, real *dmu, const real *dout, const real *x, const real *prev,
                   const real *mu, int R, int C);
+/* n mixes of one (x, prev) pair at once (RWKV-7's six): out[m] = x + (prev - x) * mu[m], n <= OPS_MIXN. */
+#define OPS_MIXN 8
+void mixn_forward(real *const *out, const real *x, const real *prev, const real *const *mu, int n, int R, int C);
+void mixn_backward(real *dx, real *dprev, real *const *dmu, const real *const *dout, const real *x, const real *prev,
+                   const real *const *mu, int n, int R, int C);
 
 /* ---- elementwise ------------------------------------------------------------------------------ */
 void tanh_forward(real *out, const real *in, int n);

@@ -132,6 +132,24 @@ Test(grad_ops, mix) {
     freecase(c);
 }
 
+/* three mixes in one pass: out = [3][R*C], mu = [3][C] */
+static void f_mixn(void *s) {
+    OpCase *c = s;
+    real *out[3] = {c->out, c->out + R * C, c->out + 2 * R * C};
+    const real *mu[3] = {c->in[2], c->in[2] + C, c->in[2] + 2 * C};
+    mixn_forward(out, c->in[0], c->in[1], mu, 3, R, C);
+}
+Test(grad_ops, mixn) {
+    OpCase *c = mk(3, (size_t[]){R * C, R * C, 3 * C}, 3 * R * C, -1, 1);
+    c->fwd = f_mixn;
+    f_mixn(c);
+    const real *dout[3] = {c->dout, c->dout + R * C, c->dout + 2 * R * C}, *mu[3] = {c->in[2], c->in[2] + C, c->in[2] + 2 * C};
+    real *dmu[3] = {c->d[2], c->d[2] + C, c->d[2] + 2 * C};
+    mixn_backward(c->d[0], c->d[1], dmu, dout, c->in[0], c->in[1], mu, 3, R, C);
+    run_checks(c, (const char *[]){"mixn.x", "mixn.prev", "mixn.mu"});
+    freecase(c);
+}
+
 /* ---- elementwise (the backward takes the saved output) ---- */
 #define ELEMENTWISE_TEST(op, lo, hi, saved_is_out)                                               \
     static void f_##op(void *s) { OpCase *c = s; op##_forward(c->out, c->in[0], R * C); }       \

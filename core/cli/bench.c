@@ -26,6 +26,7 @@
 #include <omp.h>
 #endif
 
+#include "blas.h"
 #include "common.h"
 #include "optim.h"
 #include "config.h"
@@ -236,21 +237,81 @@ static long bench_child_rss(const BenchCfg *c, size_t *act_bytes) {
     return ru.ru_maxrss;
 }
 
+/* ---- the PyTorch eager peer (tests/bench/torch_rwkv7.py) ------------------------------------------ */
+/* The script beside the source tree of this binary (build/rwkvlab -> tests/bench/), or $RWKVLAB_PEER. */
+static int bench_peer_path(char *out, size_t n) {
+    const char *env = getenv("RWKVLAB_PEER");
+    if (env) return snprintf(out, n, "%s", env), access(out, R_OK) == 0 ? 0 : -1;
+    char exe[4096];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len <= 0) return -1;
+    exe[len] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash) return -1;
+    *slash = 0;
+    snprintf(out, n, "%s/../tests/bench/torch_rwkv7.py", exe);
+    return access(out, R_OK) == 0 ? 0 : -1;
+}
+
+/* Runs the peer for config c with `threads` threads; its tokens/s, or 0 with *why filled. The peer gets the
+ * user's environment: the thread-wait settings rwkvlab made for itself (main.c) are removed for it. */
+static double bench_peer(const BenchCfg *c, int threads, int steps, char *why, size_t nwhy) {
+    char script[4200], cmd[8600];
+    if (bench_peer_path(script, sizeof script)) return snprintf(why, nwhy, "tests/bench/torch_rwkv7.py not found (set RWKVLAB_PEER)"), 0;
+    const char *unset = getenv("RWKVLAB_WAIT_SET") ? "env -u OMP_WAIT_POLICY -u OPENBLAS_THREAD_TIMEOUT " : "";
+    if (system("python3 -c 'import torch' >/dev/null 2>&1") != 0)
+        return snprintf(why, nwhy, "skipped: python3 cannot import torch (pip install torch to compare)"), 0;
+    Rwkv7Dims d = c->d;
+    d.H = d.C / d.N, d.F = 4 * d.C;
+    rwkv7_default_ranks(&d);
+    snprintf(cmd, sizeof cmd,
+             "%sOMP_NUM_THREADS=%d python3 '%s' --layers %d --d-model %d --head-size %d --batch %d --T %d --vocab %d "
+             "--ranks %d,%d,%d,%d --threads %d --steps %d 2>&1",
+             unset, threads, script, d.L, d.C, d.N, c->B, c->T, d.V, d.Dw, d.Da, d.Dv, d.Dg, threads, steps);
+    fflush(stdout);
+    FILE *p = popen(cmd, "r");
+    if (!p) return snprintf(why, nwhy, "cannot run python3"), 0;
+    char line[4096], last[4096] = "";
+    double tok = 0;
+    while (fgets(line, sizeof line, p)) {
+        snprintf(last, sizeof last, "%s", line);
+        const char *k = strstr(line, "\"tokens_per_s\": ");
+        if (k) tok = strtod(k + 16, NULL);
+    }
+    int st = pclose(p);
+    if (st != 0 || !(tok > 0)) {
+        last[strcspn(last, "\n")] = 0;
+        snprintf(why, nwhy, "the peer failed (status %d): %.200s", st, last);
+        return 0;
+    }
+    return tok;
+}
+
+static void bench_set_threads(int n) {
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#endif
+    openblas_set_num_threads(n);
+}
+
 /* ---- driver --------------------------------------------------------------------------------------- */
 static void bench_usage(void) {
-    printf("usage: rwkvlab bench [--quick] [--steps N] [--blas-threads N]\n"
+    printf("usage: rwkvlab bench [--quick] [--steps N] [--blas-threads N] [--no-peer]\n"
            "  --quick           small sizes (smoke test, a few seconds)\n"
            "  --steps N         timed training steps per config after one warm-up (default 3)\n"
            "  --blas-threads N  openblas_set_num_threads(N) before measuring (default: OPENBLAS_NUM_THREADS)\n"
+           "  --no-peer         do not time the PyTorch eager peer (tests/bench/torch_rwkv7.py; skipped anyway\n"
+           "                    when python3 cannot import torch)\n"
            "OpenMP threads come from OMP_NUM_THREADS. The same settings serve the sgemm baseline and the trainer.\n");
 }
 
 int bench_main(int argc, char **argv) {
-    int quick = 0, steps = 3, blas_threads = 0;
+    int quick = 0, steps = 3, blas_threads = 0, no_peer = 0;
     OptSpec spec[] = {
         O_FLAG("--quick", &quick),
         O_INT("--steps", &steps, 1, 100000),
         O_INT("--blas-threads", &blas_threads, 1, 4096),
+        O_FLAG("--no-peer", &no_peer),
     };
     OptParser p = {.cmd = "bench", .specs = spec, .nspecs = OPTS_N(spec)};
     Err perr = {{0}};
@@ -279,8 +340,10 @@ int bench_main(int argc, char **argv) {
     printf("# rwkvlab bench%s\n\n", quick ? " (--quick)" : "");
     printf("- machine: %s, %ld online CPUs; date %s; build %s, real = %s\n", cpu, sysconf(_SC_NPROCESSORS_ONLN),
            date, RWKVLAB_VERSION, REAL_NAME);
-    printf("- threads: OpenMP %d (OMP_WAIT_POLICY=%s), OpenBLAS %d (%s; core %s)\n", bench_omp_threads(),
-           wp ? wp : "unset", openblas_get_num_threads(), openblas_get_config(), openblas_get_corename());
+    char blas[512];
+    blas_describe(blas, sizeof blas);
+    printf("- threads: OpenMP %d (OMP_WAIT_POLICY=%s), OpenBLAS %d\n- BLAS: %s\n", bench_omp_threads(),
+           wp ? wp : "unset", openblas_get_num_threads(), blas);
     double load0 = bench_loadavg();
     printf("- load average at start: %.2f%s\n", load0,
            load0 > 0.5 ? " (other processes share these CPUs: the rates below are lower bounds)" : "");
@@ -363,6 +426,33 @@ int bench_main(int argc, char **argv) {
                cfgs[c].B, cfgs[c].T, r.tok_s, r.step_ms, r.fwd_ms, r.bwd_ms, r.opt_ms, gf, 100 * gf / peak,
                100 * gf / shape_rate[c][0]);
         fflush(stdout);
+    }
+
+    /* 4a. the first size at 1 thread and at the trainer's threads, next to the PyTorch eager peer */
+    {
+        const int nt = bench_omp_threads(), bt0 = openblas_get_num_threads();
+        const int tl[2] = {1, nt};
+        printf("\n## %s, B=%d, T=%d at 1 and %d thread(s), and the PyTorch eager peer (same sizes, threads, "
+               "random tokens, AdamW)\n\n", cfgs[0].name, cfgs[0].B, cfgs[0].T, nt);
+        printf("| threads | rwkvlab tokens/s | of sgemm at these threads | PyTorch eager tokens/s | rwkvlab / PyTorch "
+               "|\n|---:|---:|---:|---:|---:|\n");
+        for (int i = 0; i < (nt > 1 ? 2 : 1); i++) {
+            bench_set_threads(tl[i]);
+            double sg = bench_sgemm(sq, sq, sq, min_s);
+            BenchTrain r = bench_train(&cfgs[0], steps);
+            double gf = fl[0].train * r.tok_s * 1e-9;
+            char why[300] = "";
+            double pt = no_peer ? 0 : bench_peer(&cfgs[0], tl[i], steps < 2 ? steps : 2, why, sizeof why);
+            if (no_peer) snprintf(why, sizeof why, "not run (--no-peer)");
+            if (pt > 0)
+                printf("| %d | %.0f | %.1f%% (%.1f GFLOP/s) | %.0f | **%.2fx** |\n", tl[i], r.tok_s, 100 * gf / sg, sg, pt,
+                       r.tok_s / pt);
+            else
+                printf("| %d | %.0f | %.1f%% (%.1f GFLOP/s) | - | %s |\n", tl[i], r.tok_s, 100 * gf / sg, sg, why);
+            fflush(stdout);
+        }
+        bench_set_threads(nt);
+        openblas_set_num_threads(bt0);
     }
 
     /* 4b. every architecture of the model interface at the first size, with the same data and optimizer */

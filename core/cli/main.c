@@ -5,7 +5,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cblas.h>
+
 #include "bench.h"
+#include "blas.h"
 #include "cli.h"
 #include "opts.h"
 #include "sweep.h"
@@ -51,21 +54,56 @@ static int cmd_version(int argc, char **argv) {
     return 0;
 }
 
-/* OpenMP's default is to spin-wait between parallel regions, and OpenBLAS's threads spin (sched_yield)
- * for about 2^28 cycles after each product; the two fight over the cores. Measured on the 2-core
- * development machine: 30x slower scoring with the defaults, and training 15.1k -> 20.3k tokens/s with
- * OPENBLAS_THREAD_TIMEOUT=4 on top of a passive OpenMP wait. Both libraries read these variables when
- * they are loaded, before main, so when the user has set neither we set them and re-execute ourselves
- * once (an explicit setting of either is respected). */
-static void tune_thread_waiting(char **argv) {
-    if (getenv("OMP_WAIT_POLICY") || getenv("OPENBLAS_THREAD_TIMEOUT")) return;
-    setenv("OMP_WAIT_POLICY", "passive", 1);
-    setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1);
+/* Settings the libraries read when they are loaded, before main: when one of ours is missing we set it and
+ * re-execute ourselves once (RWKVLAB_REEXEC guards against a loop). An explicit setting by the user wins.
+ *
+ * 1. OpenMP's default is to spin-wait between parallel regions, and OpenBLAS's threads spin (sched_yield)
+ *    for about 2^28 cycles after each product; the two fight over the cores. Measured on the 2-core
+ *    development machine: 30x slower scoring with the defaults, and training 15.1k -> 20.3k tokens/s with
+ *    OPENBLAS_THREAD_TIMEOUT=4 on top of a passive OpenMP wait. Set when neither variable is set.
+ * 2. OpenBLAS kernels below the CPU's instruction set (blas.h): OPENBLAS_CORETYPE, unless the user set it;
+ *    said once on stderr. */
+static void tune_environment(char **argv) {
+    if (getenv("RWKVLAB_REEXEC")) { /* we are the re-executed process; our children decide for themselves */
+        unsetenv("RWKVLAB_REEXEC");
+        const char *from;
+        if (!strcmp(blas_core_origin(&from), "rwkvlab") && blas_selfcheck()) {
+            fprintf(stderr, "rwkvlab: OpenBLAS's %s kernels computed a wrong product on this CPU; going back to the "
+                    "library's choice (%s)\n", blas_core_name(), from);
+            setenv("OPENBLAS_CORETYPE", from, 1);
+            unsetenv(BLAS_NOTE_ENV);
+            setenv("RWKVLAB_REEXEC", "1", 1);
+            execv("/proc/self/exe", argv);
+        }
+        return;
+    }
+    int again = 0;
+    if (!getenv("OMP_WAIT_POLICY") && !getenv("OPENBLAS_THREAD_TIMEOUT")) {
+        setenv("OMP_WAIT_POLICY", "passive", 1);
+        setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1);
+        setenv("RWKVLAB_WAIT_SET", "1", 1); /* so that `bench` can run its PyTorch peer with the user's settings */
+        again = 1;
+    }
+    const char *core = blas_core_name();
+    const char *better = blas_better_core(core, blas_cpu_isa(), blas_cpu_intel(), openblas_get_config(), getenv("OPENBLAS_CORETYPE"));
+    if (better) {
+        char note[128];
+        snprintf(note, sizeof note, "%s->%s", core, better);
+        fprintf(stderr, "rwkvlab: OpenBLAS chose its %s kernels on a CPU with %s; using OPENBLAS_CORETYPE=%s "
+                "(set OPENBLAS_CORETYPE yourself to choose)\n", core,
+                blas_cpu_isa() == BLAS_ISA_AVX512 ? "AVX-512" : blas_cpu_isa() == BLAS_ISA_AVX2 ? "AVX2" : "AVX",
+                better);
+        setenv("OPENBLAS_CORETYPE", better, 1);
+        setenv(BLAS_NOTE_ENV, note, 1);
+        again = 1;
+    }
+    if (!again) return;
+    setenv("RWKVLAB_REEXEC", "1", 1);
     execv("/proc/self/exe", argv); /* returns only on failure: then we simply go on */
 }
 
 int main(int argc, char **argv) {
-    tune_thread_waiting(argv);
+    tune_environment(argv);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 1 : 0;

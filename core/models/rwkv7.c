@@ -359,12 +359,11 @@ const real *rwkv7_forward(Rwkv7 *m, const int *tokens, int B, int T, int K, cons
         // ---- TimeMix
         norm_forward(a->ln1, a->ln1_m, a->ln1_r, a->x_in, P->ln1_w, P->ln1_b, R, 1, C, LN_EPS);
         token_shift_forward(a->prev1, a->ln1, s_att, B, T, C);
-        mix_forward(a->xr, a->ln1, a->prev1, P->x_r, R, C);
-        mix_forward(a->xw, a->ln1, a->prev1, P->x_w, R, C);
-        mix_forward(a->xk, a->ln1, a->prev1, P->x_k, R, C);
-        mix_forward(a->xv, a->ln1, a->prev1, P->x_v, R, C);
-        mix_forward(a->xa, a->ln1, a->prev1, P->x_a, R, C);
-        mix_forward(a->xg, a->ln1, a->prev1, P->x_g, R, C);
+        {   // x{r,w,k,v,a,g} = ln1 + (prev1 - ln1) * x_{r,w,k,v,a,g}: the six mixes in one pass
+            real *mo[6] = {a->xr, a->xw, a->xk, a->xv, a->xa, a->xg};
+            const real *mu[6] = {P->x_r, P->x_w, P->x_k, P->x_v, P->x_a, P->x_g};
+            mixn_forward(mo, a->ln1, a->prev1, mu, 6, R, C);
+        }
         linear_forward(a->r, a->xr, P->Wr, P->br, R, C, C);
         linear_forward(a->k, a->xk, P->Wk, P->bk, R, C, C);
         linear_forward(a->v, a->xv, P->Wv, P->bv, R, C, C);
@@ -508,12 +507,12 @@ void rwkv7_backward(Rwkv7 *m, const real *dlogits) {
         linear_backward(g->xk, Q->Wk, Q->bk, g->k, a->xk, P->Wk, R, C, C);
         linear_backward(g->xv, Q->Wv, Q->bv, g->v, a->xv, P->Wv, R, C, C);
         // fwd: x{r,w,k,v,a,g} = mix(ln1, prev1, x_{..}) ; prev1 = shift(ln1) ; ln1 = LN(x_in)
-        mix_backward(g->ln1, g->prev1, Q->x_r, g->xr, a->ln1, a->prev1, P->x_r, R, C);
-        mix_backward(g->ln1, g->prev1, Q->x_w, g->xw, a->ln1, a->prev1, P->x_w, R, C);
-        mix_backward(g->ln1, g->prev1, Q->x_k, g->xk, a->ln1, a->prev1, P->x_k, R, C);
-        mix_backward(g->ln1, g->prev1, Q->x_v, g->xv, a->ln1, a->prev1, P->x_v, R, C);
-        mix_backward(g->ln1, g->prev1, Q->x_a, g->xa, a->ln1, a->prev1, P->x_a, R, C);
-        mix_backward(g->ln1, g->prev1, Q->x_g, g->xg, a->ln1, a->prev1, P->x_g, R, C);
+        {
+            real *dmu[6] = {Q->x_r, Q->x_w, Q->x_k, Q->x_v, Q->x_a, Q->x_g};
+            const real *dmo[6] = {g->xr, g->xw, g->xk, g->xv, g->xa, g->xg};
+            const real *mu[6] = {P->x_r, P->x_w, P->x_k, P->x_v, P->x_a, P->x_g};
+            mixn_backward(g->ln1, g->prev1, dmu, dmo, a->ln1, a->prev1, mu, 6, R, C);
+        }
         token_shift_backward(g->ln1, NULL, g->prev1, B, T, C);
         norm_backward(g->x_in, Q->ln1_w, Q->ln1_b, g->ln1, a->x_in, a->ln1_m, a->ln1_r, P->ln1_w, R, 1, C);
         memcpy(A->e.dx, g->x_in, (size_t)R * C * sizeof(real));

@@ -46,19 +46,40 @@ static inline real wkv7_dot(const real *restrict x, const real *restrict y, int 
     return s;
 }
 
-/* One step of the recurrence on one head: S (Nv,N) updated in place; y (Nv) = S' r (NULL: not wanted).
- * b (N) is scratch for kk * a. Row i: sa_i = -S_i . kk ; S_i = S_i * w + sa_i b + v_i k ; y_i = S_i . r */
-static inline void wkv7_step(real *restrict S, real *restrict y, real *restrict b, const real *restrict r,
-                             const real *restrict w, const real *restrict k, const real *restrict v,
-                             const real *restrict kk, const real *restrict a, int N, int Nv) {
+/* One step of the recurrence on one head: S (Nv,N) updated in place; y (Nv) = S' r (NULL: not wanted);
+ * sa (Nv) receives sa_i when not NULL. b (N) is scratch for kk * a.
+ * Row i: sa_i = -S_i . kk ; S_i = S_i * w + sa_i b + v_i k ; y_i = S_i . r  -- the read-out is summed in the
+ * update's own pass, lane by lane exactly as wkv7_dot would (same order, same result). */
+static inline void wkv7_step(real *restrict S, real *restrict y, real *restrict sa_out, real *restrict b,
+                             const real *restrict r, const real *restrict w, const real *restrict k,
+                             const real *restrict v, const real *restrict kk, const real *restrict a, int N, int Nv) {
 #pragma omp simd
     for (int j = 0; j < N; j++) b[j] = kk[j] * a[j];
     for (int i = 0; i < Nv; i++) {
         real *restrict Si = S + (size_t)i * N;
         const real sa = -wkv7_dot(Si, kk, N), vi = v[i];
+        if (sa_out) sa_out[i] = sa;
+        if (!y) {
 #pragma omp simd
-        for (int j = 0; j < N; j++) Si[j] = Si[j] * w[j] + sa * b[j] + vi * k[j];
-        if (y) y[i] = wkv7_dot(Si, r, N);
+            for (int j = 0; j < N; j++) Si[j] = Si[j] * w[j] + sa * b[j] + vi * k[j];
+            continue;
+        }
+        real acc[WKV_LANES] = {0};
+        int j = 0;
+        for (; j + WKV_LANES <= N; j += WKV_LANES) {
+#pragma omp simd
+            for (int l = 0; l < WKV_LANES; l++) {
+                const real s = Si[j + l] * w[j + l] + sa * b[j + l] + vi * k[j + l];
+                Si[j + l] = s;
+                acc[l] += s * r[j + l];
+            }
+        }
+        for (int jt = j; jt < N; jt++) Si[jt] = Si[jt] * w[jt] + sa * b[jt] + vi * k[jt];
+#pragma omp simd
+        for (int l = 0; l < 8; l++) acc[l] += acc[l + 8];
+        real yi = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+        for (; j < N; j++) yi += Si[j] * r[j];
+        y[i] = yi;
     }
 }
 
@@ -79,7 +100,7 @@ void wkv7_forward(real *y, real *ckpt, real *sT, real *states, const real *r, co
             for (int t = 0; t < T; t++) {
                 if (t % K == 0 && ckpt) memcpy(ckpt + ((size_t)bh * NC + t / K) * NN, S, NN * sizeof(real));
                 size_t o = ((size_t)b * T + t) * C + (size_t)h * N, ov = ((size_t)b * T + t) * CV + (size_t)h * Nv;
-                wkv7_step(S, y + ov, bs, r + o, w + o, k + o, v + ov, kk + o, a + o, N, Nv);
+                wkv7_step(S, y + ov, NULL, bs, r + o, w + o, k + o, v + ov, kk + o, a + o, N, Nv);
                 if (states) memcpy(states + (((size_t)b * T + t) * H + h) * NN, S, NN * sizeof(real));
             }
             if (sT) memcpy(sT + (size_t)bh * NN, S, NN * sizeof(real));
@@ -98,6 +119,7 @@ void wkv7_backward(real *dr, real *dw, real *dk, real *dv, real *dkk, real *da, 
 #pragma omp parallel
     {
         real *Sbuf = xmalloc((size_t)(K + 1) * NN * sizeof(real)); // states before/after each chunk token
+        real *sabuf = xmalloc((size_t)K * Nv * sizeof(real));       // sa of each chunk token
         real *G = xmalloc(NN * sizeof(real));                      // dL/dS' for the current token
         real *dq = xmalloc(N * sizeof(real)), *db = xmalloc(N * sizeof(real)), *bv = xmalloc(N * sizeof(real));
 #pragma omp for schedule(static)
@@ -107,17 +129,17 @@ void wkv7_backward(real *dr, real *dw, real *dk, real *dv, real *dkk, real *da, 
             else memset(G, 0, NN * sizeof(real));
             for (int c = NC - 1; c >= 0; c--) {
                 int t0 = c * K, t1 = t0 + K < T ? t0 + K : T;
-                // recompute the chunk's states from its checkpoint (same arithmetic as the forward)
+                // recompute the chunk's states (and sa) from its checkpoint (same arithmetic as the forward)
                 memcpy(Sbuf, ckpt + ((size_t)bh * NC + c) * NN, NN * sizeof(real));
                 for (int t = t0; t < t1; t++) {
                     size_t o = ((size_t)b * T + t) * C + (size_t)h * N, ov = ((size_t)b * T + t) * CV + (size_t)h * Nv;
                     real *Sn = Sbuf + (size_t)(t - t0 + 1) * NN;
                     memcpy(Sn, Sn - NN, NN * sizeof(real));
-                    wkv7_step(Sn, NULL, bv, r + o, w + o, k + o, v + ov, kk + o, a + o, N, Nv);
+                    wkv7_step(Sn, NULL, sabuf + (size_t)(t - t0) * Nv, bv, r + o, w + o, k + o, v + ov, kk + o, a + o, N, Nv);
                 }
                 for (int t = t1 - 1; t >= t0; t--) {
                     size_t o = ((size_t)b * T + t) * C + (size_t)h * N, ov = ((size_t)b * T + t) * CV + (size_t)h * Nv;
-                    const real *So = Sbuf + (size_t)(t - t0) * NN, *Sn = So + NN;
+                    const real *So = Sbuf + (size_t)(t - t0) * NN, *Sn = So + NN, *sat = sabuf + (size_t)(t - t0) * Nv;
                     const real *restrict rt = r + o, *restrict wt = w + o, *restrict kt = k + o;
                     const real *restrict vt = v + ov, *restrict kkt = kk + o, *restrict at = a + o;
                     const real *restrict dyt = dy + ov;
@@ -125,32 +147,48 @@ void wkv7_backward(real *dr, real *dw, real *dk, real *dv, real *dkk, real *da, 
                     real *restrict dvt = dv + ov;
 #pragma omp simd
                     for (int j = 0; j < N; j++) db[j] = 0, dq[j] = 0, bv[j] = kkt[j] * at[j];
-                    // row by row: every j-indexed sum below accumulates over i in order
+                    // row by row: every j-indexed sum below accumulates over i in order; the two i-indexed dot
+                    // products over j are summed lane by lane in the same pass (wkv7_dot's order)
                     for (int i = 0; i < Nv; i++) {
                         real *restrict Gi = G + (size_t)i * N;
                         const real *restrict Soi = So + (size_t)i * N, *restrict Sni = Sn + (size_t)i * N;
-                        // fwd: y = S' r   ->  G += dy r^T ; dr = S'^T dy
-                        const real dyi = dyt[i];
+                        const real dyi = dyt[i], sai = sat[i], vi = vt[i];
+                        // y = S' r: G += dy r^T, dr = S'^T dy ; S' = S diag(w) + sa b^T + v k^T, sa = S q, q = -kk:
+                        // dw += G S, db += G sa, dk += G v, dsa = G . b, dv = G . k
+                        real as[WKV_LANES] = {0}, av[WKV_LANES] = {0};
+                        int j = 0;
+                        for (; j + WKV_LANES <= N; j += WKV_LANES) {
 #pragma omp simd
-                        for (int j = 0; j < N; j++) {
-                            Gi[j] += dyi * rt[j];
-                            drt[j] += Sni[j] * dyi;
+                            for (int l = 0; l < WKV_LANES; l++) {
+                                const real g = Gi[j + l] + dyi * rt[j + l];
+                                Gi[j + l] = g;
+                                drt[j + l] += Sni[j + l] * dyi;
+                                dwt[j + l] += g * Soi[j + l];
+                                db[j + l] += g * sai;
+                                dkt[j + l] += g * vi;
+                                as[l] += g * bv[j + l];
+                                av[l] += g * kt[j + l];
+                            }
                         }
-                        // fwd: sa = S q, q = -kk ;  S' = S diag(w) + sa b^T + v k^T, b = kk * a
-                        const real sai = -wkv7_dot(Soi, kkt, N), vi = vt[i];
+                        for (int jt = j; jt < N; jt++) {
+                            const real g = Gi[jt] + dyi * rt[jt];
+                            Gi[jt] = g;
+                            drt[jt] += Sni[jt] * dyi;
+                            dwt[jt] += g * Soi[jt];
+                            db[jt] += g * sai;
+                            dkt[jt] += g * vi;
+                        }
 #pragma omp simd
-                        for (int j = 0; j < N; j++) {
-                            dwt[j] += Gi[j] * Soi[j];
-                            db[j] += Gi[j] * sai;
-                            dkt[j] += Gi[j] * vi;
-                        }
-                        const real dsai = wkv7_dot(Gi, bv, N);
-                        dvt[i] += wkv7_dot(Gi, kt, N);
+                        for (int l = 0; l < 8; l++) as[l] += as[l + 8], av[l] += av[l + 8];
+                        real dsai = ((as[0] + as[4]) + (as[2] + as[6])) + ((as[1] + as[5]) + (as[3] + as[7]));
+                        real dvi = ((av[0] + av[4]) + (av[2] + av[6])) + ((av[1] + av[5]) + (av[3] + av[7]));
+                        for (; j < N; j++) dsai += Gi[j] * bv[j], dvi += Gi[j] * kt[j];
+                        dvt[i] += dvi;
                         // dq_j += dsa_i S[i][j] ; G <- G diag(w) + dsa q^T
 #pragma omp simd
-                        for (int j = 0; j < N; j++) {
-                            dq[j] += dsai * Soi[j];
-                            Gi[j] = Gi[j] * wt[j] - dsai * kkt[j];
+                        for (int jj = 0; jj < N; jj++) {
+                            dq[jj] += dsai * Soi[jj];
+                            Gi[jj] = Gi[jj] * wt[jj] - dsai * kkt[jj];
                         }
                     }
                     // q = -kk, b = kk * a
@@ -165,6 +203,6 @@ void wkv7_backward(real *dr, real *dw, real *dk, real *dv, real *dkk, real *da, 
             if (ds0)
                 for (size_t e = 0; e < NN; e++) ds0[(size_t)bh * NN + e] += G[e];
         }
-        free(Sbuf), free(G), free(dq), free(db), free(bv);
+        free(Sbuf), free(sabuf), free(G), free(dq), free(db), free(bv);
     }
 }

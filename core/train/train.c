@@ -17,6 +17,7 @@
 #include <omp.h>
 #endif
 
+#include "blas.h"
 #include "ckpt.h"
 #include "h5log.h"
 #include "mem.h"
@@ -273,6 +274,13 @@ static int write_summary(Run *r, const char *status, long step, double wall, dou
     cJSON_AddNumberToObject(j, "threads", 1);
 #endif
     cJSON_AddStringToObject(j, "scalar", REAL_NAME);
+    {
+        const char *from, *origin = blas_core_origin(&from);
+        cJSON *b = cJSON_AddObjectToObject(j, "blas");
+        cJSON_AddStringToObject(b, "core", blas_core_name());
+        cJSON_AddStringToObject(b, "chosen_by", origin);
+        if (from) cJSON_AddStringToObject(b, "library_choice", from);
+    }
     cJSON_AddNumberToObject(j, "steps_done", step);
     cJSON_AddNumberToObject(j, "steps_planned", c->train.steps);
     cJSON_AddNumberToObject(j, "wall_seconds", wall);

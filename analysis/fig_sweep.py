@@ -79,7 +79,7 @@ def plot(sweep_dir, out, emit_json=False):
         raise rp.PlotError(f"{sweep_dir}/sweep.json: no grid point has a finished run yet")
     lengths = sorted({x for s in shown for x in s["x"]})
     k = len(shown)
-    fig, ax = rp.plt.subplots(figsize=(7.2, 3.8))
+    fig, ax = rp.plt.subplots(figsize=(6.4, 3.6 + 0.17 * ((k + 3) // 2)))
     rp.length_axis(ax, lengths, "test sequence length (tokens)")
     rng = rp.parse_len_range(next(iter(train))) if len(train) == 1 else None
     if rng:
@@ -114,7 +114,7 @@ def plot(sweep_dir, out, emit_json=False):
     handles, labels = ax.get_legend_handles_labels()
     handles.append(rp.matplotlib.lines.Line2D([], [], color="0.3", marker="o", ls="", ms=3))
     labels.append("one seed (bar: min to max)")
-    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     ax.set_title(f"Sequence accuracy vs length across seeds (line: median)\nsweep {sw.get('experiment', '?')}: "
                  f"{len(shown)} grid points, {sum(len(s['seeds']) for s in shown)} finished runs")
     fig.tight_layout()

@@ -1,6 +1,7 @@
 /* grad_model.c -- whole-model checks on a tiny RWKV-7 in double precision:
  * every parameter tensor's gradient vs finite differences (standard and extended eigenvalue range,
- * with and without ln0), recurrent mode == sequence mode from a non-zero state, chunked == unchunked. */
+ * with and without ln0, with the short conv), recurrent mode == sequence mode from a non-zero state
+ * (with and without the short conv, whose history is part of the state), chunked == unchunked. */
 #include <string.h>
 
 #include "gradcheck.h"
@@ -26,10 +27,13 @@ static double case_loss(void *ctx) {
 
 /* Official init, then every tensor perturbed so that no gradient path is trivially zero
  * (official init zeroes w1, a1, v1, g1, output and ffn.value). */
-static Rwkv7 *tiny_model_b(gsl_rng *rng, int L, int extended, int ln0, int bias) {
+static Rwkv7 *tiny_model_c(gsl_rng *rng, int L, int extended, int ln0, int bias, int conv) {
     Rwkv7Dims d = {.V = V, .C = 32, .L = L, .N = 16, .Dw = 8, .Da = 8, .Dv = 4, .Dg = 8, .extended = extended,
-                   .has_ln0 = ln0, .bias = bias};
+                   .has_ln0 = ln0, .bias = bias, .conv = conv};
     Rwkv7 *m = rwkv7_create(&d);
+    /* the conv is there when asked for (a model that ignored it would pass every other check) */
+    cr_assert_eq(rwkv7_find(m, "blocks.0.att.r_conv.weight") != NULL, conv > 0, "conv=%d: att.r_conv.weight %s", conv,
+                 conv ? "missing" : "present");
     rwkv7_init_official(m, rng);
     for (int i = 0; i < m->ntensors; i++) {
         const ParamTensor *p = &m->tensors[i];
@@ -39,7 +43,9 @@ static Rwkv7 *tiny_model_b(gsl_rng *rng, int L, int extended, int ln0, int bias)
     }
     return m;
 }
-static Rwkv7 *tiny_model(gsl_rng *rng, int L, int extended, int ln0) { return tiny_model_b(rng, L, extended, ln0, 0); }
+static Rwkv7 *tiny_model(gsl_rng *rng, int L, int extended, int ln0, int conv) {
+    return tiny_model_c(rng, L, extended, ln0, 0, conv);
+}
 
 static void make_data(ModelCase *c, gsl_rng *rng) {
     c->tok = malloc(B * T * sizeof(int)), c->tgt = malloc(B * T * sizeof(int)), c->mask = malloc(B * T);
@@ -50,14 +56,14 @@ static void make_data(ModelCase *c, gsl_rng *rng) {
     }
 }
 
-static void full_check(int L, int extended, int ln0, int bias, unsigned long seed) {
+static void full_check(int L, int extended, int ln0, int bias, int conv, unsigned long seed) {
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     gsl_rng_set(rng, seed);
-    ModelCase c = {.m = tiny_model_b(rng, L, extended, ln0, bias), .K = 6};
+    ModelCase c = {.m = tiny_model_c(rng, L, extended, ln0, bias, conv), .K = 6};
     make_data(&c, rng);
     Rwkv7 *m = c.m;
-    printf("tiny RWKV-7 L=%d C=32 N=16 T=%d B=%d V=%d extended=%d ln0=%d: %d tensors, %zu params\n", L, T, B, V,
-           extended, ln0, m->ntensors, m->nparams);
+    printf("tiny RWKV-7 L=%d C=32 N=16 T=%d B=%d V=%d extended=%d ln0=%d short_conv=%d: %d tensors, %zu params\n", L,
+           T, B, V, extended, ln0, conv, m->ntensors, m->nparams);
     memset(m->grads, 0, m->nparams * sizeof(real));
     case_loss(&c);
     model_backward(&m->head);
@@ -79,18 +85,22 @@ static void full_check(int L, int extended, int ln0, int bias, unsigned long see
     gsl_rng_free(rng);
 }
 
-Test(grad_model, every_tensor_standard, .timeout = 600) { full_check(2, 0, 1, 0, 101); }
-Test(grad_model, every_tensor_extended_no_ln0, .timeout = 600) { full_check(2, 1, 0, 0, 202); }
-Test(grad_model, every_tensor_three_layers, .timeout = 600) { full_check(3, 0, 1, 0, 303); }
+Test(grad_model, every_tensor_standard, .timeout = 600) { full_check(2, 0, 1, 0, 0, 101); }
+Test(grad_model, every_tensor_extended_no_ln0, .timeout = 600) { full_check(2, 1, 0, 0, 0, 202); }
+Test(grad_model, every_tensor_three_layers, .timeout = 600) { full_check(3, 0, 1, 0, 0, 303); }
 /* the optional Linear biases of research checkpoints (att.*.bias, ffn.*.bias, head.bias) */
-Test(grad_model, every_tensor_with_biases, .timeout = 600) { full_check(2, 0, 0, RWKV7_BIAS_ALL, 404); }
+Test(grad_model, every_tensor_with_biases, .timeout = 600) { full_check(2, 0, 0, RWKV7_BIAS_ALL, 0, 404); }
+/* model.short_conv = 4 on r, k, v (att.{r,k,v}_conv.weight), extended range: the conv feeds kk, the a-modulated
+ * key, the value residual (layer 0's v is v_first), the WKV and the bonus */
+Test(grad_model, every_tensor_short_conv, .timeout = 600) { full_check(2, 1, 1, 0, 4, 505); }
 
 /* Sequence mode over T tokens == recurrent mode one token at a time, both starting from the same
- * non-zero state; logits and final state agree to rounding. */
-Test(grad_model, recurrent_equals_sequence) {
+ * non-zero state; logits and final state (with the conv's history: the last K-1 inputs of r, k, v)
+ * agree to rounding. */
+static void recurrent_check(int conv) {
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     gsl_rng_set(rng, 9);
-    Rwkv7 *m = tiny_model(rng, 2, 0, 1);
+    Rwkv7 *m = tiny_model(rng, 2, 0, 1, conv);
     int tok[B * T];
     for (int i = 0; i < B * T; i++) tok[i] = gsl_rng_uniform_int(rng, V);
     size_t ns = rwkv7_state_numel(&m->d, B);
@@ -98,7 +108,12 @@ Test(grad_model, recurrent_equals_sequence) {
     fill_uniform(s0, ns, rng, -0.3, 0.3);
     real *seq = malloc((size_t)B * T * V * sizeof(real));
     memcpy(seq, rwkv7_forward(m, tok, B, T, 4, s0, sseq, NULL), (size_t)B * T * V * sizeof(real));
-    double maxd = 0;
+    /* the same tokens from a zero state: the start state must matter (else the check proves nothing) */
+    const real *lz = rwkv7_forward(m, tok, B, T, 4, NULL, NULL, NULL);
+    double dz = 0;
+    for (size_t i = 0; i < (size_t)B * T * V; i++) dz = fmax(dz, fabs(lz[i] - seq[i]));
+    const size_t HC = conv > 1 ? (size_t)(conv - 1) * m->d.C : 0; /* one sequence's history of one of r, k, v */
+    double maxd = 0, dconv = 0;
     for (int b = 0; b < B; b++) {
         /* state of sequence b alone: copy its slices out of the batched layout */
         size_t n1 = rwkv7_state_numel(&m->d, 1);
@@ -108,6 +123,9 @@ Test(grad_model, recurrent_equals_sequence) {
             memcpy(rwkv7_state_att_prev(&m->d, s, 1, l), rwkv7_state_att_prev(&m->d, s0, B, l) + b * C, C * sizeof(real));
             memcpy(rwkv7_state_wkv(&m->d, s, 1, l), rwkv7_state_wkv(&m->d, s0, B, l) + b * NN, NN * sizeof(real));
             memcpy(rwkv7_state_ffn_prev(&m->d, s, 1, l), rwkv7_state_ffn_prev(&m->d, s0, B, l) + b * C, C * sizeof(real));
+            for (int q = 0; q < 3 && HC; q++) /* (3,B,K-1,C) */
+                memcpy(rwkv7_state_conv(&m->d, s, 1, l) + q * HC, rwkv7_state_conv(&m->d, s0, B, l) + (q * B + b) * HC,
+                       HC * sizeof(real));
         }
         for (int t = 0; t < T; t++) {
             const real *lg = rwkv7_forward(m, &tok[b * T + t], 1, 1, 1, s, s, NULL);
@@ -119,29 +137,42 @@ Test(grad_model, recurrent_equals_sequence) {
             for (size_t i = 0; i < NN; i++) maxd = fmax(maxd, fabs(a[i] - e[i]));
             const real *p = rwkv7_state_ffn_prev(&m->d, s, 1, l), *q = rwkv7_state_ffn_prev(&m->d, sseq, B, l) + b * m->d.C;
             for (int i = 0; i < m->d.C; i++) maxd = fmax(maxd, fabs(p[i] - q[i]));
+            for (int k = 0; k < 3 && HC; k++) {
+                p = rwkv7_state_conv(&m->d, s, 1, l) + k * HC, q = rwkv7_state_conv(&m->d, sseq, B, l) + (k * B + b) * HC;
+                for (size_t i = 0; i < HC; i++) maxd = fmax(maxd, fabs(p[i] - q[i]));
+                /* the handed-on history is the last K-1 inputs, not the one we started from */
+                const real *o = rwkv7_state_conv(&m->d, s0, B, l) + (k * B + b) * HC;
+                for (size_t i = 0; i < HC; i++) dconv = fmax(dconv, fabs(q[i] - o[i]));
+            }
         }
         free(s);
     }
-    printf("recurrent vs sequence (from a random state): max |diff| = %.3g (limit 1e-12)\n", maxd);
+    printf("recurrent vs sequence (from a random state, short_conv=%d): max |diff| = %.3g (limit 1e-12); zero state "
+           "moves the logits by %.3g; conv history moved by %.3g\n", conv, maxd, dz, dconv);
     cr_expect(maxd <= 1e-12, "recurrent and sequence mode differ by %g", maxd);
+    cr_expect(dz > 1e-6, "the start state does not change the logits (%g): the check would prove nothing", dz);
+    if (HC) cr_expect(dconv > 1e-6, "the conv history handed on equals the one given (%g)", dconv);
     free(s0), free(sseq), free(seq);
     model_free(&m->head);
     gsl_rng_free(rng);
 }
+Test(grad_model, recurrent_equals_sequence) { recurrent_check(0); }
+/* the state carries the short conv's last K-1 inputs of r, k, v too */
+Test(grad_model, recurrent_equals_sequence_short_conv) { recurrent_check(4); }
 
 /* Model gradients with the WKV state stored every K tokens equal those with every state stored. */
-Test(grad_model, chunked_equals_unchunked) {
+static void chunked_check(int conv) {
     real *ref = NULL;
     int Ks[] = {1, 3, 8, 16, 64};
     for (int ki = 0; ki < 5; ki++) {
         gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
         gsl_rng_set(rng, 77);
-        ModelCase c = {.m = tiny_model(rng, 2, 0, 1), .K = Ks[ki]};
+        ModelCase c = {.m = tiny_model(rng, 2, 0, 1, conv), .K = Ks[ki]};
         make_data(&c, rng);
         memset(c.m->grads, 0, c.m->nparams * sizeof(real));
         case_loss(&c);
         model_backward(&c.m->head);
-        printf("  K=%-3d activation bytes %zu\n", Ks[ki], rwkv7_act_bytes(c.m));
+        printf("  short_conv=%d K=%-3d activation bytes %zu\n", conv, Ks[ki], rwkv7_act_bytes(c.m));
         if (!ref) {
             ref = malloc(c.m->nparams * sizeof(real));
             memcpy(ref, c.m->grads, c.m->nparams * sizeof(real));
@@ -155,3 +186,5 @@ Test(grad_model, chunked_equals_unchunked) {
     }
     free(ref);
 }
+Test(grad_model, chunked_equals_unchunked) { chunked_check(0); }
+Test(grad_model, chunked_equals_unchunked_short_conv) { chunked_check(4); }

@@ -394,7 +394,6 @@ Test(config, task_variant_checked_on_the_resolved_config) {
 /* A model key an architecture does not have is refused by config as by train, naming the key. */
 Test(config, arch_refuses_keys_it_does_not_have) {
     static const char *const cases[][3] = {
-        {"model.arch=rwkv7", "model.short_conv=4", "model.short_conv"},
         {"model.arch=rwkv7", "model.expand_v=2", "model.expand_v"},
         {"model.arch=rwkv6", "model.expand_v=2", "model.expand_v"},
         {"model.arch=rwkv6", "model.eig_range=extended", "extended"},

@@ -35,6 +35,12 @@ real *arch_walk_addf(ParamWalk *wk, int ndim, int s0, int s1, int s2, int decay,
     return arch_walk_add(wk, nm, ndim, s0, s1, s2, decay);
 }
 
+real *arch_walk_conv(ParamWalk *wk, int C, int K, const char *fmt, int l) {
+    char nm[64];
+    snprintf(nm, sizeof nm, fmt, l);
+    return arch_walk_add(wk, nm, 2, C, K, 0, 0);
+}
+
 ParamTensor *arch_table_of(ArchLayoutFn layout, const void *shape, int *ntensors, size_t *nparams) {
     ParamWalk wk = {0};
     layout(shape, &wk);

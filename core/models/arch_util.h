@@ -19,6 +19,8 @@
 
 #include <gsl/gsl_rng.h>
 
+#include <string.h>
+
 #include "common.h"
 #include "param.h"
 
@@ -42,6 +44,11 @@ real *arch_walk_addf(ParamWalk *wk, int ndim, int s0, int s1, int s2, int decay,
 /* A tensor table from a layout walk (count, then fill): xcalloc'ed, *ntensors entries, caller frees. */
 typedef void (*ArchLayoutFn)(const void *shape, ParamWalk *wk); /* walks without handing out pointers */
 ParamTensor *arch_table_of(ArchLayoutFn layout, const void *shape, int *ntensors, size_t *nparams);
+
+/* A short-conv filter [C,K] (shortconv.h) named by fmt and block l ("blocks.%d.att.r_conv.weight"): one
+ * rule for every architecture, no weight decay (a K-tap filter per channel, not one of the 2-D matrices
+ * that rwkv7.md decays). */
+real *arch_walk_conv(ParamWalk *wk, int C, int K, const char *fmt, int l);
 
 /* Activation buffers: the next n reals of base at *off (NULL when base is NULL: a sizing pass). */
 real *arch_carve(size_t *off, real *base, size_t n);
@@ -143,5 +150,7 @@ void arch_ffn_forward(real *x_next, ArchFfnActs *a, const ArchFfn *w, const real
  * caller has zeroed. No gradient flows into shift_in. */
 void arch_ffn_backward(ArchFfnActs *g, const ArchFfn *gw, const real *dx_next, const ArchFfnActs *a, const ArchFfn *w,
                        int B, int T, int C, int F);
+
+static inline void arch_zero(real *p, size_t n) { memset(p, 0, n * sizeof(real)); }
 
 #endif

@@ -179,10 +179,10 @@ static void delta_layout(const Shape *s, ParamWalk *wk, DeltaWeights *W) {
             ADD(P->dt_bias, 1, H, 0, 0, 0, "blocks.%d.attn.dt_bias", l); /* no weight decay */
         }
         ADD(P->Wb, 2, H, C, 0, 1, "blocks.%d.attn.b_proj.weight", l);
-        if (K) {
-            ADD(P->cq, 2, C, K, 0, 1, "blocks.%d.attn.q_conv1d.weight", l);
-            ADD(P->ck, 2, C, K, 0, 1, "blocks.%d.attn.k_conv1d.weight", l);
-            ADD(P->cv, 2, CV, K, 0, 1, "blocks.%d.attn.v_conv1d.weight", l);
+        if (K) { /* arch_util.h: one rule for every architecture's filters */
+            P->cq = arch_walk_conv(wk, C, K, "blocks.%d.attn.q_conv1d.weight", l);
+            P->ck = arch_walk_conv(wk, C, K, "blocks.%d.attn.k_conv1d.weight", l);
+            P->cv = arch_walk_conv(wk, CV, K, "blocks.%d.attn.v_conv1d.weight", l);
         }
         if (s->gated) ADD(P->Wg, 2, CV, C, 0, 1, "blocks.%d.attn.g_proj.weight", l);
         ADD(P->onorm, 1, s->Nv, 0, 0, 0, "blocks.%d.attn.o_norm.weight", l);
@@ -204,7 +204,8 @@ typedef struct {
     real *x_in, *ln1, *ln1_m, *ln1_r;         /* (R,C) (R,C) (R) (R) */
     real *qp, *kp, *vp;                       /* projections (R,C) (R,C) (R,CV) */
     real *qc, *kc, *vc;                       /* after the short conv; the same arrays as qp, kp, vp when K = 0 */
-    real *cs_q, *cs_k, *cs_v;                 /* the conv state the forward started from (B,K-1,C|CV) */
+    real *cs_q, *cs_k, *cs_v;                 /* the conv state the forward started from (B,K-1,C|CV), one
+                                                 block (shortconv3_forward's history) */
     real *qs, *ks, *vs;                       /* silu: (R,C) (R,C) (R,CV) */
     real *qn, *kn, *qinv, *kinv;              /* l2norm (R,C), saved 1/norm (R,H) */
     real *r;                                  /* qn / sqrt(N) (R,C) */
@@ -226,7 +227,6 @@ struct DeltaActs {
     real *ckpt;                  /* L x wkv7 checkpoints */
     size_t ckpt_layer;
     ArchEndActs e;               /* embedding and head (arch_util.h) */
-    int conv_from_state;         /* the last forward's conv started from a given state (cs_* hold it) */
 };
 
 static void layer_acts_layout(LayerActs *a, size_t *off, real *base, const Shape *s, int B, int T, int scratch) {
@@ -353,15 +353,15 @@ void delta_init(Model *mm, gsl_rng *rng, const RunConfig *c) {
         DeltaLayer *P = &W->layer[l];
         for (int i = 0; i < C; i++) P->ln1_w[i] = P->ln2_w[i] = 1;
         arch_init_ffn_mix(P->f_xk, l, L, C);
-        // mixer: as fla (Linear and conv weights N(0, 0.02), norm weight 1)
+        // mixer: as fla (Linear weights N(0, 0.02), norm weight 1); conv filters: shortconv_init (all archs)
         normal_init(P->Wq, (size_t)C * C, 0.02, rng);
         normal_init(P->Wk, (size_t)C * C, 0.02, rng);
         normal_init(P->Wv, (size_t)CV * C, 0.02, rng);
         normal_init(P->Wb, (size_t)H * C, 0.02, rng);
-        if (K) {
-            normal_init(P->cq, (size_t)C * K, 0.02, rng);
-            normal_init(P->ck, (size_t)C * K, 0.02, rng);
-            normal_init(P->cv, (size_t)CV * K, 0.02, rng);
+        if (K) { /* the one conv init of every architecture (shortconv.h): U(-1/sqrt(K), 1/sqrt(K)) */
+            shortconv_init(P->cq, C, K, rng);
+            shortconv_init(P->ck, C, K, rng);
+            shortconv_init(P->cv, CV, K, rng);
         }
         normal_init(P->Wo, (size_t)C * CV, 0.02, rng);
         for (int i = 0; i < s.Nv; i++) P->onorm[i] = 1;
@@ -423,7 +423,6 @@ const real *delta_forward(Model *mm, const int *tokens, int B, int T, const Mode
     acts_ensure(m, B, T, f->K);
     DeltaActs *A = m->acts;
     memcpy(A->mem.tokens, tokens, (size_t)R * sizeof(int));
-    A->conv_from_state = f->state_in != NULL;
 #ifdef _OPENMP
     const int saved_threads = omp_get_max_threads();
     if ((long)R * C < DELTA_PAR_MIN) omp_set_num_threads(1); /* speed only: results do not depend on it */
@@ -448,18 +447,12 @@ const real *delta_forward(Model *mm, const int *tokens, int B, int T, const Mode
         linear_forward(a->qp, a->ln1, P->Wq, NULL, R, C, C);
         linear_forward(a->kp, a->ln1, P->Wk, NULL, R, C, C);
         linear_forward(a->vp, a->ln1, P->Wv, NULL, R, C, CV);
-        if (K) { // q, k, v = conv_K(.) carrying the conv state; keep the state it started from for the backward
-            const size_t Kp = (size_t)K - 1;
-            real *sin[3], *sout[3], *keep[3] = {a->cs_q, a->cs_k, a->cs_v};
-            const size_t width[3] = {(size_t)C, (size_t)C, (size_t)CV};
-            for (int i = 0; i < 3; i++) {
-                sin[i] = delta_state_conv(m, state_in, B, l, i);
-                sout[i] = delta_state_conv(m, state_out, B, l, i);
-                if (sin[i]) memcpy(keep[i], sin[i], B * Kp * width[i] * sizeof(real));
-            }
-            shortconv_forward(a->qc, a->qp, P->cq, sin[0], sout[0], B, T, C, K);
-            shortconv_forward(a->kc, a->kp, P->ck, sin[1], sout[1], B, T, C, K);
-            shortconv_forward(a->vc, a->vp, P->cv, sin[2], sout[2], B, T, CV, K);
+        if (K) { // q, k, v = conv_K(.) carrying the conv state; cs_q.. keep the state it started from
+            real *const y[3] = {a->qc, a->kc, a->vc};
+            const real *const x[3] = {a->qp, a->kp, a->vp}, *const cw[3] = {P->cq, P->ck, P->cv};
+            const int Cs[3] = {C, C, CV};
+            shortconv3_forward(y, x, cw, a->cs_q, delta_state_conv(m, state_in, B, l, 0),
+                               delta_state_conv(m, state_out, B, l, 0), Cs, B, T, K);
         }
         silu_forward(a->qs, a->qc, R * C);
         silu_forward(a->ks, a->kc, R * C);
@@ -520,7 +513,6 @@ const real *delta_forward(Model *mm, const int *tokens, int B, int T, const Mode
 }
 
 /* ---- backward -------------------------------------------------------------------------------- */
-static void zero(real *p, size_t n) { memset(p, 0, n * sizeof(real)); }
 
 void delta_backward(Model *mm, const real *dlogits) {
     DeltaModel *m = mm->self;
@@ -543,7 +535,7 @@ void delta_backward(Model *mm, const real *dlogits) {
         const DeltaLayer *P = &W->layer[l];
         DeltaLayer *Q = &G->layer[l];
         const LayerActs *a = &A->la[l];
-        zero(g->x_in, A->dla_numel);
+        arch_zero(g->x_in, A->dla_numel);
         // ---- FFN. fwd: x_next = x_mid + FFN(x_mid)   (arch_util.h)
         const ArchFfn fw = ARCH_FFN_OF(P), fg = ARCH_FFN_OF(Q);
         arch_ffn_backward(&g->f, &fg, A->e.dx, &a->f, &fw, B, T, C, F);
@@ -584,10 +576,11 @@ void delta_backward(Model *mm, const real *dlogits) {
         silu_backward(g->kc, g->ks, a->kc, R * C);
         silu_backward(g->vc, g->vs, a->vc, R * CV);
         if (K) { // fwd: qc, kc, vc = conv_K(qp, kp, vp) from the state the forward started from
-            const int st = A->conv_from_state;
-            shortconv_backward(g->qp, Q->cq, g->qc, a->qp, P->cq, st ? a->cs_q : NULL, B, T, C, K);
-            shortconv_backward(g->kp, Q->ck, g->kc, a->kp, P->ck, st ? a->cs_k : NULL, B, T, C, K);
-            shortconv_backward(g->vp, Q->cv, g->vc, a->vp, P->cv, st ? a->cs_v : NULL, B, T, CV, K);
+            real *const dx[3] = {g->qp, g->kp, g->vp}, *const dw[3] = {Q->cq, Q->ck, Q->cv};
+            const real *const dy[3] = {g->qc, g->kc, g->vc}, *const x[3] = {a->qp, a->kp, a->vp};
+            const real *const cw[3] = {P->cq, P->ck, P->cv};
+            const int Cs[3] = {C, C, CV};
+            shortconv3_backward(dx, dw, dy, x, cw, a->cs_q, Cs, B, T, K);
         } /* K = 0: qc, kc, vc are qp, kp, vp */
         // fwd: qp, kp, vp = W_{q,k,v} ln1 ; ln1 = LN(x_in)
         linear_backward(g->ln1, Q->Wq, NULL, g->qp, a->ln1, P->Wq, R, C, C);
@@ -620,9 +613,9 @@ int delta_validate_dims(const DeltaDims *d, int gated, Err *err) {
         return err_set(err, "implausible %s dims V=%d C=%d L=%d N=%d (N must divide C)", title, d->V, d->C, d->L, d->N);
     if (d->has_ln0 < 0 || d->has_ln0 > 1 || d->extended < 0 || d->extended > 1)
         return err_set(err, "implausible %s flags has_ln0=%d extended=%d (0 or 1 each)", title, d->has_ln0, d->extended);
-    if (d->short_conv < 0 || d->short_conv > 64)
-        return err_set(err, "implausible %s short_conv=%d (0 = off, else the kernel size, at most 64)", title,
-                       d->short_conv);
+    if (d->short_conv < 0 || d->short_conv > SHORTCONV_MAX_K)
+        return err_set(err, "implausible %s short_conv=%d (0 = off, else the kernel size, at most %d)", title,
+                       d->short_conv, SHORTCONV_MAX_K);
     if (gated ? d->expand_v < 1 || d->expand_v > 64 : d->expand_v != 0)
         return err_set(err, "implausible %s expand_v=%d (%s)", title, d->expand_v,
                        gated ? "the value head is expand_v * N, 1..64" : "DeltaNet has no expand_v: 0");
@@ -668,9 +661,9 @@ int delta_dims_from_tensors(DeltaDims *d, const TensorFile *tf, const char *path
                        (int)vp->shape[0], d->C, d->C);
     d->expand_v = gated ? ev : 0;
     if (cq) {
-        if (cq->ndim != 2 || cq->shape[0] != d->C || cq->shape[1] < 1 || cq->shape[1] > 64)
-            return err_set(err, "%s: 'blocks.0.attn.q_conv1d.weight' must be [C,K] with C = %d and 1 <= K <= 64; it "
-                                "is %s", path, d->C, tf_shape_str(cq->shape, cq->ndim, s1, sizeof s1));
+        if (cq->ndim != 2 || cq->shape[0] != d->C || cq->shape[1] < 1 || cq->shape[1] > SHORTCONV_MAX_K)
+            return err_set(err, "%s: 'blocks.0.attn.q_conv1d.weight' must be [C,K] with C = %d and 1 <= K <= %d; it "
+                                "is %s", path, d->C, SHORTCONV_MAX_K, tf_shape_str(cq->shape, cq->ndim, s1, sizeof s1));
         d->short_conv = (int)cq->shape[1];
     }
     /* layers: max K + 1 over the blocks.K keys; a layer has at least 13 (gated: 17) tensors, so K is bounded

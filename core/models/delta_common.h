@@ -125,7 +125,8 @@ size_t delta_act_bytes_for(const DeltaDims *d, int gated, int B, int T, int K, i
 Model *delta_create(const ModelArch *arch, const DeltaDims *d, int gated, int with_grads);
 void delta_free(Model *m);
 /* skeleton as RWKV-7 (emb U(+-1e-4), LayerNorms 1/0, ffn.x_k = 1 - ddd^(r1^4), ffn.key orthogonal, ffn.value
- * 0, head orthogonal 0.5 sqrt(V/C)); mixer as fla: every Linear and conv weight N(0, 0.02), o_norm 1;
+ * 0, head orthogonal 0.5 sqrt(V/C)); mixer as fla: every Linear weight N(0, 0.02), o_norm 1;
+ * the conv filters as every architecture's (shortconv_init: U(-1/sqrt(K), 1/sqrt(K)), no weight decay);
  * Gated: A ~ U(0,16) stored as A_log, dt log-uniform in [1e-3, 0.1] stored as dt_bias = softplus^-1(dt) */
 void delta_init(Model *m, gsl_rng *rng, const RunConfig *c);
 const real *delta_forward(Model *m, const int *tokens, int B, int T, const ModelFwd *f);

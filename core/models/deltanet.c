@@ -8,7 +8,7 @@
 
 #include "delta_common.h"
 
-#define DN_DIM(f) {#f, offsetof(DeltaDims, f)}
+#define DN_DIM(f) {.name = #f, .offset = offsetof(DeltaDims, f)}
 static const DimField dn_dim_fields[] = {
     DN_DIM(V), DN_DIM(C), DN_DIM(L), DN_DIM(N), DN_DIM(has_ln0), DN_DIM(extended), DN_DIM(short_conv),
 };

@@ -10,7 +10,7 @@
 
 #include "delta_common.h"
 
-#define GDN_DIM(f) {#f, offsetof(DeltaDims, f)}
+#define GDN_DIM(f) {.name = #f, .offset = offsetof(DeltaDims, f)}
 static const DimField gdn_dim_fields[] = {
     GDN_DIM(V),        GDN_DIM(C),          GDN_DIM(L),        GDN_DIM(N),
     GDN_DIM(has_ln0),  GDN_DIM(extended),   GDN_DIM(short_conv), GDN_DIM(expand_v),

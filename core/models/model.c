@@ -124,7 +124,8 @@ int model_dims_set(const ModelArch *a, void *dims, const char *const *names, con
         seen[i] = 1;
     }
     for (int i = 0; i < a->ndims; i++)
-        if (!seen[i]) return err_set(err, "%s dimension '%s' is missing", a->title, a->dim_fields[i].name);
+        if (!seen[i] && !a->dim_fields[i].optional) /* optional: 0, from the memset */
+            return err_set(err, "%s dimension '%s' is missing", a->title, a->dim_fields[i].name);
     return 0;
 }
 

@@ -81,6 +81,7 @@ typedef struct Model {
 typedef struct {
     const char *name;
     size_t offset;
+    int optional;               /* 1: a checkpoint written before the field existed may lack it; it reads 0 */
 } DimField;
 
 struct ModelArch {

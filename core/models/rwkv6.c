@@ -26,7 +26,6 @@
 #include "tensorfile.h"
 #include "wkv6.h"
 
-#define RWKV6_CONV_MAX 64 /* short conv kernel sizes a file may declare */
 
 int rwkv6_ffn_width(int C) { return (int)(((long)7 * C / 2) / 32 * 32); }
 
@@ -57,10 +56,10 @@ static void rwkv6_layout(const Rwkv6Dims *d, ParamWalk *wk, Rwkv6Weights *wts) {
         ADD(P->Wk, 2, C, C, 0, 1, "blocks.%d.att.key.weight", l);
         ADD(P->Wv, 2, C, C, 0, 1, "blocks.%d.att.value.weight", l);
         P->r_conv = P->k_conv = P->v_conv = NULL;
-        if (d->conv) { /* no weight decay: a K-tap filter per channel, like the LoRA factors */
-            ADD(P->r_conv, 2, C, d->conv, 0, 0, "blocks.%d.att.r_conv.weight", l);
-            ADD(P->k_conv, 2, C, d->conv, 0, 0, "blocks.%d.att.k_conv.weight", l);
-            ADD(P->v_conv, 2, C, d->conv, 0, 0, "blocks.%d.att.v_conv.weight", l);
+        if (d->conv) { /* arch_util.h: one rule for every architecture's filters */
+            P->r_conv = arch_walk_conv(wk, C, d->conv, "blocks.%d.att.r_conv.weight", l);
+            P->k_conv = arch_walk_conv(wk, C, d->conv, "blocks.%d.att.k_conv.weight", l);
+            P->v_conv = arch_walk_conv(wk, C, d->conv, "blocks.%d.att.v_conv.weight", l);
         }
         ADD(P->Wo, 2, C, C, 0, 1, "blocks.%d.att.output.weight", l);
         ADD(P->Wg, 2, C, C, 0, 1, "blocks.%d.att.gate.weight", l);
@@ -141,11 +140,10 @@ void rwkv6_init_official(Rwkv6 *m, gsl_rng *rng) {
         arch_orthogonal_init(P->Wg, C, C, 0.1, rng);
         arch_orthogonal_init(P->f_Wk, d->F, C, 1.0, rng);
         /* time_maa_w1, time_decay_w1, att.output, ffn.receptance, ffn.value stay zero */
-        if (d->conv) { /* PyTorch Conv1d's default (fla's ShortConvolution): U(-1/sqrt(K), 1/sqrt(K)), fan_in = K */
-            const double bnd = 1 / sqrt((double)d->conv);
-            real *cw[3] = {P->r_conv, P->k_conv, P->v_conv};
-            for (int q = 0; q < 3; q++)
-                for (size_t i = 0; i < (size_t)C * d->conv; i++) cw[q][i] = (real)gsl_ran_flat(rng, -bnd, bnd);
+        if (d->conv) { /* the one conv init (shortconv.h): U(-1/sqrt(K), 1/sqrt(K)) */
+            shortconv_init(P->r_conv, C, d->conv, rng);
+            shortconv_init(P->k_conv, C, d->conv, rng);
+            shortconv_init(P->v_conv, C, d->conv, rng);
         }
     }
     arch_init_last(&ends, V, C, rng);
@@ -153,7 +151,8 @@ void rwkv6_init_official(Rwkv6 *m, gsl_rng *rng) {
 
 /* ---- state ------------------------------------------------------------------------------------ */
 static size_t conv_state_numel(const Rwkv6Dims *d, int B) {
-    return d->conv > 1 ? (size_t)3 * B * (d->conv - 1) * d->C : 0;
+    const int Cs[3] = {d->C, d->C, d->C};
+    return shortconv3_numel(Cs, B, d->conv);
 }
 static size_t state_layer_numel(const Rwkv6Dims *d, int B) {
     return (size_t)B * (2 * (size_t)d->C + (size_t)d->H * d->N * d->N) + conv_state_numel(d, B);
@@ -263,7 +262,7 @@ static void layer_layout(LayerActs *a, size_t *off, real *base, const Rwkv6Dims 
     RC(xw), RC(xk), RC(xv), RC(xr), RC(xg);
     RC(r), RC(k), RC(v), RC(gz), RC(g);
     a->rc = a->r, a->kc = a->k, a->vc = a->v, a->conv_in = NULL;
-    if (d->conv) RC(rc), RC(kc), RC(vc), a->conv_in = arch_carve(off, base, (size_t)3 * B * (d->conv - 1) * C);
+    if (d->conv) RC(rc), RC(kc), RC(vc), a->conv_in = arch_carve(off, base, conv_state_numel(d, B));
     RN(wh, Dd), RC(ez), RC(w);
     RC(y), RC(gn), RN(gn_m, H), RN(gn_r, H), RC(yg);
     RC(x_mid), RC(ln2), RN(ln2_m, 1), RN(ln2_r, 1), RC(prev2);
@@ -374,14 +373,11 @@ static const real *rwkv6_forward(Rwkv6 *m, const int *tokens, int B, int T, cons
         silu_forward(a->g, a->gz, R * C);
         // r, k, v = shortconv(r, k, v) when model.short_conv = K (history from the state, or zeros)
         if (d->conv) {
-            const size_t nh = (size_t)B * (d->conv - 1) * C;
-            if (nh && state_in) memcpy(a->conv_in, rwkv6_state_conv(d, (real *)state_in, B, l), 3 * nh * sizeof(real));
-            else if (nh) memset(a->conv_in, 0, 3 * nh * sizeof(real));
-            real *so = state_out && nh ? rwkv6_state_conv(d, state_out, B, l) : NULL;
-            shortconv_forward(a->rc, a->r, P->r_conv, nh ? a->conv_in : NULL, so, B, T, C, d->conv);
-            shortconv_forward(a->kc, a->k, P->k_conv, nh ? a->conv_in + nh : NULL, so ? so + nh : NULL, B, T, C, d->conv);
-            shortconv_forward(a->vc, a->v, P->v_conv, nh ? a->conv_in + 2 * nh : NULL, so ? so + 2 * nh : NULL, B, T, C,
-                              d->conv);
+            real *const y[3] = {a->rc, a->kc, a->vc};
+            const real *const x[3] = {a->r, a->k, a->v}, *const cw[3] = {P->r_conv, P->k_conv, P->v_conv};
+            const int Cs[3] = {C, C, C};
+            shortconv3_forward(y, x, cw, a->conv_in, state_in ? rwkv6_state_conv(d, (real *)state_in, B, l) : NULL,
+                               state_out ? rwkv6_state_conv(d, state_out, B, l) : NULL, Cs, B, T, d->conv);
         }
         // w = exp(-exp(time_decay + tanh(x_w decay_w1) decay_w2))
         matmul_forward(a->wh, a->xw, P->decay_w1, R, C, Dd);
@@ -430,7 +426,6 @@ static const real *rwkv6_forward(Rwkv6 *m, const int *tokens, int B, int T, cons
 }
 
 /* ---- backward -------------------------------------------------------------------------------------- */
-static void zero(real *p, size_t n) { memset(p, 0, n * sizeof(real)); }
 
 static void rwkv6_backward(Rwkv6 *m, const real *dlogits) {
     const Rwkv6Dims *d = &m->d;
@@ -454,13 +449,13 @@ static void rwkv6_backward(Rwkv6 *m, const real *dlogits) {
         const Rwkv6Layer *P = &W->layer[l];
         Rwkv6Layer *Q = &G->layer[l];
         const LayerActs *a = &A->la[l];
-        zero(g->x_in, dla_numel);
+        arch_zero(g->x_in, dla_numel);
 
         // ---- ChannelMix. fwd: x_next = x_mid + frs * fv
         memcpy(g->x_mid, A->e.dx, (size_t)R * C * sizeof(real));
         mul_backward(g->frs, g->fv, A->e.dx, a->frs, a->fv, R * C);
         // fwd: frs = sigmoid(f_Wr fxr)
-        zero(g->pre, (size_t)R * C);
+        arch_zero(g->pre, (size_t)R * C);
         sigmoid_backward(g->pre, g->frs, a->frs, R * C);
         linear_backward(g->fxr, Q->f_Wr, NULL, g->pre, a->fxr, P->f_Wr, R, C, C);
         // fwd: fv = f_Wv relu(f_Wk fxk)^2
@@ -485,18 +480,18 @@ static void rwkv6_backward(Rwkv6 *m, const real *dlogits) {
                       a->kc, a->vc, a->w, P->faaaa, &wd);
         // fwd: rc, kc, vc = shortconv(r, k, v)  (shortconv_backward assigns dx)
         if (d->conv) {
-            const size_t nh = (size_t)B * (d->conv - 1) * C;
-            shortconv_backward(g->r, Q->r_conv, g->rc, a->r, P->r_conv, nh ? a->conv_in : NULL, B, T, C, d->conv);
-            shortconv_backward(g->k, Q->k_conv, g->kc, a->k, P->k_conv, nh ? a->conv_in + nh : NULL, B, T, C, d->conv);
-            shortconv_backward(g->v, Q->v_conv, g->vc, a->v, P->v_conv, nh ? a->conv_in + 2 * nh : NULL, B, T, C,
-                               d->conv);
+            real *const dx[3] = {g->r, g->k, g->v}, *const dw[3] = {Q->r_conv, Q->k_conv, Q->v_conv};
+            const real *const dy[3] = {g->rc, g->kc, g->vc}, *const x[3] = {a->r, a->k, a->v};
+            const real *const cw[3] = {P->r_conv, P->k_conv, P->v_conv};
+            const int Cs[3] = {C, C, C};
+            shortconv3_backward(dx, dw, dy, x, cw, a->conv_in, Cs, B, T, d->conv);
         }
         // fwd: w = exp(-exp(z)), z = time_decay + tanh(xw decay_w1) decay_w2
-        zero(g->pre, (size_t)R * C);
+        arch_zero(g->pre, (size_t)R * C);
         rwkv6_decay_backward(g->pre, g->w, a->w, a->ez, R * C);
         add_bias_backward(Q->decay, g->pre, R, C);
         matmul_backward(g->wh, Q->decay_w2, g->pre, a->wh, P->decay_w2, R, Dd, C);
-        zero(g->preD, (size_t)R * Dd);
+        arch_zero(g->preD, (size_t)R * Dd);
         tanh_backward(g->preD, g->wh, a->wh, R * Dd);
         matmul_backward(g->xw, Q->decay_w1, g->preD, a->xw, P->decay_w1, R, C, Dd);
         // fwd: g = silu(gz), gz = W_g xg
@@ -518,7 +513,7 @@ static void rwkv6_backward(Rwkv6 *m, const real *dlogits) {
             matmul_backward(g->mh5 + (size_t)i * R * Dm, Q->maa_w2 + (size_t)i * Dm * C, g->m5 + (size_t)i * R * C,
                             a->mh5 + (size_t)i * R * Dm, P->maa_w2 + (size_t)i * Dm * C, R, Dm, C);
         merge5(g->mh, g->mh5, R, Dm);
-        zero(g->preD, (size_t)R * 5 * Dm);
+        arch_zero(g->preD, (size_t)R * 5 * Dm);
         tanh_backward(g->preD, g->mh, a->mh, R * 5 * Dm);
         matmul_backward(g->xxx, Q->maa_w1, g->preD, a->xxx, P->maa_w1, R, C, 5 * Dm);
         // fwd: xxx = mix(ln1, prev1, maa_x) ; prev1 = shift(ln1) ; ln1 = LN(x_in)
@@ -533,7 +528,7 @@ static void rwkv6_backward(Rwkv6 *m, const real *dlogits) {
 
 /* ---- the model interface (model.h) -------------------------------------------------------------------- */
 
-#define RWKV6_DIM(f) {#f, offsetof(Rwkv6Dims, f)}
+#define RWKV6_DIM(f) {.name = #f, .offset = offsetof(Rwkv6Dims, f)}
 static const DimField rwkv6_dim_fields[] = {
     RWKV6_DIM(V),  RWKV6_DIM(C),  RWKV6_DIM(L),       RWKV6_DIM(N),
     RWKV6_DIM(Dm), RWKV6_DIM(Dd), RWKV6_DIM(has_ln0), RWKV6_DIM(conv),
@@ -545,9 +540,9 @@ static int arch_validate_dims(const void *dims, Err *err) {
         return err_set(err, "implausible RWKV-6 dims V=%d C=%d L=%d N=%d (N must divide C)", d->V, d->C, d->L, d->N);
     if (rwkv6_ffn_width(d->C) < 1)
         return err_set(err, "RWKV-6 needs C >= 10 (its FFN width int(3.5C)//32*32 is 0 for C=%d)", d->C);
-    if (d->Dm < 1 || d->Dd < 1 || d->has_ln0 < 0 || d->has_ln0 > 1 || d->conv < 0 || d->conv > RWKV6_CONV_MAX)
+    if (d->Dm < 1 || d->Dd < 1 || d->has_ln0 < 0 || d->has_ln0 > 1 || d->conv < 0 || d->conv > SHORTCONV_MAX_K)
         return err_set(err, "implausible RWKV-6 LoRA ranks or flags (Dm=%d Dd=%d has_ln0=%d conv=%d; conv must be in "
-                            "0..%d)", d->Dm, d->Dd, d->has_ln0, d->conv, RWKV6_CONV_MAX);
+                            "0..%d)", d->Dm, d->Dd, d->has_ln0, d->conv, SHORTCONV_MAX_K);
     return 0;
 }
 
@@ -625,9 +620,9 @@ static int arch_dims_from_tensors(void *dims, const TensorFile *tf, const char *
     /* the short convolution (ours, not in released x060 files): att.r_conv.weight [C, K] */
     const TfTensor *rc = tensorfile_find(tf, "blocks.0.att.r_conv.weight");
     if (rc) {
-        if (rc->ndim != 2 || rc->shape[0] != d->C || rc->shape[1] < 1 || rc->shape[1] > RWKV6_CONV_MAX)
+        if (rc->ndim != 2 || rc->shape[0] != d->C || rc->shape[1] < 1 || rc->shape[1] > SHORTCONV_MAX_K)
             return err_set(err, "%s: 'blocks.0.att.r_conv.weight' must be [C, K] with C = %d and 1 <= K <= %d; found %s",
-                           path, d->C, RWKV6_CONV_MAX, tf_shape_str(rc->shape, rc->ndim, s1, sizeof s1));
+                           path, d->C, SHORTCONV_MAX_K, tf_shape_str(rc->shape, rc->ndim, s1, sizeof s1));
         d->conv = (int)rc->shape[1];
     }
     Err why;

@@ -1,6 +1,12 @@
 /* rwkv7.c -- RWKV-7 model: layout, official init, forward (sequence/recurrent, any start state),
  * backward. Each backward block names the forward line it inverts; the ops themselves are in ops.c and
- * wkv7.c. Rows are tokens: R = B*T. */
+ * wkv7.c. Rows are tokens: R = B*T.
+ *
+ * The short convolution (model.short_conv = K, off by default; shortconv.h) sits where it sits in every
+ * architecture: right after the projections, on their outputs, before anything else reads them:
+ *   r, k, v = W_r x_r, W_k x_k, W_v x_v;  r, k, v = conv_K(r), conv_K(k), conv_K(v)   (att.{r,k,v}_conv)
+ * so kk, the a-modulated key, the value residual (v_first is layer 0's convolved v), the WKV and the bonus
+ * all see the convolved r, k, v (RWKV-6 the same; DeltaNet: q, k, v = conv_K(W x) before the silu). */
 #include "rwkv7.h"
 
 #include "tensorfile.h"
@@ -11,6 +17,7 @@
 
 #include "arch_util.h"
 #include "ops.h"
+#include "shortconv.h"
 #include "wkv7.h"
 #ifdef _OPENMP
 #include <omp.h>
@@ -60,6 +67,11 @@ static void rwkv7_layout(const Rwkv7Dims *d, ParamWalk *wk, Rwkv7Weights *wts) {
         if (d->bias & RWKV7_BIAS_K) ADD(P->bk, 1, C, 0, 0, 0, "blocks.%d.att.key.bias", l);
         ADD(P->Wv, 2, C, C, 0, 1, "blocks.%d.att.value.weight", l);
         if (d->bias & RWKV7_BIAS_V) ADD(P->bv, 1, C, 0, 0, 0, "blocks.%d.att.value.bias", l);
+        if (d->conv) { /* arch_util.h: one rule for every architecture's filters (names as RWKV-6's) */
+            P->r_conv = arch_walk_conv(wk, C, d->conv, "blocks.%d.att.r_conv.weight", l);
+            P->k_conv = arch_walk_conv(wk, C, d->conv, "blocks.%d.att.k_conv.weight", l);
+            P->v_conv = arch_walk_conv(wk, C, d->conv, "blocks.%d.att.v_conv.weight", l);
+        }
         ADD(P->Wo, 2, C, C, 0, 1, "blocks.%d.att.output.weight", l);
         if (d->bias & RWKV7_BIAS_O) ADD(P->bo, 1, C, 0, 0, 0, "blocks.%d.att.output.bias", l);
         ADD(P->lnx_w, 1, C, 0, 0, 0, "blocks.%d.att.ln_x.weight", l);
@@ -90,6 +102,8 @@ Rwkv7 *rwkv7_create_inference(const Rwkv7Dims *dims) { return create(dims, 0); }
 static void resolve_dims(Rwkv7Dims *d) {
     CHECK(d->C > 0 && d->N > 0 && d->C % d->N == 0, "head size N=%d must divide C=%d", d->N, d->C);
     CHECK(d->L >= 1 && d->V >= 1, "need L >= 1 and V >= 1 (L=%d V=%d)", d->L, d->V);
+    CHECK(d->conv >= 0 && d->conv <= SHORTCONV_MAX_K, "RWKV-7: short conv K=%d must be in 0..%d", d->conv,
+          SHORTCONV_MAX_K);
     d->H = d->C / d->N;
     d->F = 4 * d->C;
     rwkv7_default_ranks(d);
@@ -177,13 +191,22 @@ void rwkv7_init_official(Rwkv7 *m, gsl_rng *rng) {
         arch_orthogonal_init(P->Wv, C, C, 1.0, rng);
         arch_orthogonal_init(P->f_Wk, d->F, C, 1.0, rng);
         /* w1, a1, v1, g1, Wo, f_Wv stay zero */
+        if (d->conv) { /* the one conv init (shortconv.h): U(-1/sqrt(K), 1/sqrt(K)) */
+            shortconv_init(P->r_conv, C, d->conv, rng);
+            shortconv_init(P->k_conv, C, d->conv, rng);
+            shortconv_init(P->v_conv, C, d->conv, rng);
+        }
     }
     arch_init_last(&ends, V, C, rng);
 }
 
 /* ---- state ----------------------------------------------------------------------------------- */
+static size_t conv_state_numel(const Rwkv7Dims *d, int B) {
+    const int Cs[3] = {d->C, d->C, d->C};
+    return shortconv3_numel(Cs, B, d->conv);
+}
 static size_t state_layer_numel(const Rwkv7Dims *d, int B) {
-    return (size_t)B * (2 * d->C + (size_t)d->H * d->N * d->N);
+    return (size_t)B * (2 * d->C + (size_t)d->H * d->N * d->N) + conv_state_numel(d, B);
 }
 size_t rwkv7_state_numel(const Rwkv7Dims *d, int B) { return d->L * state_layer_numel(d, B); }
 real *rwkv7_state_att_prev(const Rwkv7Dims *d, real *s, int B, int l) {
@@ -195,12 +218,17 @@ real *rwkv7_state_wkv(const Rwkv7Dims *d, real *s, int B, int l) {
 real *rwkv7_state_ffn_prev(const Rwkv7Dims *d, real *s, int B, int l) {
     return rwkv7_state_wkv(d, s, B, l) + (size_t)B * d->H * d->N * d->N;
 }
+real *rwkv7_state_conv(const Rwkv7Dims *d, real *s, int B, int l) {
+    return rwkv7_state_ffn_prev(d, s, B, l) + (size_t)B * d->C;
+}
 
 /* ---- activations ----------------------------------------------------------------------------- */
 typedef struct {
     real *x_in, *ln1, *ln1_m, *ln1_r, *prev1;             /* (R,C) (R) (R) (R,C) */
     real *xr, *xw, *xk, *xv, *xa, *xg;                    /* (R,C) */
-    real *r, *k, *v;                                      /* (R,C) */
+    real *r, *k, *v;                                      /* (R,C) the projections */
+    real *rc, *kc, *vc, *conv_in;                         /* r, k, v after the short conv (R,C) each (= r, k, v
+                                                             when it is off); its input history (3,B,K-1,C) */
     real *wh, *w, *wsig;                                  /* (R,Dw) (R,C) (R,C) */
     real *ah, *asig, *a;                                  /* (R,Da) (R,C) (R,C) */
     real *gh, *g;                                         /* (R,Dg) (R,C) */
@@ -230,13 +258,18 @@ static int lora_max_rank(const Rwkv7Dims *d) {
     return m;
 }
 
-static void layer_acts_layout(LayerActs *a, size_t *off, real *base, const Rwkv7Dims *d, size_t R,
+static void layer_acts_layout(LayerActs *a, size_t *off, real *base, const Rwkv7Dims *d, int B, size_t R,
                               int with_scratch) {
     const size_t C = d->C, H = d->H;
     const int Dmax = lora_max_rank(d);
 #define RC(f) a->f = arch_carve(off, base, R * C)
     RC(x_in), RC(ln1), a->ln1_m = arch_carve(off, base, R), a->ln1_r = arch_carve(off, base, R), RC(prev1);
     RC(xr), RC(xw), RC(xk), RC(xv), RC(xa), RC(xg), RC(r), RC(k), RC(v);
+    a->rc = a->r, a->kc = a->k, a->vc = a->v, a->conv_in = NULL;
+    if (d->conv) {
+        RC(rc), RC(kc), RC(vc);
+        if (!with_scratch) a->conv_in = arch_carve(off, base, conv_state_numel(d, B));
+    }
     a->wh = arch_carve(off, base, R * d->Dw), RC(w), RC(wsig);
     a->ah = arch_carve(off, base, R * d->Da), RC(asig), RC(a);
     a->gh = arch_carve(off, base, R * d->Dg), RC(g);
@@ -252,9 +285,9 @@ static void layer_acts_layout(LayerActs *a, size_t *off, real *base, const Rwkv7
 /* with_backward = 0 (a model without gradients): no gradient scratch is carved at all */
 static void acts_layout(Rwkv7Acts *A, real *base, const Rwkv7Dims *d, int B, int T, int K, int with_backward) {
     size_t off = 0, R = (size_t)B * T, C = d->C, V = d->V;
-    for (int l = 0; l < d->L; l++) layer_acts_layout(&A->la[l], &off, base, d, R, 0);
+    for (int l = 0; l < d->L; l++) layer_acts_layout(&A->la[l], &off, base, d, B, R, 0);
     memset(&A->dla, 0, sizeof A->dla);
-    if (with_backward) layer_acts_layout(&A->dla, &off, base, d, R, 1);
+    if (with_backward) layer_acts_layout(&A->dla, &off, base, d, B, R, 1);
     Wkv7Dims wd = {B, T, d->H, d->N, K, d->N};
     A->ckpt_layer = wkv7_ckpt_numel(&wd);
     A->ckpt = arch_carve(&off, base, A->ckpt_layer * d->L);
@@ -367,6 +400,14 @@ const real *rwkv7_forward(Rwkv7 *m, const int *tokens, int B, int T, int K, cons
         linear_forward(a->r, a->xr, P->Wr, P->br, R, C, C);
         linear_forward(a->k, a->xk, P->Wk, P->bk, R, C, C);
         linear_forward(a->v, a->xv, P->Wv, P->bv, R, C, C);
+        // r, k, v = conv_K(r, k, v) when model.short_conv = K (history from the state, or zeros): rc, kc, vc
+        if (d->conv) {
+            real *const y[3] = {a->rc, a->kc, a->vc};
+            const real *const x[3] = {a->r, a->k, a->v}, *const cw[3] = {P->r_conv, P->k_conv, P->v_conv};
+            const int Cs[3] = {C, C, C};
+            shortconv3_forward(y, x, cw, a->conv_in, state_in ? rwkv7_state_conv(d, (real *)state_in, B, l) : NULL,
+                               state_out ? rwkv7_state_conv(d, state_out, B, l) : NULL, Cs, B, T, d->conv);
+        }
         // w = exp(-e^-0.5 sigmoid(w0 + tanh(xw w1) w2))
         matmul_forward(a->wh, a->xw, P->w1, R, C, d->Dw);
         tanh_forward(a->wh, a->wh, R * d->Dw);
@@ -384,24 +425,24 @@ const real *rwkv7_forward(Rwkv7 *m, const int *tokens, int B, int T, int K, cons
         sigmoid_forward(a->gh, a->gh, R * d->Dg);
         matmul_forward(a->g, a->gh, P->g2, R, d->Dg, C);
         // kk = normalize(k * k_k) ; k = k * (1 + (a-1) k_a)
-        kk_forward(a->kk, a->kkn, a->k, P->k_k, R, H, N);
-        kmod_forward(a->knew, a->k, a->a, P->k_a, R, C);
+        kk_forward(a->kk, a->kkn, a->kc, P->k_k, R, H, N);
+        kmod_forward(a->knew, a->kc, a->a, P->k_a, R, C);
         // value residual: layer 0 defines v_first
         if (l == 0) {
-            memcpy(a->vv, a->v, (size_t)R * C * sizeof(real));
+            memcpy(a->vv, a->vc, (size_t)R * C * sizeof(real));
         } else {
             matmul_forward(a->vh, a->xv, P->v1, R, C, d->Dv);
             matmul_forward(a->vgate, a->vh, P->v2, R, d->Dv, C);
             add_bias_forward(a->vgate, a->vgate, P->v0, R, C);
             sigmoid_forward(a->vgate, a->vgate, R * C);
-            vres_forward(a->vv, a->v, A->la[0].vv, a->vgate, R * C);
+            vres_forward(a->vv, a->vc, A->la[0].vv, a->vgate, R * C);
         }
         Wkv7Dims wd = {B, T, H, N, K, N};
         real *s_wkv_out = state_out ? rwkv7_state_wkv(d, state_out, B, l) : NULL;
-        wkv7_forward(a->y, A->ckpt + l * A->ckpt_layer, s_wkv_out, traj, a->r, a->w, a->knew, a->vv, a->kk,
+        wkv7_forward(a->y, A->ckpt + l * A->ckpt_layer, s_wkv_out, traj, a->rc, a->w, a->knew, a->vv, a->kk,
                      a->a, s_wkv, &wd);
         norm_forward(a->gn, a->gn_m, a->gn_r, a->y, P->lnx_w, P->lnx_b, R, H, N, GN_EPS);
-        bonus_forward(a->yb, a->gn, a->r, a->knew, a->vv, P->r_k, R, H, N);
+        bonus_forward(a->yb, a->gn, a->rc, a->knew, a->vv, P->r_k, R, H, N);
         mul_forward(a->yg, a->yb, a->g, R * C);
         linear_forward(a->f.x_mid, a->yg, P->Wo, P->bo, R, C, C);
         for (size_t i = 0; i < (size_t)R * C; i++) a->f.x_mid[i] += a->x_in[i];
@@ -427,7 +468,6 @@ const real *rwkv7_forward(Rwkv7 *m, const int *tokens, int B, int T, int K, cons
 }
 
 /* ---- backward -------------------------------------------------------------------------------- */
-static void zero(real *p, size_t n) { memset(p, 0, n * sizeof(real)); }
 
 void rwkv7_backward(Rwkv7 *m, const real *dlogits) {
     const Rwkv7Dims *d = &m->d;
@@ -443,7 +483,7 @@ void rwkv7_backward(Rwkv7 *m, const real *dlogits) {
     const ArchEnds ends = ARCH_ENDS_OF(W), gends = ARCH_ENDS_OF(G);
     // fwd: logits = lnf head^T; lnf = LN(x_fin)   (dlogits from the shared loss, model.c)
     arch_head_backward(&A->e, &gends, dlogits, &ends, R, C, V);
-    zero(A->dvfirst, (size_t)R * C);
+    arch_zero(A->dvfirst, (size_t)R * C);
 
     LayerActs *g = &A->dla;
     /* the gradient scratch of one layer is contiguous from x_in to the end of preD */
@@ -452,7 +492,7 @@ void rwkv7_backward(Rwkv7 *m, const real *dlogits) {
         const Rwkv7Layer *P = &W->layer[l];
         Rwkv7Layer *Q = &G->layer[l];
         const LayerActs *a = &A->la[l];
-        zero(g->x_in, dla_numel);
+        arch_zero(g->x_in, dla_numel);
         // ---- ChannelMix. fwd: x_next = x_mid + FFN(x_mid)   (arch_util.h)
         const ArchFfn fw = ARCH_FFN_OF(P), fg = ARCH_FFN_OF(Q);
         arch_ffn_backward(&g->f, &fg, A->e.dx, &a->f, &fw, B, T, C, F);
@@ -462,46 +502,54 @@ void rwkv7_backward(Rwkv7 *m, const real *dlogits) {
         linear_backward(g->yg, Q->Wo, Q->bo, g->f.x_mid, a->yg, P->Wo, R, C, C);
         mul_backward(g->yb, g->g, g->yg, a->yb, a->g, R * C);
         // fwd: yb = GN(y) + (sum r k r_k) v
-        bonus_backward(g->gn, g->r, g->knew, g->vv, Q->r_k, g->yb, a->r, a->knew, a->vv, P->r_k, R, H, N);
+        bonus_backward(g->gn, g->rc, g->knew, g->vv, Q->r_k, g->yb, a->rc, a->knew, a->vv, P->r_k, R, H, N);
         norm_backward(g->y, Q->lnx_w, Q->lnx_b, g->gn, a->y, a->gn_m, a->gn_r, P->lnx_w, R, H, N);
         // fwd: y = WKV7(r, w, knew, vv, kk, a)
         Wkv7Dims wd = {B, T, H, N, m->K, N};
-        wkv7_backward(g->r, g->w, g->knew, g->vv, g->kk, g->a, NULL, g->y, NULL, A->ckpt + l * A->ckpt_layer,
-                      a->r, a->w, a->knew, a->vv, a->kk, a->a, &wd);
+        wkv7_backward(g->rc, g->w, g->knew, g->vv, g->kk, g->a, NULL, g->y, NULL, A->ckpt + l * A->ckpt_layer,
+                      a->rc, a->w, a->knew, a->vv, a->kk, a->a, &wd);
         // fwd: vv = v (l = 0, v_first) | vv = v + (v_first - v) sigmoid(v0 + (xv v1) v2)
         if (l == 0) {
-            for (size_t i = 0; i < (size_t)R * C; i++) g->v[i] += g->vv[i] + A->dvfirst[i];
+            for (size_t i = 0; i < (size_t)R * C; i++) g->vc[i] += g->vv[i] + A->dvfirst[i];
         } else {
-            vres_backward(g->v, A->dvfirst, g->vgate, g->vv, a->v, A->la[0].vv, a->vgate, R * C);
-            zero(g->pre, (size_t)R * C);
+            vres_backward(g->vc, A->dvfirst, g->vgate, g->vv, a->vc, A->la[0].vv, a->vgate, R * C);
+            arch_zero(g->pre, (size_t)R * C);
             sigmoid_backward(g->pre, g->vgate, a->vgate, R * C);
             add_bias_backward(Q->v0, g->pre, R, C);
             matmul_backward(g->vh, Q->v2, g->pre, a->vh, P->v2, R, d->Dv, C);
             matmul_backward(g->xv, Q->v1, g->vh, a->xv, P->v1, R, C, d->Dv);
         }
         // fwd: knew = k (1 + (a-1) k_a) ; kk = normalize(k k_k)
-        kmod_backward(g->k, g->a, Q->k_a, g->knew, a->k, a->a, P->k_a, R, C);
-        kk_backward(g->k, Q->k_k, g->kk, a->kk, a->kkn, a->k, P->k_k, R, H, N);
+        kmod_backward(g->kc, g->a, Q->k_a, g->knew, a->kc, a->a, P->k_a, R, C);
+        kk_backward(g->kc, Q->k_k, g->kk, a->kk, a->kkn, a->kc, P->k_k, R, H, N);
         // fwd: g = sigmoid(xg g1) g2
         matmul_backward(g->gh, Q->g2, g->g, a->gh, P->g2, R, d->Dg, C);
-        zero(g->preD, (size_t)R * d->Dg);
+        arch_zero(g->preD, (size_t)R * d->Dg);
         sigmoid_backward(g->preD, g->gh, a->gh, R * d->Dg);
         matmul_backward(g->xg, Q->g1, g->preD, a->xg, P->g1, R, C, d->Dg);
         // fwd: a = arate(sigmoid(a0 + (xa a1) a2), w)
         arate_backward(g->asig, g->w, g->a, a->asig, a->w, R * C, d->extended);
-        zero(g->pre, (size_t)R * C);
+        arch_zero(g->pre, (size_t)R * C);
         sigmoid_backward(g->pre, g->asig, a->asig, R * C);
         add_bias_backward(Q->a0, g->pre, R, C);
         matmul_backward(g->ah, Q->a2, g->pre, a->ah, P->a2, R, d->Da, C);
         matmul_backward(g->xa, Q->a1, g->ah, a->xa, P->a1, R, C, d->Da);
         // fwd: w = decay(w0 + tanh(xw w1) w2)
-        zero(g->pre, (size_t)R * C);
+        arch_zero(g->pre, (size_t)R * C);
         decay_backward(g->pre, g->w, a->w, a->wsig, R * C);
         add_bias_backward(Q->w0, g->pre, R, C);
         matmul_backward(g->wh, Q->w2, g->pre, a->wh, P->w2, R, d->Dw, C);
-        zero(g->preD, (size_t)R * d->Dw);
+        arch_zero(g->preD, (size_t)R * d->Dw);
         tanh_backward(g->preD, g->wh, a->wh, R * d->Dw);
         matmul_backward(g->xw, Q->w1, g->preD, a->xw, P->w1, R, C, d->Dw);
+        // fwd: rc, kc, vc = conv_K(r, k, v)  (shortconv3_backward assigns dr, dk, dv; off: rc, kc, vc are r, k, v)
+        if (d->conv) {
+            real *const dx[3] = {g->r, g->k, g->v}, *const dw[3] = {Q->r_conv, Q->k_conv, Q->v_conv};
+            const real *const dy[3] = {g->rc, g->kc, g->vc}, *const x[3] = {a->r, a->k, a->v};
+            const real *const cw[3] = {P->r_conv, P->k_conv, P->v_conv};
+            const int Cs[3] = {C, C, C};
+            shortconv3_backward(dx, dw, dy, x, cw, a->conv_in, Cs, B, T, d->conv);
+        }
         // fwd: r, k, v = W{r,k,v} x{r,k,v}
         linear_backward(g->xr, Q->Wr, Q->br, g->r, a->xr, P->Wr, R, C, C);
         linear_backward(g->xk, Q->Wk, Q->bk, g->k, a->xk, P->Wk, R, C, C);
@@ -523,20 +571,18 @@ void rwkv7_backward(Rwkv7 *m, const real *dlogits) {
 
 /* ---- the model interface (model.h) ------------------------------------------------------------ */
 
-#define RWKV7_DIM(f) {#f, offsetof(Rwkv7Dims, f)}
+#define RWKV7_DIM(f) {.name = #f, .offset = offsetof(Rwkv7Dims, f)}
 static const DimField rwkv7_dim_fields[] = {
     RWKV7_DIM(V),  RWKV7_DIM(C),  RWKV7_DIM(L),  RWKV7_DIM(N),        RWKV7_DIM(Dw),      RWKV7_DIM(Da),
     RWKV7_DIM(Dv), RWKV7_DIM(Dg), RWKV7_DIM(extended), RWKV7_DIM(has_ln0), RWKV7_DIM(bias),
+    {.name = "conv", .offset = offsetof(Rwkv7Dims, conv), .optional = 1}, /* optional: ckpt.bin files from before the short conv lack it */
 };
 
 static int arch_dims_from_config(void *dims, const RunConfig *c, int V, Err *err) {
     Rwkv7Dims d = {.V = V, .C = c->model.d_model, .L = c->model.layers, .N = c->model.head_size,
                    .Dw = c->model.lora_w, .Da = c->model.lora_a, .Dv = c->model.lora_v, .Dg = c->model.lora_g,
-                   .extended = !strcmp(c->model.eig_range, "extended"), .has_ln0 = 1};
+                   .extended = !strcmp(c->model.eig_range, "extended"), .has_ln0 = 1, .conv = c->model.short_conv};
     if (d.C % d.N) return err_set(err, "model.head_size = %d must divide model.d_model = %d", d.N, d.C);
-    if (c->model.short_conv)
-        return err_set(err, "model.short_conv = %d: RWKV-7 has no short convolution yet (rwkv6, deltanet and "
-                            "gated_deltanet have it); use model.short_conv = 0 for rwkv7", c->model.short_conv);
     if (c->model.expand_v != 1)
         return err_set(err, "model.expand_v = %d applies to gated_deltanet only; use 1 for rwkv7", c->model.expand_v);
     *(Rwkv7Dims *)dims = d;
@@ -550,6 +596,9 @@ static int arch_validate_dims(const void *dims, Err *err) {
     if (d->Dw < 0 || d->Da < 0 || d->Dv < 0 || d->Dg < 0 || d->extended < 0 || d->extended > 1 || d->has_ln0 < 0 ||
         d->has_ln0 > 1 || d->bias < 0 || d->bias > RWKV7_BIAS_ALL)
         return err_set(err, "implausible RWKV-7 LoRA ranks or flags");
+    if (d->conv < 0 || d->conv > SHORTCONV_MAX_K)
+        return err_set(err, "implausible RWKV-7 short conv K=%d (0 = off, else the kernel size, at most %d)", d->conv,
+                       SHORTCONV_MAX_K);
     return 0;
 }
 
@@ -612,10 +661,14 @@ static size_t arch_act_bytes_for(const void *dims, int B, int T, int K, int with
     return rwkv7_act_numel(dims, B, T, K, with_backward) * sizeof(real) + (size_t)B * T * sizeof(int); /* + tokens */
 }
 static const char *arch_export_note(const Model *mm) {
-    return ((const Rwkv7 *)mm->self)->d.extended
-               ? "this model uses the extended eigenvalue range (a = 2 w sigmoid(...)); the official RWKV-7 code "
-                 "computes a = sigmoid(...) and will not reproduce it"
-               : NULL;
+    static char note[400];
+    const Rwkv7Dims *d = &((const Rwkv7 *)mm->self)->d;
+    if (!d->extended && !d->conv) return NULL;
+    snprintf(note, sizeof note, "%s%s%s", d->extended ? "this model uses the extended eigenvalue range (a = 2 w "
+             "sigmoid(...)); the official RWKV-7 code computes a = sigmoid(...) and will not reproduce it" : "",
+             d->extended && d->conv ? "; " : "", d->conv ? "this model has a short convolution (model.short_conv: "
+             "att.r_conv/k_conv/v_conv.weight) that the official x070 code does not have and will not apply" : "");
+    return note;
 }
 
 /* matmul: r k v o (4 C^2), LoRAs, FFN (2 C F), head (C V), 2 flops each; recurrence: ~5 flops per state
@@ -625,6 +678,7 @@ static double arch_fwd_flops(const Model *mm, double *matmul, double *recurrence
     const double C = d->C, L = d->L, V = d->V;
     double mm_ = 2 * L * 4 * C * C + 2 * (L * 2 * C * (d->Dw + d->Da + d->Dg) + (L - 1) * 2 * C * d->Dv) +
                  2 * L * 2 * C * d->F + 2 * C * V;
+    mm_ += 2 * L * 3 * C * d->conv; /* the short conv on r, k, v (counted with the products, as RWKV-6) */
     double rec = 2 * 5 * L * C * d->N;
     if (matmul) *matmul = mm_;
     if (recurrence) *recurrence = rec;

@@ -20,6 +20,7 @@ typedef struct {
     int extended;               /* 1: a = 2 w sigmoid(...)  (eigenvalues down to -1) */
     int has_ln0;                /* blocks.0.ln0 present */
     int bias;                   /* optional Linear biases present (RWKV7_BIAS_* bits; same in every layer) */
+    int conv;                   /* model.short_conv: K taps of the causal depthwise conv on r, k, v; 0 = off */
 } Rwkv7Dims;
 
 /* Optional `.bias` of Linear layers (absent = zero), found in small research checkpoints. */
@@ -41,6 +42,7 @@ typedef struct {
     real *lnx_w, *lnx_b;                               /* (C) */
     real *f_xk, *f_Wk, *f_Wv;                          /* (C), (F,C), (C,F) */
     real *br, *bk, *bv, *bo, *f_bk, *f_bv;             /* optional biases (C) / (F) or NULL */
+    real *r_conv, *k_conv, *v_conv;                    /* att.{r,k,v}_conv.weight (C,K), or NULL (conv = 0) */
 } Rwkv7Layer;
 
 typedef struct {
@@ -81,12 +83,14 @@ void rwkv7_init_official(Rwkv7 *m, gsl_rng *rng);
 /* Set w0 lr multiplier (1 or 2) in the table. */
 void rwkv7_set_w0_lr_mult(Rwkv7 *m, double mult);
 
-/* Recurrent state of B sequences, per layer l: att_prev (B,C), S (B,H,N,N), ffn_prev (B,C).
- * Laid out [L][att_prev | S | ffn_prev]; rwkv7_state_numel gives the size for a given B. */
+/* Recurrent state of B sequences, per layer l: att_prev (B,C), S (B,H,N,N), ffn_prev (B,C), and with the
+ * short conv (conv = K > 1) the inputs of its last K-1 tokens for r, k, v: (3,B,K-1,C) (shortconv3 layout).
+ * Laid out [L][att_prev | S | ffn_prev | conv]; rwkv7_state_numel gives the size for a given B. */
 size_t rwkv7_state_numel(const Rwkv7Dims *d, int B);
 real *rwkv7_state_att_prev(const Rwkv7Dims *d, real *state, int B, int l);
 real *rwkv7_state_wkv(const Rwkv7Dims *d, real *state, int B, int l);
 real *rwkv7_state_ffn_prev(const Rwkv7Dims *d, real *state, int B, int l);
+real *rwkv7_state_conv(const Rwkv7Dims *d, real *state, int B, int l); /* meaningful when conv > 1 */
 
 /* Optional per-token capture of the WKV internals for trajectories: (L,B,T,...) float arrays. */
 typedef struct {

@@ -6,6 +6,7 @@
 
 #include "model_io.h"
 #include "rwkv7.h"
+#include "shortconv.h"
 
 static const TfTensor *find(const TensorFile *tf, const char *fmt, int l) {
     char nm[TF_NAME_MAX];
@@ -90,6 +91,14 @@ static int infer_dims(const TensorFile *tf, Rwkv7Dims *d, const char *path, Err 
         if (present) d->bias |= biases[i].bit;
     }
     if (tensorfile_find(tf, "head.bias")) d->bias |= RWKV7_BIAS_HEAD;
+    /* the short convolution (ours, not in released x070 files): att.r_conv.weight [C, K] (as RWKV-6's) */
+    const TfTensor *rc = tensorfile_find(tf, "blocks.0.att.r_conv.weight");
+    if (rc) {
+        if (rc->ndim != 2 || rc->shape[0] != d->C || rc->shape[1] < 1 || rc->shape[1] > SHORTCONV_MAX_K)
+            return err_set(err, "%s: 'blocks.0.att.r_conv.weight' must be [C, K] with C = %d and 1 <= K <= %d; found %s",
+                           path, d->C, SHORTCONV_MAX_K, shape_of(rc, s1, sizeof s1));
+        d->conv = (int)rc->shape[1];
+    }
     return 0;
 }
 

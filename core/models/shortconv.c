@@ -8,6 +8,8 @@
  */
 #include "shortconv.h"
 
+#include <gsl/gsl_randist.h>
+#include <math.h>
 #include <string.h>
 
 /* the input row of sequence b at time tau (-(K-1) <= tau < T), or NULL for a zero row */
@@ -79,5 +81,39 @@ void shortconv_backward(real *dx, real *dw, const real *dy, const real *x, const
                 for (int c = c0; c < c1; c++) dw[(size_t)c * K + j] += dyr[c] * xs[c];
             }
         }
+    }
+}
+
+void shortconv_init(real *w, int C, int K, gsl_rng *rng) {
+    const double bound = 1 / sqrt((double)K);
+    for (size_t i = 0; i < (size_t)C * K; i++) w[i] = (real)gsl_ran_flat(rng, -bound, bound);
+}
+
+size_t shortconv3_numel(const int C[3], int B, int K) {
+    return K > 1 ? (size_t)B * (K - 1) * ((size_t)C[0] + C[1] + C[2]) : 0;
+}
+
+void shortconv3_forward(real *const y[3], const real *const x[3], const real *const w[3], real *hist,
+                        const real *state_in, real *state_out, const int C[3], int B, int T, int K) {
+    const size_t n = shortconv3_numel(C, B, K);
+    if (n) {
+        CHECK(hist, "shortconv3_forward: K=%d needs a history buffer", K);
+        if (state_in) memcpy(hist, state_in, n * sizeof(real));
+        else memset(hist, 0, n * sizeof(real));
+    }
+    size_t o = 0; /* offset of conv i's block in the history and the states */
+    for (int i = 0; i < 3; i++) {
+        shortconv_forward(y[i], x[i], w[i], n ? hist + o : NULL, n && state_out ? state_out + o : NULL, B, T, C[i], K);
+        o += (size_t)B * (K - 1) * C[i];
+    }
+}
+
+void shortconv3_backward(real *const dx[3], real *const dw[3], const real *const dy[3], const real *const x[3],
+                         const real *const w[3], const real *hist, const int C[3], int B, int T, int K) {
+    const size_t n = shortconv3_numel(C, B, K);
+    size_t o = 0;
+    for (int i = 0; i < 3; i++) {
+        shortconv_backward(dx[i], dw[i], dy[i], x[i], w[i], n ? hist + o : NULL, B, T, C[i], K);
+        o += (size_t)B * (K - 1) * C[i];
     }
 }

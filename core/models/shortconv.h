@@ -15,7 +15,11 @@
 #ifndef RWKV_SHORTCONV_H
 #define RWKV_SHORTCONV_H
 
+#include <gsl/gsl_rng.h>
+
 #include "common.h"
+
+#define SHORTCONV_MAX_K 64 /* kernel sizes a model file may declare */
 
 /* y (B,T,C) = conv(x (B,T,C); w (C,K)); state_in / state_out (B,K-1,C) or NULL */
 void shortconv_forward(real *y, const real *x, const real *w, const real *state_in, real *state_out, int B, int T,
@@ -23,5 +27,22 @@ void shortconv_forward(real *y, const real *x, const real *w, const real *state_
 /* dx (B,T,C) = ; dw (C,K) += */
 void shortconv_backward(real *dx, real *dw, const real *dy, const real *x, const real *w, const real *state_in,
                         int B, int T, int C, int K);
+
+/* The one initialisation of the filters, for every architecture: PyTorch Conv1d's default
+ * (kaiming-uniform with a = sqrt(5)), which for a depthwise filter (fan_in = K) is U(-1/sqrt(K), 1/sqrt(K)).
+ * w (C,K); C*K draws from rng in order. */
+void shortconv_init(real *w, int C, int K, gsl_rng *rng);
+
+/* A mixer's three convolutions side by side (RWKV: r, k, v; DeltaNet: q, k, v), channels C[i] each, with one
+ * history block in the recurrent state: (B,K-1,C[0]) then (B,K-1,C[1]) then (B,K-1,C[2]), each laid out as
+ * state_in above. shortconv3_numel gives its size. The forward copies the history it starts from into hist
+ * (same size; zeros for state_in NULL) so that the backward need not keep state_in; hist and the states
+ * are NULL when K = 1 (no history). state_out may alias state_in. */
+size_t shortconv3_numel(const int C[3], int B, int K);
+void shortconv3_forward(real *const y[3], const real *const x[3], const real *const w[3], real *hist,
+                        const real *state_in, real *state_out, const int C[3], int B, int T, int K);
+/* dx[i] (B,T,C[i]) = ; dw[i] (C[i],K) += ; hist as the forward left it */
+void shortconv3_backward(real *const dx[3], real *const dw[3], const real *const dy[3], const real *const x[3],
+                         const real *const w[3], const real *hist, const int C[3], int B, int T, int K);
 
 #endif

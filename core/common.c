@@ -165,3 +165,20 @@ int mkdir_p(const char *path, Err *err) {
     if (mkdir(tmp, 0755) && errno != EEXIST) return err_set(err, "cannot create directory '%s': %s", tmp, strerror(errno));
     return 0;
 }
+
+/* ---- per-thread scratch (common.h) ---- */
+static __thread struct {
+    void *p;
+    size_t n;
+} scratch_slots[SCR_SLOTS];
+
+void *scratch_at(int slot, size_t bytes, const char *file, int line) {
+    CHECK(slot >= 0 && slot < SCR_SLOTS, "scratch slot %d out of range (called from %s:%d)", slot, file, line);
+    if (bytes == 0) bytes = 1;
+    if (scratch_slots[slot].n < bytes) {
+        free(scratch_slots[slot].p);
+        scratch_slots[slot].p = xmalloc_at(bytes, file, line);
+        scratch_slots[slot].n = bytes;
+    }
+    return scratch_slots[slot].p;
+}

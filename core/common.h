@@ -40,6 +40,16 @@ FILE *xfopen_at(const char *path, const char *mode, const char *file, int line);
 #define xcalloc(n, sz) xcalloc_at((n), (sz), __FILE__, __LINE__)
 #define xfopen(p, m) xfopen_at((p), (m), __FILE__, __LINE__)
 
+/* Reusable scratch buffers, one set per thread (thread-local), grown on demand and kept: a training step
+ * allocates nothing once the first step has sized them. Contents are undefined on return. A slot serves one
+ * caller at a time: each user owns its slot number below. */
+enum {
+    SCR_WKV_S, SCR_WKV_B, SCR_WKV_SBUF, SCR_WKV_SA, SCR_WKV_G, SCR_WKV_DQ, SCR_WKV_DB, SCR_WKV_BV,
+    SCR_KK_DU, SCR_BONUS_DS, SCR_CE_ROWLOSS, SCR_GNORM, SCR_SLOTS
+};
+void *scratch_at(int slot, size_t bytes, const char *file, int line);
+#define scratch(slot, bytes) scratch_at((slot), (bytes), __FILE__, __LINE__)
+
 /* Error reporting for recoverable errors (bad input): functions that can fail on user input take
  * `Err *err`, fill it and return nonzero. The message says what, where and how to fix. */
 typedef struct {

@@ -1185,7 +1185,8 @@ int config_set(RunConfig *c, const char *assignment, Err *err) {
 
 /* ---- config_to_ini ------------------------------------------------------------------------------ */
 
-char *config_to_ini(const RunConfig *c) {
+/* all: also the chosen task family's keys that are not set, each with its default and what it means */
+static char *to_ini(const RunConfig *c, int all) {
     char *buf = NULL;
     size_t size = 0;
     FILE *f = open_memstream(&buf, &size);
@@ -1204,9 +1205,16 @@ char *config_to_ini(const RunConfig *c) {
         if (!strcmp(SECTIONS[s], "task"))
             for (int i = 0; i < c->task.nparams && i < CFG_MAX_TASK_PARAMS; i++)
                 fprintf(f, "%s = %s\n", c->task.param_key[i], c->task.param_val[i]);
+        const TaskKind *kind = all && !strcmp(SECTIONS[s], "task") ? task_kind_find(c->task.name) : NULL;
+        for (int i = 0; kind && i < kind->nparams; i++)
+            if (task_param_find(c, kind->params[i].key) < 0)
+                fprintf(f, "%s = %s ; (default) %s\n", kind->params[i].key, kind->params[i].def, kind->params[i].doc);
     }
     for (int i = 0; i < c->sweep.n && i < CFG_MAX_SWEEP; i++)
         fprintf(f, "%.*s = %.*s\n", SWEEP_KEY_CAP, c->sweep.key[i], SWEEP_VALUES_CAP, c->sweep.values[i]);
     CHECK(fclose(f) == 0, "writing the config text failed (out of memory?)");
     return buf;
 }
+
+char *config_to_ini(const RunConfig *c) { return to_ini(c, 0); }
+char *config_to_ini_all(const RunConfig *c) { return to_ini(c, 1); }

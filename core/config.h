@@ -112,5 +112,8 @@ int config_parse_lens(const char *text, const char *what, int max_len, int *out,
 
 /* The resolved config as INI text (every key, parseable by config_load). Caller frees. */
 char *config_to_ini(const RunConfig *c);
+/* The same plus every [task] key of the chosen task family that is not set, as "key = default ; (default)
+ * what it means" (what `rwkvlab config` prints; a run's config.ini keeps config_to_ini). Caller frees. */
+char *config_to_ini_all(const RunConfig *c);
 
 #endif

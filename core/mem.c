@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dataset.h"
 #include "task.h"
 
 /* ---- what the machine has ---------------------------------------------------------------------- */
@@ -172,6 +173,59 @@ static size_t fwd_bytes(const ModelArch *a, const void *dims, int V, int B, int 
 
 static size_t batch_bytes(size_t B, size_t T) { return B * T * (2 * sizeof(int) + 1); }
 
+/* smallest start * 2^k >= n */
+static size_t grow_to(size_t start, size_t n) {
+    size_t v = start;
+    while (v < n) v *= 2;
+    return v;
+}
+
+/* min(A^n, cap) without overflow */
+static long pow_capped(long A, int n, long cap) {
+    long v = 1;
+    for (int i = 0; i < n && v < cap; i++) v = v > cap / (A > 0 ? A : 1) ? cap : v * A;
+    return v < cap ? v : cap;
+}
+
+size_t mem_merrill_bytes(long N, int n, long npairs, size_t *build_peak) {
+    const size_t rows = batch_bytes((size_t)N, (size_t)n);                 /* all N sequences once */
+    const size_t slots = grow_to(2048, 2 * (size_t)N) * sizeof(long);       /* dataset_distinct's hash table */
+    const size_t pair_rows = batch_bytes((size_t)npairs, 2);
+    const size_t pair_slots = npairs ? grow_to(2048, 2 * (size_t)npairs) * sizeof(long) : 0;
+    size_t peak = rows + slots;                                             /* drawing the distinct set */
+    size_t split = 2 * rows + (size_t)N * sizeof(long);                     /* gather: set, both parts, idx */
+    if (split > peak) peak = split;
+    size_t pairs = rows + pair_rows + pair_slots;                           /* drawing the length-2 pairs */
+    if (pairs > peak) peak = pairs;
+    if (build_peak) *build_peak = peak;
+    return rows + pair_rows;
+}
+
+/* The input alphabet of a task at length n, as seen in MEM_ALPHABET_TOKENS sampled input tokens (every
+ * symbol of a uniform alphabet of up to ~1000 symbols is seen with near certainty); the vocabulary when
+ * the task cannot be built here (config validation reports why). */
+#define MEM_ALPHABET_TOKENS 16384
+static long sampled_alphabet(const RunConfig *c, int n, int V) {
+    Err e;
+    Task *t = task_create(c, &e);
+    if (!t) return V;
+    Batch b;
+    batch_alloc(&b, (MEM_ALPHABET_TOKENS + n - 1) / n, n);
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    CHECK(rng != NULL, "gsl_rng_alloc failed");
+    gsl_rng_set(rng, 1);
+    task_sample(t, rng, &b);
+    unsigned char *seen = xcalloc((size_t)task_vocab(t) + 1, 1);
+    long A = 0;
+    for (long i = 0; i < (long)b.B * n; i++)
+        if (b.inputs[i] >= 0 && b.inputs[i] < task_vocab(t) && !seen[b.inputs[i]]) seen[b.inputs[i]] = 1, A++;
+    free(seen);
+    gsl_rng_free(rng);
+    batch_free(&b);
+    task_free(t);
+    return A > 0 ? A : 1;
+}
+
 size_t mem_train_bytes(const RunConfig *c, const ModelArch *a, const void *dims, int K, MemTrainParts *parts) {
     MemTrainParts p = {0};
     int nt = 0;
@@ -212,9 +266,17 @@ size_t mem_train_bytes(const RunConfig *c, const ModelArch *a, const void *dims,
                  batch_bytes((size_t)c->log.trajectories, (size_t)tt) + (size_t)tt * sizeof(int);
         model_free(m);
     }
+    if (!strcmp(c->task.protocol, "merrill")) { /* the finite dataset (dataset.h), built before the model */
+        const int n = c->task.train_len;
+        const long A = sampled_alphabet(c, n, V);
+        const long N = pow_capped(A, n, c->task.dataset_max), npairs = n > 2 ? pow_capped(A, 2, DATASET_PAIRS_MAX) : 0;
+        p.dataset = mem_merrill_bytes(N, n, npairs, &p.dataset_build);
+        p.data += p.dataset;
+    }
     p.acts = acts;
     p.ckpt = 2 * np * sizeof(real);
     p.total = p.params + p.grads + p.optim + p.acts + p.data + p.traj + p.ckpt;
+    if (p.dataset_build > p.total) p.total = p.dataset_build; /* the build's peak comes before everything else */
     if (parts) *parts = p;
     return p.total;
 }
@@ -238,9 +300,15 @@ int mem_check_train(const RunConfig *c, int vocab, int K, int force, size_t *nee
              a->title, c->model.layers, c->model.d_model, c->train.batch, c->task.train_len, mem_fmt(p.params, s[0], 24), mem_fmt(p.grads, s[1], 24),
              mem_fmt(p.optim, s[2], 24), mem_fmt(p.acts, s[3], 24), mem_fmt(p.data, s[4], 24),
              mem_fmt(p.traj, s[5], 24), mem_fmt(p.ckpt, s[6], 24));
+    if (p.dataset) {
+        char d1[24], d2[24];
+        size_t l = strlen(what);
+        snprintf(what + l, sizeof what - l, " (of the data, the merrill dataset: %s, %s while it is built)",
+                 mem_fmt(p.dataset, d1, sizeof d1), mem_fmt(p.dataset_build, d2, sizeof d2));
+    }
     return mem_check_hint(p.total, what,
                           "use a smaller train.batch or task.train_len (activations), a larger train.chunk (state "
-                          "checkpoints), a smaller model (model.layers, model.d_model) or fewer or shorter "
-                          "task.test_lens",
+                          "checkpoints), a smaller model (model.layers, model.d_model), fewer or shorter "
+                          "task.test_lens or, under task.protocol = merrill, a smaller task.dataset_max",
                           force || mem_force_from_env(), err);
 }

@@ -51,8 +51,16 @@ typedef struct {
     size_t traj;         /* trajectory capture buffers at the end of the run */
     size_t ckpt;         /* checkpoint writing: ckpt.c builds optim.bin (both moments) in memory before its
                             atomic write (and resume reads files of that size) */
-    size_t total;
+    size_t dataset;      /* of data: task.protocol = merrill's finite dataset as it stays (train + held-out
+                            sequences and the length-2 pairs); the number of distinct sequences is estimated
+                            as min(task.dataset_max, A^n), A = the input symbols seen in 16384 sampled tokens */
+    size_t dataset_build; /* the peak while that dataset is built (the distinct set and its hash table, then
+                            the set and its two parts at once); it comes before the model exists */
+    size_t total;        /* the sum of the parts above (dataset_build not added), or dataset_build if larger */
 } MemTrainParts;
+/* Bytes of a Merrill dataset of N distinct length-n sequences and npairs length-2 sequences as it stays
+ * allocated (tasks/dataset.c), and in *build_peak (may be NULL) the most it holds while being built. */
+size_t mem_merrill_bytes(long N, int n, long npairs, size_t *build_peak);
 size_t mem_train_bytes(const RunConfig *cfg, const ModelArch *a, const void *dims, int K, MemTrainParts *parts);
 /* The model dims train_run builds from cfg and the task's vocabulary (the architecture's dims_from_config). */
 int mem_train_dims(const RunConfig *cfg, int vocab, const ModelArch *a, void *dims, Err *err);

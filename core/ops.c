@@ -362,7 +362,7 @@ void kk_backward(real *dk, real *dk_k, const real *dkk, const real *kk, const re
     // fwd: u = k * k_k ; kk = u / max(|u|, eps)
     // du = (dkk - kk (kk . dkk)) / |u|   (|u| > eps);   du = dkk / eps otherwise
     int C = H * N;
-    real *du = xmalloc((size_t)R * C * sizeof(real));
+    real *du = scratch(SCR_KK_DU, (size_t)R * C * sizeof(real));
 #pragma omp parallel for schedule(static)
     for (int rh = 0; rh < R * H; rh++) {
         int h = rh % H;
@@ -388,7 +388,6 @@ void kk_backward(real *dk, real *dk_k, const real *dkk, const real *kk, const re
     }
     for (int c = cb; c < ce; c++) dk_k[c] += acc[c - cb];
     OPS_COLS_END
-    free(du);
 }
 
 void kmod_forward(real *knew, const real *k, const real *a, const real *k_a, int R, int C) {
@@ -450,7 +449,7 @@ void bonus_backward(real *dy, real *dr, real *dk, real *dv, real *dr_k, const re
                     const real *k, const real *v, const real *r_k, int R, int H, int N) {
     // fwd: s = sum_j r_j k_j r_k[h,j] ; out = y + s * v
     int C = H * N;
-    real *ds = xmalloc((size_t)R * H * sizeof(real));
+    real *ds = scratch(SCR_BONUS_DS, (size_t)R * H * sizeof(real));
 #pragma omp parallel for schedule(static)
     for (int rh = 0; rh < R * H; rh++) {
         int h = rh % H;
@@ -481,7 +480,6 @@ void bonus_backward(real *dy, real *dr, real *dk, real *dv, real *dr_k, const re
     }
     for (int c = cb; c < ce; c++) dr_k[c] += acc[c - cb];
     OPS_COLS_END
-    free(ds);
 }
 
 void mul_forward(real *out, const real *x, const real *g, int n) {
@@ -500,7 +498,7 @@ void mul_backward(real *dx, real *dg, const real *dout, const real *x, const rea
 /* ---- loss ------------------------------------------------------------------------------------ */
 double crossentropy_forward(real *probs, int *pred, const real *logits, const int *targets,
                             const unsigned char *mask, int R, int V, long *ncorrect, long *ncount) {
-    double *rowloss = xmalloc((size_t)R * sizeof(double)); // per-row, summed serially: thread-independent
+    double *rowloss = scratch(SCR_CE_ROWLOSS, (size_t)R * sizeof(double)); // per-row, summed serially: thread-independent
     long corr = 0, cnt = 0;
 #pragma omp parallel for schedule(static) reduction(+ : corr, cnt)
     for (int r = 0; r < R; r++) {
@@ -522,7 +520,6 @@ double crossentropy_forward(real *probs, int *pred, const real *logits, const in
     }
     double loss = 0;
     for (int r = 0; r < R; r++) loss += rowloss[r];
-    free(rowloss);
     *ncorrect = corr;
     *ncount = cnt;
     return cnt ? loss / cnt : 0;

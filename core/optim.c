@@ -30,7 +30,7 @@ double grad_norm(const real *g, size_t n) {
     /* blocks of fixed size summed in order: independent of the thread count */
     enum { BLK = 4096 };
     size_t nb = (n + BLK - 1) / BLK;
-    double *part = xcalloc(nb, sizeof(double));
+    double *part = scratch(SCR_GNORM, nb * sizeof(double)); /* every entry written below */
 #pragma omp parallel for schedule(static)
     for (size_t b = 0; b < nb; b++) {
         double s = 0;
@@ -40,7 +40,6 @@ double grad_norm(const real *g, size_t n) {
     }
     double s = 0;
     for (size_t b = 0; b < nb; b++) s += part[b];
-    free(part);
     return sqrt(s);
 }
 

@@ -645,6 +645,13 @@ static void dfa_token_text(const void *self, int token, char *buf, size_t n) {
     else snprintf(buf, n, "?%d", token);
 }
 
+/* a target is the accept bit of the state reached */
+static void dfa_target_text(const void *self, int target, char *buf, size_t n) {
+    (void)self;
+    if (target == 0 || target == 1) snprintf(buf, n, "%s", target ? "accept" : "reject");
+    else snprintf(buf, n, "?%d", target);
+}
+
 static const TaskParam dfa_params[] = {
     {"dfa_file", "", "path of the DFA file (format: tasks/dfa.h), relative to the working directory"},
     {"dfa_sampling", "uniform", "uniform (uniform strings) | balanced (accept/reject 1/2 each, rejection sampling)"},
@@ -667,4 +674,5 @@ const TaskKind task_dfa = {
     .fill = dfa_fill,
     .chance = dfa_chance,
     .token_text = dfa_token_text,
+    .target_text = dfa_target_text,
 };

@@ -46,8 +46,8 @@
  *   mod_arith            0..4 digits, 5 '+', 6 '-', 7 '*', 8 blank;           V = 9, classes 0..4
  *   mod_arith_brackets   0..4 digits, 5 '+', 6 '-', 7 '*', 8 '(', 9 ')', 10 blank; V = 11, classes 0..4
  * ('*' keeps its id when `operators = +-`; it just never occurs.) Targets are class ids in the same
- * vocabulary. Chance (uniform guessing at a scored position): 1/2 for parity and even_pairs, 1/5 for the
- * rest.
+ * vocabulary (`rwkvlab sample` renders them as classes: even/odd, @k, =k). Chance (uniform guessing at a
+ * scored position): 1/2 for parity and even_pairs, 1/5 for the rest.
  */
 #include <string.h>
 #include <strings.h>
@@ -295,6 +295,16 @@ static void rg_token_text(const void *self, int token, char *buf, size_t n) {
     else snprintf(buf, n, "%d", token);
 }
 
+/* a class: parity and even_pairs "even"/"odd" (of the count they take mod 2), cycle_nav the position
+ * "@k" (0..4), the arithmetic tasks the value "=k" */
+static void rg_target_text(const void *self, int target, char *buf, size_t n) {
+    const Regular *r = self;
+    const int ncls = r->kind == RG_PARITY || r->kind == RG_EVEN_PAIRS ? 2 : RG_MOD;
+    if (target < 0 || target >= ncls) snprintf(buf, n, "?%d", target);
+    else if (ncls == 2) snprintf(buf, n, "%s", target ? "odd" : "even");
+    else snprintf(buf, n, "%s%d", r->kind == RG_CYCLE_NAV ? "@" : "=", target);
+}
+
 static const TaskParam rg_params[] = {
     {"operators", "default",
      "mod_arith and mod_arith_brackets: +- or +-* (default: +-* for mod_arith as Deletang et al., +- for "
@@ -317,4 +327,5 @@ const TaskKind task_regular = {
     .fill = rg_fill,
     .chance = rg_chance,
     .token_text = rg_token_text,
+    .target_text = rg_target_text,
 };

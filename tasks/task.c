@@ -164,6 +164,11 @@ void task_token_text(const Task *t, int token, char *buf, size_t n) {
     else snprintf(buf, n, "%d", token);
 }
 
+void task_target_text(const Task *t, int target, char *buf, size_t n) {
+    if (t->kind->target_text) t->kind->target_text(t->self, target, buf, n);
+    else task_token_text(t, target, buf, n);
+}
+
 static void task_fill(const Task *t, gsl_rng *rng, Batch *b) {
     CHECK(b->B > 0 && b->T > 0 && b->inputs && b->targets && b->mask,
           "task batch not allocated (B=%d T=%d); call batch_alloc first", b->B, b->T);

@@ -73,6 +73,9 @@ typedef struct TaskKind {
     double (*chance)(const void *self);
     /* a human-readable rendering of a token (for `rwkvlab sample`): writes at most n bytes */
     void (*token_text)(const void *self, int token, char *buf, size_t n);
+    /* the rendering of a target at a scored position (a class, an accept/reject bit, ...) when targets are
+     * not input tokens; NULL: targets are tokens of the input vocabulary and render with token_text */
+    void (*target_text)(const void *self, int target, char *buf, size_t n);
 } TaskKind;
 
 /* ---- the registry (tasks.c) ---------------------------------------------------------------------- */
@@ -100,6 +103,8 @@ const TaskKind *task_kind(const Task *t);
  * allowed". Config validation checks train_len, every test length and trajectory_len with it. */
 int task_check_len(const Task *t, int T, Err *err);
 void task_token_text(const Task *t, int token, char *buf, size_t n);
+/* a target rendered as what it means (TaskKind.target_text, else task_token_text) */
+void task_target_text(const Task *t, int target, char *buf, size_t n);
 
 /* Fresh training samples: fills b (already allocated with B,T) drawing from rng, row after row. */
 void task_sample(Task *t, gsl_rng *rng, Batch *b);

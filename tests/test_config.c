@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "task.h"
 
 /* Loads `path` over the defaults; expects failure with "path:line:" (line 0: "path: ") and each of the
  * NULL-terminated fragments in the message. */
@@ -191,6 +192,64 @@ Test(config, to_ini_lists_every_key) {
                           "\nlr = 0.001\n", "\nl2wrap = 0", "[log]", "\ntrajectory_len = 0", "[sweep]"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         cr_assert(strstr(ini, keys[i]) != NULL, "to_ini lacks '%s':\n%s", keys[i], ini);
+    free(ini);
+}
+
+/* `rwkvlab config` (config_to_ini_all) prints every [task] key of the chosen family, set or not, with the
+ * family's own default; keys of other families are not printed; a set key keeps its value; the output
+ * reloads to the same task keys' values */
+Test(config, to_ini_all_lists_every_key_of_the_family) {
+    const char *names[] = {"s5", "parity", "mqar", "ar", "dfa"};
+    int checked = 0;
+    for (size_t n = 0; n < sizeof names / sizeof names[0]; n++) {
+        const TaskKind *kind = task_kind_find(names[n]);
+        cr_assert(kind, "no family for %s", names[n]);
+        RunConfig c;
+        config_defaults(&c);
+        char a[64];
+        snprintf(a, sizeof a, "task.name=%s", names[n]);
+        set_ok(&c, a);
+        char *plain = config_to_ini(&c), *ini = config_to_ini_all(&c);
+        for (int i = 0; i < kind->nparams; i++) {
+            char want[512];
+            snprintf(want, sizeof want, "\n%s = %s ; (default) ", kind->params[i].key, kind->params[i].def);
+            cr_assert(strstr(ini, want), "%s: config lacks '%s':\n%s", names[n], want + 1, ini);
+            snprintf(want, sizeof want, "\n%s = ", kind->params[i].key);
+            cr_assert(!strstr(plain, want), "%s: a run's config.ini gained unset key %s", names[n], kind->params[i].key);
+            checked++;
+        }
+        for (int k = 0; task_kinds[k]; k++) /* other families' keys stay out */
+            for (int i = 0; task_kinds[k] != kind && i < task_kinds[k]->nparams; i++) {
+                int shared = 0;
+                for (int j = 0; j < kind->nparams; j++) shared |= !strcmp(kind->params[j].key, task_kinds[k]->params[i].key);
+                char want[128];
+                snprintf(want, sizeof want, "\n%s = ", task_kinds[k]->params[i].key);
+                cr_assert(shared || !strstr(ini, want), "%s: prints %s of family %s", names[n],
+                          task_kinds[k]->params[i].key, task_kinds[k]->family);
+            }
+        free(plain);
+        free(ini);
+    }
+    cr_assert(checked >= 8, "only %d family keys checked", checked);
+    RunConfig c;
+    config_defaults(&c);
+    set_ok(&c, "task.name=mqar");
+    set_ok(&c, "task.num_kv=4");
+    char *ini = config_to_ini_all(&c);
+    cr_assert(strstr(ini, "\nnum_kv = 4\n"), "a set key keeps its value:\n%s", ini);
+    cr_assert(!strstr(ini, "num_kv = 8"), "and is printed once:\n%s", ini);
+    const char *path = write_temp(ini);
+    RunConfig back;
+    config_defaults(&back);
+    Err err = {{0}};
+    cr_assert_eq(config_load(&back, path, &err), 0, "reloading config's output: %s\n%s", err.msg, ini);
+    unlink(path);
+    cr_assert_eq(config_validate(&back, &err), 0, "%s", err.msg);
+    char *again = config_to_ini_all(&back);
+    const char *keep[] = {"\nnum_kv = 4\n", "\nvocab = 8192"};
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
+        cr_assert(strstr(again, keep[i]), "reloaded config lacks '%s':\n%s", keep[i] + 1, again);
+    free(again);
     free(ini);
 }
 

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "dataset.h"
 #include "mem.h"
 #include "rwkv7.h"
 #include "optim.h"
@@ -131,6 +132,58 @@ Test(mem, train_estimate_parts_match_real_buffers) {
     task_free(task);
 }
 
+/* The merrill finite dataset is counted: for A5 at n = 3 (60 symbols, 216000 sequences, all of them) and S5
+ * swaps at n = 6 (11 symbols, capped at dataset_max), the data part grows by exactly the bytes of the
+ * dataset the run builds (dataset_merrill), and the total covers the build's peak; fresh: nothing. */
+Test(mem, merrill_dataset_is_counted) {
+    static const struct {
+        const char *name, *variant;
+        int n;
+        long max;
+    } cases[] = {{"a5", "full", 3, 1000000}, {"s5", "swaps", 6, 50000}};
+    for (int k = 0; k < 2; k++) {
+        RunConfig c;
+        small_cfg(&c);
+        Err e;
+        char a[96];
+        const char *sets[] = {"task.name=%s", "task.variant=%s", "task.protocol=merrill", "task.train_len=%d",
+                              "task.test_lens=%d", "task.dataset_max=%ld"};
+        for (int i = 0; i < 6; i++) {
+            if (i < 2) snprintf(a, sizeof a, sets[i], i ? cases[k].variant : cases[k].name);
+            else if (i < 5) snprintf(a, sizeof a, sets[i], cases[k].n);
+            else snprintf(a, sizeof a, sets[i], cases[k].max);
+            cr_assert_eq(config_set(&c, a, &e), 0, "%s: %s", a, e.msg);
+        }
+        cr_assert_eq(config_validate(&c, &e), 0, "%s", e.msg);
+        Task *task = task_create(&c, &e);
+        cr_assert(task, "%s", e.msg);
+        Rwkv7Dims d;
+        cr_assert_eq(mem_train_dims(&c, task_vocab(task), &model_rwkv7, &d, &e), 0, "%s", e.msg);
+        MemTrainParts p, pf;
+        mem_train_bytes(&c, &model_rwkv7, &d, c.train.chunk, &p);
+        FiniteSet fs;
+        cr_assert_eq(dataset_merrill(task, 1, cases[k].n, c.task.train_fraction, c.task.dataset_max, &fs, &e), 0, "%s",
+                     e.msg);
+        const int n = cases[k].n;
+        size_t real_bytes = (size_t)(fs.train.B + fs.test.B) * n * (2 * sizeof(int) + 1) +
+                            (size_t)fs.pairs.B * 2 * (2 * sizeof(int) + 1);
+        printf("merrill dataset %s %s n=%d: %ld distinct (%s), %d pairs; estimate %zu bytes (build %zu), real %zu\n",
+               cases[k].name, cases[k].variant, n, fs.distinct, fs.complete ? "all" : "capped", fs.pairs.B, p.dataset,
+               p.dataset_build, real_bytes);
+        cr_assert_eq(p.dataset, real_bytes, "%s: estimate %zu bytes, the built dataset holds %zu", cases[k].name,
+                     p.dataset, real_bytes);
+        cr_assert(p.dataset_build > p.dataset && p.total >= p.dataset_build);
+        cr_assert(p.total >= p.params + p.grads + p.optim + p.acts + p.data + p.traj + p.ckpt);
+        snprintf(a, sizeof a, "task.protocol=fresh");
+        cr_assert_eq(config_set(&c, a, &e), 0, "%s", e.msg);
+        mem_train_bytes(&c, &model_rwkv7, &d, c.train.chunk, &pf);
+        cr_assert_eq(pf.dataset, 0);
+        cr_assert_eq(p.data - pf.data, real_bytes, "the data part grows by the dataset");
+        dataset_free(&fs);
+        task_free(task);
+    }
+}
+
 /* Peak RSS (kB) of `rwkvlab train CFG --set ...` in a child; -1 if it failed. */
 static long train_rss_kb(const char *cfg, const char *sets, const char *out) {
     char cmd[2048];
@@ -185,13 +238,16 @@ Test(mem, train_estimate_vs_peak_rss, .init = mk_tmpdir, .fini = rm_tmpdir, .tim
     long base_kb = train_rss_kb(cfg, "", out);
     cr_assert(base_kb > 0, "the tiny run failed (see %s.log)", out);
     size_t base_est = estimate_for(cfg, NULL, 0);
-    static const char *const heavy[2][9] = {
+    static const char *const heavy[3][9] = {
         /* parameters: L=8 C=256 -> 6.8M parameters, x4 buffers */
         {"model.layers=8", "model.d_model=256", "model.head_size=64", "train.batch=1", NULL},
         /* activations: B=32 x T=128 with every WKV state kept (chunk = 1), evaluation at length 128 */
         {"model.layers=2", "model.d_model=64", "model.head_size=16", "train.batch=32", "task.train_len=128",
-         "task.test_lens=128", "task.test_size=32", "train.chunk=1", NULL}};
-    for (int k = 0; k < 2; k++) {
+         "task.test_lens=128", "task.test_size=32", "train.chunk=1", NULL},
+        /* the merrill dataset: S5 swaps (11 symbols) at n = 8, 10^6 distinct sequences (72 MiB), whose build
+         * holds about twice that */
+        {"task.protocol=merrill", "task.train_len=8", "task.test_lens=8", "task.dataset_max=1000000", NULL}};
+    for (int k = 0; k < 3; k++) {
         char sets[1024] = "";
         int ns = 0;
         for (; heavy[k][ns]; ns++) snprintf(sets + strlen(sets), sizeof sets - strlen(sets), " --set %s", heavy[k][ns]);
@@ -202,7 +258,7 @@ Test(mem, train_estimate_vs_peak_rss, .init = mk_tmpdir, .fini = rm_tmpdir, .tim
         double rss = (double)(kb - base_kb) / 1024;
         double bound = 0.10 * est + 12;
         printf("memory estimate vs peak RSS (%s): estimate %.1f MiB, measured %.1f MiB above a tiny run (bound %.1f MiB, "
-               "used %.0f%%)\n", k ? "activation-heavy" : "parameter-heavy", est, rss, bound,
+               "used %.0f%%)\n", k == 2 ? "merrill-dataset-heavy" : k ? "activation-heavy" : "parameter-heavy", est, rss, bound,
                100 * (rss > est ? rss - est : est - rss) / bound);
         cr_assert(rss > est - bound && rss < est + bound, "estimate %.1f MiB vs measured %.1f MiB (bound %.1f MiB)", est,
                   rss, bound);

@@ -1,6 +1,7 @@
 /* test_sample.c -- `rwkvlab sample`: every stdout line is a JSON object whose inputs, targets and mask
  * are exactly the generator's (task_sample for --len, task_testset for --test, the training draw of
- * protocol.h by default), with a rendering built from the task's token_text; bad options are errors
+ * protocol.h by default), with a rendering built from the task's token_text (inputs) and target_text
+ * (targets: classes rendered as classes, not as input tokens); bad options are errors
  * naming the option. The oracle calls the library directly with the documented generator and seed. */
 #include <criterion/criterion.h>
 #include <cJSON.h>
@@ -82,7 +83,7 @@ static void row_is(const Task *t, const cJSON *j, int index, const int *in, cons
     char want[8192] = "", a[64], b[64];
     for (int i = 0; i < T; i++) {
         task_token_text(t, in[i], a, sizeof a);
-        task_token_text(t, tg[i], b, sizeof b);
+        task_target_text(t, tg[i], b, sizeof b);
         snprintf(want + strlen(want), sizeof want - strlen(want), "%s%s%s%s", i ? "  " : "", a, mk[i] ? "->" : "",
                  mk[i] ? b : "");
     }
@@ -224,6 +225,65 @@ Test(sample, merrill_rows_come_from_their_parts) {
     free_rows(rows, n);
     dataset_free(&d);
     task_free(t);
+}
+
+/* targets render as what they mean: a class as its class (parity even/odd, cycle_nav @k, mod_arith =k, a
+ * DFA accept/reject), recomputed here from the printed inputs; a group's target as its element (the input
+ * rendering), so the hook is only where targets are not input tokens */
+static int text_field(const cJSON *row, int pos, char *out, size_t n) { /* the pos-th "  "-separated field */
+    const char *s = cJSON_GetObjectItem(row, "text")->valuestring;
+    for (int i = 0; i < pos; i++) {
+        s = strstr(s, "  ");
+        if (!s) return -1;
+        s += 2;
+    }
+    const char *e = strstr(s, "  ");
+    size_t l = e ? (size_t)(e - s) : strlen(s);
+    if (l >= n) return -1;
+    memcpy(out, s, l), out[l] = 0;
+    return 0;
+}
+
+Test(sample, targets_render_as_classes) {
+    static const struct {
+        const char *sets;
+    } cases[] = {{"--set task.name=parity --set task.variant=prefix"},
+                 {"--set task.name=cycle_nav --set task.variant=prefix"},
+                 {"--set task.name=mod_arith --set task.variant=final"},
+                 {"--set task.name=dfa --set task.dfa_file=tests/data/dfa_ab.dfa --set task.variant=prefix"}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        char args[512];
+        snprintf(args, sizeof args, "%s --len 9 --n 6", cases[c].sets);
+        cJSON *rows[8];
+        int n, seen = 0;
+        char err[4096];
+        cr_assert_eq(sample(args, rows, 8, &n, err, sizeof err), 0, "sample %s: %s", args, err);
+        cr_assert_eq(n, 6);
+        for (int r = 0; r < n; r++) {
+            const cJSON *in = cJSON_GetObjectItem(rows[r], "inputs"), *tg = cJSON_GetObjectItem(rows[r], "targets"),
+                        *mk = cJSON_GetObjectItem(rows[r], "mask");
+            int sum = 0; /* parity: the bits so far; cycle_nav: the position so far */
+            for (int i = 0; i < 9; i++) {
+                int x = cJSON_GetArrayItem(in, i)->valueint, y = cJSON_GetArrayItem(tg, i)->valueint;
+                if (c == 0) sum = (sum + x) % 2;
+                if (c == 1) sum = ((sum + x - 1) % 5 + 5) % 5;
+                if (!cJSON_GetArrayItem(mk, i)->valueint) continue;
+                char f[128], want[64];
+                cr_assert_eq(text_field(rows[r], i, f, sizeof f), 0, "row %d position %d", r, i);
+                const char *arrow = strstr(f, "->");
+                cr_assert(arrow, "scored position %d has no '->': '%s'", i, f);
+                if (c == 0) snprintf(want, sizeof want, "%s", sum ? "odd" : "even");
+                if (c == 1) snprintf(want, sizeof want, "@%d", sum);
+                if (c == 2) snprintf(want, sizeof want, "=%d", y);
+                if (c == 3) snprintf(want, sizeof want, "%s", y ? "accept" : "reject");
+                cr_assert_str_eq(arrow + 2, want, "%s: row %d position %d renders target %d as '%s'", cases[c].sets, r, i,
+                                 y, arrow + 2);
+                seen++;
+            }
+        }
+        cr_assert(seen >= 6, "%s: only %d scored positions", cases[c].sets, seen);
+        free_rows(rows, n);
+    }
 }
 
 /* strict options: each bad invocation exits 1 with a message naming the option, and prints no rows */

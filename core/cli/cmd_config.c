@@ -21,7 +21,8 @@ int cmd_config(int argc, char **argv) {
     int prc = opts_parse(&p, argc, argv, &err);
     if (prc == OPTS_HELP) {
         printf("usage: rwkvlab config [CONFIG] [--set section.key=value ...]\n"
-               "prints every key with its resolved value (defaults when no CONFIG is given), checked exactly\n"
+               "prints every key with its resolved value (defaults when no CONFIG is given; every [task] key of\n"
+               "the chosen task family, its default marked \"; (default)\"), checked exactly\n"
                "as `rwkvlab train` checks it: exit 0 means train accepts this configuration\n");
         return 0;
     }
@@ -30,7 +31,7 @@ int cmd_config(int argc, char **argv) {
         fprintf(stderr, "rwkvlab config: %s\n", err.msg);
         return 1;
     }
-    char *ini = config_to_ini(&cfg);
+    char *ini = config_to_ini_all(&cfg);
     fputs(ini, stdout);
     free(ini);
     return 0;

@@ -8,9 +8,11 @@
  *   --len T      N fresh sequences of length T: task_sample on an N x T batch from mt19937 seeded with S;
  *   --test       the fixed test set the run is evaluated on: task_testset(seed S, length T = --len or the
  *                first of task.test_lens) (under merrill at length n: the held-out part of the split).
- * Each line: {"index", "length", "inputs", "targets", "mask", "text"}: text renders every position with the
- * task's token_text, "input->target" where the position is scored and "input" where it is not, positions
- * separated by two spaces.
+ * Each line: {"index", "length", "inputs", "targets", "mask", "text"}: text renders every position,
+ * "input->target" where the position is scored and "input" where it is not, positions separated by two
+ * spaces; inputs with the task's token_text, targets with its target_text (task_target_text: a class as
+ * its class, e.g. parity "odd", cycle_nav "@3", a DFA "accept"; groups and recall render targets as
+ * tokens).
  */
 #include "cli.h"
 
@@ -58,7 +60,7 @@ static void print_row(const Task *t, int index, const int *in, const int *tg, co
     text[0] = 0;
     for (int i = 0; i < T; i++) {
         task_token_text(t, in[i], a, sizeof a);
-        if (mk[i]) task_token_text(t, tg[i], b, sizeof b);
+        if (mk[i]) task_target_text(t, tg[i], b, sizeof b);
         used += (size_t)snprintf(text + used, cap - used, "%s%s%s%s", i ? "  " : "", a, mk[i] ? "->" : "", mk[i] ? b : "");
     }
     cJSON_AddStringToObject(j, "text", text);

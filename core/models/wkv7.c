@@ -91,7 +91,7 @@ void wkv7_forward(real *y, real *ckpt, real *sT, real *states, const real *r, co
     const size_t NN = (size_t)Nv * N;
 #pragma omp parallel
     {
-        real *S = xmalloc(NN * sizeof(real)), *bs = xmalloc(N * sizeof(real));
+        real *S = scratch(SCR_WKV_S, NN * sizeof(real)), *bs = scratch(SCR_WKV_B, N * sizeof(real));
 #pragma omp for schedule(static)
         for (int bh = 0; bh < B * H; bh++) {
             int b = bh / H, h = bh % H;
@@ -105,7 +105,6 @@ void wkv7_forward(real *y, real *ckpt, real *sT, real *states, const real *r, co
             }
             if (sT) memcpy(sT + (size_t)bh * NN, S, NN * sizeof(real));
         }
-        free(S), free(bs);
     }
 }
 
@@ -118,10 +117,11 @@ void wkv7_backward(real *dr, real *dw, real *dk, real *dv, real *dkk, real *da, 
     const size_t NN = (size_t)Nv * N;
 #pragma omp parallel
     {
-        real *Sbuf = xmalloc((size_t)(K + 1) * NN * sizeof(real)); // states before/after each chunk token
-        real *sabuf = xmalloc((size_t)K * Nv * sizeof(real));       // sa of each chunk token
-        real *G = xmalloc(NN * sizeof(real));                      // dL/dS' for the current token
-        real *dq = xmalloc(N * sizeof(real)), *db = xmalloc(N * sizeof(real)), *bv = xmalloc(N * sizeof(real));
+        real *Sbuf = scratch(SCR_WKV_SBUF, (size_t)(K + 1) * NN * sizeof(real)); // states before/after each chunk token
+        real *sabuf = scratch(SCR_WKV_SA, (size_t)K * Nv * sizeof(real));       // sa of each chunk token
+        real *G = scratch(SCR_WKV_G, NN * sizeof(real));                      // dL/dS' for the current token
+        real *dq = scratch(SCR_WKV_DQ, N * sizeof(real)), *db = scratch(SCR_WKV_DB, N * sizeof(real));
+        real *bv = scratch(SCR_WKV_BV, N * sizeof(real));
 #pragma omp for schedule(static)
         for (int bh = 0; bh < B * H; bh++) {
             int b = bh / H, h = bh % H;
@@ -203,6 +203,5 @@ void wkv7_backward(real *dr, real *dw, real *dk, real *dv, real *dkk, real *da, 
             if (ds0)
                 for (size_t e = 0; e < NN; e++) ds0[(size_t)bh * NN + e] += G[e];
         }
-        free(Sbuf), free(sabuf), free(G), free(dq), free(db), free(bv);
     }
 }

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# depth_length.sh -- issue 11 "Depth versus length": Merrill et al. (ICML 2024) finite-dataset protocol
+# (configs/merrill_depth.ini: for each length n, train on 80% of the distinct length-n sequences plus every
+# length-2 sequence, test on the held-out 20%) on S5, A5 and Z60 (the abelian control), and for each
+# architecture the minimum number of layers whose held-out sequence accuracy exceeds 90% at each n.
+#
+#   experiments/depth_length.sh [--lengths 4,8] [--groups s5,a5,z60] [--max-layers 4] [--seeds 1]
+#
+# Search: for each (model, group, n) depths 1, 2, ... are trained in turn until one reaches > 0.9 (median
+# over the seeds); deeper ones are not run. Models (every architecture): RWKV-7, DeltaNet and Gated
+# DeltaNet in both ranges, RWKV-6. Two lanes run side by side, each with its own models (each sweep has
+# --jobs 2, so a run gets one thread; the sweeps' output goes to results/depth_length/lanes.log).
+# Scaled down for a CPU, the same for every model: n in {4, 8} (paper 2..20), at most 20000 length-n
+# sequences (paper 1M), d_model 32 with heads of 16, 1500 steps of batch 64, lr 3e-3, early stop at 0.9,
+# 1 seed (--seeds 1,2,3 for three).
+# CPU budget on an idle 2-core machine: about 30 s per run; 7 models x 3 groups x 2 lengths = 42 searches
+# of 1-4 runs: 20-80 minutes (the easy cells stop at depth 1). Resumable: each depth of each cell is a
+# `rwkvlab sweep` of its own; run it again to continue. Output: results/depth_length/<arch>/<run>/ and
+# results/depth_length/table.md.
+cd "$(dirname "$0")/.."
+. experiments/lib.sh
+OUT=${DEPTH_OUT:-results/depth_length}
+LENGTHS=4,8; GROUPS=s5,a5,z60; MAXL=4; SEEDS=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --lengths) LENGTHS=$2; shift 2 ;;
+    --groups) GROUPS=$2; shift 2 ;;
+    --max-layers) MAXL=$2; shift 2 ;;
+    --seeds) SEEDS=$2; shift 2 ;;
+    *) echo "depth_length.sh: unknown option $1 (see the header)"; exit 1 ;;
+  esac
+done
+suite_begin depth_length
+SCALE=(--set model.d_model=32 --set model.head_size=16 --set train.steps=1500 --set train.lr=3e-3
+       --set train.warmup=100 --set train.eval_every=500 --set train.ckpt_every=500 --set train.log_every=50
+       --set "experiment.seeds=$SEEDS" --set task.variant=full --set task.test_lens=${LENGTHS//,/, })
+# one cell: the smallest depth reaching > 0.9 (prints it); every depth is its own resumable sweep
+cell() {
+  local arch=$1 range=$2 group=$3 n=$4 L
+  for L in $(seq 1 "$MAXL"); do
+    "$BIN" sweep configs/merrill_depth.ini --set model.arch="$arch" --set model.eig_range="$range" \
+      --set sweep.task.name="$group" --set sweep.task.train_len="$n" --set sweep.model.layers="$L" \
+      --set sweep.model.eig_range="$range" "${SCALE[@]}" --jobs 2 --out "$OUT/$arch" >>"$OUT/lanes.log" 2>&1
+    [ $? = 130 ] && return 130
+    if $PY experiments/depth_table.py --check "$OUT/$arch" --group "$group" --n "$n" --layers "$L" --range "$range"; then
+      return 0
+    fi
+  done
+}
+lane() {
+  for m in "$@"; do
+    for g in ${GROUPS//,/ }; do
+      for n in ${LENGTHS//,/ }; do
+        cell "${m%%:*}" "${m#*:}" "$g" "$n" || [ $? != 130 ] || return 130
+        echo "  $m $g n=$n done"
+      done
+    done
+  done
+}
+mkdir -p "$OUT"
+echo "== depth_length: groups $GROUPS, lengths $LENGTHS, up to $MAXL layers, seeds $SEEDS, 2 lanes"
+lane rwkv7:standard rwkv7:extended deltanet:standard rwkv6:standard &
+p1=$!
+lane deltanet:extended gated_deltanet:standard gated_deltanet:extended &
+p2=$!
+trap 'kill -TERM $p1 $p2 2>/dev/null; wait; echo "interrupted: run it again to continue"; exit 130' INT TERM
+wait $p1; r1=$?; wait $p2; r2=$?
+wall=$(suite_wall)
+echo
+echo "== depth_length table (this invocation: $((wall / 60)) min $((wall % 60)) s on $(nproc) cores)"
+$PY experiments/depth_table.py "$OUT"/* --lengths "$LENGTHS" --groups "$GROUPS" --max-layers "$MAXL" \
+  --title "Merrill depth protocol (configs/merrill_depth.ini, scaled: experiments/depth_length.sh); last invocation $wall s" \
+  --out "$OUT/table.md"
+rc=$?
+[ "$r1" = 0 ] && [ "$r2" = 0 ] || rc=1
+exit "$rc"

@@ -1,0 +1,44 @@
+# lib.sh -- shared by the experiment suites (sourced, not run). Each suite is a few `rwkvlab sweep`
+# invocations, so every suite is resumable: run it again and finished runs are skipped, interrupted ones
+# continue from their checkpoint (rwkvlab sweep's rules, README "Sweeps").
+#
+#   sweep_models CFG OUT MODELS [sweep args...]
+#     MODELS: space-separated arch:range items (deltanet:standard deltanet:extended rwkv7:standard ...).
+#     Runs one sweep of CFG's own [sweep] grid x every model into OUT/<arch>/: the arch's ranges become
+#     the grid key model.eig_range (so RWKV-6, which has only the standard range, is a sweep of its own).
+#     Returns the first non-zero sweep status (130 at once: interrupted).
+#   suite_begin NAME / suite_end: the wall time of this invocation, printed at the end.
+# Environment: RWKVLAB_BIN (default build/rwkvlab), JOBS (default 2).
+BIN=${RWKVLAB_BIN:-build/rwkvlab}
+JOBS=${JOBS:-2}
+PY=python3
+python3 -c 'import json' 2>/dev/null || PY=/usr/bin/python3
+
+suite_begin() {
+  SUITE=$1
+  SUITE_START=$(date +%s)
+  [ -x "$BIN" ] || make -j2 || exit 1
+}
+
+suite_wall() { echo $(( $(date +%s) - SUITE_START )); }
+
+sweep_models() {
+  local cfg=$1 out=$2 models=$3; shift 3
+  local archs="" rc=0
+  for m in $models; do
+    local a=${m%%:*}
+    case " $archs " in *" $a "*) ;; *) archs="$archs $a" ;; esac
+  done
+  for a in $archs; do
+    local ranges=""
+    for m in $models; do [ "${m%%:*}" = "$a" ] && ranges="${ranges:+$ranges, }${m#*:}"; done
+    local first=${ranges%%,*}
+    echo "== $SUITE: $a ($ranges): $BIN sweep $cfg --jobs $JOBS --out $out/$a $*"
+    "$BIN" sweep "$cfg" --set model.arch="$a" --set model.eig_range="$first" --set sweep.model.eig_range="$ranges" \
+      --jobs "$JOBS" --out "$out/$a" "$@"
+    local r=$?
+    if [ "$r" = 130 ]; then echo "interrupted: run the same command again to continue"; return 130; fi
+    [ "$rc" = 0 ] && rc=$r
+  done
+  return "$rc"
+}

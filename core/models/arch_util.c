@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ops.h"
+#include "shortconv.h"
 
 real *arch_walk_add(ParamWalk *wk, const char *name, int ndim, int s0, int s1, int s2, int decay) {
     size_t numel = (size_t)s0 * (ndim > 1 ? s1 : 1) * (ndim > 2 ? s2 : 1);
@@ -39,6 +40,23 @@ real *arch_walk_conv(ParamWalk *wk, int C, int K, const char *fmt, int l) {
     char nm[64];
     snprintf(nm, sizeof nm, fmt, l);
     return arch_walk_add(wk, nm, 2, C, K, 0, 0);
+}
+
+void arch_layout_rkv_conv(ParamWalk *wk, int l, int C, int K, real **r, real **k, real **v) {
+    *r = arch_walk_conv(wk, C, K, "blocks.%d.att.r_conv.weight", l);
+    *k = arch_walk_conv(wk, C, K, "blocks.%d.att.k_conv.weight", l);
+    *v = arch_walk_conv(wk, C, K, "blocks.%d.att.v_conv.weight", l);
+}
+
+void arch_init_rkv_conv(real *r, real *k, real *v, int C, int K, gsl_rng *rng) {
+    shortconv_init(r, C, K, rng);
+    shortconv_init(k, C, K, rng);
+    shortconv_init(v, C, K, rng);
+}
+
+size_t arch_rkv_conv_state_numel(int C, int B, int K) {
+    const int Cs[3] = {C, C, C};
+    return shortconv3_numel(Cs, B, K);
 }
 
 ParamTensor *arch_table_of(ArchLayoutFn layout, const void *shape, int *ntensors, size_t *nparams) {

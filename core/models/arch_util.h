@@ -50,6 +50,13 @@ ParamTensor *arch_table_of(ArchLayoutFn layout, const void *shape, int *ntensors
  * that rwkv7.md decays). */
 real *arch_walk_conv(ParamWalk *wk, int C, int K, const char *fmt, int l);
 
+/* The short conv of an RWKV mixer (RWKV-6 and RWKV-7 alike: on r, k, v right after their projections):
+ * the filters blocks.l.att.{r,k,v}_conv.weight [C,K] (arch_walk_conv), their init (shortconv_init each, r, k,
+ * v in this order) and the history they keep in the recurrent state, (3,B,K-1,C) (shortconv3_numel). */
+void arch_layout_rkv_conv(ParamWalk *wk, int l, int C, int K, real **r, real **k, real **v);
+void arch_init_rkv_conv(real *r, real *k, real *v, int C, int K, gsl_rng *rng);
+size_t arch_rkv_conv_state_numel(int C, int B, int K);
+
 /* Activation buffers: the next n reals of base at *off (NULL when base is NULL: a sizing pass). */
 real *arch_carve(size_t *off, real *base, size_t n);
 

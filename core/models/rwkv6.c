@@ -56,11 +56,7 @@ static void rwkv6_layout(const Rwkv6Dims *d, ParamWalk *wk, Rwkv6Weights *wts) {
         ADD(P->Wk, 2, C, C, 0, 1, "blocks.%d.att.key.weight", l);
         ADD(P->Wv, 2, C, C, 0, 1, "blocks.%d.att.value.weight", l);
         P->r_conv = P->k_conv = P->v_conv = NULL;
-        if (d->conv) { /* arch_util.h: one rule for every architecture's filters */
-            P->r_conv = arch_walk_conv(wk, C, d->conv, "blocks.%d.att.r_conv.weight", l);
-            P->k_conv = arch_walk_conv(wk, C, d->conv, "blocks.%d.att.k_conv.weight", l);
-            P->v_conv = arch_walk_conv(wk, C, d->conv, "blocks.%d.att.v_conv.weight", l);
-        }
+        if (d->conv) arch_layout_rkv_conv(wk, l, C, d->conv, &P->r_conv, &P->k_conv, &P->v_conv); /* arch_util.h */
         ADD(P->Wo, 2, C, C, 0, 1, "blocks.%d.att.output.weight", l);
         ADD(P->Wg, 2, C, C, 0, 1, "blocks.%d.att.gate.weight", l);
         ADD(P->lnx_w, 1, C, 0, 0, 0, "blocks.%d.att.ln_x.weight", l);
@@ -140,20 +136,14 @@ void rwkv6_init_official(Rwkv6 *m, gsl_rng *rng) {
         arch_orthogonal_init(P->Wg, C, C, 0.1, rng);
         arch_orthogonal_init(P->f_Wk, d->F, C, 1.0, rng);
         /* time_maa_w1, time_decay_w1, att.output, ffn.receptance, ffn.value stay zero */
-        if (d->conv) { /* the one conv init (shortconv.h): U(-1/sqrt(K), 1/sqrt(K)) */
-            shortconv_init(P->r_conv, C, d->conv, rng);
-            shortconv_init(P->k_conv, C, d->conv, rng);
-            shortconv_init(P->v_conv, C, d->conv, rng);
-        }
+        /* the one conv init of every architecture (shortconv.h): U(-1/sqrt(K), 1/sqrt(K)) */
+        if (d->conv) arch_init_rkv_conv(P->r_conv, P->k_conv, P->v_conv, C, d->conv, rng);
     }
     arch_init_last(&ends, V, C, rng);
 }
 
 /* ---- state ------------------------------------------------------------------------------------ */
-static size_t conv_state_numel(const Rwkv6Dims *d, int B) {
-    const int Cs[3] = {d->C, d->C, d->C};
-    return shortconv3_numel(Cs, B, d->conv);
-}
+static size_t conv_state_numel(const Rwkv6Dims *d, int B) { return arch_rkv_conv_state_numel(d->C, B, d->conv); }
 static size_t state_layer_numel(const Rwkv6Dims *d, int B) {
     return (size_t)B * (2 * (size_t)d->C + (size_t)d->H * d->N * d->N) + conv_state_numel(d, B);
 }

@@ -67,11 +67,7 @@ static void rwkv7_layout(const Rwkv7Dims *d, ParamWalk *wk, Rwkv7Weights *wts) {
         if (d->bias & RWKV7_BIAS_K) ADD(P->bk, 1, C, 0, 0, 0, "blocks.%d.att.key.bias", l);
         ADD(P->Wv, 2, C, C, 0, 1, "blocks.%d.att.value.weight", l);
         if (d->bias & RWKV7_BIAS_V) ADD(P->bv, 1, C, 0, 0, 0, "blocks.%d.att.value.bias", l);
-        if (d->conv) { /* arch_util.h: one rule for every architecture's filters (names as RWKV-6's) */
-            P->r_conv = arch_walk_conv(wk, C, d->conv, "blocks.%d.att.r_conv.weight", l);
-            P->k_conv = arch_walk_conv(wk, C, d->conv, "blocks.%d.att.k_conv.weight", l);
-            P->v_conv = arch_walk_conv(wk, C, d->conv, "blocks.%d.att.v_conv.weight", l);
-        }
+        if (d->conv) arch_layout_rkv_conv(wk, l, C, d->conv, &P->r_conv, &P->k_conv, &P->v_conv); /* arch_util.h */
         ADD(P->Wo, 2, C, C, 0, 1, "blocks.%d.att.output.weight", l);
         if (d->bias & RWKV7_BIAS_O) ADD(P->bo, 1, C, 0, 0, 0, "blocks.%d.att.output.bias", l);
         ADD(P->lnx_w, 1, C, 0, 0, 0, "blocks.%d.att.ln_x.weight", l);
@@ -191,20 +187,14 @@ void rwkv7_init_official(Rwkv7 *m, gsl_rng *rng) {
         arch_orthogonal_init(P->Wv, C, C, 1.0, rng);
         arch_orthogonal_init(P->f_Wk, d->F, C, 1.0, rng);
         /* w1, a1, v1, g1, Wo, f_Wv stay zero */
-        if (d->conv) { /* the one conv init (shortconv.h): U(-1/sqrt(K), 1/sqrt(K)) */
-            shortconv_init(P->r_conv, C, d->conv, rng);
-            shortconv_init(P->k_conv, C, d->conv, rng);
-            shortconv_init(P->v_conv, C, d->conv, rng);
-        }
+        /* the one conv init of every architecture (shortconv.h): U(-1/sqrt(K), 1/sqrt(K)) */
+        if (d->conv) arch_init_rkv_conv(P->r_conv, P->k_conv, P->v_conv, C, d->conv, rng);
     }
     arch_init_last(&ends, V, C, rng);
 }
 
 /* ---- state ----------------------------------------------------------------------------------- */
-static size_t conv_state_numel(const Rwkv7Dims *d, int B) {
-    const int Cs[3] = {d->C, d->C, d->C};
-    return shortconv3_numel(Cs, B, d->conv);
-}
+static size_t conv_state_numel(const Rwkv7Dims *d, int B) { return arch_rkv_conv_state_numel(d->C, B, d->conv); }
 static size_t state_layer_numel(const Rwkv7Dims *d, int B) {
     return (size_t)B * (2 * d->C + (size_t)d->H * d->N * d->N) + conv_state_numel(d, B);
 }

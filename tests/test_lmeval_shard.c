@@ -1,6 +1,7 @@
 /* test_lmeval_shard.c -- issue 10 on the CPU path: `lmeval --shard I/N` + `lmeval-merge` and
  * `lmeval --devices cpu,cpu` give the results and samples of an unsharded run, the merge refuses shards
- * that are not the N parts of one run, bad --shard values are errors, shard files are written atomically.
+ * that are not the N parts of one run (another weight type or batch size too) and names the merged devices
+ * ("cuda:0,1"), bad --shard values are errors, shard files are written atomically.
  *
  * Equality: every line of the results JSON is byte-equal except the four top-level timing lines "date",
  * "start_time", "end_time" and "total_evaluation_time_seconds" (and the date_id in the file names);
@@ -461,6 +462,97 @@ Test(lmeval_shard, merge_refuses_other_runs_repeats_and_gaps) {
     cr_expect_neq(cli(args, "m.log", &t), 0);
     cr_expect(strstr(t, "rwkvlab lmeval-merge: 1 of 3 shards missing"), "%s", t);
     free(t);
+}
+
+/* ---- weight type, batch size and device label ------------------------------------------------------------ */
+
+/* a copy of shard file src in tmp/<dir>/ (same name) with field key set to the string sval, or to nval */
+static void edit_shard(const char *src, const char *dir, const char *key, const char *sval, double nval, char *dst,
+                       size_t cap) {
+    char *t = slurp(src);
+    cJSON *j = cJSON_Parse(t);
+    free(t);
+    cr_assert(j && cJSON_GetObjectItem(j, key), "%s has no field %s", src, key);
+    cJSON_ReplaceItemInObject(j, key, sval ? cJSON_CreateString(sval) : cJSON_CreateNumber(nval));
+    char d[400];
+    snprintf(d, sizeof d, "%s/%s", tmp, dir);
+    mkdir(d, 0755);
+    snprintf(dst, cap, "%s/%s", d, strrchr(src, '/') + 1);
+    t = cJSON_Print(j);
+    put(dst, t);
+    free(t), cJSON_Delete(j);
+}
+
+static char *results_config(const char *results_path, const char *key) {
+    char *t = slurp(results_path);
+    cJSON *j = cJSON_Parse(t);
+    free(t);
+    cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "config"), key);
+    char *out = v ? cJSON_PrintUnformatted(v) : strdup("(missing)");
+    cJSON_Delete(j);
+    return out;
+}
+
+Test(lmeval_shard, merge_checks_dtype_batch_and_names_devices) {
+    if (!have_vocab) cr_skip_test("tokenizer vocabulary not in data/ or ../shared/data/");
+    char a[3][4096];
+    for (int i = 0; i < 3; i++) run_shard("a", i, 3, a[i], sizeof a[i]);
+    /* what a CPU shard records */
+    char *t = slurp(a[0]);
+    cJSON *j = cJSON_Parse(t);
+    free(t);
+    cr_expect_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(j, "dtype")), "fp32");
+    cr_expect_eq(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "batch")), 1);
+    cr_expect_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(j, "device")), "cpu");
+    cr_expect_eq(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "format_version")), 2);
+    cJSON_Delete(j);
+    /* another weight type, another batch size: refused, naming both values */
+    char x[4096];
+    edit_shard(a[2], "dt", "dtype", "bf16", 0, x, sizeof x);
+    const char *dt[] = {a[0], a[1], x};
+    expect_refused(dt, 3, "the weight type", "fp32", "bf16");
+    edit_shard(a[1], "bs", "batch", NULL, 64, x, sizeof x);
+    const char *bs[] = {a[0], x, a[2]};
+    expect_refused(bs, 3, "the batch size", "--batch 1", "--batch 64");
+    /* shards from GPUs 0 and 1 (as --devices 0,1 records them): merged device "cuda:0,1", and the shards'
+     * weight type and batch size in the results */
+    char g[3][4096];
+    const char *dev[3] = {"cuda:0", "cuda:1", "cuda:1"};
+    for (int i = 0; i < 3; i++) {
+        char tmp1[4096], tmp2[4096], d1[16], d2[16], d3[16];
+        snprintf(d1, sizeof d1, "g%da", i), snprintf(d2, sizeof d2, "g%db", i), snprintf(d3, sizeof d3, "g%d", i);
+        edit_shard(a[i], d1, "device", dev[i], 0, tmp1, sizeof tmp1);
+        edit_shard(tmp1, d2, "dtype", "bf16", 0, tmp2, sizeof tmp2);
+        edit_shard(tmp2, d3, "batch", NULL, 64, g[i], sizeof g[i]);
+    }
+    const char *gs[] = {g[0], g[1], g[2]};
+    char mg[400], out[4096];
+    snprintf(mg, sizeof mg, "%s/gpu_merged", tmp);
+    Err e = {{0}};
+    cr_assert_eq(lmeval_merge(gs, 3, mg, 1, out, sizeof out, &e), 0, "%s", e.msg);
+    char *v = results_config(out, "device");
+    cr_expect_str_eq(v, "\"cuda:0,1\"");
+    free(v);
+    v = results_config(out, "dtype");
+    cr_expect_str_eq(v, "\"bfloat16\"");
+    free(v);
+    v = results_config(out, "batch_size");
+    cr_expect_str_eq(v, "64");
+    free(v);
+    /* CPU shards: "cpu" */
+    const char *ok[] = {a[0], a[1], a[2]};
+    snprintf(mg, sizeof mg, "%s/cpu_merged", tmp);
+    cr_assert_eq(lmeval_merge(ok, 3, mg, 1, out, sizeof out, &e), 0, "%s", e.msg);
+    v = results_config(out, "device");
+    cr_expect_str_eq(v, "\"cpu\"");
+    free(v);
+    /* the label rule itself */
+    char lab[64];
+    const char *mixed[] = {"cpu", "cuda:0", "cpu"}, *cu[] = {"cuda:3", "cuda:1", "cuda:3"};
+    lmeval_merge_devices(mixed, 3, lab, sizeof lab);
+    cr_expect_str_eq(lab, "cpu,cuda:0");
+    lmeval_merge_devices(cu, 3, lab, sizeof lab);
+    cr_expect_str_eq(lab, "cuda:3,1");
 }
 
 /* ---- --shard values ---------------------------------------------------------------------------------- */

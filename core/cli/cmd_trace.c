@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cuda_rwkv7.h"
 #include "h5log.h"
 #include "lmeval_data.h"
 #include "model_io.h"
@@ -113,10 +114,12 @@ static int trace_write(const char *out, const Model *m, const ModelTrace *tr, co
 static const char TRACE_USAGE[] =
     "usage: rwkvlab trace --model FILE (--tokens 0,17,...|IDS_FILE | --text STR [--data DIR] |\n"
     "                     --task NAME[:VARIANT] [--len T] [--seed S]) --out FILE.h5\n"
-    "                     [--allow-unknown-tensors] [--force-memory]\n"
+    "                     [--device cpu|cuda] [--dtype bf16|fp16|fp32] [--allow-unknown-tensors] [--force-memory]\n"
     "  state trajectory of one sequence (same schema as training probes: /trajectories/probe0);\n"
     "  targets are the next token, or for --task the task's labels (e.g. --task s5:swaps).\n"
-    "  FILE.h5 is replaced only when the trace is complete; on failure nothing is written.\n" LOAD_USAGE;
+    "  FILE.h5 is replaced only when the trace is complete; on failure nothing is written.\n"
+    "  --device cuda: RWKV-7 on the GPU (weights --dtype, default bf16), one token per forward; same schema.\n"
+    LOAD_USAGE;
 
 /* The ids (and, for --task, the labels) of the sequence to trace; caller frees both. */
 static int trace_sequence(const char *toks, const char *text, const char *data, const char *task, int T_task,
@@ -162,7 +165,8 @@ static int trace_sequence(const char *toks, const char *text, const char *data, 
 }
 
 int cmd_trace(int argc, char **argv) {
-    const char *model = NULL, *toks = NULL, *text = NULL, *out = NULL, *data = NULL, *task = NULL;
+    const char *model = NULL, *toks = NULL, *text = NULL, *out = NULL, *data = NULL, *task = NULL, *device = NULL,
+               *dtype = NULL;
     int T_task = 64, nlen = 0, nseed = 0;
     long seed = 1;
     ModelLoadOpts lo;
@@ -177,6 +181,8 @@ int cmd_trace(int argc, char **argv) {
         O_STR("--task", &task),
         O_INT("--len", &T_task, 1, MAX_LEN, .count = &nlen),
         O_LONG("--seed", &seed, 0, MAX_SEED, .count = &nseed),
+        O_STR("--device", &device),
+        O_STR("--dtype", &dtype),
     };
     OptParser p = {.cmd = "trace", .specs = spec, .nspecs = OPTS_N(spec)};
     int ec;
@@ -189,6 +195,22 @@ int cmd_trace(int argc, char **argv) {
     if (data && !text) return err_set(&err, "--data is used only with --text"), fail_msg("trace", &err);
     if ((nlen || nseed) && !task)
         return err_set(&err, "%s is used only with --task", nlen ? "--len" : "--seed"), fail_msg("trace", &err);
+    const int cuda = device && !strcmp(device, "cuda");
+    CudaDType dt = CUDA_DT_BF16;
+    if (device && strcmp(device, "cpu") && !cuda)
+        return err_set(&err, "--device %s: use cpu or cuda", device), fail_msg("trace", &err);
+    if (dtype && !cuda) return err_set(&err, "--dtype is used only with --device cuda"), fail_msg("trace", &err);
+    if (dtype && cuda_dtype_parse(dtype, &dt))
+        return err_set(&err, "--dtype %s: use bf16, fp16 or fp32", dtype), fail_msg("trace", &err);
+    if (cuda) {
+        char why[512];
+        if (!cuda_built())
+            return err_set(&err, "--device cuda: not available: %s; or use --device cpu",
+                           (cuda_available(why, sizeof why), why)),
+                   fail_msg("trace", &err);
+        if (!cuda_available(why, sizeof why))
+            return err_set(&err, "--device cuda: no usable GPU found: %s; use --device cpu", why), fail_msg("trace", &err);
+    }
     int *ids = NULL, *task_tgt = NULL, T = 0;
     Model *m = NULL;
     if (trace_sequence(toks, text, data, task, T_task, seed, &ids, &task_tgt, &T, &err) ||
@@ -200,8 +222,23 @@ int cmd_trace(int argc, char **argv) {
     const int V = m->V;
     ModelTrace tr;
     model_trace_alloc(m, 1, T, &tr);
-    ModelFwd f = {.trace = &tr};
-    const real *lg = model_forward(m, ids, 1, T, &f);
+    real *lg_gpu = NULL;
+    const real *lg;
+    if (cuda) { /* the GPU engine fills the same trace arrays (cuda_model_trace) */
+        float *lf = xmalloc((size_t)T * V * sizeof(float));
+        if (cuda_model_trace(m, dt, ids, T, lf, &tr, &err)) {
+            free(lf), model_trace_free(&tr), free(ids), free(task_tgt);
+            model_free(m);
+            return fail_msg("trace", &err);
+        }
+        lg_gpu = xmalloc((size_t)T * V * sizeof(real));
+        for (size_t i = 0; i < (size_t)T * V; i++) lg_gpu[i] = lf[i];
+        free(lf);
+        lg = lg_gpu;
+    } else {
+        ModelFwd f = {.trace = &tr};
+        lg = model_forward(m, ids, 1, T, &f);
+    }
     int *pred = xmalloc(T * sizeof(int)), *tgt = xmalloc(T * sizeof(int));
     for (int t = 0; t < T; t++) {
         int am = 0;
@@ -213,7 +250,7 @@ int cmd_trace(int argc, char **argv) {
     int rc = trace_write(out, m, &tr, ids, tgt, pred, T, &err);
     const int L = m->L;
     model_trace_free(&tr);
-    free(pred), free(tgt), free(ids), free(task_tgt);
+    free(pred), free(tgt), free(ids), free(task_tgt), free(lg_gpu);
     model_free(m);
     if (rc) return fail_msg("trace", &err);
     printf("wrote %s (%d tokens, %d layers)\n", out, T, L);

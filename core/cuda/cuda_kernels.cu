@@ -143,7 +143,8 @@ template <int N>
 __global__ void k_wkv_prep(float *__restrict__ w, float *__restrict__ a, float *__restrict__ k, float *__restrict__ kk,
                            float *__restrict__ v, float *__restrict__ vfirst, const float *__restrict__ vl,
                            const float *__restrict__ w0, const float *__restrict__ a0, const float *__restrict__ v0,
-                           const float *__restrict__ k_k, const float *__restrict__ k_a, int C, int H, int extended) {
+                           const float *__restrict__ k_k, const float *__restrict__ k_a, int C, int H, int extended,
+                           float *__restrict__ a_out) {
     constexpr int VEC = N >= 64 ? 2 : 1, NQ = (N + 32 * VEC - 1) / (32 * VEC);
     const long r = blockIdx.x;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarp = blockDim.x >> 5;
@@ -181,6 +182,7 @@ __global__ void k_wkv_prep(float *__restrict__ w, float *__restrict__ a, float *
                     wo[e] = wd;
                     const float as = sigmoidf_(a0[c] + av[e]);
                     an[q][e] = extended ? 2.f * wd * as : as;
+                    if (a_out) a_out[i0 + e] = an[q][e];
                     u[q][e] = kv[e] * k_k[c];
                     ss += u[q][e] * u[q][e];
                     ko[e] = kv[e] * (1.f + (an[q][e] - 1.f) * k_a[c]);
@@ -218,8 +220,8 @@ __global__ void k_wkv_prep(float *__restrict__ w, float *__restrict__ a, float *
 }
 void wkv_prep_launch(cudaStream_t st, int N, float *w, float *a, float *k, float *kk, float *v, float *vfirst,
                      const float *vl, const float *w0, const float *a0, const float *v0, const float *k_k,
-                     const float *k_a, int R, int C, int H, int extended) {
-#define PREP(NN) k_wkv_prep<NN><<<R, ROW_THREADS, 0, st>>>(w, a, k, kk, v, vfirst, vl, w0, a0, v0, k_k, k_a, C, H, extended)
+                     const float *k_a, int R, int C, int H, int extended, float *a_out) {
+#define PREP(NN) k_wkv_prep<NN><<<R, ROW_THREADS, 0, st>>>(w, a, k, kk, v, vfirst, vl, w0, a0, v0, k_k, k_a, C, H, extended, a_out)
     if (N == 16) PREP(16);
     else if (N == 32) PREP(32);
     else if (N == 64) PREP(64);

@@ -37,19 +37,65 @@ void lora_act_launch(cudaStream_t st, T *out, const float *in, int R, int ld, in
  *   a   <- sigmoid(a0 + a) [extended: 2 w sigmoid(..)]; then kk * a is stored in a ("b" of the recurrence)
  *   kk  =  normalize_per_head(k * k_k), eps 1e-12
  *   k   <- k * (1 + (a - 1) * k_a)
- *   v   <- layer 0 (vl == NULL): unchanged and copied to vfirst; else v + (vfirst - v) sigmoid(v0 + vl) */
+ *   v   <- layer 0 (vl == NULL): unchanged and copied to vfirst; else v + (vfirst - v) sigmoid(v0 + vl)
+ * a_out (R,C) or NULL: the in-context rate a itself (traces) */
 void wkv_prep_launch(cudaStream_t st, int N, float *w, float *a, float *k, float *kk, float *v, float *vfirst,
                      const float *vl, const float *w0, const float *a0, const float *v0, const float *k_k,
-                     const float *k_a, int R, int C, int H, int extended);
+                     const float *k_a, int R, int C, int H, int extended, float *a_out = nullptr);
 
-/* The WKV7 recurrence over every sequence (one launch, sequential in time; rows of a head split over
- * blocks): per token, sa = -S kk ; S = S diag(w) + sa b^T + v k^T ; y = S r, with b = kk * a.
- * s_in / s_out: (B,H,N,N) or NULL; max_len = the longest sequence (picks the launch configuration).
+/* The WKV7 recurrence over every sequence (one launch per form): per token, sa = -S kk ;
+ * S = S diag(w) + sa b^T + v k^T ; y = S r, with b = kk * a. s_in / s_out: (B,H,N,N) or NULL; max_len = the
+ * longest sequence. Two forms (N = 64): sequential in time (cuda_wkv7.cu; configurations L*, T*) and chunked
+ * (cuda_wkv7_chunk.cu; C16, C32, C32r8, C32s2, C32s4: intra-chunk matrix products, one state pass per chunk), which needs
+ * `rec`, wkv7_chunk_floats(cfg, ...) floats of device scratch (NULL: the sequential form is used).
+ * wkv7_pick gives the configuration for a batch (RWKVLAB_WKV_CFG overrides; "auto" = automatic).
  * Supported N: 16, 32, 64 (wkv7_supported). */
 int wkv7_supported(int N);
-void wkv7_launch(cudaStream_t st, int N, float *y, const float *r, const float *w, const float *k, const float *v,
-                 const float *kk, const float *b, const int *seq_off, int B, int max_len, const float *s_in,
-                 float *s_out, int C, int H);
+const char *wkv7_pick(int N, int B, int max_len, int H);
+size_t wkv7_chunk_floats(const char *cfg, int N, int B, int max_len, int H);
+void wkv7_launch(cudaStream_t st, int N, const char *cfg, float *rec, float *y, const float *r, const float *w,
+                 const float *k, const float *v, const float *kk, const float *b, const int *seq_off, int B,
+                 int max_len, const float *s_in, float *s_out, int C, int H);
+void wkv7_chunk_launch(cudaStream_t st, const char *cfg, float *rec, float *y, const float *r, const float *w,
+                       const float *k, const float *v, const float *kk, const float *b, const int *seq_off, int B,
+                       int max_len, const float *s_in, float *s_out, int C, int H, int passes /* 1 prep, 2 scan, 3 */);
+
+/* Few-row products (cuda_gemv.cu): for each job j < njobs (<= 3, one launch), out_j(R,NO) (row stride ldo)
+ * = beta out_j + in_j(R,NI) (row stride ldi) W_j(NO,NI)^T, W_j rows contiguous, fp32 accumulation; R <= 8.
+ * Returns -1 (nothing launched) when the shape does not suit (R > 8, NI or ldi not a multiple of 16 bytes'
+ * worth of T, unaligned pointers): the caller uses cuBLAS then. */
+template <typename T>
+struct GemvJobs {
+    float *out[3];
+    const T *in[3];
+    const T *W[3];
+};
+template <typename T>
+int gemv_lin_launch(cudaStream_t st, const GemvJobs<T> &jobs, int njobs, int ldo, int ldi, int R, int NI, int NO,
+                    float beta);
+
+/* Few-row products with W(NI,NO) row-major (LoRA factors; cuda_gemv.cu): out_j(R,NO_j) (row stride ldo_j)
+ * = in_j(R,NI_j) (row stride ldi_j) W_j, fp32 accumulation, R <= 8, up to 4 jobs of their own shapes in one
+ * launch. part / cnt: device scratch of GEMV_SCRATCH_FLOATS floats and GEMV_MAX_COUNTERS zeroed counters
+ * (the rows of W are split over blocks; the counters return to 0 after every launch). -1 (nothing launched)
+ * when unsuited (odd NO, unaligned W, more partial sums than the scratch holds): the caller uses cuBLAS. */
+#define GEMV_SCRATCH_FLOATS ((size_t)1 << 20)
+#define GEMV_MAX_COUNTERS 2048
+template <typename T>
+struct GemvMatJob {
+    float *out;
+    const T *in;
+    const T *W;
+    int ldo, ldi, NI, NO, slot, cslot; /* slot, cslot: set by the launcher */
+};
+template <typename T>
+struct GemvMatJobs {
+    GemvMatJob<T> j[4];
+    float *part;
+    unsigned *cnt;
+};
+template <typename T>
+int gemv_mat_launch(cudaStream_t st, GemvMatJobs<T> jobs, int njobs, int R);
 
 /* out = (GroupNorm(y; H groups, eps 64e-5; lw, lb) + (sum_j r k r_k) v) * g, as T */
 template <typename T>

@@ -93,3 +93,17 @@ int cuda_rwkv7_decode_used_graph(const CudaRwkv7State *s) {
     never(__func__);
     return 0;
 }
+int cuda_wkv7_run(const char *cfg, int N, int H, int B, const int *lens, const float *r, const float *w,
+                  const float *k, const float *v, const float *kk, const float *b, const float *s0, float *y,
+                  float *sT, double *ms, Err *err) {
+    return err_set(err, "GPU: %s", WHY);
+}
+int cuda_rwkv7_trace(CudaRwkv7 *g, const int *tokens, int T, float *logits, float *S, float *w, float *kk, float *b,
+                     float *a, Err *err) {
+    never(__func__);
+    return -1;
+}
+int cuda_model_trace(const Model *m, CudaDType wtype, const int *tokens, int T, float *logits, ModelTrace *tr,
+                     Err *err) {
+    return err_set(err, "GPU: %s", WHY);
+}

@@ -175,6 +175,14 @@ struct CudaRwkv7 {
     int cap_out, cap_B;
     long ws_gen; /* bumped whenever the workspace moves: captured graphs hold its addresses */
     Ws w;
+    float *gemv_part; /* few-row LoRA products: partial sums (GEMV_SCRATCH_FLOATS) and counters (zeroed) */
+    unsigned *gemv_cnt;
+    /* trace capture (cuda_rwkv7_trace): per layer after wkv prep, the rows of w, kk, b and a go to these host
+     * arrays at ((l * tr_T + tr_t) * C); tr_a is the device buffer the prep kernel writes a into */
+    float *tr_w, *tr_kk, *tr_b, *tr_ah, *tr_a;
+    int tr_T, tr_t;
+    float *rec;      /* chunked WKV7 scratch (wkv7_chunk_floats), grown on demand; never used while capturing */
+    size_t rec_floats;
 };
 
 /* one captured decoding step: valid for this state buffer, this choice of outputs and this workspace */
@@ -327,6 +335,11 @@ extern "C" CudaRwkv7 *cuda_rwkv7_create(const Rwkv7 *m, CudaDType wtype, Err *er
         return NULL;
     }
     const Rwkv7Dims &d = m->d;
+    if (d.conv) {
+        err_set(err, "GPU: this model has a short convolution on r, k, v (model.short_conv = %d), which the CUDA engine "
+                     "does not implement; use --device cpu", d.conv);
+        return NULL;
+    }
     if (!wkv7_supported(d.N)) {
         err_set(err, "GPU: head size N=%d is not built (the CUDA kernels support N = 16, 32, 64); use --device cpu",
                 d.N);
@@ -349,6 +362,12 @@ extern "C" CudaRwkv7 *cuda_rwkv7_create(const Rwkv7 *m, CudaDType wtype, Err *er
         return NULL;
     }
     CUBLAS_CHECK(g_cublas.set_workspace(g->blas, g->blas_ws, BLAS_WS_BYTES));
+    if (dev_alloc((void **)&g->gemv_part, GEMV_SCRATCH_FLOATS * sizeof(float), "the few-row product scratch", err) ||
+        dev_alloc((void **)&g->gemv_cnt, GEMV_MAX_COUNTERS * sizeof(unsigned), "the few-row product counters", err)) {
+        cuda_rwkv7_free(g);
+        return NULL;
+    }
+    CUDA_CHECK(cudaMemsetAsync(g->gemv_cnt, 0, GEMV_MAX_COUNTERS * sizeof(unsigned), g->st));
 
     Up u{};
     u.g = g;
@@ -409,9 +428,13 @@ extern "C" CudaRwkv7 *cuda_model_create(const Model *m, CudaDType wtype, Err *er
 
 extern "C" void cuda_rwkv7_free(CudaRwkv7 *g) {
     if (!g) return;
+    if (g->tr_a) CUDA_CHECK(cudaFree(g->tr_a));
     if (g->wbuf) CUDA_CHECK(cudaFree(g->wbuf));
     if (g->pbuf) CUDA_CHECK(cudaFree(g->pbuf));
     if (g->ws) CUDA_CHECK(cudaFree(g->ws));
+    if (g->rec) CUDA_CHECK(cudaFree(g->rec));
+    if (g->gemv_part) CUDA_CHECK(cudaFree(g->gemv_part));
+    if (g->gemv_cnt) CUDA_CHECK(cudaFree(g->gemv_cnt));
     if (g->blas) CUBLAS_CHECK(g_cublas.destroy(g->blas));
     if (g->blas_ws) CUDA_CHECK(cudaFree(g->blas_ws));
     if (g->st) CUDA_CHECK(cudaStreamDestroy(g->st));
@@ -618,8 +641,27 @@ extern "C" void cuda_rwkv7_profile_print(CudaRwkv7 *g, FILE *f) {
 
 /* ---- matrix products (row-major operands; cuBLAS sees them transposed) -------------------------- */
 /* out(R,NO) (ld ldo) = in(R,NI) (ld ldi) @ W(NO,NI)^T + beta * out   -- PyTorch Linear */
+/* the few-row kernel (cuda_gemv.cu) for R <= 8 rows (decoding), unless RWKVLAB_GEMV=0; 0 when it ran */
+template <typename T>
+static int gemv_t(CudaRwkv7 *g, int n, float *const *out, int ldo, const void *const *in, int ldi, const void *const *W,
+                  int R, int NI, int NO, float beta) {
+    GemvJobs<T> j{};
+    for (int i = 0; i < n; i++) j.out[i] = out[i], j.in[i] = (const T *)in[i], j.W[i] = (const T *)W[i];
+    return gemv_lin_launch<T>(g->st, j, n, ldo, ldi, R, NI, NO, beta);
+}
+static int gemv(CudaRwkv7 *g, int n, float *const *out, int ldo, const void *const *in, int ldi, const void *const *W,
+                int R, int NI, int NO, float beta) {
+    static const int on = !env_off("RWKVLAB_GEMV");
+    if (!on || R > 8) return -1;
+    switch (g->dt) {
+    case CUDA_DT_BF16: return gemv_t<__nv_bfloat16>(g, n, out, ldo, in, ldi, W, R, NI, NO, beta);
+    case CUDA_DT_F16: return gemv_t<__half>(g, n, out, ldo, in, ldi, W, R, NI, NO, beta);
+    default: return gemv_t<float>(g, n, out, ldo, in, ldi, W, R, NI, NO, beta);
+    }
+}
 static void gemm_lin(CudaRwkv7 *g, float *out, int ldo, const void *in, int ldi, const void *W, int R, int NI, int NO,
                      float beta) {
+    if (!gemv(g, 1, &out, ldo, &in, ldi, &W, R, NI, NO, beta)) return;
     const float one = 1.f;
     const cudaDataType_t t = cu_type(g->dt);
     CUBLAS_CHECK(g_cublas.gemm_ex(g->blas, CUBLAS_OP_T, CUBLAS_OP_N, NO, R, NI, &one, W, t, NI, in, t, ldi, &beta, out,
@@ -635,6 +677,7 @@ static void gemm_mat(CudaRwkv7 *g, float *out, int ldo, const void *in, int ldi,
 /* r, k, v = Wr xr, Wk xk, Wv xv (C x C each): one strided-batched product when the three inputs, weights and
  * outputs are equally spaced (ws_layout and the upload order make them so), else three products */
 static void gemm_rkv(CudaRwkv7 *g, float *const out[3], const void *const in[3], const void *const W[3], int R, int C) {
+    if (!gemv(g, 3, out, C, in, C, W, R, C, C, 0.f)) return;
     static const int batched = !env_off("RWKVLAB_CUDA_BATCHED");
     const long long e = (long long)g->esz;
     auto gap = [](const void *a, const void *b) { return (long long)((const char *)b - (const char *)a); };
@@ -659,6 +702,19 @@ static void layers_t(CudaRwkv7 *g, int R, int B, int max_len, const float *sin, 
     const size_t Ls = (size_t)B * (2 * (size_t)C + (size_t)H * N * N), BC = (size_t)B * C, BS = (size_t)B * H * N * N;
     Ws &w = g->w;
     cudaStream_t st = g->st;
+    /* the WKV7 form for this batch; the chunked one needs its scratch (if that cannot be had: sequential) */
+    const char *wcfg = wkv7_pick(N, B, max_len, H);
+    const size_t nrec = wkv7_chunk_floats(wcfg, N, B, max_len, H);
+    float *rec = nullptr;
+    if (wcfg[0] == 'C' && nrec) {
+        if (nrec > g->rec_floats) {
+            if (g->rec) CUDA_CHECK(cudaFree(g->rec));
+            g->rec = nullptr, g->rec_floats = 0;
+            if (cudaMalloc((void **)&g->rec, nrec * sizeof(float)) == cudaSuccess) g->rec_floats = nrec;
+            else g->rec = nullptr, (void)cudaGetLastError();
+        }
+        rec = g->rec;
+    }
     embed_launch<T>(st, w.x, w.tok, (const T *)g->emb, g->ln0_w, g->ln0_b, R, C);
     prof_mark(g, "embedding");
     T *xr = (T *)w.xm[0], *xw = (T *)w.xm[1], *xk = (T *)w.xm[2], *xv = (T *)w.xm[3], *xa = (T *)w.xm[4],
@@ -685,21 +741,39 @@ static void layers_t(CudaRwkv7 *g, int R, int B, int max_len, const float *sin, 
         if (P.bv) add_bias_launch(st, w.v, P.bv, R, C);
         prof_mark(g, "gemm r,k,v");
         // LoRAs: hidden columns [w | a | g | v]; v only from layer 1 on (layer 0 defines v_first)
-        gemm_mat(g, w.hf, Ds, xw, C, P.w1, R, C, Dw);
-        gemm_mat(g, w.hf + Dw, Ds, xa, C, P.a1, R, C, Da);
-        gemm_mat(g, w.hf + Dw + Da, Ds, xg, C, P.g1, R, C, Dg);
-        if (l > 0) gemm_mat(g, w.hf + Dw + Da + Dg, Ds, xv, C, P.v1, R, C, Dv);
-        lora_act_launch<T>(st, hT, w.hf, R, Ds, Dw, Da, Dg, l > 0 ? Dv : 0);
-        gemm_mat(g, w.wl, C, hT, Ds, P.w2, R, Dw, C);
-        gemm_mat(g, w.al, C, hT + Dw, Ds, P.a2, R, Da, C);
-        gemm_mat(g, w.gg, C, hT + Dw + Da, Ds, P.g2, R, Dg, C);
-        if (l > 0) gemm_mat(g, w.vl, C, hT + Dw + Da + Dg, Ds, P.v2, R, Dv, C);
+        {
+            const int nl = l > 0 ? 4 : 3;
+            GemvMatJobs<T> j1{}, j2{};
+            float *o1[4] = {w.hf, w.hf + Dw, w.hf + Dw + Da, w.hf + Dw + Da + Dg}, *o2[4] = {w.wl, w.al, w.gg, w.vl};
+            const T *i1[4] = {xw, xa, xg, xv}, *i2[4] = {hT, hT + Dw, hT + Dw + Da, hT + Dw + Da + Dg};
+            const void *W1[4] = {P.w1, P.a1, P.g1, P.v1}, *W2[4] = {P.w2, P.a2, P.g2, P.v2};
+            const int D[4] = {Dw, Da, Dg, Dv};
+            for (int q = 0; q < nl; q++) {
+                j1.j[q] = {o1[q], i1[q], (const T *)W1[q], Ds, C, C, D[q], 0, 0};
+                j2.j[q] = {o2[q], i2[q], (const T *)W2[q], C, Ds, D[q], C, 0, 0};
+            }
+            j1.part = j2.part = g->gemv_part, j1.cnt = j2.cnt = g->gemv_cnt;
+            /* few rows (decoding): own kernels, one launch for the four products of each stage */
+            const int few = R <= 8 && !env_off("RWKVLAB_GEMV");
+            if (!few || gemv_mat_launch<T>(st, j1, nl, R))
+                for (int q = 0; q < nl; q++) gemm_mat(g, o1[q], Ds, i1[q], C, W1[q], R, C, D[q]);
+            lora_act_launch<T>(st, hT, w.hf, R, Ds, Dw, Da, Dg, l > 0 ? Dv : 0);
+            if (!few || gemv_mat_launch<T>(st, j2, nl, R))
+                for (int q = 0; q < nl; q++) gemm_mat(g, o2[q], C, i2[q], Ds, W2[q], R, D[q], C);
+        }
         prof_mark(g, "LoRA w,a,g,v");
         // decay, in-context rate, kk, replacement key, value residual; then the recurrence
         wkv_prep_launch(st, N, w.wl, w.al, w.k, w.kk, w.v, w.vfirst, l > 0 ? w.vl : nullptr, P.w0, P.a0, P.v0, P.k_k,
-                        P.k_a, R, C, H, d.extended);
+                        P.k_a, R, C, H, d.extended, g->tr_a);
+        if (g->tr_a) { /* tracing (one token per call): this layer's rows to the host arrays */
+            const size_t o = ((size_t)l * g->tr_T + g->tr_t) * C, bytes = (size_t)C * sizeof(float);
+            const float *src[4] = {w.wl, w.kk, w.al, g->tr_a};
+            float *dst[4] = {g->tr_w, g->tr_kk, g->tr_b, g->tr_ah};
+            for (int q = 0; q < 4; q++)
+                if (dst[q]) CUDA_CHECK(cudaMemcpyAsync(dst[q] + o, src[q], bytes, cudaMemcpyDeviceToHost, st));
+        }
         prof_mark(g, "wkv prep");
-        wkv7_launch(st, N, w.y, w.r, w.wl, w.k, w.v, w.kk, w.al, w.seq_off, B, max_len, wkv_in, wkv_out, C, H);
+        wkv7_launch(st, N, wcfg, rec, w.y, w.r, w.wl, w.k, w.v, w.kk, w.al, w.seq_off, B, max_len, wkv_in, wkv_out, C, H);
         prof_mark(g, "wkv7 recurrence");
         gn_bonus_gate_launch<T>(st, N, yg, w.y, w.r, w.k, w.v, w.gg, P.lnx_w, P.lnx_b, P.r_k, R, C, H);
         prof_mark(g, "groupnorm+bonus+gate");
@@ -1092,3 +1166,57 @@ extern "C" int cuda_rwkv7_decode(CudaRwkv7 *g, CudaRwkv7State *s, const int *tok
 }
 
 extern "C" int cuda_rwkv7_decode_used_graph(const CudaRwkv7State *s) { return s->used_graph; }
+
+/* ---- traces (trace --device cuda) -------------------------------------------------------------- */
+extern "C" int cuda_rwkv7_trace(CudaRwkv7 *g, const int *tokens, int T, float *logits, float *S, float *w, float *kk,
+                                float *b, float *a, Err *err) {
+    const Rwkv7Dims &d = g->d;
+    if (T < 1) return err_set(err, "GPU trace: %d tokens (need >= 1)", T);
+    CudaRwkv7State *s = cuda_rwkv7_state_create(g, 1, err);
+    if (!s) return -1;
+    cuda_rwkv7_state_zero(s);
+    if (dev_alloc((void **)&g->tr_a, (size_t)d.C * sizeof(float), "the trace row", err)) {
+        cuda_rwkv7_state_free(s);
+        return -1;
+    }
+    g->tr_w = w, g->tr_kk = kk, g->tr_b = b, g->tr_ah = a, g->tr_T = T;
+    const size_t ns = rwkv7_state_numel(&d, 1), hs = (size_t)d.H * d.N * d.N;
+    std::vector<float> st(ns);
+    int rc = 0, one = 1, row0 = 0;
+    for (int t = 0; t < T && !rc; t++) {
+        g->tr_t = t;
+        CudaRwkv7Batch bt{};
+        bt.B = 1, bt.lens = &one, bt.tokens = tokens + t, bt.state = s, bt.nout = 1, bt.out_rows = &row0;
+        bt.logits = logits ? logits + (size_t)t * d.V : nullptr;
+        rc = cuda_rwkv7_forward(g, &bt, err);
+        if (!rc && S) {
+            cuda_rwkv7_state_download(s, st.data());
+            for (int l = 0; l < d.L; l++)
+                memcpy(S + ((size_t)l * T + t) * hs, rwkv7_state_wkv(&d, st.data(), 1, l), hs * sizeof(float));
+        }
+    }
+    CUDA_CHECK(cudaStreamSynchronize(g->st));
+    CUDA_CHECK(cudaFree(g->tr_a));
+    g->tr_a = nullptr, g->tr_w = g->tr_kk = g->tr_b = g->tr_ah = nullptr;
+    cuda_rwkv7_state_free(s);
+    return rc;
+}
+
+extern "C" int cuda_model_trace(const Model *m, CudaDType wtype, const int *tokens, int T, float *logits, ModelTrace *tr,
+                                Err *err) {
+    if (m->arch != &model_rwkv7)
+        return err_set(err, "trace --device cuda: the GPU engine runs RWKV-7 models; this is a %s model (use --device cpu)",
+                       m->arch->name);
+    CudaRwkv7 *g = cuda_model_create(m, wtype, err);
+    if (!g) return -1;
+    /* the CPU trace's conventions (rwkv7.c arch_forward): alpha = -kk, beta = kk * a, q = {decay, a} */
+    int rc = cuda_rwkv7_trace(g, tokens, T, logits, tr->state, tr->w, tr->alpha, tr->beta, tr->q[1], err);
+    cuda_rwkv7_free(g);
+    if (rc) return -1;
+    const size_t n = (size_t)m->L * T * m->C;
+    for (size_t i = 0; i < n; i++) {
+        if (tr->q[0]) tr->q[0][i] = tr->w[i];
+        tr->alpha[i] = -tr->alpha[i];
+    }
+    return 0;
+}

@@ -152,6 +152,27 @@ int cuda_rwkv7_decode(CudaRwkv7 *g, CudaRwkv7State *s, const int *tokens, int *a
 /* 1 when the last cuda_rwkv7_decode on s replayed a captured graph */
 int cuda_rwkv7_decode_used_graph(const CudaRwkv7State *s);
 
+/* Trace of one sequence of T tokens from a zero state, one token per forward (trace --device cuda): host
+ * arrays, each NULL = not wanted: logits (T,V); S (L,T,H,N,N) the WKV state after every token; w (decay),
+ * kk, b = kk * a and a (the in-context rate), each (L,T,C). */
+int cuda_rwkv7_trace(CudaRwkv7 *g, const int *tokens, int T, float *logits, float *S, float *w, float *kk, float *b,
+                     float *a, Err *err);
+/* The same into a ModelTrace of an RWKV-7 Model (model_trace_alloc(m, 1, T)) with the CPU trace's conventions
+ * (alpha = -kk, beta = kk * a, q = {decay, a}: the HDF5 schema of `trace`), on a model uploaded as wtype
+ * and freed again; logits (T,V) or NULL. Another architecture is refused with a message. */
+int cuda_model_trace(const Model *m, CudaDType wtype, const int *tokens, int T, float *logits, ModelTrace *tr,
+                     Err *err);
+
+/* For tests and benchmarks: one WKV7 recurrence launch on host arrays (the math of wkv7.h with the key-side
+ * "b" = kk * a given instead of a). B ragged sequences of lens[b] tokens packed as rows; r, w, k, v, kk, b,
+ * y: (sum lens, H*N); s0 (B,H,N,N) or NULL (zero); sT (B,H,N,N) or NULL. cfg: "auto" or one of the
+ * RWKVLAB_WKV_CFG names (L4 L8 L8r2 L16r4 T4 T4r2: sequential in time; C16 C32 C32r8 C32s2 C32s4: chunked,
+ * N = 64). ms (NULL: not wanted): [0] = GPU time of the launch, [1] = of the chunked form's first pass alone
+ * (run once more after the timed launch; 0 for the sequential forms). */
+int cuda_wkv7_run(const char *cfg, int N, int H, int B, const int *lens, const float *r, const float *w,
+                  const float *k, const float *v, const float *kk, const float *b, const float *s0, float *y,
+                  float *sT, double *ms, Err *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -17,7 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "cuda_kernels.cuh"
+#include "cuda_rwkv7.h"
 
 template <int G>
 __device__ __forceinline__ float group_sum(float v) {
@@ -151,36 +155,52 @@ static void launch_cfg(cudaStream_t st, float *y, const float *r, const float *w
                                                                                      s_out, C, H);
 }
 
+static const char *const wkv_cfgs[] = {"auto", "L4", "L8", "L8r2", "L16r4", "T4", "T4r2", "C16", "C32", "C32r8", "C32s2", "C32s4"};
+static int wkv_cfg_ok(const char *c) {
+    for (const char *o : wkv_cfgs)
+        if (!strcmp(c, o)) return 1;
+    return 0;
+}
+static int is_chunked(const char *c) { return c[0] == 'C'; }
+
+/* read at every forward (benchmarks switch it between calls) */
 static const char *wkv_cfg(void) {
-    static const char *c = NULL;
-    if (!c) {
-        c = getenv("RWKVLAB_WKV_CFG");
-        if (!c) c = "auto";
-        const char *ok[] = {"auto", "L4", "L8", "L8r2", "L16r4", "T4", "T4r2"};
-        int found = 0;
-        for (int i = 0; i < 7; i++) found |= !strcmp(c, ok[i]);
-        if (!found) {
-            fprintf(stderr, "rwkvlab: RWKVLAB_WKV_CFG=%s: use auto, L4, L8, L8r2, L16r4, T4 or T4r2\n", c);
-            exit(EXIT_FAILURE);
-        }
+    const char *c = getenv("RWKVLAB_WKV_CFG");
+    if (!c || !*c) return "auto";
+    if (!wkv_cfg_ok(c)) {
+        fprintf(stderr, "rwkvlab: RWKVLAB_WKV_CFG=%s: use auto, L4, L8, L8r2, L16r4, T4, T4r2, C16, C32, C32r8, C32s2 or C32s4\n", c);
+        exit(EXIT_FAILURE);
     }
     return c;
 }
 
-void wkv7_launch(cudaStream_t st, int N, float *y, const float *r, const float *w, const float *k, const float *v,
-                 const float *kk, const float *b, const int *seq_off, int B, int max_len, const float *s_in,
-                 float *s_out, int C, int H) {
+/* automatic choice: few long sequences (few blocks of the sequential kernel in flight) -> the chunked form;
+ * many sequences -> the sequential kernel's throughput configuration */
+const char *wkv7_pick(int N, int B, int max_len, int H) {
     static int nsm = 0;
     if (!nsm) {
         int dev;
         CUDA_CHECK(cudaGetDevice(&dev));
         CUDA_CHECK(cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev));
     }
+    const char *c = wkv_cfg();
+    if (N != 64) return "auto";
+    if (strcmp(c, "auto")) return c;
+    return (long)B * H * (N / 16) <= 2L * nsm && max_len >= 256 ? "C32" : "T4r2";
+}
+
+void wkv7_launch(cudaStream_t st, int N, const char *cfg, float *rec, float *y, const float *r, const float *w,
+                 const float *k, const float *v, const float *kk, const float *b, const int *seq_off, int B,
+                 int max_len, const float *s_in, float *s_out, int C, int H) {
 #define ARGS st, y, r, w, k, v, kk, b, seq_off, B, s_in, s_out, C, H
     if (N == 64) {
-        const char *c = wkv_cfg();
-        /* the deep pipeline pays only for long sequences with few blocks in flight */
-        if (!strcmp(c, "auto")) c = (long)B * H * (N / 16) <= 2L * nsm && max_len >= 256 ? "L8r2" : "T4r2";
+        const char *c = cfg;
+        if (is_chunked(c) && !rec) c = "L8r2"; /* no room for the chunk records: the sequential form */
+        if (is_chunked(c)) {
+            wkv7_chunk_launch(st, c, rec, y, r, w, k, v, kk, b, seq_off, B, max_len, s_in, s_out, C, H, 3);
+            return;
+        }
+        if (!strcmp(c, "auto")) c = "T4r2";
         if (!strcmp(c, "L4")) launch_cfg<64, 4, 1, 16, 32, 3>(ARGS);
         else if (!strcmp(c, "L8")) launch_cfg<64, 8, 1, 16, 32, 3>(ARGS);
         else if (!strcmp(c, "L8r2")) launch_cfg<64, 8, 2, 16, 32, 3>(ARGS);
@@ -197,4 +217,61 @@ void wkv7_launch(cudaStream_t st, int N, float *y, const float *r, const float *
     }
 #undef ARGS
     KERNEL_CHECK();
+}
+
+/* ---- test entry point: one launch on host arrays (cuda_rwkv7.h) -------------------------------------- */
+extern "C" int cuda_wkv7_run(const char *cfg, int N, int H, int B, const int *lens, const float *r, const float *w,
+                             const float *k, const float *v, const float *kk, const float *b, const float *s0,
+                             float *y, float *sT, double *ms, Err *err) {
+    if (!wkv_cfg_ok(cfg)) return err_set(err, "cuda_wkv7_run: unknown configuration '%s'", cfg);
+    if (!wkv7_supported(N)) return err_set(err, "cuda_wkv7_run: head size %d (16, 32, 64 are built)", N);
+    if (B < 1 || H < 1) return err_set(err, "cuda_wkv7_run: B=%d H=%d (need >= 1)", B, H);
+    std::vector<int> off(B + 1, 0);
+    int max_len = 0;
+    for (int i = 0; i < B; i++) {
+        if (lens[i] < 1) return err_set(err, "cuda_wkv7_run: sequence %d has %d tokens (need >= 1)", i, lens[i]);
+        off[i + 1] = off[i] + lens[i];
+        max_len = std::max(max_len, lens[i]);
+    }
+    const int C = H * N;
+    const size_t R = off[B], act = R * C * sizeof(float), st = (size_t)B * H * N * N * sizeof(float);
+    if (!strcmp(cfg, "auto")) cfg = wkv7_pick(N, B, max_len, H);
+    const size_t nrec = is_chunked(cfg) ? wkv7_chunk_floats(cfg, N, B, max_len, H) : 0;
+    float *d[7], *ds0 = nullptr, *dsT = nullptr, *rec = nullptr;
+    int *doff;
+    const float *h[6] = {r, w, k, v, kk, b};
+    for (int i = 0; i < 7; i++) CUDA_CHECK(cudaMalloc(&d[i], act));
+    for (int i = 0; i < 6; i++) CUDA_CHECK(cudaMemcpy(d[i], h[i], act, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMalloc(&doff, (B + 1) * sizeof(int)));
+    CUDA_CHECK(cudaMemcpy(doff, off.data(), (B + 1) * sizeof(int), cudaMemcpyHostToDevice));
+    if (s0) {
+        CUDA_CHECK(cudaMalloc(&ds0, st));
+        CUDA_CHECK(cudaMemcpy(ds0, s0, st, cudaMemcpyHostToDevice));
+    }
+    if (sT) CUDA_CHECK(cudaMalloc(&dsT, st));
+    if (nrec) CUDA_CHECK(cudaMalloc(&rec, nrec * sizeof(float)));
+    cudaEvent_t ev[3];
+    for (auto &x : ev) CUDA_CHECK(cudaEventCreate(&x));
+    CUDA_CHECK(cudaEventRecord(ev[0], 0));
+    wkv7_launch(0, N, cfg, rec, d[6], d[0], d[1], d[2], d[3], d[4], d[5], doff, B, max_len, ds0, dsT, C, H);
+    CUDA_CHECK(cudaEventRecord(ev[1], 0));
+    if (ms && nrec) /* the first pass alone, for timing */
+        wkv7_chunk_launch(0, cfg, rec, d[6], d[0], d[1], d[2], d[3], d[4], d[5], doff, B, max_len, ds0, dsT, C, H, 1);
+    CUDA_CHECK(cudaEventRecord(ev[2], 0));
+    CUDA_CHECK(cudaDeviceSynchronize());
+    if (ms) {
+        float a, b2;
+        CUDA_CHECK(cudaEventElapsedTime(&a, ev[0], ev[1]));
+        CUDA_CHECK(cudaEventElapsedTime(&b2, ev[1], ev[2]));
+        ms[0] = a, ms[1] = nrec ? b2 : 0;
+    }
+    for (auto &x : ev) CUDA_CHECK(cudaEventDestroy(x));
+    CUDA_CHECK(cudaMemcpy(y, d[6], act, cudaMemcpyDeviceToHost));
+    if (sT) CUDA_CHECK(cudaMemcpy(sT, dsT, st, cudaMemcpyDeviceToHost));
+    for (int i = 0; i < 7; i++) CUDA_CHECK(cudaFree(d[i]));
+    CUDA_CHECK(cudaFree(doff));
+    if (ds0) CUDA_CHECK(cudaFree(ds0));
+    if (dsT) CUDA_CHECK(cudaFree(dsT));
+    if (rec) CUDA_CHECK(cudaFree(rec));
+    return 0;
 }

@@ -537,7 +537,8 @@ char *lmeval_results_text(const LmevalOpts *o, LmTaskResult *tr, int ntasks, int
         lmeval_add_task_meta(root, tr[i].t, tr[i].n);
     }
     char args[4400], san[1024];
-    const int cuda = lmeval_is_cuda(o);
+    /* "cuda", or a merged shards' "cuda:0,1" (lmeval_merge_devices) */
+    const int cuda = o->device && !strncmp(o->device, "cuda", 4);
     CudaDType dt = CUDA_DT_BF16;
     if (o->dtype) cuda_dtype_parse(o->dtype, &dt); /* checked by lmeval_check_opts */
     const char *dtype = cuda ? cuda_dtype_torch_name(dt) : "float32";
@@ -551,7 +552,7 @@ char *lmeval_results_text(const LmevalOpts *o, LmTaskResult *tr, int ntasks, int
     else if (o->batch > 0) cJSON_AddNumberToObject(cf, "batch_size", o->batch);
     else cJSON_AddStringToObject(cf, "batch_size", "auto"); /* lm-eval's word for a chosen size */
     cJSON_AddArrayToObject(cf, "batch_sizes");
-    cJSON_AddStringToObject(cf, "device", cuda ? "cuda" : "cpu");
+    cJSON_AddStringToObject(cf, "device", o->device && strcmp(o->device, "cuda") ? o->device : cuda ? "cuda" : "cpu");
     cJSON_AddNullToObject(cf, "use_cache");
     if (o->limit > 0) cJSON_AddNumberToObject(cf, "limit", o->limit);
     else cJSON_AddNullToObject(cf, "limit");

@@ -161,6 +161,43 @@ static cJSON *float_array(const double *x, int n) {
 
 static const char *split_name(int split) { return split == LMEVAL_SPLIT_SEPARATE ? "separate" : "lmeval"; }
 
+/* What a shard records of its device: "cpu", or "cuda:<g>" with g the GPU the process runs on (the first
+ * entry of CUDA_VISIBLE_DEVICES, which --devices sets per worker; 0 without it: the engine uses device 0). */
+static void shard_device_label(const LmevalOpts *o, char *out, size_t cap) {
+    if (!o->device || strcmp(o->device, "cuda")) {
+        snprintf(out, cap, "%s", o->device ? o->device : "cpu");
+        return;
+    }
+    const char *v = getenv("CUDA_VISIBLE_DEVICES");
+    int n = v ? (int)strcspn(v, ",") : 0;
+    if (n > 40) n = 40;
+    if (n > 0) snprintf(out, cap, "cuda:%.*s", n, v);
+    else snprintf(out, cap, "cuda:0");
+}
+/* the weight type and batch size as the results file reports them (lmeval_results_text) */
+static const char *shard_dtype(const LmevalOpts *o) {
+    if (!o->device || strcmp(o->device, "cuda")) return "fp32";
+    return o->dtype ? o->dtype : "bf16";
+}
+static int shard_batch(const LmevalOpts *o) { return o->device && !strcmp(o->device, "cuda") ? o->batch : 1; }
+
+void lmeval_merge_devices(const char *const *dev, int n, char *out, size_t cap) {
+    int all_cuda = n > 0;
+    for (int k = 0; k < n; k++) all_cuda &= !strncmp(dev[k], "cuda:", 5);
+    size_t len = 0;
+    out[0] = 0;
+    if (all_cuda) len = (size_t)snprintf(out, cap, "cuda:");
+    for (int k = 0; k < n; k++) {
+        const char *d = all_cuda ? dev[k] + 5 : dev[k];
+        int seen = 0; /* distinct values, in shard order */
+        for (int q = 0; q < k && !seen; q++) seen = !strcmp(all_cuda ? dev[q] + 5 : dev[q], d);
+        if (seen) continue;
+        const int first = all_cuda ? len == 5 : len == 0;
+        if (len + strlen(d) + 2 >= cap) break;
+        len += (size_t)snprintf(out + len, cap - len, "%s%s", first ? "" : ",", d);
+    }
+}
+
 int lmeval_shard_write(const LmShardRun *r, const LmShardTask *tasks, int ntasks, const char *outdir, char *path,
                        size_t cap, Err *err) {
     const LmevalOpts *o = r->o;
@@ -178,7 +215,11 @@ int lmeval_shard_write(const LmShardRun *r, const LmShardTask *tasks, int ntasks
     cJSON_AddNumberToObject(mo, "bytes", (double)r->model_bytes);
     hash_hex(r->model_hash, hx, sizeof hx);
     cJSON_AddStringToObject(mo, "hash", hx);
-    cJSON_AddStringToObject(root, "device", o->device ? o->device : "cpu");
+    char dev[96];
+    shard_device_label(o, dev, sizeof dev);
+    cJSON_AddStringToObject(root, "device", dev);
+    cJSON_AddStringToObject(root, "dtype", shard_dtype(o));
+    cJSON_AddNumberToObject(root, "batch", shard_batch(o));
     cJSON *sh = cJSON_AddObjectToObject(root, "shard");
     cJSON_AddNumberToObject(sh, "index", o->shard_i);
     cJSON_AddNumberToObject(sh, "count", o->shard_n);
@@ -257,9 +298,9 @@ typedef struct {
     char path[4096];
     cJSON *json;
     int format_version;
-    const char *version, *model_path, *arch, *model_hash, *device, *split;
+    const char *version, *model_path, *arch, *model_hash, *device, *split, *dtype;
     double model_bytes;
-    int index, count, prefix, shared, samples;
+    int index, count, prefix, shared, samples, batch;
     long limit, bootstrap;
     double date, t0, t1;
     int ntasks;
@@ -376,7 +417,8 @@ static int shard_read(const char *path, ShardIn *s, Err *err) {
     if (get_str(r, "rwkvlab_version", &s->version, path, "", err) || get_str(mo, "path", &s->model_path, path, "model.", err) ||
         get_str(mo, "arch", &s->arch, path, "model.", err) || get_str(mo, "hash", &s->model_hash, path, "model.", err) ||
         get_num(mo, "bytes", 0, 9e15, &s->model_bytes, path, "model.", err) ||
-        get_str(r, "device", &s->device, path, "", err) ||
+        get_str(r, "device", &s->device, path, "", err) || get_str(r, "dtype", &s->dtype, path, "", err) ||
+        get_int(r, "batch", 0, 1e9, &s->batch, path, "", err) ||
         get_int(sh, "count", 1, LMEVAL_SHARD_MAX, &s->count, path, "shard.", err) ||
         get_int(sh, "index", 0, LMEVAL_SHARD_MAX - 1, &s->index, path, "shard.", err) ||
         get_int(r, "prefix_token", -1, 1e9, &s->prefix, path, "", err) || get_str(r, "split", &s->split, path, "", err) ||
@@ -558,6 +600,14 @@ static int shard_agrees(const ShardIn *a, const ShardIn *b, Err *err) {
         snprintf(x, sizeof x, "--bootstrap %ld", a->bootstrap), snprintf(y, sizeof y, "--bootstrap %ld", b->bootstrap);
         return differ(a, b, "the bootstrap iterations", x, y, "score every shard with the same --bootstrap", err);
     }
+    if (strcmp(a->dtype, b->dtype))
+        return differ(a, b, "the weight type", a->dtype, b->dtype,
+                      "score every shard with the same --dtype (a cpu shard is fp32: give the GPU ones --dtype fp32)", err);
+    if (a->batch != b->batch) {
+        snprintf(x, sizeof x, "--batch %d", a->batch), snprintf(y, sizeof y, "--batch %d", b->batch);
+        return differ(a, b, "the batch size", x, y,
+                      "score every shard with the same --batch (a cpu shard counts as --batch 1)", err);
+    }
     if (a->shared != b->shared)
         return differ(a, b, "the shared context state", a->shared ? "shared" : "--no-share", b->shared ? "shared" : "--no-share",
                       "score every shard with or every shard without --no-share", err);
@@ -664,22 +714,18 @@ static int merge_write(ShardIn **s, int ns, const char *out, int quiet, char *re
         free(acc), free(accn), free(ll);
     }
     /* the run's options as the shards recorded them; timing: the earliest start, the longest shard */
-    char devices[256] = "";
-    for (int k = 0; k < ns; k++) {
-        char pat[80];
-        snprintf(pat, sizeof pat, ",%s,", s[k]->device);
-        char have[260];
-        snprintf(have, sizeof have, ",%s,", devices);
-        if (!strstr(have, pat) && strlen(devices) + strlen(s[k]->device) + 2 < sizeof devices)
-            snprintf(devices + strlen(devices), sizeof devices - strlen(devices), "%s%s", *devices ? "," : "", s[k]->device);
-    }
+    char devices[256];
+    const char *devs[LMEVAL_SHARD_MAX];
+    for (int k = 0; k < ns; k++) devs[k] = s[k]->device;
+    lmeval_merge_devices(devs, ns, devices, sizeof devices);
     double date = a->date, t0 = a->t0, t1 = a->t1;
     for (int k = 1; k < ns; k++) {
         date = fmin(date, s[k]->date);
         if (s[k]->t1 - s[k]->t0 > t1 - t0) t0 = s[k]->t0, t1 = s[k]->t1;
     }
     LmevalOpts o = {.limit = a->limit, .bootstrap = a->bootstrap, .split = strcmp(a->split, "separate") ? LMEVAL_SPLIT_LMEVAL : LMEVAL_SPLIT_SEPARATE,
-                    .no_share = !a->shared, .samples = a->samples, .device = devices, .model_path = a->model_path};
+                    .no_share = !a->shared, .samples = a->samples, .device = devices, .model_path = a->model_path,
+                    .dtype = a->dtype, .batch = a->batch};
     rtext = lmeval_results_text(&o, tr, nt, a->prefix, a->model_path, a->arch, date, t0, t1);
     if (!rtext) {
         err_set(err, "out of memory formatting the results JSON");

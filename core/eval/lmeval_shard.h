@@ -14,8 +14,10 @@
  *   - Shard file: OUT/<model_name_sanitized>/lmeval_shard_<I>of<N>.json (the directory lmeval would
  *     write results to), written atomically (temp file, fsync, rename): a reader sees the previous file
  *     or the complete new one, never a part; a re-run of a shard replaces its file.
- *   - Contents (format "rwkvlab-lmeval-shard", format_version 1): code version, model (path, arch, size in
- *     bytes, hash), device, shard index and count, tasks, resolved prefix token, split, limit, bootstrap
+ *   - Contents (format "rwkvlab-lmeval-shard", format_version 2): code version, model (path, arch, size in
+ *     bytes, hash), device ("cpu", or "cuda:<g>": g the first entry of CUDA_VISIBLE_DEVICES, else 0), the
+ *     weight type ("fp32" on the CPU, --dtype or "bf16" on the GPU) and batch size (--batch on the GPU,
+ *     0 = automatic; 1 on the CPU, as the results file reports them), shard index and count, tasks, resolved prefix token, split, limit, bootstrap
  *     iterations, shared context state, samples flag, time stamps; per task: name, source, note, kind,
  *     documents in the file and after --limit, a hash of every tokenised request of the task (all
  *     documents, so the data and tokenisation are compared too), the range and its tokens, the
@@ -25,13 +27,14 @@
  *     non-finite value is the string "nan", "inf" or "-inf".
  *   - Merge refuses (an error naming the files and what differs, nothing written) shards that differ in
  *     format version, code version, model hash or size, model arch, shard count N, tasks, prefix, split,
- *     limit, bootstrap iterations, shared context state, samples flag, or a task's document counts,
+ *     limit, bootstrap iterations, weight type, batch size, shared context state, samples flag, or a task's document counts,
  *     kind or request hash; two files with one index; a missing index; ranges that are not contiguous
  *     or do not cover every document. The same file reached twice (by two arguments) counts once.
  *   - The merged results equal the unsharded run's except the timing fields: "date" (the earliest
  *     shard's), "start_time", "end_time" and "total_evaluation_time_seconds" (those of the longest
- *     shard), and the date_id in the file names. config.device is the shards' device (their distinct
- *     values joined by ',' if they differ); model_name is the lowest shard's model path.
+ *     shard), and the date_id in the file names. config.device is the shards' device (lmeval_merge_devices:
+ *     "cuda:0,1" for shards on GPUs 0 and 1, "cpu", or the distinct values joined by ',' when mixed);
+ *     config.dtype / batch_size are the shards'; model_name is the lowest shard's model path.
  *   - Model hash ("h64:" + 16 hex digits): a 64-bit non-cryptographic hash of the file's bytes (four
  *     lanes of 64-bit multiply-rotate over little-endian words, then an avalanche), computed once per
  *     shard process while streaming the file; it detects a different model file, not an adversary.
@@ -46,7 +49,7 @@
 #include "lmeval.h"
 
 #define LMEVAL_SHARD_MAX 4096         /* shards per run */
-#define LMEVAL_SHARD_FORMAT_VERSION 1
+#define LMEVAL_SHARD_FORMAT_VERSION 2 /* 2: dtype, batch, device "cuda:<g>" */
 
 /* ---- the 64-bit hash (model file, tokenised requests) -------------------------------------------- */
 typedef struct {
@@ -96,6 +99,10 @@ typedef struct {
 /* Write OUTDIR/lmeval_shard_<I>of<N>.json atomically; its path goes to path. */
 int lmeval_shard_write(const LmShardRun *r, const LmShardTask *tasks, int ntasks, const char *outdir, char *path,
                        size_t cap, Err *err);
+
+/* The merged device label of n shards' devices: all "cuda:<g>" -> "cuda:" + the distinct g joined by ','
+ * ("cuda:0,1"); otherwise the distinct values joined by ',' ("cpu", "cpu,cuda:0"). */
+void lmeval_merge_devices(const char *const *dev, int n, char *out, size_t cap);
 
 /* ---- lmeval-merge ---------------------------------------------------------------------------------- */
 /* inputs: shard files, or directories holding them (lmeval_shard_*of*.json directly inside, or else in

@@ -9,7 +9,7 @@
  * WKV recurrence (9 N^2 per head and token); elementwise work is not counted.
  *
  * Usage: bench_gpu [--shapes 0.1b,1.5b] [--dtype bf16|fp16|fp32] [--T 4096] [--reps 5] [--quick]
- *                  [--only prefill,score,decode] [--profile]
+ *                  [--only prefill,score,decode] [--profile] [--wkv auto,L8r2,C32]
  *   --profile  after each timed case, one more call with per-stage GPU times (cuda_rwkv7_profile)
  */
 #include <cublas_v2.h>
@@ -107,7 +107,7 @@ int main(int argc, char **argv) {
     const char *shapes = "0.1b,1.5b";
     CudaDType dt = CUDA_DT_BF16;
     int T = 4096, reps = 5, quick = 0, profile = 0;
-    const char *only = "prefill,score,decode";
+    const char *only = "prefill,score,decode", *wkv_cfgs = "auto";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--shapes") && i + 1 < argc) shapes = argv[++i];
         else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) {
@@ -120,8 +120,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--profile")) profile = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+        else if (!strcmp(argv[i], "--wkv") && i + 1 < argc) wkv_cfgs = argv[++i];
         else {
-            fprintf(stderr, "usage: bench_gpu [--shapes 0.1b,1.5b] [--dtype bf16|fp16|fp32] [--T 4096] [--reps 5] [--quick]\n");
+            fprintf(stderr, "usage: bench_gpu [--shapes 0.1b,1.5b] [--dtype bf16|fp16|fp32] [--T 4096] [--reps 5] [--quick] [--only prefill,score,decode] [--profile] [--wkv CFG,...]\n");
             return 2;
         }
     }
@@ -173,8 +174,41 @@ int main(int argc, char **argv) {
         const double ft = flops_token(gd), fh = 2.0 * d.V * d.C;
         double tt[50];
 
-        /* ---- prefill */
-        if (strstr(only, "prefill")) {
+        /* ---- the WKV7 recurrence alone (one layer of this shape, T tokens, random inputs), per configuration */
+        if (strstr(only, "wkv")) {
+            const int H = d.C / d.N, N = d.N;
+            const size_t act = (size_t)T * d.C;
+            float *buf = malloc(7 * act * sizeof(float)), *a[7];
+            for (int i = 0; i < 7; i++) a[i] = buf + i * act;
+            for (size_t i = 0; i < act; i++) {
+                a[0][i] = (float)(2 * gt_uniform(5, 5 * i) - 1), a[2][i] = (float)(2 * gt_uniform(5, 5 * i + 1) - 1);
+                a[3][i] = (float)(2 * gt_uniform(5, 5 * i + 2) - 1), a[4][i] = (float)(gt_uniform(5, 5 * i + 3) - 0.5) / 4;
+                a[1][i] = (float)exp(-exp(-0.5) / (1 + exp(-(8 * gt_uniform(5, 5 * i + 4) - 4))));
+                a[5][i] = a[4][i] * 0.5f;
+            }
+            char cl[128];
+            snprintf(cl, sizeof cl, "%s", wkv_cfgs);
+            for (char *cv = NULL, *cfg = strtok_r(cl, ",", &cv); cfg; cfg = strtok_r(NULL, ",", &cv)) {
+                double m0[5], m1[5], ms[2];
+                for (int it = -1; it < 5; it++) {
+                    if (cuda_wkv7_run(cfg, N, H, 1, &T, a[0], a[1], a[2], a[3], a[4], a[5], NULL, a[6], NULL, ms, &e)) {
+                        fprintf(stderr, "bench_gpu: wkv %s: %s\n", cfg, e.msg);
+                        return 1;
+                    }
+                    if (it >= 0) m0[it] = ms[0], m1[it] = ms[1];
+                }
+                const double t0m = median(m0, 5), t1m = median(m1, 5);
+                printf("wkv7 one layer T=%d H=%d [%s]: %.3f ms (first pass %.3f ms, state pass %.3f ms); x %d layers = %.2f ms\n",
+                       T, H, cfg, t0m, t1m, t0m - t1m, d.L, t0m * d.L);
+            }
+            free(buf);
+        }
+
+        /* ---- prefill, once per WKV7 configuration named by --wkv (RWKVLAB_WKV_CFG) */
+        char cfgl[128];
+        snprintf(cfgl, sizeof cfgl, "%s", wkv_cfgs);
+        for (char *cv = NULL, *cfg = strtok_r(cfgl, ",", &cv); cfg && strstr(only, "prefill"); cfg = strtok_r(NULL, ",", &cv)) {
+        setenv("RWKVLAB_WKV_CFG", cfg, 1);
         int *tok = malloc((size_t)T * sizeof(int));
         for (int i = 0; i < T; i++) tok[i] = (int)(gt_uniform(3, i) * d.V);
         CudaRwkv7State *st = cuda_rwkv7_state_create(g, 1, &e);
@@ -191,8 +225,8 @@ int main(int argc, char **argv) {
             if (it >= 0) tt[it] = now_seconds() - a;
         }
         const double tp = median(tt, reps), fp = ft * T + fh;
-        printf("prefill  T=%d: %.2f ms = %.0f tok/s; %.2f TFLOP -> %.0f TFLOP/s = %.1f%% of the cuBLAS rate\n", T,
-               tp * 1e3, T / tp, fp / 1e12, fp / tp / 1e12, 100 * fp / tp / 1e12 / peak_tf);
+        printf("prefill  T=%d [wkv %s]: %.2f ms = %.0f tok/s; %.2f TFLOP -> %.0f TFLOP/s = %.1f%% of the cuBLAS rate\n", T,
+               cfg, tp * 1e3, T / tp, fp / 1e12, fp / tp / 1e12, 100 * fp / tp / 1e12 / peak_tf);
         snprintf(out + strlen(out), sizeof out - strlen(out), "| %s | prefill T=%d | %.2f ms | %.0f tok/s | %.0f TFLOP/s (%.0f%%) |\n",
                  sh, T, tp * 1e3, T / tp, fp / tp / 1e12, 100 * fp / tp / 1e12 / peak_tf);
         if (profile) {
@@ -206,6 +240,7 @@ int main(int argc, char **argv) {
         cuda_rwkv7_state_free(st);
         free(tok), free(lg);
         }
+        unsetenv("RWKVLAB_WKV_CFG");
 
         /* ---- LM-eval-style scoring of a LAMBADA-sized request set */
         if (strstr(only, "score")) {

@@ -23,6 +23,12 @@
  *  9. `generate --device cuda` (generate_run): each greedy GPU token is a CPU argmax along the GPU's path
  *     (its CPU logit within 1e-4 std of the CPU maximum); a batch of identical prompts gives identical
  *     rows; a run of 2N tokens equals N saved + N continued from the state file, greedy and sampled.
+ * 10. the WKV7 recurrence alone, every launch configuration (sequential in time; chunked, N = 64) against
+ *     the CPU's wkv7_forward: outputs and final states of ragged batches with non-zero initial states, lengths
+ *     not multiples of the chunk (1, 15, 33, 100, 300, 1000 tokens), decays down to the lower bound;
+ *     and a model forward on a 300-token sequence (the automatic choice: chunked) against the CPU.
+ * 11. traces: cuda_model_trace (what `trace --device cuda` writes) vs the CPU forward's ModelTrace: logits,
+ *     the state after every token, w, alpha, beta and a of every layer, fp32 and bf16 weights.
  * Tolerances are relative to the spread (std) of the CPU values. fp32 weights: the same arithmetic in a
  * different order, so max |d| <= 1e-4 std (the limit the CPU meets against the float64 reference).
  * bf16 / fp16 weights: every matrix-product input is also rounded (unit roundoff u = 2^-9 / 2^-11); with
@@ -51,6 +57,7 @@
 #include "lmeval.h"
 #include "model_io.h"
 #include "sample.h"
+#include "wkv7.h"
 
 static int n_checks, n_fail, n_skip, opt_quick, opt_require, opt_lmeval_full;
 static const char *opt_data, *opt_lmeval_data;
@@ -468,6 +475,13 @@ static void check_errors(Rwkv7 *m) {
     EXPECT(!g8 && strstr(e.msg, "head size N=8"), "N=8 should be refused: '%s'", e.msg);
     cuda_rwkv7_free(g8);
     free_rwkv7(m8);
+    /* a model with the short convolution (model.short_conv) is refused, not run without it */
+    Rwkv7Dims dcv = {.V = 40, .C = 64, .L = 1, .N = 32, .Dw = 8, .Da = 8, .Dv = 8, .Dg = 8, .conv = 4};
+    Rwkv7 *mcv = rwkv7_create_inference(&dcv);
+    CudaRwkv7 *gcv = cuda_rwkv7_create(mcv, CUDA_DT_F32, &e);
+    EXPECT(!gcv && strstr(e.msg, "short convolution"), "short_conv should be refused: '%s'", e.msg);
+    cuda_rwkv7_free(gcv);
+    free_rwkv7(mcv);
 }
 
 /* 6. shared contexts: groups of 1..4 requests with one context, scored with sharing (default and with
@@ -559,9 +573,9 @@ done:
 }
 
 /* 7. decoding steps (graph replays from the second on) == forward steps == CPU; argmax = first maximum */
-static void check_decode(const char *name, Rwkv7 *m, CudaDType dt) {
+static void check_decode(const char *name, Rwkv7 *m, CudaDType dt, int B) { /* B <= 8 */
     const Rwkv7Dims *d = &m->d;
-    const int B = 3, steps = 7, V = d->V;
+    const int steps = 7, V = d->V;
     Err e = {{0}};
     CudaRwkv7 *g = cuda_rwkv7_create(m, dt, &e);
     EXPECT(g, "decode: %s", e.msg);
@@ -573,7 +587,7 @@ static void check_decode(const char *name, Rwkv7 *m, CudaDType dt) {
     float *lg = xmalloc((size_t)B * V * sizeof(float)), *lg2 = xmalloc((size_t)B * V * sizeof(float));
     float *clg = xmalloc((size_t)B * V * sizeof(float)), *cs = xmalloc(ns * sizeof(float)), *cs2 = xmalloc(ns * sizeof(float));
     memcpy(cs, st0, ns * sizeof(float));
-    int tok[3], am[3], lens[3] = {1, 1, 1}, rows[3] = {0, 1, 2}, graphs = 0, am_bad = 0;
+    int tok[8], am[8], lens[8] = {1, 1, 1, 1, 1, 1, 1, 1}, rows[8] = {0, 1, 2, 3, 4, 5, 6, 7}, graphs = 0, am_bad = 0;
     double worst_fwd = 0, worst_cpu = 0;
     for (int k = 0; k < steps; k++) {
         rand_tokens(tok, B, V, 900 + k);
@@ -904,6 +918,100 @@ static void check_generate(void) {
     free_rwkv7(m);
 }
 
+/* ---- 10. the WKV7 recurrence forms -------------------------------------------------------------------- */
+static void check_wkv7_case(const char *cfg, int N, int H, int B, const int *lens, uint64_t seed) {
+    int R = 0;
+    for (int b = 0; b < B; b++) R += lens[b];
+    const int C = H * N;
+    const size_t act = (size_t)R * C, ns = (size_t)N * N, nst = (size_t)B * H * ns;
+    float *r = xmalloc(act * sizeof(float)), *w = xmalloc(act * sizeof(float)), *k = xmalloc(act * sizeof(float)),
+          *v = xmalloc(act * sizeof(float)), *kk = xmalloc(act * sizeof(float)), *a = xmalloc(act * sizeof(float)),
+          *bb = xmalloc(act * sizeof(float)), *yg = xmalloc(act * sizeof(float)), *yc = xmalloc(act * sizeof(float)),
+          *s0 = xmalloc(nst * sizeof(float)), *sg = xmalloc(nst * sizeof(float)), *sc = xmalloc(nst * sizeof(float));
+    for (size_t i = 0; i < act; i++) {
+        r[i] = (float)(2 * gt_uniform(seed, 6 * i) - 1), k[i] = (float)(2 * gt_uniform(seed, 6 * i + 1) - 1);
+        v[i] = (float)(2 * gt_uniform(seed, 6 * i + 2) - 1), kk[i] = (float)(2 * gt_uniform(seed, 6 * i + 3) - 1);
+        a[i] = (float)gt_uniform(seed, 6 * i + 4);
+        /* the decay of rwkv7.md, z in [-8, 8]: w in (0.5452, 1) reaching both ends */
+        const double z = 16 * gt_uniform(seed, 6 * i + 5) - 8;
+        w[i] = (float)exp(-exp(-0.5) / (1 + exp(-z)));
+    }
+    for (size_t t = 0; t < (size_t)R * H; t++) { /* kk: unit length per head */
+        double n2 = 0;
+        for (int j = 0; j < N; j++) n2 += (double)kk[t * N + j] * kk[t * N + j];
+        for (int j = 0; j < N; j++) kk[t * N + j] = (float)(kk[t * N + j] / sqrt(n2));
+    }
+    for (size_t i = 0; i < act; i++) bb[i] = kk[i] * a[i];
+    for (size_t i = 0; i < nst; i++) s0[i] = (float)(gt_uniform(seed + 1, i) - 0.5);
+    Err e = {{0}};
+    int rc = cuda_wkv7_run(cfg, N, H, B, lens, r, w, k, v, kk, bb, s0, yg, sg, NULL, &e);
+    EXPECT(rc == 0, "cuda_wkv7_run %s: %s", cfg, e.msg);
+    size_t off = 0;
+    for (int b = 0; b < B; b++) { /* the CPU oracle, one sequence at a time */
+        Wkv7Dims d = {.B = 1, .T = lens[b], .H = H, .N = N, .K = lens[b], .Nv = N};
+        wkv7_forward(yc + off, NULL, sc + (size_t)b * H * ns, NULL, r + off, w + off, k + off, v + off, kk + off,
+                     a + off, s0 + (size_t)b * H * ns, &d);
+        off += (size_t)lens[b] * C;
+    }
+    char what[128], lens_s[64] = "";
+    for (int b = 0; b < B; b++)
+        snprintf(lens_s + strlen(lens_s), sizeof lens_s - strlen(lens_s), "%s%d", b ? "," : "", lens[b]);
+    if (rc == 0) {
+        snprintf(what, sizeof what, "wkv7 %s N=%d H=%d T=%s: y", cfg, N, H, lens_s);
+        check_close(what, yg, yc, act, 1e-4, 1e-5);
+        snprintf(what, sizeof what, "wkv7 %s N=%d H=%d T=%s: final S", cfg, N, H, lens_s);
+        check_close(what, sg, sc, nst, 1e-4, 1e-5);
+    }
+    free(r), free(w), free(k), free(v), free(kk), free(a), free(bb), free(yg), free(yc), free(s0), free(sg), free(sc);
+}
+
+static void check_wkv7(void) {
+    const int l1[3] = {300, 33, 1}, l2[2] = {15, 100}, l3[1] = {1000};
+    const char *cfgs64[] = {"C32", "C16", "C32r8", "C32s2", "C32s4", "L8r2", "T4r2", "auto"};
+    for (int c = 0; c < 8; c++) {
+        check_wkv7_case(cfgs64[c], 64, 2, 3, l1, 21 + c);
+        check_wkv7_case(cfgs64[c], 64, 3, 2, l2, 31 + c);
+        if (!opt_quick) check_wkv7_case(cfgs64[c], 64, 2, 1, l3, 41 + c);
+    }
+    check_wkv7_case("auto", 32, 2, 2, l2, 51);
+    check_wkv7_case("auto", 16, 4, 3, l1, 52);
+}
+
+/* ---- 11. traces: cuda_model_trace (trace --device cuda) vs the CPU forward's trace ----------------------- */
+static void check_trace(const char *name, Rwkv7 *rm, CudaDType dt) {
+    Model *m = &rm->head;
+    const int T = 40, V = m->V;
+    int ids[40];
+    rand_tokens(ids, T, V, 77);
+    ModelTrace tc, tg;
+    model_trace_alloc(m, 1, T, &tc);
+    model_trace_alloc(m, 1, T, &tg);
+    ModelFwd f = {.trace = &tc};
+    const real *lc = model_forward(m, ids, 1, T, &f);
+    float *lg = xmalloc((size_t)T * V * sizeof(float));
+    Err e = {{0}};
+    const int rc = cuda_model_trace(m, dt, ids, T, lg, &tg, &e);
+    EXPECT(rc == 0, "%s: cuda_model_trace: %s", name, e.msg);
+    if (rc == 0) {
+        const Tol t = tol_of(dt);
+        const size_t LTC = (size_t)m->L * T * m->C, LTS = (size_t)m->L * T * m->H * m->N * m->N;
+        char nm[160];
+        snprintf(nm, sizeof nm, "%s %s trace: logits", name, cuda_dtype_name(dt));
+        check_close(nm, lg, lc, (size_t)T * V, t.max, t.rms);
+        snprintf(nm, sizeof nm, "%s %s trace: state", name, cuda_dtype_name(dt));
+        check_close(nm, tg.state, tc.state, LTS, t.max, t.rms);
+        const float *gv[4] = {tg.w, tg.alpha, tg.beta, tg.q[1]}, *cv[4] = {tc.w, tc.alpha, tc.beta, tc.q[1]};
+        const char *qn[4] = {"w (decay)", "alpha (-kk)", "beta (kk a)", "a"};
+        for (int q = 0; q < 4; q++) {
+            snprintf(nm, sizeof nm, "%s %s trace: %s", name, cuda_dtype_name(dt), qn[q]);
+            check_close(nm, gv[q], cv[q], LTC, t.max, t.rms);
+        }
+        EXPECT(!memcmp(tg.q[0], tg.w, LTC * sizeof(float)), "%s: trace q[0] (decay) != w", name);
+    }
+    model_trace_free(&tc), model_trace_free(&tg);
+    free(lg);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     for (int i = 1; i < argc; i++) {
@@ -932,6 +1040,9 @@ int main(int argc, char **argv) {
     }
     double t0 = now_seconds();
 
+    printf("[10] the WKV7 recurrence: every launch configuration vs the CPU\n");
+    check_wkv7();
+
     printf("[1] GPU vs CPU logits and final state\n");
     /* N = 16: the committed fixture (F32 safetensors, ln0) */
     Rwkv7 *fx = NULL;
@@ -957,6 +1068,8 @@ int main(int argc, char **argv) {
         ma = make_checkpoint("n64a", da, 1);
         int lens_a[3] = {33, 1, 70};
         check_model("N=64 C=256 ln0", ma, lens_a, 3, 13);
+        int lens_long[2] = {300, 20}; /* long enough for the chunked WKV7 form (the automatic choice) */
+        check_model("N=64 C=256 ln0, 300 tokens", ma, lens_long, 2, 16);
         /* N = 64, V = 65536: no ln0, every optional bias */
         Rwkv7Dims db = {.V = 65536, .C = 128, .L = 2, .N = 64, .Dw = 16, .Da = 32, .Dv = 24, .Dg = 40,
                         .has_ln0 = 0, .bias = RWKV7_BIAS_ALL};
@@ -992,9 +1105,20 @@ int main(int argc, char **argv) {
     if (ma) check_shared_score("N=64 C=256 V=65536", ma);
 
     printf("[7] decoding steps (CUDA graph)\n");
-    check_decode("N=32 C=96", mc, CUDA_DT_F32);
-    check_decode("N=32 C=96", mc, CUDA_DT_BF16);
-    if (ma) check_decode("N=64 C=256", ma, CUDA_DT_F32);
+    /* B <= 8: the few-row product kernel (cuda_gemv.cu) instead of cuBLAS, B = 1, 3, 8 */
+    check_decode("N=32 C=96", mc, CUDA_DT_F32, 3);
+    check_decode("N=32 C=96", mc, CUDA_DT_BF16, 3);
+    check_decode("N=32 C=96", mc, CUDA_DT_F16, 1);
+    if (ma) {
+        check_decode("N=64 C=256", ma, CUDA_DT_F32, 3);
+        check_decode("N=64 C=256", ma, CUDA_DT_F32, 1);
+        check_decode("N=64 C=256", ma, CUDA_DT_BF16, 8);
+    }
+
+    printf("[11] traces (trace --device cuda) vs the CPU\n");
+    check_trace("N=32 C=96", mc, CUDA_DT_F32);
+    check_trace("N=32 C=96", mc, CUDA_DT_BF16);
+    if (ma) check_trace("N=64 C=256", ma, CUDA_DT_F32);
 
     if (!opt_quick) {
         printf("[8] lmeval --device cuda vs cpu\n");

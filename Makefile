@@ -8,7 +8,8 @@
 #   make bench      training throughput vs the machine's sgemm rate -> stdout (see BENCHMARKS.md)
 #   make deps       install the Debian packages (root; the C libraries and Python's h5py, numpy,
 #                   matplotlib for the figures) or print the apt-get line
-#   make plots      every figure of every run and sweep under results/ (or PLOTS_DIR=DIR) into .../figures/
+#   make plots      every figure of every run and sweep under results/ (or PLOTS_DIR=DIR) into .../figures/,
+#                   and the README gallery (analysis/gallery.py) into results/gallery/
 #   make data       copy tokenizer vocab and eval sets from ../shared/data into data/
 # Switches: NO_OMP=1 (no OpenMP), NO_CUDA=1 (ignore nvcc), V=1 (echo commands).
 
@@ -183,10 +184,16 @@ deps:
 
 # Figures (analysis/README.md): every run.h5 and sweep.json under PLOTS_DIR -> its figures/ folder.
 PLOTS_DIR ?= results
+# Root on a fresh machine (and no NO_AUTO_DEPS=1): the Python packages are installed first, as `make` does
+# for the C libraries.
 plots:
-	@if [ -z "$(PYTHON)" ]; then echo "make plots: no python3 with h5py, numpy and matplotlib; run 'make deps'" \
-	   "(or: apt-get install -y $(PY_PKGS))"; exit 1; fi
-	$(PYTHON) analysis/make_figures.py $(PLOTS_DIR)
+	@py="$(PYTHON)"; \
+	 if [ -z "$$py" ] && [ "$$(id -u)" = 0 ] && [ -z "$(NO_AUTO_DEPS)" ]; then \
+	   echo "make plots: installing $(PY_PKGS)"; apt-get update -q && apt-get install -y -q $(PY_PKGS) >&2 && py=/usr/bin/python3; fi; \
+	 if [ -z "$$py" ]; then echo "make plots: no python3 with h5py, numpy and matplotlib; run 'make deps'" \
+	   "(or: apt-get install -y $(PY_PKGS))"; exit 1; fi; \
+	 echo "$$py analysis/make_figures.py $(PLOTS_DIR)"; $$py analysis/make_figures.py $(PLOTS_DIR) || exit 1; \
+	 $$py analysis/gallery.py --results $(PLOTS_DIR)
 
 data:
 	@mkdir -p data

@@ -9,6 +9,8 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <hdf5.h>
@@ -262,7 +264,7 @@ Test(h5log, null_log, .init = setup, .fini = teardown) {
     Err err = {{0}};
     /* NULL log is tolerated by close and reported by the writers */
     h5log_close(NULL);
-    cr_assert_eq(h5log_train(NULL, &(TrainRec){1}, &err), -1);
+    cr_assert_eq(h5log_train(NULL, &(TrainRec){.step = 1}, &err), -1);
     cr_assert_eq(h5log_flush(NULL, &err), -1);
 }
 
@@ -631,4 +633,83 @@ Test(h5log, records_version1_still_read, .init = setup, .fini = teardown) {
     cr_assert_float_eq(st2.rec.train[1].wall_s, 12.5, 1e-15);
     cr_assert_eq(st2.rec.train[1].length, 48);
     records_free(&st.rec), records_free(&st2.rec);
+}
+
+/* ---- (6) a real run: interrupted -> trajectories marked interrupted; resumed -> wall time continues ----- */
+
+static double *read_f64_all(hid_t f, const char *name, hsize_t *n) {
+    *n = ds_len(f, name);
+    double *v = malloc((*n ? *n : 1) * sizeof *v);
+    ds_read(f, name, H5T_NATIVE_DOUBLE, v);
+    return v;
+}
+
+static long probe_attr_i64(hid_t f, const char *name) {
+    hid_t pg = H5Gopen2(f, "/trajectories/probe0", H5P_DEFAULT);
+    cr_assert(pg >= 0, "no /trajectories/probe0");
+    int64_t v = -99;
+    hid_t at = H5Aopen(pg, name, H5P_DEFAULT);
+    cr_assert(at >= 0 && H5Aread(at, H5T_NATIVE_INT64, &v) >= 0, "probe0 attribute %s", name);
+    H5Aclose(at), H5Gclose(pg);
+    return (long)v;
+}
+
+static char *probe_status(hid_t f) {
+    hid_t pg = H5Gopen2(f, "/trajectories/probe0", H5P_DEFAULT);
+    char *s = attr_str(pg, "run_status");
+    H5Gclose(pg);
+    return s;
+}
+
+Test(h5log, interrupted_run_keeps_trajectories_and_wall_time, .init = setup, .fini = teardown) {
+    char cfg[512], dir[512], h5[600], cmd[2048];
+    tmp_path(cfg, sizeof cfg, "t.ini");
+    tmp_path(dir, sizeof dir, "run");
+    snprintf(h5, sizeof h5, "%s/run.h5", dir);
+    FILE *fp = fopen(cfg, "w");
+    cr_assert_not_null(fp);
+    fputs("[experiment]\nname = h5int\n[model]\nlayers = 1\nd_model = 16\nhead_size = 8\n[task]\nname = s3\n"
+          "train_len = 4-8\ntest_lens = 8\ntest_size = 4\n[train]\nsteps = 10\nbatch = 2\nwarmup = 1\n"
+          "log_every = 1\neval_every = 5\nckpt_every = 100\n[log]\ntrajectories = 1\ntrajectory_len = 6\n", fp);
+    fclose(fp);
+    const char *bin = getenv("RWKVLAB_BIN") ? getenv("RWKVLAB_BIN") : "build/rwkvlab";
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s train %s --out %s --stop-after 6 --quiet > /dev/null 2>&1", bin,
+             cfg, dir);
+    int st = system(cmd);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 130, "an interrupted run exits 130 (status %d)", st);
+    hid_t f = H5Fopen(h5, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert(f >= 0);
+    cr_assert(H5Lexists(f, "/trajectories/probe0/layer0/eig_real", H5P_DEFAULT) > 0,
+              "an interrupted run must still write its probe trajectories");
+    cr_assert_eq(probe_attr_i64(f, "step"), 6);
+    char *s = probe_status(f);
+    cr_assert_str_eq(s ? s : "(none)", "interrupted");
+    free(s);
+    hsize_t n1;
+    double *w1 = read_f64_all(f, "/train/wall_s", &n1);
+    cr_assert_eq(n1, 6);
+    int64_t len[6];
+    ds_read(f, "/train/length", H5T_NATIVE_INT64, len);
+    for (int i = 0; i < 6; i++) cr_assert(len[i] >= 4 && len[i] <= 8, "record %d: length %ld not in 4-8", i, (long)len[i]);
+    H5Fclose(f);
+
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s train %s/config.ini --resume %s --quiet > /dev/null 2>&1", bin, dir,
+             dir);
+    st = system(cmd);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the resume finishes (status %d)", st);
+    f = H5Fopen(h5, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert(f >= 0);
+    hsize_t n2;
+    double *w2 = read_f64_all(f, "/train/wall_s", &n2);
+    cr_assert_eq(n2, 10);
+    for (hsize_t i = 0; i < n1; i++) cr_assert_eq(w2[i], w1[i], "record %d: wall time changed by the resume", (int)i);
+    for (hsize_t i = 1; i < n2; i++)
+        cr_assert(isfinite(w2[i]) && w2[i] >= w2[i - 1], "wall time must not go back across a resume (%g then %g)",
+                  w2[i - 1], w2[i]);
+    cr_assert_eq(probe_attr_i64(f, "step"), 10);
+    s = probe_status(f);
+    cr_assert_str_eq(s ? s : "(none)", "final");
+    free(s);
+    H5Fclose(f);
+    free(w1), free(w2);
 }

@@ -32,7 +32,7 @@ static char tmpdir[256];
 static void mk_tmp(void) { cr_assert_eq(test_mkdtemp(tmpdir, sizeof tmpdir, "plots"), 0); }
 static void rm_tmp(void) { test_rmtree(tmpdir); }
 
-TestSuite(plots, .init = mk_tmp, .fini = rm_tmp, .timeout = 300);
+TestSuite(plots, .init = mk_tmp, .fini = rm_tmp, .timeout = 600);
 
 /* run `PY tests/plots/SCRIPT ARGS` with its output in tmpdir/SCRIPT.log; exit status; the log is shown on failure */
 static int run_py(const char *script, const char *args) {
@@ -54,4 +54,10 @@ Test(plots, read_while_a_run_writes) {
     char args[700];
     snprintf(args, sizeof args, "'%s' '%s/live'", rwkvlab_bin(), tmpdir);
     cr_assert_eq(run_py("live_read.py", args), 0);
+}
+
+Test(plots, every_script_on_the_fixtures) {
+    char args[600];
+    snprintf(args, sizeof args, "'%s/check'", tmpdir);
+    cr_assert_eq(run_py("check_figures.py", args), 0);
 }

@@ -207,13 +207,13 @@ typedef struct {
     const char *s;
     long i;
     double f;
-} H5Attr;
-#define H5A_STR(n, v) ((H5Attr){.name = (n), .kind = 's', .s = (v)})
-#define H5A_I64(n, v) ((H5Attr){.name = (n), .kind = 'i', .i = (v)})
-#define H5A_F64(n, v) ((H5Attr){.name = (n), .kind = 'f', .f = (v)})
+} H5LogAttr;
+#define H5LOG_ASTR(n, v) ((H5LogAttr){.name = (n), .kind = 's', .s = (v)})
+#define H5LOG_AI64(n, v) ((H5LogAttr){.name = (n), .kind = 'i', .i = (v)})
+#define H5LOG_AF64(n, v) ((H5LogAttr){.name = (n), .kind = 'f', .f = (v)})
 
 /* Write n scalar attributes on obj (`where` names obj in errors): the one attribute writer. */
-static int h5log_attrs(hid_t obj, const char *where, const H5Attr *a, int n, const char *path, Err *err) {
+static int h5log_attrs(hid_t obj, const char *where, const H5LogAttr *a, int n, const char *path, Err *err) {
     hid_t type = H5I_INVALID_HID, space = H5I_INVALID_HID, attr = H5I_INVALID_HID;
     char op[192];
     for (int k = 0; k < n; k++) {
@@ -248,7 +248,7 @@ fail:
 /* The three attributes every dataset carries. */
 static int h5log_describe(hid_t ds, const char *where, const char *meaning, const char *units, const char *shape,
                           const char *path, Err *err) {
-    const H5Attr a[] = {H5A_STR("meaning", meaning), H5A_STR("units", units), H5A_STR("shape", shape)};
+    const H5LogAttr a[] = {H5LOG_ASTR("meaning", meaning), H5LOG_ASTR("units", units), H5LOG_ASTR("shape", shape)};
     return h5log_attrs(ds, where, a, 3, path, err);
 }
 
@@ -265,7 +265,7 @@ static int h5log_group_create(hid_t file, H5LogGroup *g, const char *path, Err *
     snprintf(op, sizeof op, "create group /%s", g->gname);
     snprintf(where, sizeof where, "/%s", g->gname);
     H5_TRY(g->group = H5Gcreate2(file, g->gname, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), op);
-    const H5Attr ga = H5A_STR("meaning", g->fields == h5log_train_fields
+    const H5LogAttr ga = H5LOG_ASTR("meaning", g->fields == h5log_train_fields
                                              ? "one record per logged optimisation step; record k of every dataset "
                                                "here belongs together"
                                              : "one record per (evaluation step, test length); record k of every "
@@ -349,20 +349,20 @@ H5Log *h5log_create(const char *path, const H5RunAttrs *attrs, Err *err) {
     }
     H5Log *h = h5log_alloc(path);
     H5_TRY(h->file = H5Fcreate(path, H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT), "create the file");
-    const H5Attr root[] = {
-        H5A_STR("config", attrs->config_ini),
-        H5A_STR("code_version", attrs->code_version),
-        H5A_I64("seed", attrs->seed),
-        H5A_STR("arch", attrs->arch),
-        H5A_I64("param_count", attrs->param_count),
-        H5A_I64("state_size", attrs->state_size),
-        H5A_I64("state_size_total", attrs->state_size_total),
-        H5A_STR("eig_range", attrs->eig_range),
-        H5A_STR("scalar", REAL_NAME),
-        H5A_STR("task", attrs->task),
-        H5A_F64("task_chance", attrs->task_chance > 0 && attrs->task_chance < 1 ? attrs->task_chance : NAN),
-        H5A_I64("schema_version", H5LOG_SCHEMA_VERSION),
-        H5A_STR("meaning", "one rwkvlab training run: /train and /eval records, /trajectories of probe sequences; "
+    const H5LogAttr root[] = {
+        H5LOG_ASTR("config", attrs->config_ini),
+        H5LOG_ASTR("code_version", attrs->code_version),
+        H5LOG_AI64("seed", attrs->seed),
+        H5LOG_ASTR("arch", attrs->arch),
+        H5LOG_AI64("param_count", attrs->param_count),
+        H5LOG_AI64("state_size", attrs->state_size),
+        H5LOG_AI64("state_size_total", attrs->state_size_total),
+        H5LOG_ASTR("eig_range", attrs->eig_range),
+        H5LOG_ASTR("scalar", REAL_NAME),
+        H5LOG_ASTR("task", attrs->task),
+        H5LOG_AF64("task_chance", attrs->task_chance > 0 && attrs->task_chance < 1 ? attrs->task_chance : NAN),
+        H5LOG_AI64("schema_version", H5LOG_SCHEMA_VERSION),
+        H5LOG_ASTR("meaning", "one rwkvlab training run: /train and /eval records, /trajectories of probe sequences; "
                            "every dataset has meaning / units / shape attributes (analysis/README.md)"),
     };
     if (h5log_attrs(h->file, "the root group", root, (int)(sizeof root / sizeof root[0]), path, err) != 0)
@@ -669,7 +669,7 @@ int h5log_trajectory(H5Log *h, int probe, const Model *m, int T, const int *toke
     H5_TRY(ex = H5Lexists(h->file, "trajectories", H5P_DEFAULT), "look up /trajectories");
     H5_TRY(troot = h5log_group_open_or_create(h->file, "trajectories"), "open /trajectories");
     if (!ex) {
-        const H5Attr ta = H5A_STR("meaning", "probe sequences (first rows of a test set) traced through the model: "
+        const H5LogAttr ta = H5LOG_ASTR("meaning", "probe sequences (first rows of a test set) traced through the model: "
                                              "states, transition eigenvalues, the architecture's gates per token");
         if (h5log_attrs(troot, "/trajectories", &ta, 1, path, err)) goto fail;
     }
@@ -683,8 +683,8 @@ int h5log_trajectory(H5Log *h, int probe, const Model *m, int T, const int *toke
         char meaning[160];
         snprintf(meaning, sizeof meaning, "probe sequence %d of the test set at length %d, run through the model "
                                           "one token at a time", probe, T);
-        const H5Attr pa[] = {H5A_STR("meaning", meaning), H5A_I64("step", h->trace_step),
-                             H5A_STR("run_status", h->trace_status), H5A_I64("T", T)};
+        const H5LogAttr pa[] = {H5LOG_ASTR("meaning", meaning), H5LOG_AI64("step", h->trace_step),
+                             H5LOG_ASTR("run_status", h->trace_status), H5LOG_AI64("T", T)};
         if (h5log_attrs(pgrp, pname, pa, 4, path, err)) goto fail;
     }
     if (h5log_write_i32(pgrp, "tokens", T, tokens, path, err) != 0) goto fail;
@@ -721,7 +721,7 @@ int h5log_trajectory(H5Log *h, int probe, const Model *m, int T, const int *toke
         H5_TRY(lgrp = H5Gcreate2(pgrp, lname, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), op);
         char lmean[96];
         snprintf(lmean, sizeof lmean, "layer %d of %d (0 = nearest the input): state, transitions, gates", l, L);
-        const H5Attr la = H5A_STR("meaning", lmean);
+        const H5LogAttr la = H5LOG_ASTR("meaning", lmean);
         if (h5log_attrs(lgrp, lname, &la, 1, path, err)) goto fail;
         hsize_t d_state[4] = {T, H, Nv, N}, d_norm[2] = {T, H}, d_eig[3] = {T, H, N};
         if (h5log_write_f32(lgrp, "state", 4, d_state, sl, h5log_traj_doc("state"), path, err) != 0 ||

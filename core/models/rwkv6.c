@@ -193,15 +193,15 @@ void rwkv6_ddlerp_backward(real *dx, real *dprev, real *dmu, real *dm, const rea
 }
 
 void rwkv6_decay_forward(real *w, real *ez, const real *z, int n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (int i = 0; i < n; i++) {
-        ez[i] = exp(z[i]);
-        w[i] = exp(-ez[i]);
+        ez[i] = ops_exp(z[i]);
+        w[i] = ops_exp(-ez[i]);
     }
 }
 void rwkv6_decay_backward(real *dz, const real *dw, const real *w, const real *ez, int n) {
     // fwd: w = exp(-ez), ez = exp(z)  ->  dz = -dw w ez  (-> 0 as z -> inf, where w = 0 and ez may be inf)
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (int i = 0; i < n; i++) dz[i] += w[i] > 0 ? -dw[i] * w[i] * ez[i] : 0;
 }
 
@@ -384,7 +384,7 @@ static const real *rwkv6_forward(Rwkv6 *m, const int *tokens, int B, int T, cons
         norm_forward(a->gn, a->gn_m, a->gn_r, a->y, P->lnx_w, P->lnx_b, R, H, N, GN_EPS);
         mul_forward(a->yg, a->gn, a->g, R * C);
         linear_forward(a->x_mid, a->yg, P->Wo, NULL, R, C, C);
-        for (size_t i = 0; i < (size_t)R * C; i++) a->x_mid[i] += a->x_in[i];
+        add_into(a->x_mid, a->x_in, (size_t)R * C);
 
         // ---- ChannelMix: x_next = x_mid + sigmoid(W_r x_r) * W_v relu(W_k x_k)^2
         norm_forward(a->ln2, a->ln2_m, a->ln2_r, a->x_mid, P->ln2_w, P->ln2_b, R, 1, C, LN_EPS);
@@ -397,7 +397,7 @@ static const real *rwkv6_forward(Rwkv6 *m, const int *tokens, int B, int T, cons
         linear_forward(a->frs, a->fxr, P->f_Wr, NULL, R, C, C);
         sigmoid_forward(a->frs, a->frs, R * C);
         mul_forward(x_next, a->frs, a->fv, R * C);
-        for (size_t i = 0; i < (size_t)R * C; i++) x_next[i] += a->x_mid[i];
+        add_into(x_next, a->x_mid, (size_t)R * C);
 
         if (state_out) {
             arch_copy_last_token(rwkv6_state_att_prev(d, state_out, B, l), a->ln1, B, T, C);

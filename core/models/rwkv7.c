@@ -326,13 +326,13 @@ void rwkv7_free(Rwkv7 *m) {
 
 /* ---- in-context rate: standard a = sig, extended a = 2 w sig ---------------------------------- */
 static void arate_forward(real *a, const real *sig, const real *w, int n, int extended) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (int i = 0; i < n; i++) a[i] = extended ? 2 * w[i] * sig[i] : sig[i];
 }
 static void arate_backward(real *dsig, real *dw, const real *da, const real *sig, const real *w, int n,
                            int extended) {
     // fwd: a = sig (standard) | a = 2 w sig (extended)
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (int i = 0; i < n; i++) {
         if (extended) {
             dsig[i] += da[i] * 2 * w[i];
@@ -435,7 +435,7 @@ const real *rwkv7_forward(Rwkv7 *m, const int *tokens, int B, int T, int K, cons
         bonus_forward(a->yb, a->gn, a->rc, a->knew, a->vv, P->r_k, R, H, N);
         mul_forward(a->yg, a->yb, a->g, R * C);
         linear_forward(a->f.x_mid, a->yg, P->Wo, P->bo, R, C, C);
-        for (size_t i = 0; i < (size_t)R * C; i++) a->f.x_mid[i] += a->x_in[i];
+        add_into(a->f.x_mid, a->x_in, (size_t)R * C);
 
         // ---- ChannelMix (arch_util.h)
         const ArchFfn fw = ARCH_FFN_OF(P);
@@ -500,6 +500,7 @@ void rwkv7_backward(Rwkv7 *m, const real *dlogits) {
                       a->rc, a->w, a->knew, a->vv, a->kk, a->a, &wd);
         // fwd: vv = v (l = 0, v_first) | vv = v + (v_first - v) sigmoid(v0 + (xv v1) v2)
         if (l == 0) {
+#pragma omp parallel for simd schedule(static)
             for (size_t i = 0; i < (size_t)R * C; i++) g->vc[i] += g->vv[i] + A->dvfirst[i];
         } else {
             vres_backward(g->vc, A->dvfirst, g->vgate, g->vv, a->vc, A->la[0].vv, a->vgate, R * C);

@@ -248,25 +248,73 @@ void mixn_backward(real *dx, real *dprev, real *const *dmu, const real *const *d
     OPS_COLS_END
 }
 
+/* ---- bias + activation ------------------------------------------------------------------------ */
+/* out(R,C) = F(in + bias) with z the pre-activation: rows in parallel, bias may be NULL, in == out allowed */
+#define OPS_ACT_FORWARD(R, C, in, bias, BODY)                                     \
+    _Pragma("omp parallel for schedule(static)") for (int r = 0; r < (R); r++) { \
+        const size_t o_ = (size_t)r * (C);                                        \
+        if (bias) {                                                               \
+            _Pragma("omp simd") for (int c = 0; c < (C); c++) {                   \
+                const size_t i = o_ + c;                                          \
+                const real z = (in)[i] + (bias)[c];                               \
+                BODY;                                                             \
+            }                                                                     \
+        } else {                                                                  \
+            _Pragma("omp simd") for (int c = 0; c < (C); c++) {                   \
+                const size_t i = o_ + c;                                          \
+                const real z = (in)[i];                                           \
+                BODY;                                                             \
+            }                                                                     \
+        }                                                                         \
+    }
+/* din(R,C) = DIN (an expression of the element index i), assigned; dbias(C) += its column sums over rows in
+ * order (the column-parallel walk of OPS_COLS_BEGIN: the sums do not depend on the thread count), or no
+ * reduction when dbias is NULL */
+#define OPS_ACT_BACKWARD(R, C, din, dbias, DIN)                                                       \
+    if (!(dbias)) {                                                                                   \
+        _Pragma("omp parallel for simd schedule(static)") for (size_t i = 0; i < (size_t)(R) * (C); i++) \
+            (din)[i] = (DIN);                                                                         \
+    } else {                                                                                          \
+        _Pragma("omp parallel") OPS_COLS_BEGIN(C) for (int r = 0; r < (R); r++) {                     \
+            _Pragma("omp simd") for (int c = cb; c < ce; c++) {                                       \
+                const size_t i = (size_t)r * (C) + c;                                                 \
+                const real d_ = (DIN);                                                                \
+                (din)[i] = d_;                                                                        \
+                acc[c - cb] += d_;                                                                    \
+            }                                                                                         \
+        }                                                                                             \
+        for (int c = cb; c < ce; c++) (dbias)[c] += acc[c - cb];                                      \
+        OPS_COLS_END                                                                                  \
+    }
+
+void tanh_forward(real *out, const real *in, const real *bias, int R, int C) {
+    OPS_ACT_FORWARD(R, C, in, bias, out[i] = ops_tanh(z))
+}
+void tanh_backward(real *din, real *dbias, const real *dout, const real *out, int R, int C) {
+    // fwd: out = tanh(z), z = in + bias
+    OPS_ACT_BACKWARD(R, C, din, dbias, dout[i] * (1 - out[i] * out[i]))
+}
+void sigmoid_forward(real *out, const real *in, const real *bias, int R, int C) {
+    OPS_ACT_FORWARD(R, C, in, bias, out[i] = ops_sigmoid(z))
+}
+void sigmoid_backward(real *din, real *dbias, const real *dout, const real *out, int R, int C) {
+    // fwd: out = sigmoid(z), z = in + bias
+    OPS_ACT_BACKWARD(R, C, din, dbias, dout[i] * out[i] * (1 - out[i]))
+}
+#define EXP_M05 0.60653065971263342 /* exp(-0.5) */
+void decay_forward(real *w, real *sig, const real *z_in, const real *bias, int R, int C) {
+    OPS_ACT_FORWARD(R, C, z_in, bias, {
+        const real sg = ops_sigmoid(z);
+        sig[i] = sg;
+        w[i] = ops_exp((real)-EXP_M05 * sg);
+    })
+}
+void decay_backward(real *dz, real *dbias, const real *dw, const real *w, const real *sig, int R, int C) {
+    // fwd: w = exp(-e^-0.5 * sigmoid(z)), z = in + bias;  dw/dz = w * (-e^-0.5) * sig * (1 - sig)
+    OPS_ACT_BACKWARD(R, C, dz, dbias, dw[i] * w[i] * (real)(-EXP_M05) * sig[i] * (1 - sig[i]))
+}
+
 /* ---- elementwise ----------------------------------------------------------------------------- */
-void tanh_forward(real *out, const real *in, int n) {
-#pragma omp parallel for simd schedule(static)
-    for (int i = 0; i < n; i++) out[i] = ops_tanh(in[i]);
-}
-void tanh_backward(real *din, const real *dout, const real *out, int n) {
-    // fwd: out = tanh(in)
-#pragma omp parallel for simd schedule(static)
-    for (int i = 0; i < n; i++) din[i] += dout[i] * (1 - out[i] * out[i]);
-}
-void sigmoid_forward(real *out, const real *in, int n) {
-#pragma omp parallel for simd schedule(static)
-    for (int i = 0; i < n; i++) out[i] = ops_sigmoid(in[i]);
-}
-void sigmoid_backward(real *din, const real *dout, const real *out, int n) {
-    // fwd: out = sigmoid(in)
-#pragma omp parallel for simd schedule(static)
-    for (int i = 0; i < n; i++) din[i] += dout[i] * out[i] * (1 - out[i]);
-}
 void silu_forward(real *out, const real *in, int n) {
 #pragma omp parallel for simd schedule(static)
     for (int i = 0; i < n; i++) out[i] = in[i] * ops_sigmoid(in[i]);
@@ -319,20 +367,6 @@ void add_bias_backward(real *dbias, const real *dout, int R, int C) {
 }
 
 /* ---- RWKV-7 small ops ------------------------------------------------------------------------ */
-#define EXP_M05 0.60653065971263342 /* exp(-0.5) */
-void decay_forward(real *w, real *sig, const real *z, int n) {
-#pragma omp parallel for simd schedule(static)
-    for (int i = 0; i < n; i++) {
-        sig[i] = ops_sigmoid(z[i]);
-        w[i] = ops_exp((real)-EXP_M05 * sig[i]);
-    }
-}
-void decay_backward(real *dz, const real *dw, const real *w, const real *sig, int n) {
-    // fwd: w = exp(-e^-0.5 * sigmoid(z));  dw/dz = w * (-e^-0.5) * sig * (1 - sig)
-#pragma omp parallel for simd schedule(static)
-    for (int i = 0; i < n; i++) dz[i] += dw[i] * w[i] * (real)(-EXP_M05) * sig[i] * (1 - sig[i]);
-}
-
 #define KK_EPS ((real)1e-12)
 void kk_forward(real *kk, real *norm, const real *k, const real *k_k, int R, int H, int N) {
     int C = H * N;

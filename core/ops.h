@@ -127,11 +127,22 @@ void mixn_forward(real *const *out, const real *x, const real *prev, const real 
 void mixn_backward(real *dx, real *dprev, real *const *dmu, const real *const *dout, const real *x, const real *prev,
                    const real *const *mu, int n, int R, int C);
 
+/* ---- bias + activation, one pass each way ------------------------------------------------------ */
+/* <act>_forward(out, saved.., in, bias, R, C):  out(R,C) = act(in + bias), bias (C) broadcast over rows or
+ *   NULL (none); in == out is allowed.
+ * <act>_backward(din, dbias, dout, saved.., R, C):  din = dout * act'  is ASSIGNED (=): din is the gradient
+ *   of the pre-activation, a product's output that nothing else reads, so it needs no zeroing (the one
+ *   exception to the += rule); dbias (C) += the column sums of din, rows in order (NULL: not wanted), in the
+ *   same pass. */
+void tanh_forward(real *out, const real *in, const real *bias, int R, int C);
+void tanh_backward(real *din, real *dbias, const real *dout, const real *out, int R, int C);
+void sigmoid_forward(real *out, const real *in, const real *bias, int R, int C);
+void sigmoid_backward(real *din, real *dbias, const real *dout, const real *out, int R, int C);
+/* RWKV-7 decay: sig = sigmoid(z + bias); w = exp(-exp(-0.5) * sig). Saves sig. */
+void decay_forward(real *w, real *sig, const real *z, const real *bias, int R, int C);
+void decay_backward(real *dz, real *dbias, const real *dw, const real *w, const real *sig, int R, int C);
+
 /* ---- elementwise ------------------------------------------------------------------------------ */
-void tanh_forward(real *out, const real *in, int n);
-void tanh_backward(real *din, const real *dout, const real *out, int n);
-void sigmoid_forward(real *out, const real *in, int n);
-void sigmoid_backward(real *din, const real *dout, const real *out, int n);
 /* out = relu(in)^2 */
 void relu2_forward(real *out, const real *in, int n);
 void relu2_backward(real *din, const real *dout, const real *in, int n);
@@ -145,9 +156,6 @@ void add_bias_forward(real *out, const real *in, const real *bias, int R, int C)
 void add_bias_backward(real *dbias, const real *dout, int R, int C);
 
 /* ---- RWKV-7 specific small ops ---------------------------------------------------------------- */
-/* decay: sig = sigmoid(z); w = exp(-exp(-0.5) * sig). Saves sig. */
-void decay_forward(real *w, real *sig, const real *z, int n);
-void decay_backward(real *dz, const real *dw, const real *w, const real *sig, int n);
 /* kk = normalize_per_head(k * k_k) (H heads of N, eps 1e-12); saves the pre-norm norms (R,H) */
 void kk_forward(real *kk, real *norm, const real *k, const real *k_k, int R, int H, int N);
 void kk_backward(real *dk, real *dk_k, const real *dkk, const real *kk, const real *norm, const real *k,

@@ -461,7 +461,7 @@ const real *delta_forward(Model *mm, const int *tokens, int B, int T, const Mode
         scale_into(a->r, a->qn, qscale, (size_t)R * C); // r = q / sqrt(N)
         // beta = sigmoid(W_b x)  [extended: 2 sigmoid(W_b x)]
         linear_forward(a->bz, a->ln1, P->Wb, NULL, R, C, H);
-        sigmoid_forward(a->bsig, a->bz, R * H);
+        sigmoid_forward(a->bsig, a->bz, NULL, R, H);
         scale_into(a->beta, a->bsig, beta_scale, (size_t)R * H);
         // gated: alpha = exp(-exp(A_log) softplus(W_a x + dt_bias))
         if (s.gated) {
@@ -565,7 +565,7 @@ void delta_backward(Model *mm, const real *dlogits) {
         }
         // fwd: beta = scale * sigmoid(bz) ; bz = W_b ln1
         scale_into(g->bsig, g->beta, beta_scale, (size_t)R * H);
-        sigmoid_backward(g->bz, g->bsig, a->bsig, R * H);
+        sigmoid_backward(g->bz, NULL, g->bsig, a->bsig, R, H);
         linear_backward(g->ln1, Q->Wb, NULL, g->bz, a->ln1, P->Wb, R, C, H);
         // fwd: r = qn / sqrt(N) ; qn, kn = l2norm(qs, ks) ; qs, ks, vs = silu(qc, kc, vc)
         for (size_t i = 0; i < (size_t)R * C; i++) g->qn[i] += g->r[i] * qscale;

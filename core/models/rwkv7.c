@@ -261,7 +261,9 @@ static void layer_acts_layout(LayerActs *a, size_t *off, real *base, const Rwkv7
         if (!with_scratch) a->conv_in = arch_carve(off, base, conv_state_numel(d, B));
     }
     a->wh = arch_carve(off, base, R * d->Dw), RC(w), RC(wsig);
-    a->ah = arch_carve(off, base, R * d->Da), RC(asig), RC(a);
+    a->ah = arch_carve(off, base, R * d->Da), RC(asig);
+    if (d->extended) RC(a);
+    else a->a = a->asig; /* standard range: a = sigmoid(..) is asig itself (no copy, no adjoint pass) */
     a->gh = arch_carve(off, base, R * d->Dg), RC(g);
     a->vh = arch_carve(off, base, R * d->Dv), RC(vgate), RC(vv);
     RC(kk), a->kkn = arch_carve(off, base, R * H), RC(knew);
@@ -400,19 +402,17 @@ const real *rwkv7_forward(Rwkv7 *m, const int *tokens, int B, int T, int K, cons
         }
         // w = exp(-e^-0.5 sigmoid(w0 + tanh(xw w1) w2))
         matmul_forward(a->wh, a->xw, P->w1, R, C, d->Dw);
-        tanh_forward(a->wh, a->wh, R * d->Dw);
+        tanh_forward(a->wh, a->wh, NULL, R, d->Dw);
         matmul_forward(a->w, a->wh, P->w2, R, d->Dw, C);
-        add_bias_forward(a->w, a->w, P->w0, R, C);
-        decay_forward(a->w, a->wsig, a->w, R * C);
-        // a = sigmoid(a0 + (xa a1) a2)   [extended: 2 w sigmoid(...)]
+        decay_forward(a->w, a->wsig, a->w, P->w0, R, C);
+        // a = sigmoid(a0 + (xa a1) a2)   [extended: 2 w sigmoid(...); standard: a is asig, the same buffer]
         matmul_forward(a->ah, a->xa, P->a1, R, C, d->Da);
         matmul_forward(a->asig, a->ah, P->a2, R, d->Da, C);
-        add_bias_forward(a->asig, a->asig, P->a0, R, C);
-        sigmoid_forward(a->asig, a->asig, R * C);
-        arate_forward(a->a, a->asig, a->w, R * C, d->extended);
+        sigmoid_forward(a->asig, a->asig, P->a0, R, C);
+        if (d->extended) arate_forward(a->a, a->asig, a->w, R * C, d->extended);
         // g = sigmoid(xg g1) g2
         matmul_forward(a->gh, a->xg, P->g1, R, C, d->Dg);
-        sigmoid_forward(a->gh, a->gh, R * d->Dg);
+        sigmoid_forward(a->gh, a->gh, NULL, R, d->Dg);
         matmul_forward(a->g, a->gh, P->g2, R, d->Dg, C);
         // kk = normalize(k * k_k) ; k = k * (1 + (a-1) k_a)
         kk_forward(a->kk, a->kkn, a->kc, P->k_k, R, H, N);
@@ -423,8 +423,7 @@ const real *rwkv7_forward(Rwkv7 *m, const int *tokens, int B, int T, int K, cons
         } else {
             matmul_forward(a->vh, a->xv, P->v1, R, C, d->Dv);
             matmul_forward(a->vgate, a->vh, P->v2, R, d->Dv, C);
-            add_bias_forward(a->vgate, a->vgate, P->v0, R, C);
-            sigmoid_forward(a->vgate, a->vgate, R * C);
+            sigmoid_forward(a->vgate, a->vgate, P->v0, R, C);
             vres_forward(a->vv, a->vc, A->la[0].vv, a->vgate, R * C);
         }
         Wkv7Dims wd = {B, T, H, N, K, N};
@@ -504,9 +503,7 @@ void rwkv7_backward(Rwkv7 *m, const real *dlogits) {
             for (size_t i = 0; i < (size_t)R * C; i++) g->vc[i] += g->vv[i] + A->dvfirst[i];
         } else {
             vres_backward(g->vc, A->dvfirst, g->vgate, g->vv, a->vc, A->la[0].vv, a->vgate, R * C);
-            arch_zero(g->pre, (size_t)R * C);
-            sigmoid_backward(g->pre, g->vgate, a->vgate, R * C);
-            add_bias_backward(Q->v0, g->pre, R, C);
+            sigmoid_backward(g->pre, Q->v0, g->vgate, a->vgate, R, C);
             matmul_backward(g->vh, Q->v2, g->pre, a->vh, P->v2, R, d->Dv, C);
             matmul_backward(g->xv, Q->v1, g->vh, a->xv, P->v1, R, C, d->Dv);
         }
@@ -515,23 +512,17 @@ void rwkv7_backward(Rwkv7 *m, const real *dlogits) {
         kk_backward(g->kc, Q->k_k, g->kk, a->kk, a->kkn, a->kc, P->k_k, R, H, N);
         // fwd: g = sigmoid(xg g1) g2
         matmul_backward(g->gh, Q->g2, g->g, a->gh, P->g2, R, d->Dg, C);
-        arch_zero(g->preD, (size_t)R * d->Dg);
-        sigmoid_backward(g->preD, g->gh, a->gh, R * d->Dg);
+        sigmoid_backward(g->preD, NULL, g->gh, a->gh, R, d->Dg);
         matmul_backward(g->xg, Q->g1, g->preD, a->xg, P->g1, R, C, d->Dg);
         // fwd: a = arate(sigmoid(a0 + (xa a1) a2), w)
-        arate_backward(g->asig, g->w, g->a, a->asig, a->w, R * C, d->extended);
-        arch_zero(g->pre, (size_t)R * C);
-        sigmoid_backward(g->pre, g->asig, a->asig, R * C);
-        add_bias_backward(Q->a0, g->pre, R, C);
+        if (d->extended) arate_backward(g->asig, g->w, g->a, a->asig, a->w, R * C, d->extended); /* standard: g->asig is g->a */
+        sigmoid_backward(g->pre, Q->a0, g->asig, a->asig, R, C);
         matmul_backward(g->ah, Q->a2, g->pre, a->ah, P->a2, R, d->Da, C);
         matmul_backward(g->xa, Q->a1, g->ah, a->xa, P->a1, R, C, d->Da);
         // fwd: w = decay(w0 + tanh(xw w1) w2)
-        arch_zero(g->pre, (size_t)R * C);
-        decay_backward(g->pre, g->w, a->w, a->wsig, R * C);
-        add_bias_backward(Q->w0, g->pre, R, C);
+        decay_backward(g->pre, Q->w0, g->w, a->w, a->wsig, R, C);
         matmul_backward(g->wh, Q->w2, g->pre, a->wh, P->w2, R, d->Dw, C);
-        arch_zero(g->preD, (size_t)R * d->Dw);
-        tanh_backward(g->preD, g->wh, a->wh, R * d->Dw);
+        tanh_backward(g->preD, NULL, g->wh, a->wh, R, d->Dw);
         matmul_backward(g->xw, Q->w1, g->preD, a->xw, P->w1, R, C, d->Dw);
         // fwd: rc, kc, vc = conv_K(r, k, v)  (shortconv3_backward assigns dr, dk, dv; off: rc, kc, vc are r, k, v)
         if (d->conv) {

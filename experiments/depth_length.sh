@@ -21,15 +21,8 @@ cd "$(dirname "$0")/.."
 . experiments/lib.sh
 OUT=${DEPTH_OUT:-results/depth_length}
 LENGTHS=4,8; GROUPS=s5,a5,z60; MAXL=4; SEEDS=1
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --lengths) LENGTHS=$2; shift 2 ;;
-    --groups) GROUPS=$2; shift 2 ;;
-    --max-layers) MAXL=$2; shift 2 ;;
-    --seeds) SEEDS=$2; shift 2 ;;
-    *) echo "depth_length.sh: unknown option $1 (see the header)"; exit 1 ;;
-  esac
-done
+suite_options "lengths=LENGTHS groups=GROUPS max-layers=MAXL seeds=SEEDS" "$@"
+[ ${#ARGS[@]} = 0 ] || { echo "depth_length.sh: unknown option ${ARGS[0]} (see the header)"; exit 1; }
 suite_begin depth_length
 SCALE=(--set model.d_model=32 --set model.head_size=16 --set train.steps=1500 --set train.lr=3e-3
        --set train.warmup=100 --set train.eval_every=500 --set train.ckpt_every=500 --set train.log_every=50

@@ -228,6 +228,49 @@ def main():
     check("outside [0, 1]" in p.stderr and "1.5" in p.stderr, f"sweep: refusal message: {p.stderr!r}")
     check(not os.path.exists(os.path.join(bad_out, "sweep_acc_vs_length.png")), "sweep: a refused figure was written")
 
+    # ---- a suite (fig_suite.py): every model across directories, one panel per other setting
+    st = os.path.join(work, "suite")
+    expect = {}  # (panel title, legend prefix) -> {length: [seq_acc per seed]}
+    for r in sorted(x for x in os.listdir(SWEEP) if os.path.isdir(os.path.join(SWEEP, x))):
+        for arch, panel, flip in (("rwkv7", "layers=1", False), ("deltanet", "layers=2", True)):
+            dst = os.path.join(st, arch, f"{panel},{r}")
+            shutil.copytree(os.path.join(SWEEP, r), dst)
+            with open(os.path.join(dst, "summary.json")) as fp:
+                sj = json.load(fp)
+            sj["arch"] = arch
+            for e in sj["eval"]:
+                if flip:  # other values for the second architecture, so that its medians differ
+                    e["seq_acc"] = 1 - e["seq_acc"]
+                name = ("RWKV-7 " if arch == "rwkv7" else "DeltaNet ") + sj["eig_range"] + " ("
+                expect.setdefault((panel.replace("=", " = "), name), {}).setdefault(e["length"], []).append(e["seq_acc"])
+            with open(os.path.join(dst, "summary.json"), "w") as fp:
+                json.dump(sj, fp)
+    script("fig_suite.py", os.path.join(st, "rwkv7"), os.path.join(st, "deltanet"), "--title", "Fixture suite",
+           "--out", out, "--emit-json")
+    d = sidecar(out, "suite_seq_acc")
+    check("Fixture suite" in d["suptitle"] and "task s5 (swaps)" in d["suptitle"],
+          f"suite: the title names the suite and task: {d['suptitle']!r}")
+    check(len(d["axes"]) == 2, f"suite: one panel per setting, got {len(d['axes'])}")
+    for (panel, name), per_len in expect.items():
+        a = axis(d, title=panel)
+        ln = next((x for x in a["lines"] if x["label"].startswith(name)), None)
+        if not check(ln is not None, f"suite {panel}: no series {name!r} in {[x['label'] for x in a['lines']]}"):
+            continue
+        lens = sorted(per_len)
+        check(close(ln["y"], [float(np.median(per_len[L])) for L in lens]), f"suite {panel} {name}: medians")
+        check(close(a["xticks"], lens), f"suite {panel}: ticks not at the tested lengths")
+        check(len(a["spans"]) == 1, f"suite {panel}: training range not shaded")
+        check(f"(n={len(per_len[lens[0]])})" in ln["label"], f"suite {panel} {name}: seed count in {ln['label']!r}")
+    with open(os.path.join(st, "deltanet", os.listdir(os.path.join(st, "deltanet"))[0], "summary.json"), "r+") as fp:
+        sj = json.load(fp)
+        sj["eval"][0]["seq_acc"] = -0.25
+        fp.seek(0), fp.truncate(), json.dump(sj, fp)
+    p = script("fig_suite.py", os.path.join(st, "deltanet"), "--out", bad_out, expect=1)
+    check("outside [0, 1]" in p.stderr and "-0.25" in p.stderr, f"suite: refusal message: {p.stderr!r}")
+    check(not os.path.exists(os.path.join(bad_out, "suite_seq_acc.png")), "suite: a refused figure was written")
+    p = script("fig_suite.py", os.path.join(work, "nowhere"), expect=1)
+    check("no run directory" in p.stderr, f"fig_suite on a missing directory: {p.stderr!r}")
+
     # ---- refusals and old files for a run
     bad = os.path.join(work, "bad_run")
     os.makedirs(bad)
@@ -273,6 +316,10 @@ def main():
     shutil.copytree(SWEEP, os.path.join(gal, "s5_swaps_eig_sweep", "sweep"))
     script("gallery.py", "--results", gal)
     check(os.path.exists(os.path.join(gal, "gallery", "4_sweep_eig_range.png")), "gallery: the sweep figure")
+    shutil.copytree(os.path.join(st, "rwkv7"), os.path.join(gal, "s5_swaps", "rwkv7"))  # the suite wins
+    script("gallery.py", "--results", gal, "--emit-json")
+    d = sidecar(os.path.join(gal, "gallery"), "4_s5_swaps_models")
+    check("S5 under swaps" in d["suptitle"] and len(d["axes"]) == 1, f"gallery: the suite figure {d['suptitle']!r}")
     p = script("gallery.py", "--results", os.path.join(work, "empty_results"))
     check("make demo" in p.stdout, f"gallery without runs must say how to make them: {p.stdout!r}")
 

@@ -271,6 +271,37 @@ def main():
     p = script("fig_suite.py", os.path.join(work, "nowhere"), expect=1)
     check("no run directory" in p.stderr, f"fig_suite on a missing directory: {p.stderr!r}")
 
+    # ---- mechanism (fig_mechanism.py): eigenvalue distribution per model, fraction below -0.5 vs accuracy
+    mech = os.path.join(work, "mech", "rwkv7")
+    with h5py.File(os.path.join(RUN, "run.h5"), "r", locking=False) as g:
+        tr = g["trajectories"]
+        mins = np.concatenate([tr[p][l]["eig_real"][:].min(axis=2).ravel() for p in sorted(tr)
+                               for l in sorted(k for k in tr[p] if k.startswith("layer"))])
+        arch, rng = str(g.attrs["arch"]), str(g.attrs["eig_range"])
+    accs = {1: 0.75, 2: 0.25}
+    for seed, acc in accs.items():
+        rd = os.path.join(mech, f"eig_range={rng}-seed{seed}")
+        os.makedirs(rd)
+        shutil.copy(os.path.join(RUN, "run.h5"), rd)
+        with open(os.path.join(rd, "summary.json"), "w") as fp:
+            json.dump({"experiment": "fixture_mech", "status": "completed", "seed": seed, "arch": arch,
+                       "eig_range": rng, "eval": [{"length": 8, "seq_acc": 0.9}, {"length": 24, "seq_acc": acc}]}, fp)
+    script("fig_mechanism.py", mech, "--out", out, "--emit-json")
+    d = sidecar(out, "mechanism")
+    mm = d["meta"].get("models", [])
+    if check(len(mm) == 1, f"mechanism: one model, got {len(mm)}"):
+        hist, _ = np.histogram(np.concatenate([mins, mins]), np.linspace(-1.05, 1.05, 43))
+        check(close(mm[0]["hist"], hist / (2 * len(mins))), "mechanism: the histogram is not the probes' eigenvalues")
+        neg = float((mins < -0.5).mean())
+        sc = next((c for c in axis(d, title="one point per run")["collections"]), {"offsets": []})
+        check(sorted(map(tuple, sc["offsets"])) == sorted((neg, a) for a in accs.values()),
+              f"mechanism: per-run points {sc['offsets']} are not (fraction below -0.5 = {neg}, accuracy at 24)")
+    check("negative transition eigenvalues" in d["suptitle"], f"mechanism: title {d['suptitle']!r}")
+    p = script("fig_mechanism.py", mech, "--length", "16", "--out", bad_out, expect=1)
+    check("no seq_acc at length 16" in p.stderr, f"mechanism: a missing length must be refused: {p.stderr!r}")
+    p = script("fig_mechanism.py", os.path.join(work, "nowhere"), expect=1)
+    check("no finished run with probe trajectories" in p.stderr, f"mechanism without runs: {p.stderr!r}")
+
     # ---- refusals and old files for a run
     bad = os.path.join(work, "bad_run")
     os.makedirs(bad)

@@ -12,6 +12,7 @@
 #   suite_begin NAME / suite_wall: the wall time of this invocation in seconds.
 #   suite_figure TITLE METRIC NAME DIR...: DIR's runs as one figure, OUT of the first DIR's parent/figures/
 #     NAME.png (analysis/fig_suite.py); skipped with a note when no Python with matplotlib and h5py is found.
+#   suite_plot SCRIPT ARGS...: analysis/SCRIPT ARGS with such a Python (the same note otherwise).
 # Environment: RWKVLAB_BIN (default build/rwkvlab), JOBS (default 2).
 BIN=${RWKVLAB_BIN:-build/rwkvlab}
 JOBS=${JOBS:-2}
@@ -34,16 +35,17 @@ suite_options() {
   done
 }
 
-suite_figure() {
-  local title=$1 metric=$2 name=$3 py; shift 3
+suite_plot() {
+  local py
   for py in python3 /usr/bin/python3; do
-    if "$py" -c 'import h5py, matplotlib' 2>/dev/null; then
-      "$py" analysis/fig_suite.py "$@" --metric "$metric" --title "$title" --name "$name" \
-        --out "$(dirname "$1")/figures"
-      return $?
-    fi
+    if "$py" -c 'import h5py, matplotlib' 2>/dev/null; then "$py" "analysis/$@"; return $?; fi
   done
-  echo "(figure skipped: no Python with h5py and matplotlib; run 'make deps', then: python3 analysis/fig_suite.py $*)"
+  echo "(figure skipped: no Python with h5py and matplotlib; run 'make deps', then: python3 analysis/$*)"
+}
+
+suite_figure() {
+  local title=$1 metric=$2 name=$3; shift 3
+  suite_plot fig_suite.py "$@" --metric "$metric" --title "$title" --name "$name" --out "$(dirname "$1")/figures"
 }
 
 suite_begin() {

@@ -23,7 +23,7 @@ if ls results/parity/*/*/run.h5 >/dev/null 2>&1; then
     --title "Parity (experiments/parity.sh): transition eigenvalues vs scaled accuracy at T = 255; token 0 = the bit 0, the other = the bit 1" \
     --out "$OUT/parity.md" && rc=0
   $PY experiments/mechanism.py results/parity/* --metric scaled_acc --per-run --out "$OUT/parity_runs.md" >/dev/null
-  $PY analysis/fig_mechanism.py results/parity/* --title "Parity (experiments/parity.sh)" --out "$OUT/figures" \
+  suite_plot fig_mechanism.py results/parity/* --title "Parity (experiments/parity.sh)" --out "$OUT/figures" \
     --name mechanism_parity || figrc=1
 fi
 if ls results/s5_swaps/*/*/run.h5 >/dev/null 2>&1; then
@@ -32,7 +32,7 @@ if ls results/s5_swaps/*/*/run.h5 >/dev/null 2>&1; then
     --title "S5 swaps (experiments/s5_swaps.sh): transition eigenvalues vs sequence accuracy at T = 500; token 0 = the identity, the others = the transpositions" \
     --out "$OUT/s5_swaps.md" && rc=0
   $PY experiments/mechanism.py results/s5_swaps/* --metric seq_acc --per-run --out "$OUT/s5_swaps_runs.md" >/dev/null
-  $PY analysis/fig_mechanism.py results/s5_swaps/* --length 256 --title "S5 under swaps (experiments/s5_swaps.sh)" \
+  suite_plot fig_mechanism.py results/s5_swaps/* --length 256 --title "S5 under swaps (experiments/s5_swaps.sh)" \
     --out "$OUT/figures" --name mechanism_s5_swaps || figrc=1
 fi
 [ "$rc" = 0 ] || echo "mechanism.sh: no trained runs yet: run experiments/parity.sh or experiments/s5_swaps.sh first"

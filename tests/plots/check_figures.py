@@ -302,6 +302,34 @@ def main():
     p = script("fig_mechanism.py", os.path.join(work, "nowhere"), expect=1)
     check("no finished run with probe trajectories" in p.stderr, f"mechanism without runs: {p.stderr!r}")
 
+    # ---- depth vs length (fig_depth.py and experiments/depth_table.py share analysis/depthstats.py)
+    dep = os.path.join(work, "depth", "rwkv7")
+    made = {("extended", "s5", 4, 1): [0.95], ("standard", "s5", 4, 1): [0.3], ("standard", "s5", 4, 2): [0.5, 0.7],
+            ("extended", "a5", 4, 1): [0.2], ("extended", "a5", 4, 2): [0.91, 0.99, 0.5]}
+    for (rng, g, n, L), accs in made.items():
+        for seed, acc in enumerate(accs, 1):
+            rd = os.path.join(dep, f"name={g},train_len={n},layers={L},eig_range={rng}-seed{seed}")
+            os.makedirs(rd)
+            with open(os.path.join(rd, "summary.json"), "w") as fp:
+                json.dump({"status": "completed", "arch": "rwkv7", "eig_range": rng, "seed": seed,
+                           "eval": [{"length": n, "seq_acc": acc}]}, fp)
+    script("fig_depth.py", dep, "--max-layers", "2", "--out", out, "--emit-json")
+    d = sidecar(out, "depth_length")
+    cells = {(p["group"], c["model"]): (c["state"], c["depth"], c["acc"]) for p in d["meta"].get("panels", [])
+             for c in p["cells"]}
+    want = {("s5", "RWKV-7 extended"): ("reached", 1, 0.95), ("s5", "RWKV-7 standard"): ("none", 2, 0.6),
+            ("a5", "RWKV-7 extended"): ("reached", 2, 0.91)}
+    check(set(cells) == set(want) and all(cells[c][:2] == want[c][:2] and abs(cells[c][2] - want[c][2]) < 1e-9
+                                          for c in want), f"depth: cells {cells} != {want}")
+    check([a["title"].split(" ")[0] for a in d["axes"]] == ["S5", "A5"], f"depth: panels {[a['title'] for a in d['axes']]}")
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "depth_table.py"), dep, "--lengths", "4",
+                        "--groups", "s5,a5", "--max-layers", "2"], capture_output=True, text=True)
+    row = {ln.split(" | ")[0].strip("| "): ln for ln in p.stdout.splitlines() if ln.startswith("| rwkv7")}
+    check(p.returncode == 0 and "| 1 (0.95) | 2 (0.91) |" in row.get("rwkv7 extended", "")
+          and "| >2 (0.60) | ? |" in row.get("rwkv7 standard", ""), f"depth_table: {p.stdout}{p.stderr}")
+    p = script("fig_depth.py", os.path.join(work, "nowhere"), expect=1)
+    check("no finished run" in p.stderr, f"fig_depth without runs: {p.stderr!r}")
+
     # ---- refusals and old files for a run
     bad = os.path.join(work, "bad_run")
     os.makedirs(bad)

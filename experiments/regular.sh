@@ -33,7 +33,7 @@ sweep_models configs/grazzi_modarith.ini "$OUT/grazzi_modarith" "$MODELS" "${SCA
 wall=$(suite_wall)
 echo
 echo "== regular tables (this invocation: $((wall / 60)) min $((wall % 60)) s on $(nproc) cores, --jobs $JOBS, seeds $SEEDS)"
-$PY experiments/summarize.py "$OUT"/deletang/* --metric token_acc --lengths 42,92,251,501 --mean 42-501 \
+$PY experiments/summarize.py "$OUT"/deletang/* --metric token_acc --lengths 42,92,242,501 --mean 42-501 \
   --title "Deletang regular tasks (configs/deletang_regular.ini, scaled: experiments/regular.sh); their score = mean over test lengths; last invocation $wall s" \
   --out "$OUT/deletang.md" || rc=1
 $PY experiments/summarize.py "$OUT"/grazzi_modarith/* --metric scaled_acc --lengths 40,136,254 --mean 40-254 \

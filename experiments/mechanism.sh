@@ -28,10 +28,10 @@ if ls results/parity/*/*/run.h5 >/dev/null 2>&1; then
 fi
 if ls results/s5_swaps/*/*/run.h5 >/dev/null 2>&1; then
   echo "== mechanism: S5 swaps (results/s5_swaps)"
-  $PY experiments/mechanism.py results/s5_swaps/* --metric seq_acc  \
-    --title "S5 swaps (experiments/s5_swaps.sh): transition eigenvalues vs sequence accuracy at T = 500; token 0 = the identity, the others = the transpositions" \
+  $PY experiments/mechanism.py results/s5_swaps/* --metric seq_acc --length 256 \
+    --title "S5 swaps (experiments/s5_swaps.sh): transition eigenvalues vs sequence accuracy at T = 256 (8x the training length); token 0 = the identity, the others = the transpositions" \
     --out "$OUT/s5_swaps.md" && rc=0
-  $PY experiments/mechanism.py results/s5_swaps/* --metric seq_acc --per-run --out "$OUT/s5_swaps_runs.md" >/dev/null
+  $PY experiments/mechanism.py results/s5_swaps/* --metric seq_acc --length 256 --per-run --out "$OUT/s5_swaps_runs.md" >/dev/null
   suite_plot fig_mechanism.py results/s5_swaps/* --length 256 --title "S5 under swaps (experiments/s5_swaps.sh)" \
     --out "$OUT/figures" --name mechanism_s5_swaps || figrc=1
 fi

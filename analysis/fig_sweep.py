@@ -15,7 +15,6 @@ import json
 import os
 import sys
 
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rwkvplot as rp  # noqa: E402
@@ -45,7 +44,7 @@ def load(sweep_dir):
             sw = json.load(fp)
     except ValueError as e:
         raise rp.PlotError(f"{path} is not valid JSON ({e}): rewrite it with `rwkvlab sweep CONFIG --report`")
-    series, train = [], set()
+    series, train, tasks, models = [], set(), set(), set()
     for p in sw.get("points", []):
         rows = [r for r in p.get("lengths", []) if r.get("seq_acc_median") is not None]
         where = f"{path}: point '{p.get('point')}'"
@@ -61,16 +60,19 @@ def load(sweep_dir):
             vals = {int(e["length"]): e["seq_acc"] for e in s.get("eval", []) if e.get("seq_acc") is not None}
             rp.check_unit_interval(list(vals.values()), "seq_acc", f"{where}, seed {run.get('seed')} summary.json")
             seeds[run.get("seed")] = vals
+            t, m = rp.run_labels(_run_dir(sweep_dir, run.get("dir", "")), s)
+            tasks.add(t)
+            models.add(m)
             if s.get("train_len"):
                 train.add(str(s["train_len"]))
         series.append({"point": p.get("point", "?"), "n": int(p.get("seeds", len(seeds))),
                        "x": [int(r["length"]) for r in rows], "median": [float(r["seq_acc_median"]) for r in rows],
                        "best": [float(r["seq_acc_best"]) for r in rows], "seeds": seeds})
-    return sw, series, train
+    return sw, series, train, tasks, models
 
 
 def plot(sweep_dir, out, emit_json=False):
-    sw, series, train = load(sweep_dir)
+    sw, series, train, tasks, models = load(sweep_dir)
     shown = [s for s in series if s["x"]]
     for s in series:
         if not s["x"]:
@@ -85,38 +87,16 @@ def plot(sweep_dir, out, emit_json=False):
     if rng:
         rp.shade_training(ax, rng, f"training length {rng[0]}" if rng[0] == rng[1] else
                           f"training lengths {rng[0]}-{rng[1]}")
-    logx = ax.get_xscale() == "log"
-    width = 0.32 if logx else 0.3 * (min(np.diff(lengths)) if len(lengths) > 1 else 1)
-    meta = {"series": []}
-    for i, s in enumerate(shown):
-        c, mk, ls = rp.COLORS[i % len(rp.COLORS)], rp.MARKERS[i % len(rp.MARKERS)], rp.LINESTYLES[i % 4]
-        off = (i - (k - 1) / 2) / max(k, 1) * width  # dodge: each series a little to the side
-        dx = (lambda x, o=off: np.asarray(x, float) * 2 ** o) if logx else (lambda x, o=off: np.asarray(x, float) + o)
-        same = [shown[j]["point"] for j in range(i) if shown[j]["x"] == s["x"] and
-                np.allclose(shown[j]["median"], s["median"], atol=1e-12)]
-        label = f"{s['point']} (n={s['n']})" + (f"  = same medians as {same[0]}" if same else "")
-        ax.plot(dx(s["x"]), s["median"], ls=ls, marker=mk, color=c, ms=5, lw=1.3, mfc="white", mew=1.2,
-                label=label, zorder=3)
-        pts_x, pts_y = [], []
-        for L in s["x"]:
-            v = [vals[L] for vals in s["seeds"].values() if L in vals]
-            if len(v) > 1:
-                ax.plot(dx([L, L]), [min(v), max(v)], color=c, lw=0.8, alpha=0.7, label="_spread", zorder=2)
-            pts_x += [L] * len(v)
-            pts_y += v
-        if pts_x:
-            ax.scatter(dx(pts_x), pts_y, s=9, color=c, alpha=0.8, marker=mk, linewidths=0, zorder=4,
-                       label=f"_seeds {s['point']}")
-        meta["series"].append({"point": s["point"], "x": s["x"], "median": s["median"], "seed_points": len(pts_x),
-                               "coincides_with": same[0] if same else None})
+    meta = {"series": rp.draw_seed_series(ax, shown, lengths)}
     ax.set_ylim(-0.04, 1.04)
     ax.set_ylabel("sequence accuracy (fraction)")
-    handles, labels = ax.get_legend_handles_labels()
-    handles.append(rp.matplotlib.lines.Line2D([], [], color="0.3", marker="o", ls="", ms=3))
-    labels.append("one seed (bar: min to max)")
-    ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+    rp.seed_legend(ax)
+    what = "; ".join(x for x in (f"task {', '.join(sorted(tasks))}" if tasks else "",
+                                 "; ".join(sorted(models)) if len(models) == 1 else
+                                 ", ".join(sorted({m.split(',')[0] for m in models}))) if x)
     ax.set_title(f"Sequence accuracy vs length across seeds (line: median)\nsweep {sw.get('experiment', '?')}: "
-                 f"{len(shown)} grid points, {sum(len(s['seeds']) for s in shown)} finished runs")
+                 f"{what}; {len(shown)} grid points, {sum(len(s['seeds']) for s in shown)} finished runs",
+                 fontsize="medium")
     fig.tight_layout()
     return rp.save(fig, out, "sweep_acc_vs_length", emit_json, meta)
 

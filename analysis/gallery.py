@@ -11,8 +11,10 @@ sweep results/s5_swaps_eig_sweep/sweep, and writes to --out (default results/gal
     2_s5_eigenvalues.png        the same model's transition eigenvalues along a probe, tokens marked:
                                 the transposition tokens sit near -1 (reflections), the identity near 1
     3_s3_learning_curves.png    S3 (rotations needed), two layers: loss, evaluation accuracy, wall time
-    4_sweep_eig_range.png       standard vs extended eigenvalue range across seeds (only if the sweep
-                                `rwkvlab sweep configs/s5_swaps_eig_sweep.ini --jobs 2` has been run)
+    4_s5_swaps_models.png       S5 under swaps for every model (DeltaNet, RWKV-7 in both ranges, RWKV-6)
+                                and 1, 2, 4 layers across seeds, if experiments/s5_swaps.sh has been run;
+    or 4_sweep_eig_range.png    otherwise standard vs extended range across seeds, if the sweep
+                                `rwkvlab sweep configs/s5_swaps_eig_sweep.ini --jobs 2` has been run
 A figure whose run is missing is skipped with a note naming the command that makes the run.
 """
 import argparse
@@ -24,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fig_eigen  # noqa: E402
 import fig_learning  # noqa: E402
 import fig_length  # noqa: E402
+import fig_suite  # noqa: E402
 import fig_sweep  # noqa: E402
 import rwkvplot as rp  # noqa: E402
 
@@ -53,6 +56,7 @@ def _rename(out, name, new):
         src = os.path.join(out, name + ext)
         if os.path.exists(src):
             os.replace(src, os.path.join(out, new + ext))
+    print(f"  (as {os.path.join(out, new + '.png')})")
     return os.path.join(out, new + ".png")
 
 
@@ -83,12 +87,18 @@ def main(argv=None):
     else:
         print(f"note: no finished demo_s3 run under {a.results}/: run `make demo` (figure 3)")
     sweep = os.path.join(a.results, "s5_swaps_eig_sweep", "sweep")
-    if os.path.exists(os.path.join(sweep, "sweep.json")):
+    suite = [os.path.join(a.results, "s5_swaps", d) for d in ("deltanet", "rwkv7", "rwkv6")]
+    if any(os.path.isdir(d) for d in suite):
+        fig_suite.plot([d for d in suite if os.path.isdir(d)], out, "4_s5_swaps_models", "seq_acc",
+                       "S5 under swaps, every model (experiments/s5_swaps.sh)", a.emit_json)
+        made.append(os.path.join(out, "4_s5_swaps_models.png"))
+    elif os.path.exists(os.path.join(sweep, "sweep.json")):
         fig_sweep.plot(sweep, out, a.emit_json)
         made.append(_rename(out, "sweep_acc_vs_length", "4_sweep_eig_range"))
     else:
-        print("note: no s5_swaps_eig_sweep sweep: `build/rwkvlab sweep configs/s5_swaps_eig_sweep.ini --jobs 2` "
-              "(about 5 minutes on 2 cores) makes figure 4")
+        print("note: no experiments/s5_swaps.sh results (about 20 minutes on 2 cores) and no s5_swaps_eig_sweep "
+              "sweep (`build/rwkvlab sweep configs/s5_swaps_eig_sweep.ini --jobs 2`, about 5 minutes): either makes "
+              "figure 4")
     print(f"gallery: {len(made)} figure(s) in {out}/" if made else "gallery: nothing to show yet")
     return 0
 

@@ -179,6 +179,23 @@ class RunInfo:
         return f"training length {lo}" if lo == hi else f"training lengths {lo}-{hi}"
 
 
+def run_labels(run_dir, summary):
+    """(task, model) labels of a finished run directory for titles and legends: task from its config.ini
+    ('s5 (swaps)'), model from summary.json ('RWKV-7, extended range (eigenvalues >= -1)')."""
+    cfg = {}
+    try:
+        with open(os.path.join(run_dir, "config.ini")) as fp:
+            cfg = parse_config(fp.read())
+    except OSError:
+        pass
+    task = cfg.get("task", {})
+    name, variant = task.get("name", ""), task.get("variant", "")
+    tlabel = (f"{name} ({variant})" if variant and variant != "default" else name) or \
+        str(summary.get("task", "?")).split(",")[0]
+    arch, rng = summary.get("arch", "?"), summary.get("eig_range", "?")
+    return tlabel, f"{ARCH_NAMES.get(arch, arch)}, {eig_label(arch, rng)}"
+
+
 def layers_of(group):
     names = [k for k in group if k.startswith("layer") and k[5:].isdigit()]
     return sorted(names, key=lambda k: int(k[5:]))
@@ -231,6 +248,49 @@ def shade_training(ax, rng, label):
     else:
         a, b = lo - 0.5, hi + 0.5
     ax.axvspan(a, b, color="0.85", alpha=0.7, lw=0, zorder=0, label=label, gid="training-span")
+
+
+def draw_seed_series(ax, shown, lengths):
+    """Accuracy vs length across seeds, one series per item of `shown` (dicts with point, n, x, median and
+    seeds = {seed: {length: value}}; optional label): the median as a line, every seed as a small point
+    and the spread (min to max) as a vertical bar; series dodged sideways so that none hides another, and a
+    series with the same medians as an earlier one says so in its legend entry. Returns one dict per series
+    (what was drawn, for --emit-json)."""
+    k = len(shown)
+    logx = ax.get_xscale() == "log"
+    width = 0.32 if logx else 0.3 * (min(np.diff(sorted(lengths))) if len(lengths) > 1 else 1)
+    drawn = []
+    for i, s in enumerate(shown):
+        c, mk, ls = COLORS[i % len(COLORS)], MARKERS[i % len(MARKERS)], LINESTYLES[i % 4]
+        off = (i - (k - 1) / 2) / max(k, 1) * width  # dodge: each series a little to the side
+        dx = (lambda x, o=off: np.asarray(x, float) * 2 ** o) if logx else (lambda x, o=off: np.asarray(x, float) + o)
+        name = s.get("label", s["point"])
+        same = [shown[j].get("label", shown[j]["point"]) for j in range(i) if shown[j]["x"] == s["x"] and
+                np.allclose(shown[j]["median"], s["median"], atol=1e-12)]
+        label = f"{name} (n={s['n']})" + (f"  = same medians as {same[0].split(' (')[0]}" if same else "")
+        ax.plot(dx(s["x"]), s["median"], ls=ls, marker=mk, color=c, ms=5, lw=1.3, mfc="white", mew=1.2,
+                label=label, zorder=3)
+        pts_x, pts_y = [], []
+        for L in s["x"]:
+            v = [vals[L] for vals in s["seeds"].values() if L in vals]
+            if len(v) > 1:
+                ax.plot(dx([L, L]), [min(v), max(v)], color=c, lw=0.8, alpha=0.7, label="_spread", zorder=2)
+            pts_x += [L] * len(v)
+            pts_y += v
+        if pts_x:
+            ax.scatter(dx(pts_x), pts_y, s=9, color=c, alpha=0.8, marker=mk, linewidths=0, zorder=4,
+                       label=f"_seeds {name}")
+        drawn.append({"point": s["point"], "label": name, "x": s["x"], "median": s["median"],
+                      "seed_points": len(pts_x), "coincides_with": same[0] if same else None})
+    return drawn
+
+
+def seed_legend(ax, ncol=2):
+    """The legend below the axes, with the per-seed point explained."""
+    handles, labels = ax.get_legend_handles_labels()
+    handles.append(matplotlib.lines.Line2D([], [], color="0.3", marker="o", ls="", ms=3))
+    labels.append("one seed (bar: min to max)")
+    ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=ncol, frameon=False)
 
 
 # ---- saving ----------------------------------------------------------------------------------------

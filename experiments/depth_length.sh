@@ -15,21 +15,14 @@
 # 1 seed (--seeds 1,2,3 for three).
 # CPU budget on an idle 2-core machine: about 30 s per run; 7 models x 3 groups x 2 lengths = 42 searches
 # of 1-4 runs: 20-80 minutes (the easy cells stop at depth 1). Resumable: each depth of each cell is a
-# `rwkvlab sweep` of its own; run it again to continue. Output: results/depth_length/<arch>/<run>/ and
-# results/depth_length/table.md.
+# `rwkvlab sweep` of its own; run it again to continue. Output: results/depth_length/<arch>/<run>/,
+# results/depth_length/table.md and results/depth_length/figures/depth_length.png (analysis/fig_depth.py).
 cd "$(dirname "$0")/.."
 . experiments/lib.sh
 OUT=${DEPTH_OUT:-results/depth_length}
 LENGTHS=4,8; GROUPS=s5,a5,z60; MAXL=4; SEEDS=1
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --lengths) LENGTHS=$2; shift 2 ;;
-    --groups) GROUPS=$2; shift 2 ;;
-    --max-layers) MAXL=$2; shift 2 ;;
-    --seeds) SEEDS=$2; shift 2 ;;
-    *) echo "depth_length.sh: unknown option $1 (see the header)"; exit 1 ;;
-  esac
-done
+suite_options "lengths=LENGTHS groups=GROUPS max-layers=MAXL seeds=SEEDS" "$@"
+[ ${#ARGS[@]} = 0 ] || { echo "depth_length.sh: unknown option ${ARGS[0]} (see the header)"; exit 1; }
 suite_begin depth_length
 SCALE=(--set model.d_model=32 --set model.head_size=16 --set train.steps=1500 --set train.lr=3e-3
        --set train.warmup=100 --set train.eval_every=500 --set train.ckpt_every=500 --set train.log_every=50
@@ -72,5 +65,7 @@ $PY experiments/depth_table.py "$OUT"/* --lengths "$LENGTHS" --groups "$GROUPS" 
   --title "Merrill depth protocol (configs/merrill_depth.ini, scaled: experiments/depth_length.sh); last invocation $wall s" \
   --out "$OUT/table.md"
 rc=$?
+suite_plot fig_depth.py "$OUT"/* --max-layers "$MAXL" --title "Depth versus length (experiments/depth_length.sh)" \
+  --out "$OUT/figures" || rc=1
 [ "$r1" = 0 ] && [ "$r2" = 0 ] || rc=1
 exit "$rc"

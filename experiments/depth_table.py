@@ -9,25 +9,13 @@ eig_range=R>-seed<S>/summary.json). A depth reaches the threshold when the media
 of the sequence accuracy at length n (the held-out 20%) is > 0.9. A cell prints the smallest such depth,
 ">L" when every depth up to L was run and none reached it, or "?" when the search has not got that far.
 """
-import argparse, glob, json, os, re, statistics, sys
+import argparse
+import os
+import statistics
+import sys
 
-
-def runs(d):
-    out = {}
-    for sp in glob.glob(os.path.join(d, "*", "summary.json")):
-        name = os.path.basename(os.path.dirname(sp))
-        kv = dict(x.split("=", 1) for x in re.sub(r"-seed\d+$", "", name).split(",") if "=" in x)
-        with open(sp) as f:
-            s = json.load(f)
-        if s.get("status") not in ("completed", "early_stopped"):
-            continue
-        n = int(kv.get("train_len", 0))
-        acc = [e["seq_acc"] for e in s.get("eval", []) if e["length"] == n]
-        if not acc:
-            continue
-        key = (s.get("arch"), s.get("eig_range"), kv.get("name"), n, int(kv.get("layers", 0)))
-        out.setdefault(key, []).append(acc[0])
-    return out
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "analysis"))
+from depthstats import THRESHOLD, min_depth, runs  # noqa: E402  (shared with analysis/fig_depth.py)
 
 
 def main():
@@ -48,7 +36,7 @@ def main():
         r = runs(a.check)
         v = [acc for (ar, rg, g, n, L), accs in r.items() for acc in accs
              if rg == a.range and g == a.group and n == a.n and L == a.layers]
-        return 0 if v and statistics.median(v) > 0.9 else 1
+        return 0 if v and statistics.median(v) > THRESHOLD else 1
     r = {}
     for d in a.dirs:
         r.update(runs(d))
@@ -64,19 +52,9 @@ def main():
         row = [f"{arch} {rg}"]
         for g in groups:
             for n in lengths:
-                cell, best = "?", None
-                for L in range(1, a.max_layers + 1):
-                    v = r.get((arch, rg, g, n, L))
-                    if not v:
-                        break
-                    m = statistics.median(v)
-                    if m > 0.9:
-                        cell = f"{L} ({m:.2f})"
-                        break
-                    best = m if best is None or m > best else best
-                    if L == a.max_layers:
-                        cell = f">{L} ({best:.2f})"
-                row.append(cell)
+                L, m, state = min_depth(r, arch, rg, g, n, a.max_layers)
+                row.append({"reached": f"{L} ({m:.2f})" if m is not None else "?",
+                            "none": f">{L} ({m:.2f})" if m is not None else "?", "searching": "?"}[state])
         lines.append("| " + " | ".join(row) + " |")
     text = "\n".join(lines) + "\n"
     sys.stdout.write(text)

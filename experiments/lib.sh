@@ -7,12 +7,46 @@
 #     Runs one sweep of CFG's own [sweep] grid x every model into OUT/<arch>/: the arch's ranges become
 #     the grid key model.eig_range (so RWKV-6, which has only the standard range, is a sweep of its own).
 #     Returns the first non-zero sweep status (130 at once: interrupted).
-#   suite_begin NAME / suite_end: the wall time of this invocation, printed at the end.
+#   suite_options "NAME=VAR ..." ARGS...: each --NAME VALUE sets VAR; everything else is collected in the
+#     array ARGS (extra sweep options for the suite's sweeps).
+#   suite_begin NAME / suite_wall: the wall time of this invocation in seconds.
+#   suite_figure TITLE METRIC NAME DIR...: DIR's runs as one figure, OUT of the first DIR's parent/figures/
+#     NAME.png (analysis/fig_suite.py); skipped with a note when no Python with matplotlib and h5py is found.
+#   suite_plot SCRIPT ARGS...: analysis/SCRIPT ARGS with such a Python (the same note otherwise).
 # Environment: RWKVLAB_BIN (default build/rwkvlab), JOBS (default 2).
 BIN=${RWKVLAB_BIN:-build/rwkvlab}
 JOBS=${JOBS:-2}
 PY=python3
 python3 -c 'import json' 2>/dev/null || PY=/usr/bin/python3
+
+suite_options() {
+  local spec=$1 s hit; shift
+  ARGS=()
+  while [ $# -gt 0 ]; do
+    hit=""
+    for s in $spec; do
+      if [ "$1" = "--${s%%=*}" ]; then
+        [ $# -ge 2 ] || { echo "$(basename "$0"): $1 needs a value (see the header of $0)" >&2; exit 1; }
+        printf -v "${s#*=}" '%s' "$2"
+        hit=1; shift 2; break
+      fi
+    done
+    [ -n "$hit" ] || { ARGS+=("$1"); shift; }
+  done
+}
+
+suite_plot() {
+  local py
+  for py in python3 /usr/bin/python3; do
+    if "$py" -c 'import h5py, matplotlib' 2>/dev/null; then "$py" "analysis/$@"; return $?; fi
+  done
+  echo "(figure skipped: no Python with h5py and matplotlib; run 'make deps', then: python3 analysis/$*)"
+}
+
+suite_figure() {
+  local title=$1 metric=$2 name=$3; shift 3
+  suite_plot fig_suite.py "$@" --metric "$metric" --title "$title" --name "$name" --out "$(dirname "$1")/figures"
+}
 
 suite_begin() {
   SUITE=$1

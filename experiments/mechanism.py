@@ -4,9 +4,8 @@
     python3 experiments/mechanism.py DIR [DIR ...] [--metric seq_acc|scaled_acc] [--length T] [--per-run] [--out FILE.md]
 
 For every finished run under DIR/*/ (a sweep's run directories) it reads run.h5's probe trajectories
-(/trajectories/probe<p>/tokens and layer<l>/eig_real [T,H,N]: the real eigenvalues of each step's transition;
-they are real for every architecture here, analysis/README.md) and summary.json's accuracy, and per run
-computes, over all probes, positions t, layers and heads:
+and summary.json's accuracy, and per run computes (analysis/eigstats.py), over all probes, positions t,
+layers and heads:
   neg   the fraction of steps (t, layer, head) whose smallest eigenvalue is below -0.5;
   q05   the 5th percentile of the per-step smallest eigenvalue (how far below zero it goes, typically);
   min   the smallest eigenvalue seen;
@@ -24,41 +23,12 @@ import re
 import statistics
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "analysis"))
 try:
-    import h5py
-    import numpy as np
+    from eigstats import run_stats  # noqa: E402  (the statistics, shared with analysis/fig_mechanism.py)
 except ImportError as e:  # pragma: no cover
     print(f"mechanism.py needs numpy and h5py ({e}); try /usr/bin/python3 or `make deps`", file=sys.stderr)
     sys.exit(1)
-
-
-def run_stats(run_dir):
-    path = os.path.join(run_dir, "run.h5")
-    if not os.path.exists(path):
-        return None
-    mins, by_tok = [], {}
-    with h5py.File(path, "r", locking=False) as f:
-        if "trajectories" not in f:
-            return None
-        for pname in sorted(f["trajectories"]):
-            p = f["trajectories"][pname]
-            toks = p["tokens"][:]
-            for lname in sorted(k for k in p if k.startswith("layer")):
-                ev = p[lname]["eig_real"][:]  # [T,H,N]
-                m = ev.min(axis=2)  # [T,H]: each step's smallest eigenvalue per head
-                mins.append(m.reshape(-1))
-                if lname == "layer0":
-                    for t, tok in enumerate(toks):
-                        by_tok.setdefault(0 if int(tok) == 0 else 1, []).extend(m[t].tolist())
-    if not mins:
-        return None
-    allm = np.concatenate(mins)
-    return {
-        "neg": float((allm < -0.5).mean()),
-        "q05": float(np.percentile(allm, 5)),
-        "min": float(allm.min()),
-        "tok": {k: float(np.median(v)) for k, v in by_tok.items()},
-    }
 
 
 def group_of(name, s):

@@ -17,14 +17,7 @@ cd "$(dirname "$0")/.."
 . experiments/lib.sh
 OUT=${MQAR_OUT:-results/mqar}
 SEEDS=1; DS=64,128
-args=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --seeds) SEEDS=$2; shift 2 ;;
-    --d) DS=$2; shift 2 ;;
-    *) args+=("$1"); shift ;;
-  esac
-done
+suite_options "seeds=SEEDS d=DS" "$@"
 suite_begin mqar
 rc=0
 for d in ${DS//,/ }; do
@@ -32,7 +25,7 @@ for d in ${DS//,/ }; do
   lrs=$($PY -c "import math; print(', '.join('%.4g' % (m / (math.sqrt($d) * 64)) for m in (1, 2, 4)))")
   echo "== mqar: d = $d, lr in {$lrs}"
   "$BIN" sweep configs/mqar_rwkv7.ini --set model.d_model="$d" --set "sweep.train.lr=$lrs" \
-    --set "experiment.seeds=$SEEDS" --jobs "$JOBS" --out "$OUT/d$d" "${args[@]}"
+    --set "experiment.seeds=$SEEDS" --jobs "$JOBS" --out "$OUT/d$d" "${ARGS[@]}"
   r=$?
   [ "$r" = 130 ] && exit 130
   [ "$rc" = 0 ] && rc=$r

@@ -16,35 +16,27 @@
 # 39..255, Grazzi's test range).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-BIN=${RWKVLAB_BIN:-build/rwkvlab}
+. experiments/lib.sh
 OUT=${PARITY_OUT:-results/parity}
 CFG=configs/grazzi_parity.ini
-JOBS=2
-args=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --jobs) JOBS=$2; shift 2 ;;
-    --jobs=*) JOBS=${1#--jobs=}; shift ;;
-    *) args+=("$1"); shift ;;
-  esac
-done
-[ -x "$BIN" ] || make -j2 || exit 1
-start=$(date +%s)
+suite_options "jobs=JOBS" "$@"
+suite_begin parity
 rc=0
 echo "== parity: DeltaNet and RWKV-7, standard and extended range, 3 seeds ($BIN sweep, --jobs $JOBS)"
-"$BIN" sweep "$CFG" --jobs "$JOBS" --out "$OUT/deltanet_rwkv7" "${args[@]}" || rc=$?
+"$BIN" sweep "$CFG" --jobs "$JOBS" --out "$OUT/deltanet_rwkv7" "${ARGS[@]}" || rc=$?
 if [ "$rc" = 130 ]; then echo "interrupted: run experiments/parity.sh again to continue"; exit 130; fi
 echo "== parity: RWKV-6 (standard range only), 3 seeds"
 "$BIN" sweep "$CFG" --set model.arch=rwkv6 --set model.eig_range=standard --set sweep.model.arch=rwkv6 \
-  --set sweep.model.eig_range=standard --jobs "$JOBS" --out "$OUT/rwkv6" "${args[@]}" || rc=$((rc ? rc : $?))
+  --set sweep.model.eig_range=standard --jobs "$JOBS" --out "$OUT/rwkv6" "${ARGS[@]}" || rc=$((rc ? rc : $?))
 if [ "$rc" = 130 ]; then echo "interrupted: run experiments/parity.sh again to continue"; exit 130; fi
-wall=$(( $(date +%s) - start ))
+wall=$(suite_wall)
 echo
 echo "== parity table (this invocation's wall time: $((wall / 60)) min $((wall % 60)) s on $(nproc) cores, --jobs $JOBS)"
-python3 experiments/summarize.py "$OUT/deltanet_rwkv7" "$OUT/rwkv6" --metric scaled_acc \
+$PY experiments/summarize.py "$OUT/deltanet_rwkv7" "$OUT/rwkv6" --metric scaled_acc \
   --lengths 10,20,39,135,255 --mean 39-255 \
   --title "Grazzi parity (configs/grazzi_parity.ini), scaled accuracy; wall time of the last invocation $wall s" \
   --out "$OUT/table.md" || rc=1
 echo "(published, Grazzi et al. Table 3, mean over test lengths 40..256: DeltaNet[-1,1] 1.000, DeltaNet[0,1] 0.017)"
+suite_figure "Parity (experiments/parity.sh)" seq_acc parity "$OUT/deltanet_rwkv7" "$OUT/rwkv6" || rc=1
 echo "table: $OUT/table.md"
 exit "$rc"

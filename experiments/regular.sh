@@ -19,32 +19,28 @@ cd "$(dirname "$0")/.."
 . experiments/lib.sh
 OUT=${REGULAR_OUT:-results/regular}
 SEEDS=1
-args=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --seeds) SEEDS=$2; shift 2 ;;
-    *) args+=("$1"); shift ;;
-  esac
-done
+suite_options "seeds=SEEDS" "$@"
 suite_begin regular
 SCALE=(--set model.layers=2 --set model.d_model=32 --set model.head_size=16 --set train.steps=1500
        --set train.batch=64 --set train.lr=3e-3 --set train.warmup=100 --set train.eval_every=1500
        --set train.ckpt_every=500 --set task.test_size=128 --set "experiment.seeds=$SEEDS")
 MODELS="rwkv7:standard rwkv7:extended deltanet:standard deltanet:extended gated_deltanet:standard gated_deltanet:extended rwkv6:standard"
 rc=0
-sweep_models configs/deletang_regular.ini "$OUT/deletang" "$MODELS" "${SCALE[@]}" "${args[@]}"; r=$?
+sweep_models configs/deletang_regular.ini "$OUT/deletang" "$MODELS" "${SCALE[@]}" "${ARGS[@]}"; r=$?
 [ "$r" = 130 ] && exit 130; [ "$rc" = 0 ] && rc=$r
-sweep_models configs/grazzi_modarith.ini "$OUT/grazzi_modarith" "$MODELS" "${SCALE[@]}" "${args[@]}"; r=$?
+sweep_models configs/grazzi_modarith.ini "$OUT/grazzi_modarith" "$MODELS" "${SCALE[@]}" "${ARGS[@]}"; r=$?
 [ "$r" = 130 ] && exit 130; [ "$rc" = 0 ] && rc=$r
 wall=$(suite_wall)
 echo
 echo "== regular tables (this invocation: $((wall / 60)) min $((wall % 60)) s on $(nproc) cores, --jobs $JOBS, seeds $SEEDS)"
-$PY experiments/summarize.py "$OUT"/deletang/* --metric token_acc --lengths 42,92,251,501 --mean 42-501 \
+$PY experiments/summarize.py "$OUT"/deletang/* --metric token_acc --lengths 42,92,242,501 --mean 42-501 \
   --title "Deletang regular tasks (configs/deletang_regular.ini, scaled: experiments/regular.sh); their score = mean over test lengths; last invocation $wall s" \
   --out "$OUT/deletang.md" || rc=1
 $PY experiments/summarize.py "$OUT"/grazzi_modarith/* --metric scaled_acc --lengths 40,136,254 --mean 40-254 \
   --title "Grazzi modular arithmetic (configs/grazzi_modarith.ini, scaled: experiments/regular.sh); last invocation $wall s" \
   --out "$OUT/grazzi_modarith.md" || rc=1
+suite_figure "Deletang regular tasks (experiments/regular.sh)" token_acc deletang "$OUT"/deletang/* || rc=1
+suite_figure "Grazzi modular arithmetic (experiments/regular.sh)" seq_acc grazzi_modarith "$OUT"/grazzi_modarith/* || rc=1
 echo "(published: Deletang Transformer parity 52.0, mod_arith 24.2, even_pairs 96.4, cycle_nav 61.9, RNN/LSTM 100 (best of 10 seeds x 3 lr);"
 echo " Grazzi Table 3 mod arith w/o brackets: DeltaNet[-1,1] 0.971, DeltaNet[0,1] 0.314)"
 exit "$rc"

@@ -17,18 +17,12 @@ cd "$(dirname "$0")/.."
 OUT=${S5_OUT:-results/s5_swaps}
 CFG=configs/grazzi_s5_swaps_suite.ini
 LAYERS=1,2,4
-args=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --layers) LAYERS=$2; shift 2 ;;
-    *) args+=("$1"); shift ;;
-  esac
-done
+suite_options "layers=LAYERS" "$@"
 suite_begin s5_swaps
 MODELS="deltanet:standard deltanet:extended rwkv7:standard rwkv7:extended rwkv6:standard"
 rc=0
 for L in ${LAYERS//,/ }; do
-  sweep_models "$CFG" "$OUT" "$MODELS" --set sweep.model.layers="$L" "${args[@]}"
+  sweep_models "$CFG" "$OUT" "$MODELS" --set sweep.model.layers="$L" "${ARGS[@]}"
   r=$?
   [ "$r" = 130 ] && exit 130
   [ "$rc" = 0 ] && rc=$r
@@ -39,5 +33,6 @@ echo "== s5_swaps table (this invocation: $((wall / 60)) min $((wall % 60)) s on
 $PY experiments/summarize.py "$OUT"/* --metric seq_acc \
   --title "S5 swaps (configs/grazzi_s5_swaps_suite.ini), sequence accuracy; last invocation $wall s, layers $LAYERS" \
   --out "$OUT/table.md" || rc=1
+suite_figure "S5 under swaps (experiments/s5_swaps.sh)" seq_acc s5_swaps "$OUT"/* || rc=1
 echo "(published, Grazzi et al. Fig. 4: DeltaNet[-1,1] 1 layer learns swaps; DeltaNet[0,1] does not)"
 exit "$rc"

@@ -228,6 +228,108 @@ def main():
     check("outside [0, 1]" in p.stderr and "1.5" in p.stderr, f"sweep: refusal message: {p.stderr!r}")
     check(not os.path.exists(os.path.join(bad_out, "sweep_acc_vs_length.png")), "sweep: a refused figure was written")
 
+    # ---- a suite (fig_suite.py): every model across directories, one panel per other setting
+    st = os.path.join(work, "suite")
+    expect = {}  # (panel title, legend prefix) -> {length: [seq_acc per seed]}
+    for r in sorted(x for x in os.listdir(SWEEP) if os.path.isdir(os.path.join(SWEEP, x))):
+        for arch, panel, flip in (("rwkv7", "layers=1", False), ("deltanet", "layers=2", True)):
+            dst = os.path.join(st, arch, f"{panel},{r}")
+            shutil.copytree(os.path.join(SWEEP, r), dst)
+            with open(os.path.join(dst, "summary.json")) as fp:
+                sj = json.load(fp)
+            sj["arch"] = arch
+            for e in sj["eval"]:
+                if flip:  # other values for the second architecture, so that its medians differ
+                    e["seq_acc"] = 1 - e["seq_acc"]
+                name = ("RWKV-7 " if arch == "rwkv7" else "DeltaNet ") + sj["eig_range"] + " ("
+                expect.setdefault((panel.replace("=", " = "), name), {}).setdefault(e["length"], []).append(e["seq_acc"])
+            with open(os.path.join(dst, "summary.json"), "w") as fp:
+                json.dump(sj, fp)
+    script("fig_suite.py", os.path.join(st, "rwkv7"), os.path.join(st, "deltanet"), "--title", "Fixture suite",
+           "--out", out, "--emit-json")
+    d = sidecar(out, "suite_seq_acc")
+    check("Fixture suite" in d["suptitle"] and "task s5 (swaps)" in d["suptitle"],
+          f"suite: the title names the suite and task: {d['suptitle']!r}")
+    check(len(d["axes"]) == 2, f"suite: one panel per setting, got {len(d['axes'])}")
+    for (panel, name), per_len in expect.items():
+        a = axis(d, title=panel)
+        ln = next((x for x in a["lines"] if x["label"].startswith(name)), None)
+        if not check(ln is not None, f"suite {panel}: no series {name!r} in {[x['label'] for x in a['lines']]}"):
+            continue
+        lens = sorted(per_len)
+        check(close(ln["y"], [float(np.median(per_len[L])) for L in lens]), f"suite {panel} {name}: medians")
+        check(close(a["xticks"], lens), f"suite {panel}: ticks not at the tested lengths")
+        check(len(a["spans"]) == 1, f"suite {panel}: training range not shaded")
+        check(f"(n={len(per_len[lens[0]])})" in ln["label"], f"suite {panel} {name}: seed count in {ln['label']!r}")
+    with open(os.path.join(st, "deltanet", os.listdir(os.path.join(st, "deltanet"))[0], "summary.json"), "r+") as fp:
+        sj = json.load(fp)
+        sj["eval"][0]["seq_acc"] = -0.25
+        fp.seek(0), fp.truncate(), json.dump(sj, fp)
+    p = script("fig_suite.py", os.path.join(st, "deltanet"), "--out", bad_out, expect=1)
+    check("outside [0, 1]" in p.stderr and "-0.25" in p.stderr, f"suite: refusal message: {p.stderr!r}")
+    check(not os.path.exists(os.path.join(bad_out, "suite_seq_acc.png")), "suite: a refused figure was written")
+    p = script("fig_suite.py", os.path.join(work, "nowhere"), expect=1)
+    check("no run directory" in p.stderr, f"fig_suite on a missing directory: {p.stderr!r}")
+
+    # ---- mechanism (fig_mechanism.py): eigenvalue distribution per model, fraction below -0.5 vs accuracy
+    mech = os.path.join(work, "mech", "rwkv7")
+    with h5py.File(os.path.join(RUN, "run.h5"), "r", locking=False) as g:
+        tr = g["trajectories"]
+        mins = np.concatenate([tr[p][l]["eig_real"][:].min(axis=2).ravel() for p in sorted(tr)
+                               for l in sorted(k for k in tr[p] if k.startswith("layer"))])
+        arch, rng = str(g.attrs["arch"]), str(g.attrs["eig_range"])
+    accs = {1: 0.75, 2: 0.25}
+    for seed, acc in accs.items():
+        rd = os.path.join(mech, f"eig_range={rng}-seed{seed}")
+        os.makedirs(rd)
+        shutil.copy(os.path.join(RUN, "run.h5"), rd)
+        with open(os.path.join(rd, "summary.json"), "w") as fp:
+            json.dump({"experiment": "fixture_mech", "status": "completed", "seed": seed, "arch": arch,
+                       "eig_range": rng, "eval": [{"length": 8, "seq_acc": 0.9}, {"length": 24, "seq_acc": acc}]}, fp)
+    script("fig_mechanism.py", mech, "--out", out, "--emit-json")
+    d = sidecar(out, "mechanism")
+    mm = d["meta"].get("models", [])
+    if check(len(mm) == 1, f"mechanism: one model, got {len(mm)}"):
+        hist, _ = np.histogram(np.concatenate([mins, mins]), np.linspace(-1.05, 1.05, 43))
+        check(close(mm[0]["hist"], hist / (2 * len(mins))), "mechanism: the histogram is not the probes' eigenvalues")
+        neg = float((mins < -0.5).mean())
+        sc = next((c for c in axis(d, title="one point per run")["collections"]), {"offsets": []})
+        check(sorted(map(tuple, sc["offsets"])) == sorted((neg, a) for a in accs.values()),
+              f"mechanism: per-run points {sc['offsets']} are not (fraction below -0.5 = {neg}, accuracy at 24)")
+    check("negative transition eigenvalues" in d["suptitle"], f"mechanism: title {d['suptitle']!r}")
+    p = script("fig_mechanism.py", mech, "--length", "16", "--out", bad_out, expect=1)
+    check("no seq_acc at length 16" in p.stderr, f"mechanism: a missing length must be refused: {p.stderr!r}")
+    p = script("fig_mechanism.py", os.path.join(work, "nowhere"), expect=1)
+    check("no finished run with probe trajectories" in p.stderr, f"mechanism without runs: {p.stderr!r}")
+
+    # ---- depth vs length (fig_depth.py and experiments/depth_table.py share analysis/depthstats.py)
+    dep = os.path.join(work, "depth", "rwkv7")
+    made = {("extended", "s5", 4, 1): [0.95], ("standard", "s5", 4, 1): [0.3], ("standard", "s5", 4, 2): [0.5, 0.7],
+            ("extended", "a5", 4, 1): [0.2], ("extended", "a5", 4, 2): [0.91, 0.99, 0.5]}
+    for (rng, g, n, L), accs in made.items():
+        for seed, acc in enumerate(accs, 1):
+            rd = os.path.join(dep, f"name={g},train_len={n},layers={L},eig_range={rng}-seed{seed}")
+            os.makedirs(rd)
+            with open(os.path.join(rd, "summary.json"), "w") as fp:
+                json.dump({"status": "completed", "arch": "rwkv7", "eig_range": rng, "seed": seed,
+                           "eval": [{"length": n, "seq_acc": acc}]}, fp)
+    script("fig_depth.py", dep, "--max-layers", "2", "--out", out, "--emit-json")
+    d = sidecar(out, "depth_length")
+    cells = {(p["group"], c["model"]): (c["state"], c["depth"], c["acc"]) for p in d["meta"].get("panels", [])
+             for c in p["cells"]}
+    want = {("s5", "RWKV-7 extended"): ("reached", 1, 0.95), ("s5", "RWKV-7 standard"): ("none", 2, 0.6),
+            ("a5", "RWKV-7 extended"): ("reached", 2, 0.91)}
+    check(set(cells) == set(want) and all(cells[c][:2] == want[c][:2] and abs(cells[c][2] - want[c][2]) < 1e-9
+                                          for c in want), f"depth: cells {cells} != {want}")
+    check([a["title"].split(" ")[0] for a in d["axes"]] == ["S5", "A5"], f"depth: panels {[a['title'] for a in d['axes']]}")
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "depth_table.py"), dep, "--lengths", "4",
+                        "--groups", "s5,a5", "--max-layers", "2"], capture_output=True, text=True)
+    row = {ln.split(" | ")[0].strip("| "): ln for ln in p.stdout.splitlines() if ln.startswith("| rwkv7")}
+    check(p.returncode == 0 and "| 1 (0.95) | 2 (0.91) |" in row.get("rwkv7 extended", "")
+          and "| >2 (0.60) | ? |" in row.get("rwkv7 standard", ""), f"depth_table: {p.stdout}{p.stderr}")
+    p = script("fig_depth.py", os.path.join(work, "nowhere"), expect=1)
+    check("no finished run" in p.stderr, f"fig_depth without runs: {p.stderr!r}")
+
     # ---- refusals and old files for a run
     bad = os.path.join(work, "bad_run")
     os.makedirs(bad)
@@ -273,6 +375,10 @@ def main():
     shutil.copytree(SWEEP, os.path.join(gal, "s5_swaps_eig_sweep", "sweep"))
     script("gallery.py", "--results", gal)
     check(os.path.exists(os.path.join(gal, "gallery", "4_sweep_eig_range.png")), "gallery: the sweep figure")
+    shutil.copytree(os.path.join(st, "rwkv7"), os.path.join(gal, "s5_swaps", "rwkv7"))  # the suite wins
+    script("gallery.py", "--results", gal, "--emit-json")
+    d = sidecar(os.path.join(gal, "gallery"), "4_s5_swaps_models")
+    check("S5 under swaps" in d["suptitle"] and len(d["axes"]) == 1, f"gallery: the suite figure {d['suptitle']!r}")
     p = script("gallery.py", "--results", os.path.join(work, "empty_results"))
     check("make demo" in p.stdout, f"gallery without runs must say how to make them: {p.stdout!r}")
 

@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""fig_suite.py -- an experiment suite's figure: accuracy vs length for every model, across seeds.
+
+    python3 analysis/fig_suite.py DIR [DIR ...] [--metric seq_acc|token_acc] [--title TEXT]
+            [--name NAME] [--out DIR] [--emit-json]
+
+Reads every DIR/*/summary.json and config.ini (the run directories that `rwkvlab sweep` writes, as
+experiments/summarize.py does), keeps the finished runs (completed or early stopped), and draws one panel
+per setting other than the model (the swept keys of the directory name without the architecture and the
+eigenvalue range, e.g. `layers=2`; one panel when there is none) and, in each, one series per model
+(architecture and eigenvalue range): the median over seeds as a line (the median of an even count is the
+mean of the two middle values), every seed as a point, the spread as a bar, coinciding series marked.
+Ticks at the tested lengths, the training length or range shaded; values outside [0, 1] are refused.
+Writes OUT/NAME.png (default DIR's parent/figures/suite_<metric>.png).
+"""
+import argparse
+import glob
+import json
+import os
+import re
+import statistics
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rwkvplot as rp  # noqa: E402
+
+ARCH_ORDER = ["rwkv7", "deltanet", "gated_deltanet", "rwkv6"]
+METRICS = {"seq_acc": "sequence accuracy (fraction)", "token_acc": "token accuracy (fraction)"}
+
+
+def load(dirs, metric):
+    """{panel: {model_key: series}}, the tasks, the training ranges and the experiment names."""
+    panels, tasks, train, exps = {}, set(), set(), set()
+    paths = [p for d in dirs for p in sorted(glob.glob(os.path.join(d, "*", "summary.json")))]
+    if not paths:  # a DIR without runs (a figures/ folder, a table) is passed over when another has runs
+        raise rp.PlotError(f"{', '.join(dirs)}: no run directory with a summary.json: run the suite "
+                           f"(experiments/) first")
+    for path in paths:
+        run_dir = os.path.dirname(path)
+        try:
+            with open(path) as fp:
+                s = json.load(fp)
+        except ValueError as e:
+            raise rp.PlotError(f"{path} is not valid JSON ({e}): delete the run directory and run it again")
+        if s.get("status") not in ("completed", "early_stopped"):
+            continue
+        m = re.match(r"^(.*)-seed(\d+)$", os.path.basename(run_dir))
+        point = m.group(1) if m else os.path.basename(run_dir)
+        panel = ",".join(kv for kv in point.split(",") if not kv.startswith(("arch=", "eig_range=")))
+        vals = {int(e["length"]): e[metric] for e in s.get("eval", []) if e.get(metric) is not None}
+        rp.check_unit_interval(list(vals.values()), metric, path)
+        task, model = rp.run_labels(run_dir, s)
+        model = model.replace(", ", " ", 1).replace(" range (eigenvalues ", " (eig. ")
+        tasks.add(task)
+        exps.add(s.get("experiment", "?"))
+        if s.get("train_len"):
+            train.add(str(s["train_len"]))
+        key = (ARCH_ORDER.index(s["arch"]) if s.get("arch") in ARCH_ORDER else 9, s.get("arch"),
+               s.get("eig_range") != "standard", s.get("eig_range"))
+        ser = panels.setdefault(panel, {}).setdefault(key, {"point": f"{s.get('arch')}:{s.get('eig_range')}",
+                                                            "label": model, "seeds": {}})
+        ser["seeds"][s.get("seed", len(ser["seeds"]))] = vals
+    if not panels:
+        raise rp.PlotError(", ".join(dirs) + ": no finished run yet (status completed or early_stopped)")
+    for series in panels.values():
+        for ser in series.values():
+            xs = sorted({L for v in ser["seeds"].values() for L in v})
+            ser["x"] = xs
+            ser["median"] = [statistics.median([v[L] for v in ser["seeds"].values() if L in v]) for L in xs]
+            ser["n"] = len(ser["seeds"])
+    return panels, tasks, train, exps
+
+
+def _panel_sort(p):
+    nums = [int(x) for x in re.findall(r"\d+", p)]
+    return (nums, p)
+
+
+def plot(dirs, out, name, metric="seq_acc", title="", emit_json=False):
+    panels, tasks, train, exps = load(dirs, metric)
+    names = sorted(panels, key=_panel_sort)
+    k = len(names)
+    nser = max(len(v) for v in panels.values())
+    fig, axes = rp.plt.subplots(1, k, figsize=(min(max(5.2 * k, 6.4), 13.5), 3.6 + 0.26 * ((nser + 2 + min(k, 3) - 1) // min(k, 3))), sharey=True, squeeze=False)
+    rng = rp.parse_len_range(next(iter(train))) if len(train) == 1 else None
+    meta = {"panels": []}
+    for ax, p in zip(axes[0], names):
+        shown = [panels[p][key] for key in sorted(panels[p])]
+        lengths = sorted({x for s in shown for x in s["x"]})
+        rp.length_axis(ax, lengths, "test sequence length (tokens)")
+        if rng:
+            rp.shade_training(ax, rng, f"training length {rng[0]}" if rng[0] == rng[1] else
+                              f"training lengths {rng[0]}-{rng[1]}")
+        drawn = rp.draw_seed_series(ax, shown, lengths)
+        ax.set_ylim(-0.04, 1.04)
+        ax.set_title(p.replace("=", " = ") if p else "", fontsize="medium")
+        meta["panels"].append({"panel": p, "series": drawn})
+    axes[0][0].set_ylabel(METRICS[metric])
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    handles.append(rp.matplotlib.lines.Line2D([], [], color="0.3", marker="o", ls="", ms=3))
+    labels.append("one seed (bar: min to max)")
+    ncol = min(k, 3)
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False, fontsize="small")
+    head = title or ", ".join(sorted(exps))
+    fig.suptitle(f"{head}: {METRICS[metric].split(' (')[0]} vs length, median over seeds\n"
+                 f"task {', '.join(sorted(tasks))}; {sum(s['n'] for v in panels.values() for s in v.values())} "
+                 f"finished runs", fontsize="medium")
+    rows = (nser + 2 + ncol - 1) // ncol
+    fig.tight_layout(rect=(0, min(0.5, (0.21 * rows + 0.06) / fig.get_figheight()), 1, 1))
+    return rp.save(fig, out, name, emit_json, meta)
+
+
+def main(argv=None):
+    ap = rp.common_args(argparse.ArgumentParser(description=__doc__,
+                                                formatter_class=argparse.RawDescriptionHelpFormatter),
+                        "the first DIR's parent")
+    ap.add_argument("dirs", nargs="+", help="directories of run directories (each DIR/<run>/summary.json)")
+    ap.add_argument("--metric", default="seq_acc", choices=sorted(METRICS))
+    ap.add_argument("--title", default="", help="the figure's first title line (default: the experiment names)")
+    ap.add_argument("--name", default="", help="output file name without .png (default suite_<metric>)")
+    a = ap.parse_args(argv)
+    out = a.out or os.path.join(os.path.dirname(os.path.normpath(a.dirs[0])), "figures")
+    plot(a.dirs, out, a.name or f"suite_{a.metric}", a.metric, a.title, a.emit_json)
+
+
+if __name__ == "__main__":
+    rp.run_cli(main)

@@ -1,13 +1,18 @@
 /* grad_wkv7.c -- the WKV7 recurrence: forward vs the matrix definition, backward vs finite differences (all
  * inputs, initial state, with an upstream gradient on the final state), and the chunked backward vs the
  * store-everything backward; each for a square state (Nv = N, RWKV-7) and a wide one (Nv = 2N, Gated
- * DeltaNet's expand_v = 2). */
+ * DeltaNet's expand_v = 2). Head sizes: N = 4 (one partial vector of the kernels' 16 lanes), N = 32 and 64
+ * (the kernels specialised for them) and N = 40 (the generic kernel: two whole vectors and a partial one). */
 #include <string.h>
 
 #include "gradcheck.h"
 #include "wkv7.h"
 
-enum { B = 2, T = 7, H = 2, N = 4, C = H * N };
+/* the shape of the case being built or checked (set by set_shape; the default is the small one) */
+static int B = 2, T = 7, H = 2, N = 4, C = 8;
+static void set_shape(int b, int t, int h, int n) { B = b, T = t, H = h, N = n, C = h * n; }
+static void default_shape(void) { set_shape(2, 7, 2, 4); }
+TestSuite(grad_wkv7, .init = default_shape);
 #define NX ((size_t)B * T * C)
 #define NXV(nv) ((size_t)B * T * H * (nv))
 #define NS(nv) ((size_t)B * H * (nv) * N)
@@ -65,7 +70,7 @@ static void backward(WkvCase *c, WkvGrads *g) {
                   c->v, c->kk, c->a, &c->d);
 }
 
-static void fd_check(int Nv, unsigned long seed) {
+static void fd_check_n(int Nv, unsigned long seed, size_t max_elems, GradTol tol) {
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     gsl_rng_set(rng, seed);
     WkvCase c;
@@ -74,19 +79,29 @@ static void fd_check(int Nv, unsigned long seed) {
     grads_alloc_nv(&g, Nv);
     backward(&c, &g);
     printf("wkv7 N=%d Nv=%d:\n", N, Nv);
-    check_grad("wkv7.r", c.r, g.dr, NX, wkv_loss, &c, NX, rng, GRAD_TOL);
-    check_grad("wkv7.w", c.w, g.dw, NX, wkv_loss, &c, NX, rng, GRAD_TOL);
-    check_grad("wkv7.k", c.k, g.dk, NX, wkv_loss, &c, NX, rng, GRAD_TOL);
-    check_grad("wkv7.v", c.v, g.dv, NXV(Nv), wkv_loss, &c, NXV(Nv), rng, GRAD_TOL);
-    check_grad("wkv7.kk", c.kk, g.dkk, NX, wkv_loss, &c, NX, rng, GRAD_TOL);
-    check_grad("wkv7.a", c.a, g.da, NX, wkv_loss, &c, NX, rng, GRAD_TOL);
-    check_grad("wkv7.s0", c.s0, g.ds0, NS(Nv), wkv_loss, &c, NS(Nv), rng, GRAD_TOL);
+    check_grad("wkv7.r", c.r, g.dr, NX, wkv_loss, &c, max_elems, rng, tol);
+    check_grad("wkv7.w", c.w, g.dw, NX, wkv_loss, &c, max_elems, rng, tol);
+    check_grad("wkv7.k", c.k, g.dk, NX, wkv_loss, &c, max_elems, rng, tol);
+    check_grad("wkv7.v", c.v, g.dv, NXV(Nv), wkv_loss, &c, max_elems, rng, tol);
+    check_grad("wkv7.kk", c.kk, g.dkk, NX, wkv_loss, &c, max_elems, rng, tol);
+    check_grad("wkv7.a", c.a, g.da, NX, wkv_loss, &c, max_elems, rng, tol);
+    check_grad("wkv7.s0", c.s0, g.ds0, NS(Nv), wkv_loss, &c, max_elems, rng, tol);
     grads_free(&g);
     free_case(&c);
     gsl_rng_free(rng);
 }
+static void fd_check(int Nv, unsigned long seed) { fd_check_n(Nv, seed, (size_t)-1, GRAD_TOL); }
 Test(grad_wkv7, finite_differences_chunked) { fd_check(N, 7); }
 Test(grad_wkv7, finite_differences_wide_value) { fd_check(2 * N, 8); }
+/* the head sizes with their own kernels and a generic one with a partial vector: B 1, T 5, H 2, K 3, a
+ * random subset of 40 elements per tensor. The loss sums thousands of terms here, so the central difference
+ * with h = 1e-6 carries ~1e-7 of rounding noise (it fails the old kernels as well): h = 1e-5 instead, whose
+ * truncation error (h^2/6 times the third derivative) stays ~1e-9; the error limits are GRAD_TOL's. */
+static const GradTol WIDE_TOL = {1e-8, 1e-5, 1e-5};
+Test(grad_wkv7, finite_differences_n32) { set_shape(1, 5, 2, 32), fd_check_n(32, 9, 40, WIDE_TOL); }
+Test(grad_wkv7, finite_differences_n32_wide_value) { set_shape(1, 5, 2, 32), fd_check_n(64, 10, 40, WIDE_TOL); }
+Test(grad_wkv7, finite_differences_n64) { set_shape(1, 5, 2, 64), fd_check_n(64, 11, 40, WIDE_TOL); }
+Test(grad_wkv7, finite_differences_n40_wide_value) { set_shape(1, 5, 2, 40), fd_check_n(80, 12, 40, WIDE_TOL); }
 
 /* Forward against the matrix definition, written independently per token and head:
  * S_t = S_{t-1} diag(w) + (S_{t-1}(-kk)) (kk*a)^T + v k^T (S_t is Nv x N), y = S_t r. */
@@ -126,6 +141,10 @@ static void definition_check(int Nv) {
 }
 Test(grad_wkv7, definition_square) { definition_check(N); }
 Test(grad_wkv7, definition_wide_value) { definition_check(2 * N); }
+Test(grad_wkv7, definition_n32_n40_n64) {
+    int ns[] = {32, 40, 64};
+    for (int i = 0; i < 3; i++) set_shape(2, 7, 2, ns[i]), definition_check(N), definition_check(2 * N);
+}
 
 /* Chunked (K = 2, 3, 5, 7, 16) must reproduce the store-everything backward (K = 1) bit for bit. */
 static void chunked_check(int Nv) {
@@ -166,9 +185,13 @@ static void chunked_check(int Nv) {
 }
 Test(grad_wkv7, chunked_equals_unchunked) { chunked_check(N); }
 Test(grad_wkv7, chunked_equals_unchunked_wide_value) { chunked_check(2 * N); }
+Test(grad_wkv7, chunked_equals_unchunked_n32_n40_n64) {
+    int ns[] = {32, 40, 64};
+    for (int i = 0; i < 3; i++) set_shape(2, 7, 2, ns[i]), chunked_check(N), chunked_check(2 * N);
+}
 
 /* Splitting a sequence and carrying the state equals one pass (the recurrence from any start state). */
-Test(grad_wkv7, state_carry_equals_one_pass) {
+static void state_carry_check(void) {
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     gsl_rng_set(rng, 5);
     WkvCase c;
@@ -185,8 +208,13 @@ Test(grad_wkv7, state_carry_equals_one_pass) {
         for (int i = 0; i < C; i++) maxdiff = fmax(maxdiff, fabs(y1[i] - c.y[o + i]));
     }
     for (int i = 0; i < H * N * N; i++) maxdiff = fmax(maxdiff, fabs(S[i] - c.sT[i]));
-    printf("  wkv7 token-by-token vs sequence: max |diff| = %.3g\n", maxdiff);
+    printf("  wkv7 N=%d token-by-token vs sequence: max |diff| = %.3g\n", N, maxdiff);
     cr_expect(maxdiff == 0, "recurrent and sequence WKV differ by %g", maxdiff);
     free_case(&c);
     gsl_rng_free(rng);
+}
+Test(grad_wkv7, state_carry_equals_one_pass) { state_carry_check(); }
+Test(grad_wkv7, state_carry_equals_one_pass_n32_n40_n64) {
+    int ns[] = {32, 40, 64};
+    for (int i = 0; i < 3; i++) set_shape(2, 7, 2, ns[i]), state_carry_check();
 }

@@ -13,6 +13,8 @@
  */
 #include "wkv7.h"
 
+#include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 static inline int nchunks(const Wkv7Dims *d) { return (d->T + d->K - 1) / d->K; }
@@ -28,59 +30,113 @@ static void check_dims(const Wkv7Dims *d) {
     CHECK(d->K >= 1, "WKV7 checkpoint interval K must be >= 1 (got %d)", d->K);
 }
 
-/* Dot product in a fixed order: WKV_LANES interleaved partial sums (vectorisable without reassociating),
- * combined by a fixed tree, then the tail in order. The result depends neither on the thread count nor on
- * how the compiler vectorises. */
+/* Vectors of WKV_LANES reals (GCC/Clang vector extensions: one AVX-512 register for fp32, two for fp64; the
+ * compiler lowers them to whatever the target has). A state row of N reals is NV = ceil(N / WKV_LANES) such
+ * vectors, the last one zero-padded when N is not a multiple (loads fill the missing lanes with 0, stores
+ * write only the N - WKV_LANES * q valid ones). Every product-sum is an explicit fused multiply-add, so the
+ * rounding does not depend on what the compiler contracts. */
 #define WKV_LANES 16
-static inline real wkv7_dot(const real *restrict x, const real *restrict y, int n) {
-    real acc[WKV_LANES] = {0};
-    int j = 0;
-    for (; j + WKV_LANES <= n; j += WKV_LANES) {
-#pragma omp simd
-        for (int l = 0; l < WKV_LANES; l++) acc[l] += x[j + l] * y[j + l];
-    }
-#pragma omp simd
-    for (int l = 0; l < 8; l++) acc[l] += acc[l + 8];
-    real s = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
-    for (; j < n; j++) s += x[j] * y[j];
-    return s;
+#pragma GCC diagnostic ignored "-Wpsabi" /* fp64 vectors are 128 bytes: a note about an old ABI change */
+typedef real wvec __attribute__((vector_size(WKV_LANES * sizeof(real))));
+typedef real wvec8 __attribute__((vector_size(8 * sizeof(real))));
+typedef real wvec4 __attribute__((vector_size(4 * sizeof(real))));
+
+#define WKV_INLINE static inline __attribute__((always_inline))
+
+WKV_INLINE wvec wv_load(const real *p, int n) { /* n valid lanes (>= WKV_LANES: a whole vector) */
+    wvec x = {0};
+    memcpy(&x, p, (n >= WKV_LANES ? WKV_LANES : n) * sizeof(real));
+    return x;
+}
+WKV_INLINE void wv_store(real *p, wvec x, int n) { memcpy(p, &x, (n >= WKV_LANES ? WKV_LANES : n) * sizeof(real)); }
+WKV_INLINE wvec wv_set(real s) {
+    wvec x;
+    for (int l = 0; l < WKV_LANES; l++) x[l] = s;
+    return x;
+}
+WKV_INLINE wvec wv_fma(wvec a, wvec b, wvec c) { /* a * b + c, one rounding per lane */
+    wvec x;
+#ifdef RWKV_F64
+    for (int l = 0; l < WKV_LANES; l++) x[l] = fma(a[l], b[l], c[l]);
+#else
+    for (int l = 0; l < WKV_LANES; l++) x[l] = fmaf(a[l], b[l], c[l]);
+#endif
+    return x;
+}
+
+/* The lanes of x summed by a fixed halving tree (lane l + lane l+8, then l + l+4, then l + l+2, then the
+ * last two): ((x0+x8)+(x4+x12)) + ... The order never depends on the thread count, on N or on the target. */
+WKV_INLINE real wkv7_lanes_sum(wvec x) {
+    wvec8 h = __builtin_shufflevector(x, x, 0, 1, 2, 3, 4, 5, 6, 7) +
+              __builtin_shufflevector(x, x, 8, 9, 10, 11, 12, 13, 14, 15);
+    wvec4 q = __builtin_shufflevector(h, h, 0, 1, 2, 3) + __builtin_shufflevector(h, h, 4, 5, 6, 7);
+    return (q[0] + q[2]) + (q[1] + q[3]);
+}
+
+/* A per-thread scratch array of n vectors, aligned (scratch() gives malloc's alignment only). */
+static wvec *wv_scratch(int slot, size_t n) {
+    char *p = scratch(slot, (n + 1) * sizeof(wvec));
+    return (wvec *)(p + (sizeof(wvec) - (uintptr_t)p % sizeof(wvec)) % sizeof(wvec));
 }
 
 /* One step of the recurrence on one head: S (Nv,N) updated in place; y (Nv) = S' r (NULL: not wanted);
- * sa (Nv) receives sa_i when not NULL. b (N) is scratch for kk * a.
- * Row i: sa_i = -S_i . kk ; S_i = S_i * w + sa_i b + v_i k ; y_i = S_i . r  -- the read-out is summed in the
- * update's own pass, lane by lane exactly as wkv7_dot would (same order, same result). */
-static inline void wkv7_step(real *restrict S, real *restrict y, real *restrict sa_out, real *restrict b,
-                             const real *restrict r, const real *restrict w, const real *restrict k,
-                             const real *restrict v, const real *restrict kk, const real *restrict a, int N, int Nv) {
-#pragma omp simd
-    for (int j = 0; j < N; j++) b[j] = kk[j] * a[j];
+ * sa (Nv) receives sa_i when not NULL. Row i:
+ *   sa_i = -S_i . kk ;  S_i = S_i * w + (sa_i b + v_i k) ;  y_i = S_i . r      (b = kk * a)
+ * each dot product summed per lane over the row's vectors in order, then by wkv7_lanes_sum. The token's
+ * key-side vectors are loaded once into kv (5 NV vectors: kk, b, w, k, r); inlined with a constant N (the
+ * callers below) kv lives in registers. Rows are independent: the out-of-order core overlaps one row's
+ * horizontal sums with the next row's products. */
+WKV_INLINE void wkv7_step_k(const int N, int Nv, wvec *restrict kv, real *restrict S, real *restrict y,
+                            real *restrict sa_out, const real *restrict r, const real *restrict w,
+                            const real *restrict k, const real *restrict v, const real *restrict kk,
+                            const real *restrict a) {
+    const int NV = (N + WKV_LANES - 1) / WKV_LANES;
+    wvec *restrict kkv = kv, *restrict bv = kv + NV, *restrict wv = kv + 2 * NV, *restrict kv_ = kv + 3 * NV;
+    wvec *restrict rv = kv + 4 * NV;
+#pragma GCC unroll 8
+    for (int q = 0; q < NV; q++) {
+        const int o = q * WKV_LANES, n = N - o;
+        kkv[q] = wv_load(kk + o, n), bv[q] = kkv[q] * wv_load(a + o, n), wv[q] = wv_load(w + o, n);
+        kv_[q] = wv_load(k + o, n), rv[q] = y ? wv_load(r + o, n) : (wvec){0};
+    }
     for (int i = 0; i < Nv; i++) {
         real *restrict Si = S + (size_t)i * N;
-        const real sa = -wkv7_dot(Si, kk, N), vi = v[i];
+        wvec acc = {0};
+#pragma GCC unroll 8
+        for (int q = 0; q < NV; q++) acc = wv_fma(wv_load(Si + q * WKV_LANES, N - q * WKV_LANES), kkv[q], acc);
+        const real sa = -wkv7_lanes_sum(acc);
         if (sa_out) sa_out[i] = sa;
-        if (!y) {
-#pragma omp simd
-            for (int j = 0; j < N; j++) Si[j] = Si[j] * w[j] + sa * b[j] + vi * k[j];
-            continue;
+        const wvec sav = wv_set(sa), vi = wv_set(v[i]);
+        wvec ya = {0};
+#pragma GCC unroll 8
+        for (int q = 0; q < NV; q++) {
+            const int o = q * WKV_LANES, n = N - o;
+            const wvec s = wv_fma(wv_load(Si + o, n), wv[q], wv_fma(sav, bv[q], vi * kv_[q]));
+            wv_store(Si + o, s, n);
+            ya = wv_fma(s, rv[q], ya);
         }
-        real acc[WKV_LANES] = {0};
-        int j = 0;
-        for (; j + WKV_LANES <= N; j += WKV_LANES) {
-#pragma omp simd
-            for (int l = 0; l < WKV_LANES; l++) {
-                const real s = Si[j + l] * w[j + l] + sa * b[j + l] + vi * k[j + l];
-                Si[j + l] = s;
-                acc[l] += s * r[j + l];
-            }
-        }
-        for (int jt = j; jt < N; jt++) Si[jt] = Si[jt] * w[jt] + sa * b[jt] + vi * k[jt];
-#pragma omp simd
-        for (int l = 0; l < 8; l++) acc[l] += acc[l + 8];
-        real yi = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
-        for (; j < N; j++) yi += Si[j] * r[j];
-        y[i] = yi;
+        if (y) y[i] = wkv7_lanes_sum(ya);
     }
+}
+#define WKV7_STEP_ARGS                                                                                             \
+    real *S, real *y, real *sa, const real *r, const real *w, const real *k, const real *v, const real *kk,          \
+        const real *a, int Nv
+#define WKV7_STEP_PASS S, y, sa, r, w, k, v, kk, a
+static void wkv7_step_32(WKV7_STEP_ARGS) {
+    wvec kv[5 * 2];
+    wkv7_step_k(32, Nv, kv, WKV7_STEP_PASS);
+}
+static void wkv7_step_64(WKV7_STEP_ARGS) {
+    wvec kv[5 * 4];
+    wkv7_step_k(64, Nv, kv, WKV7_STEP_PASS);
+}
+static void wkv7_step_n(WKV7_STEP_ARGS, int N, wvec *kv) { wkv7_step_k(N, Nv, kv, WKV7_STEP_PASS); }
+/* the step with the kernel specialised for N when there is one; kv: 5 NV vectors of scratch */
+static void wkv7_step(real *S, real *y, real *sa, wvec *kv, const real *r, const real *w, const real *k,
+                      const real *v, const real *kk, const real *a, int N, int Nv) {
+    if (N == 32) wkv7_step_32(WKV7_STEP_PASS, Nv);
+    else if (N == 64) wkv7_step_64(WKV7_STEP_PASS, Nv);
+    else wkv7_step_n(WKV7_STEP_PASS, Nv, N, kv);
 }
 
 void wkv7_forward(real *y, real *ckpt, real *sT, real *states, const real *r, const real *w, const real *k,
@@ -91,7 +147,8 @@ void wkv7_forward(real *y, real *ckpt, real *sT, real *states, const real *r, co
     const size_t NN = (size_t)Nv * N;
 #pragma omp parallel
     {
-        real *S = scratch(SCR_WKV_S, NN * sizeof(real)), *bs = scratch(SCR_WKV_B, N * sizeof(real));
+        real *S = scratch(SCR_WKV_S, NN * sizeof(real));
+        wvec *kv = wv_scratch(SCR_WKV_B, 5 * (size_t)((N + WKV_LANES - 1) / WKV_LANES));
 #pragma omp for schedule(static)
         for (int bh = 0; bh < B * H; bh++) {
             int b = bh / H, h = bh % H;
@@ -100,12 +157,97 @@ void wkv7_forward(real *y, real *ckpt, real *sT, real *states, const real *r, co
             for (int t = 0; t < T; t++) {
                 if (t % K == 0 && ckpt) memcpy(ckpt + ((size_t)bh * NC + t / K) * NN, S, NN * sizeof(real));
                 size_t o = ((size_t)b * T + t) * C + (size_t)h * N, ov = ((size_t)b * T + t) * CV + (size_t)h * Nv;
-                wkv7_step(S, y + ov, NULL, bs, r + o, w + o, k + o, v + ov, kk + o, a + o, N, Nv);
+                wkv7_step(S, y + ov, NULL, kv, r + o, w + o, k + o, v + ov, kk + o, a + o, N, Nv);
                 if (states) memcpy(states + (((size_t)b * T + t) * H + h) * NN, S, NN * sizeof(real));
             }
             if (sT) memcpy(sT + (size_t)bh * NN, S, NN * sizeof(real));
         }
     }
+}
+
+/* The adjoint of one token on one head (see the derivation at the top), row by row. G (Nv,N) holds dL/dS'
+ * on entry and dL/dS on return; So / Sn are the states before / after the token, sat its sa. The j-indexed
+ * sums (dr, dw, db, dk, dq) accumulate over the rows i in order, per lane; the two i-indexed dot products
+ * over j (dsa_i = G_i . b, dv_i = G_i . k) are summed per lane in the same pass and finished by
+ * wkv7_lanes_sum. acc holds 11 NV vectors: the five sums, the row's G + dy r^T and the token's r, b = kk * a,
+ * k, w, kk; inlined with a constant N (the callers below) they live in registers. */
+WKV_INLINE void wkv7_back_k(const int N, int Nv, wvec *restrict acc, real *restrict G, const real *restrict So,
+                            const real *restrict Sn, const real *restrict sat, const real *restrict rt,
+                            const real *restrict wt, const real *restrict kt, const real *restrict vt,
+                            const real *restrict kkt, const real *restrict at, const real *restrict dyt,
+                            real *restrict drt, real *restrict dwt, real *restrict dkt, real *restrict dvt,
+                            real *restrict dkkt, real *restrict dat) {
+    const int NV = (N + WKV_LANES - 1) / WKV_LANES;
+    wvec *restrict dra = acc, *restrict dwa = acc + NV, *restrict dba = acc + 2 * NV, *restrict dka = acc + 3 * NV;
+    wvec *restrict dqa = acc + 4 * NV, *restrict g = acc + 5 * NV, *restrict rv = acc + 6 * NV;
+    wvec *restrict bv = acc + 7 * NV, *restrict kv = acc + 8 * NV, *restrict wv = acc + 9 * NV;
+    wvec *restrict kkv = acc + 10 * NV;
+#pragma GCC unroll 8
+    for (int q = 0; q < NV; q++) {
+        const int o = q * WKV_LANES, n = N - o;
+        dra[q] = dwa[q] = dba[q] = dka[q] = dqa[q] = (wvec){0};
+        rv[q] = wv_load(rt + o, n), kkv[q] = wv_load(kkt + o, n), bv[q] = kkv[q] * wv_load(at + o, n);
+        kv[q] = wv_load(kt + o, n), wv[q] = wv_load(wt + o, n);
+    }
+    for (int i = 0; i < Nv; i++) {
+        real *restrict Gi = G + (size_t)i * N;
+        const real *restrict Soi = So + (size_t)i * N, *restrict Sni = Sn + (size_t)i * N;
+        const wvec dyi = wv_set(dyt[i]), sai = wv_set(sat[i]), vi = wv_set(vt[i]);
+        // y = S' r: G += dy r^T, dr += S'^T dy ; S' = S diag(w) + sa b^T + v k^T:
+        // dw += G o S, db += G^T sa, dk += G^T v, dsa = G b, dv = G k
+        wvec as = {0}, av = {0};
+#pragma GCC unroll 8
+        for (int q = 0; q < NV; q++) {
+            const int o = q * WKV_LANES, n = N - o;
+            g[q] = wv_fma(dyi, rv[q], wv_load(Gi + o, n));
+            dra[q] = wv_fma(wv_load(Sni + o, n), dyi, dra[q]);
+            dwa[q] = wv_fma(g[q], wv_load(Soi + o, n), dwa[q]);
+            dba[q] = wv_fma(g[q], sai, dba[q]);
+            dka[q] = wv_fma(g[q], vi, dka[q]);
+            as = wv_fma(g[q], bv[q], as);
+            av = wv_fma(g[q], kv[q], av);
+        }
+        const real dsa = wkv7_lanes_sum(as);
+        dvt[i] += wkv7_lanes_sum(av);
+        // sa = S q (q = -kk): dq += S^T dsa ; G <- G diag(w) + dsa q^T
+        const wvec dsav = wv_set(dsa), ndsa = wv_set(-dsa);
+#pragma GCC unroll 8
+        for (int q = 0; q < NV; q++) {
+            const int o = q * WKV_LANES, n = N - o;
+            dqa[q] = wv_fma(dsav, wv_load(Soi + o, n), dqa[q]);
+            wv_store(Gi + o, wv_fma(g[q], wv[q], ndsa * kkv[q]), n);
+        }
+    }
+    // q = -kk, b = kk * a: dkk += -dq + db a, da += db kk
+#pragma GCC unroll 8
+    for (int q = 0; q < NV; q++) {
+        const int o = q * WKV_LANES, n = N - o;
+        wv_store(drt + o, wv_load(drt + o, n) + dra[q], n);
+        wv_store(dwt + o, wv_load(dwt + o, n) + dwa[q], n);
+        wv_store(dkt + o, wv_load(dkt + o, n) + dka[q], n);
+        wv_store(dkkt + o, wv_load(dkkt + o, n) + wv_fma(dba[q], wv_load(at + o, n), -dqa[q]), n);
+        wv_store(dat + o, wv_fma(dba[q], kkv[q], wv_load(dat + o, n)), n);
+    }
+}
+#define WKV7_BACK_ARGS                                                                                              \
+    real *G, const real *So, const real *Sn, const real *sat, const real *rt, const real *wt, const real *kt,       \
+        const real *vt, const real *kkt, const real *at, const real *dyt, real *drt, real *dwt, real *dkt,          \
+        real *dvt, real *dkkt, real *dat, int Nv
+#define WKV7_BACK_PASS G, So, Sn, sat, rt, wt, kt, vt, kkt, at, dyt, drt, dwt, dkt, dvt, dkkt, dat
+static void wkv7_back_32(WKV7_BACK_ARGS) {
+    wvec acc[11 * 2];
+    wkv7_back_k(32, Nv, acc, WKV7_BACK_PASS);
+}
+static void wkv7_back_64(WKV7_BACK_ARGS) {
+    wvec acc[11 * 4];
+    wkv7_back_k(64, Nv, acc, WKV7_BACK_PASS);
+}
+static void wkv7_back_n(WKV7_BACK_ARGS, int N, wvec *acc) { wkv7_back_k(N, Nv, acc, WKV7_BACK_PASS); }
+/* the adjoint with the kernel specialised for N when there is one; acc: 11 NV vectors of scratch */
+static void wkv7_back(WKV7_BACK_ARGS, int N, wvec *acc) {
+    if (N == 32) wkv7_back_32(WKV7_BACK_PASS, Nv);
+    else if (N == 64) wkv7_back_64(WKV7_BACK_PASS, Nv);
+    else wkv7_back_n(WKV7_BACK_PASS, Nv, N, acc);
 }
 
 void wkv7_backward(real *dr, real *dw, real *dk, real *dv, real *dkk, real *da, real *ds0, const real *dy,
@@ -120,8 +262,9 @@ void wkv7_backward(real *dr, real *dw, real *dk, real *dv, real *dkk, real *da, 
         real *Sbuf = scratch(SCR_WKV_SBUF, (size_t)(K + 1) * NN * sizeof(real)); // states before/after each chunk token
         real *sabuf = scratch(SCR_WKV_SA, (size_t)K * Nv * sizeof(real));       // sa of each chunk token
         real *G = scratch(SCR_WKV_G, NN * sizeof(real));                      // dL/dS' for the current token
-        real *dq = scratch(SCR_WKV_DQ, N * sizeof(real)), *db = scratch(SCR_WKV_DB, N * sizeof(real));
-        real *bv = scratch(SCR_WKV_BV, N * sizeof(real));
+        // the generic kernels' vectors (the specialised ones keep them in registers)
+        const size_t NVS = (size_t)((N + WKV_LANES - 1) / WKV_LANES);
+        wvec *kv = wv_scratch(SCR_WKV_B, 5 * NVS), *acc = wv_scratch(SCR_WKV_DQ, 11 * NVS);
 #pragma omp for schedule(static)
         for (int bh = 0; bh < B * H; bh++) {
             int b = bh / H, h = bh % H;
@@ -135,7 +278,7 @@ void wkv7_backward(real *dr, real *dw, real *dk, real *dv, real *dkk, real *da, 
                     size_t o = ((size_t)b * T + t) * C + (size_t)h * N, ov = ((size_t)b * T + t) * CV + (size_t)h * Nv;
                     real *Sn = Sbuf + (size_t)(t - t0 + 1) * NN;
                     memcpy(Sn, Sn - NN, NN * sizeof(real));
-                    wkv7_step(Sn, NULL, sabuf + (size_t)(t - t0) * Nv, bv, r + o, w + o, k + o, v + ov, kk + o, a + o, N, Nv);
+                    wkv7_step(Sn, NULL, sabuf + (size_t)(t - t0) * Nv, kv, r + o, w + o, k + o, v + ov, kk + o, a + o, N, Nv);
                 }
                 for (int t = t1 - 1; t >= t0; t--) {
                     size_t o = ((size_t)b * T + t) * C + (size_t)h * N, ov = ((size_t)b * T + t) * CV + (size_t)h * Nv;
@@ -145,59 +288,8 @@ void wkv7_backward(real *dr, real *dw, real *dk, real *dv, real *dkk, real *da, 
                     const real *restrict dyt = dy + ov;
                     real *restrict drt = dr + o, *restrict dwt = dw + o, *restrict dkt = dk + o;
                     real *restrict dvt = dv + ov;
-#pragma omp simd
-                    for (int j = 0; j < N; j++) db[j] = 0, dq[j] = 0, bv[j] = kkt[j] * at[j];
-                    // row by row: every j-indexed sum below accumulates over i in order; the two i-indexed dot
-                    // products over j are summed lane by lane in the same pass (wkv7_dot's order)
-                    for (int i = 0; i < Nv; i++) {
-                        real *restrict Gi = G + (size_t)i * N;
-                        const real *restrict Soi = So + (size_t)i * N, *restrict Sni = Sn + (size_t)i * N;
-                        const real dyi = dyt[i], sai = sat[i], vi = vt[i];
-                        // y = S' r: G += dy r^T, dr = S'^T dy ; S' = S diag(w) + sa b^T + v k^T, sa = S q, q = -kk:
-                        // dw += G S, db += G sa, dk += G v, dsa = G . b, dv = G . k
-                        real as[WKV_LANES] = {0}, av[WKV_LANES] = {0};
-                        int j = 0;
-                        for (; j + WKV_LANES <= N; j += WKV_LANES) {
-#pragma omp simd
-                            for (int l = 0; l < WKV_LANES; l++) {
-                                const real g = Gi[j + l] + dyi * rt[j + l];
-                                Gi[j + l] = g;
-                                drt[j + l] += Sni[j + l] * dyi;
-                                dwt[j + l] += g * Soi[j + l];
-                                db[j + l] += g * sai;
-                                dkt[j + l] += g * vi;
-                                as[l] += g * bv[j + l];
-                                av[l] += g * kt[j + l];
-                            }
-                        }
-                        for (int jt = j; jt < N; jt++) {
-                            const real g = Gi[jt] + dyi * rt[jt];
-                            Gi[jt] = g;
-                            drt[jt] += Sni[jt] * dyi;
-                            dwt[jt] += g * Soi[jt];
-                            db[jt] += g * sai;
-                            dkt[jt] += g * vi;
-                        }
-#pragma omp simd
-                        for (int l = 0; l < 8; l++) as[l] += as[l + 8], av[l] += av[l + 8];
-                        real dsai = ((as[0] + as[4]) + (as[2] + as[6])) + ((as[1] + as[5]) + (as[3] + as[7]));
-                        real dvi = ((av[0] + av[4]) + (av[2] + av[6])) + ((av[1] + av[5]) + (av[3] + av[7]));
-                        for (; j < N; j++) dsai += Gi[j] * bv[j], dvi += Gi[j] * kt[j];
-                        dvt[i] += dvi;
-                        // dq_j += dsa_i S[i][j] ; G <- G diag(w) + dsa q^T
-#pragma omp simd
-                        for (int jj = 0; jj < N; jj++) {
-                            dq[jj] += dsai * Soi[jj];
-                            Gi[jj] = Gi[jj] * wt[jj] - dsai * kkt[jj];
-                        }
-                    }
-                    // q = -kk, b = kk * a
                     real *restrict dkkt = dkk + o, *restrict dat = da + o;
-#pragma omp simd
-                    for (int j = 0; j < N; j++) {
-                        dkkt[j] += -dq[j] + db[j] * at[j];
-                        dat[j] += db[j] * kkt[j];
-                    }
+                    wkv7_back(G, So, Sn, sat, rt, wt, kt, vt, kkt, at, dyt, drt, dwt, dkt, dvt, dkkt, dat, Nv, N, acc);
                 }
             }
             if (ds0)

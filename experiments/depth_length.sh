@@ -26,7 +26,7 @@ suite_options "lengths=LENGTHS groups=GROUP_LIST max-layers=MAXL seeds=SEEDS" "$
 suite_begin depth_length
 SCALE=(--set model.d_model=32 --set model.head_size=16 --set train.steps=1500 --set train.lr=3e-3
        --set train.warmup=100 --set train.eval_every=500 --set train.ckpt_every=500 --set train.log_every=50
-       --set "experiment.seeds=$SEEDS" --set task.variant=full --set task.test_lens=${LENGTHS//,/, })
+       --set "experiment.seeds=$SEEDS" --set task.variant=full --set "task.test_lens=${LENGTHS//,/, }")
 # one cell: the smallest depth reaching > 0.9 (prints it); every depth is its own resumable sweep
 cell() {
   local arch=$1 range=$2 group=$3 n=$4 L

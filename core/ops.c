@@ -335,10 +335,9 @@ void relu2_forward(real *out, const real *in, int n) {
     }
 }
 void relu2_backward(real *din, const real *dout, const real *in, int n) {
-    // fwd: out = relu(in)^2
+    // fwd: out = relu(in)^2   (din assigned, as the activations above)
 #pragma omp parallel for simd schedule(static)
-    for (int i = 0; i < n; i++)
-        if (in[i] > 0) din[i] += 2 * in[i] * dout[i];
+    for (int i = 0; i < n; i++) din[i] = in[i] > 0 ? 2 * in[i] * dout[i] : 0;
 }
 void add_into(real *out, const real *x, size_t n) {
 #pragma omp parallel for simd schedule(static)
@@ -372,17 +371,19 @@ void kk_forward(real *kk, real *norm, const real *k, const real *k_k, int R, int
     int C = H * N;
 #pragma omp parallel for schedule(static)
     for (int rh = 0; rh < R * H; rh++) {
-        int h = rh % H;
-        const real *kr = k + (size_t)rh * N;
-        real *o = kk + (size_t)rh * N;
+        const int h = rh % H;
+        const real *restrict kr = k + (size_t)rh * N, *restrict kh = k_k + (size_t)h * N;
+        real *restrict o = kk + (size_t)rh * N;
         double ss = 0;
+#pragma omp simd reduction(+ : ss)
         for (int j = 0; j < N; j++) {
-            o[j] = kr[j] * k_k[h * N + j];
-            ss += (double)o[j] * o[j];
+            const real u = kr[j] * kh[j];
+            o[j] = u;
+            ss += (double)u * u;
         }
-        real nr = (real)sqrt(ss);
+        const real nr = (real)sqrt(ss), den = nr > KK_EPS ? nr : KK_EPS;
         norm[rh] = nr;
-        real den = nr > KK_EPS ? nr : KK_EPS;
+#pragma omp simd
         for (int j = 0; j < N; j++) o[j] /= den;
     }
     (void)C;
@@ -395,19 +396,22 @@ void kk_backward(real *dk, real *dk_k, const real *dkk, const real *kk, const re
     real *du = scratch(SCR_KK_DU, (size_t)R * C * sizeof(real));
 #pragma omp parallel for schedule(static)
     for (int rh = 0; rh < R * H; rh++) {
-        int h = rh % H;
-        const real *o = kk + (size_t)rh * N, *g = dkk + (size_t)rh * N;
-        real *d = du + (size_t)rh * N;
-        real nr = norm[rh];
+        const int h = rh % H;
+        const real *restrict o = kk + (size_t)rh * N, *restrict g = dkk + (size_t)rh * N, *restrict kh = k_k + (size_t)h * N;
+        real *restrict d = du + (size_t)rh * N, *restrict dkr = dk + (size_t)rh * N;
+        const real nr = norm[rh];
         if (nr > KK_EPS) {
             real dot = 0;
+#pragma omp simd reduction(+ : dot)
             for (int j = 0; j < N; j++) dot += o[j] * g[j];
+#pragma omp simd
             for (int j = 0; j < N; j++) d[j] = (g[j] - o[j] * dot) / nr;
         } else {
+#pragma omp simd
             for (int j = 0; j < N; j++) d[j] = g[j] / KK_EPS;
         }
-        real *dkr = dk + (size_t)rh * N;
-        for (int j = 0; j < N; j++) dkr[j] += d[j] * k_k[h * N + j];
+#pragma omp simd
+        for (int j = 0; j < N; j++) dkr[j] += d[j] * kh[j];
     }
 #pragma omp parallel
     OPS_COLS_BEGIN(C)
@@ -474,11 +478,16 @@ void bonus_forward(real *out, const real *y, const real *r, const real *k, const
                    int R, int H, int N) {
 #pragma omp parallel for schedule(static)
     for (int rh = 0; rh < R * H; rh++) {
-        int h = rh % H;
-        size_t o = (size_t)rh * N;
+        const int h = rh % H;
+        const size_t o = (size_t)rh * N;
+        const real *restrict rr = r + o, *restrict kr = k + o, *restrict vr = v + o, *restrict yr = y + o,
+                   *restrict rkh = r_k + (size_t)h * N;
+        real *restrict out_r = out + o;
         real s = 0;
-        for (int j = 0; j < N; j++) s += r[o + j] * k[o + j] * r_k[h * N + j];
-        for (int j = 0; j < N; j++) out[o + j] = y[o + j] + s * v[o + j];
+#pragma omp simd reduction(+ : s)
+        for (int j = 0; j < N; j++) s += rr[j] * kr[j] * rkh[j];
+#pragma omp simd
+        for (int j = 0; j < N; j++) out_r[j] = yr[j] + s * vr[j];
     }
 }
 void bonus_backward(real *dy, real *dr, real *dk, real *dv, real *dr_k, const real *dout, const real *r,
@@ -488,19 +497,24 @@ void bonus_backward(real *dy, real *dr, real *dk, real *dv, real *dr_k, const re
     real *ds = scratch(SCR_BONUS_DS, (size_t)R * H * sizeof(real));
 #pragma omp parallel for schedule(static)
     for (int rh = 0; rh < R * H; rh++) {
-        int h = rh % H;
-        size_t o = (size_t)rh * N;
+        const int h = rh % H;
+        const size_t o = (size_t)rh * N;
+        const real *restrict rr = r + o, *restrict kr = k + o, *restrict vr = v + o, *restrict g = dout + o,
+                   *restrict rkh = r_k + (size_t)h * N;
+        real *restrict dyr = dy + o, *restrict dvr = dv + o, *restrict drr = dr + o, *restrict dkr = dk + o;
         real s = 0, d = 0;
+#pragma omp simd reduction(+ : s, d)
         for (int j = 0; j < N; j++) {
-            s += r[o + j] * k[o + j] * r_k[h * N + j];
-            d += dout[o + j] * v[o + j];
+            s += rr[j] * kr[j] * rkh[j];
+            d += g[j] * vr[j];
         }
         ds[rh] = d;
+#pragma omp simd
         for (int j = 0; j < N; j++) {
-            dy[o + j] += dout[o + j];
-            dv[o + j] += dout[o + j] * s;
-            dr[o + j] += d * k[o + j] * r_k[h * N + j];
-            dk[o + j] += d * r[o + j] * r_k[h * N + j];
+            dyr[j] += g[j];
+            dvr[j] += g[j] * s;
+            drr[j] += d * kr[j] * rkh[j];
+            dkr[j] += d * rr[j] * rkh[j];
         }
     }
 #pragma omp parallel

@@ -143,7 +143,7 @@ void decay_forward(real *w, real *sig, const real *z, const real *bias, int R, i
 void decay_backward(real *dz, real *dbias, const real *dw, const real *w, const real *sig, int R, int C);
 
 /* ---- elementwise ------------------------------------------------------------------------------ */
-/* out = relu(in)^2 */
+/* out = relu(in)^2; the backward ASSIGNS din (=), as the activations above (din is a pre-activation's gradient) */
 void relu2_forward(real *out, const real *in, int n);
 void relu2_backward(real *din, const real *dout, const real *in, int n);
 /* out = silu(in) = in * sigmoid(in); the backward reads the input */

@@ -162,6 +162,16 @@ Test(grad_ops, mixn) {
         freecase(c);                                                                            \
     }
 ELEMENTWISE_TEST(relu2, -1, 1, 0)
+/* relu2_backward assigns din: garbage in it must not survive (an op that accumulated would fail) */
+Test(grad_ops, relu2_assigns) {
+    OpCase *c = mk(1, (size_t[]){R * C}, R * C, -1, 1);
+    c->fwd = f_relu2;
+    f_relu2(c);
+    for (int i = 0; i < R * C; i++) c->d[0][i] = 1e3;
+    relu2_backward(c->d[0], c->dout, c->in[0], R * C);
+    run_checks(c, (const char *[]){"relu2(assigned).in"});
+    freecase(c);
+}
 ELEMENTWISE_TEST(silu, -3, 3, 0)
 
 static void f_bias(void *s) { OpCase *c = s; add_bias_forward(c->out, c->in[0], c->in[1], R, C); }

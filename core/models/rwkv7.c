@@ -458,6 +458,20 @@ const real *rwkv7_forward(Rwkv7 *m, const int *tokens, int B, int T, int K, cons
 
 /* ---- backward -------------------------------------------------------------------------------- */
 
+/* Zero the gradients in one layer's scratch whose first writer accumulates (+=). Not zeroed, as their first
+ * writer assigns: x_in and f.x_mid (copies), f.fk (relu2_backward), pre and preD (the activations' backward),
+ * r, k, v under a short conv (shortconv3_backward; without one they are rc, kc, vc); and what has no
+ * gradient (wsig, kkn and the norms' saved means and rstds). The standard range's a is asig. */
+static void dla_zero(const LayerActs *g, const Rwkv7Dims *d, size_t R) {
+    real *const rc[] = {g->ln1, g->prev1, g->xr,  g->xw,    g->xk, g->xv,   g->xa, g->xg, g->rc,     g->kc,      g->vc,
+                        g->w,   g->asig,  g->g,   g->vgate, g->vv, g->kk,   g->knew, g->y, g->gn,    g->yb,      g->yg,
+                        g->f.ln2, g->f.prev2, g->f.fxk};
+    for (size_t i = 0; i < sizeof rc / sizeof *rc; i++) arch_zero(rc[i], R * d->C);
+    if (d->extended) arch_zero(g->a, R * d->C);
+    arch_zero(g->wh, R * d->Dw), arch_zero(g->ah, R * d->Da), arch_zero(g->gh, R * d->Dg), arch_zero(g->vh, R * d->Dv);
+    arch_zero(g->f.fr, R * d->F);
+}
+
 void rwkv7_backward(Rwkv7 *m, const real *dlogits) {
     const Rwkv7Dims *d = &m->d;
     const int C = d->C, H = d->H, N = d->N, F = d->F, V = d->V, L = d->L;
@@ -475,13 +489,11 @@ void rwkv7_backward(Rwkv7 *m, const real *dlogits) {
     arch_zero(A->dvfirst, (size_t)R * C);
 
     LayerActs *g = &A->dla;
-    /* the gradient scratch of one layer is contiguous from x_in to the end of preD */
-    const size_t dla_numel = (size_t)(A->dla.preD - A->dla.x_in) + (size_t)R * lora_max_rank(d);
     for (int l = L - 1; l >= 0; l--) {
         const Rwkv7Layer *P = &W->layer[l];
         Rwkv7Layer *Q = &G->layer[l];
         const LayerActs *a = &A->la[l];
-        arch_zero(g->x_in, dla_numel);
+        dla_zero(g, d, (size_t)R);
         // ---- ChannelMix. fwd: x_next = x_mid + FFN(x_mid)   (arch_util.h)
         const ArchFfn fw = ARCH_FFN_OF(P), fg = ARCH_FFN_OF(Q);
         arch_ffn_backward(&g->f, &fg, A->e.dx, &a->f, &fw, B, T, C, F);

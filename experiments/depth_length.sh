@@ -20,8 +20,8 @@
 cd "$(dirname "$0")/.."
 . experiments/lib.sh
 OUT=${DEPTH_OUT:-results/depth_length}
-LENGTHS=4,8; GROUPS=s5,a5,z60; MAXL=4; SEEDS=1
-suite_options "lengths=LENGTHS groups=GROUPS max-layers=MAXL seeds=SEEDS" "$@"
+LENGTHS=4,8; GROUP_LIST=s5,a5,z60; MAXL=4; SEEDS=1
+suite_options "lengths=LENGTHS groups=GROUP_LIST max-layers=MAXL seeds=SEEDS" "$@"
 [ ${#ARGS[@]} = 0 ] || { echo "depth_length.sh: unknown option ${ARGS[0]} (see the header)"; exit 1; }
 suite_begin depth_length
 SCALE=(--set model.d_model=32 --set model.head_size=16 --set train.steps=1500 --set train.lr=3e-3
@@ -34,24 +34,33 @@ cell() {
     "$BIN" sweep configs/merrill_depth.ini --set model.arch="$arch" --set model.eig_range="$range" \
       --set sweep.task.name="$group" --set sweep.task.train_len="$n" --set sweep.model.layers="$L" \
       --set sweep.model.eig_range="$range" "${SCALE[@]}" --jobs 2 --out "$OUT/$arch" >>"$OUT/lanes.log" 2>&1
-    [ $? = 130 ] && return 130
+    local r=$?
+    [ "$r" = 130 ] && return 130
+    if [ "$r" != 0 ]; then
+      echo "  FAILED: $arch $range $group n=$n, $L layers: rwkvlab sweep exit $r (its output: $OUT/lanes.log)"
+      return 1
+    fi
     if $PY experiments/depth_table.py --check "$OUT/$arch" --group "$group" --n "$n" --layers "$L" --range "$range"; then
       return 0
     fi
   done
 }
 lane() {
+  local fail=0 r
   for m in "$@"; do
-    for g in ${GROUPS//,/ }; do
+    for g in ${GROUP_LIST//,/ }; do
       for n in ${LENGTHS//,/ }; do
-        cell "${m%%:*}" "${m#*:}" "$g" "$n" || [ $? != 130 ] || return 130
-        echo "  $m $g n=$n done"
+        cell "${m%%:*}" "${m#*:}" "$g" "$n"
+        r=$?
+        [ "$r" = 130 ] && return 130
+        if [ "$r" = 0 ]; then echo "  $m $g n=$n done"; else fail=1; fi
       done
     done
   done
+  return "$fail"
 }
 mkdir -p "$OUT"
-echo "== depth_length: groups $GROUPS, lengths $LENGTHS, up to $MAXL layers, seeds $SEEDS, 2 lanes"
+echo "== depth_length: groups $GROUP_LIST, lengths $LENGTHS, up to $MAXL layers, seeds $SEEDS, 2 lanes"
 lane rwkv7:standard rwkv7:extended deltanet:standard rwkv6:standard &
 p1=$!
 lane deltanet:extended gated_deltanet:standard gated_deltanet:extended &
@@ -61,7 +70,7 @@ wait $p1; r1=$?; wait $p2; r2=$?
 wall=$(suite_wall)
 echo
 echo "== depth_length table (this invocation: $((wall / 60)) min $((wall % 60)) s on $(nproc) cores)"
-$PY experiments/depth_table.py "$OUT"/* --lengths "$LENGTHS" --groups "$GROUPS" --max-layers "$MAXL" \
+$PY experiments/depth_table.py "$OUT"/* --lengths "$LENGTHS" --groups "$GROUP_LIST" --max-layers "$MAXL" \
   --title "Merrill depth protocol (configs/merrill_depth.ini, scaled: experiments/depth_length.sh); last invocation $wall s" \
   --out "$OUT/table.md"
 rc=$?

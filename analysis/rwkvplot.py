@@ -226,7 +226,17 @@ def length_axis(ax, lengths, label="sequence length (tokens)"):
     if lengths and lengths[0] > 0 and (len(lengths) < 2 or lengths[-1] / lengths[0] >= 4):
         ax.set_xscale("log", base=2)
     ax.set_xticks(lengths)
-    ax.set_xticklabels([str(x) for x in lengths], rotation=45 if len(lengths) > 8 else 0)
+    logx = ax.get_xscale() == "log"
+    labels, last = [], None  # a tick too close to the last labelled one keeps its tick, not its label
+    for x in lengths:
+        near = last is not None and ((x / last < 1.07) if logx else (x - last < 0.025 * (lengths[-1] - lengths[0])))
+        labels.append("" if near and x != lengths[-1] else str(x))
+        if labels[-1] == "":
+            continue
+        if near and x == lengths[-1] and len(labels) > 1:
+            labels[-2] = ""  # the last length wins over its neighbour
+        last = x
+    ax.set_xticklabels(labels, rotation=45 if len(lengths) > 8 else 0)
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xlabel(label)
     if lengths:

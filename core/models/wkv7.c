@@ -64,13 +64,18 @@ WKV_INLINE wvec wv_fma(wvec a, wvec b, wvec c) { /* a * b + c, one rounding per 
     return x;
 }
 
-/* The lanes of x summed by a fixed halving tree (lane l + lane l+8, then l + l+4, then l + l+2, then the
- * last two): ((x0+x8)+(x4+x12)) + ... The order never depends on the thread count, on N or on the target. */
-WKV_INLINE real wkv7_lanes_sum(wvec x) {
-    wvec8 h = __builtin_shufflevector(x, x, 0, 1, 2, 3, 4, 5, 6, 7) +
-              __builtin_shufflevector(x, x, 8, 9, 10, 11, 12, 13, 14, 15);
-    wvec4 q = __builtin_shufflevector(h, h, 0, 1, 2, 3) + __builtin_shufflevector(h, h, 4, 5, 6, 7);
-    return (q[0] + q[2]) + (q[1] + q[3]);
+/* The lanes of x and of y summed, each by the same fixed halving tree (lane l + lane l+8, then l + l+4, then
+ * l + l+2, then the last two: ((x0+x8)+(x4+x12)) + ((x2+x10)+(x6+x14)) + ...), two at a time so that the
+ * shuffles serve both: out[0] = sum of x, out[1] = sum of y. The order depends neither on the thread count
+ * nor on N nor on the target, and a sum is the same whichever vector it is paired with. */
+WKV_INLINE void wkv7_lanes_sum2(wvec x, wvec y, real out[2]) {
+    // s[0..7] = x[l] + x[l+8], s[8..15] = y[l] + y[l+8]
+    wvec s = __builtin_shufflevector(x, y, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
+             __builtin_shufflevector(x, y, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    s = s + __builtin_shufflevector(s, s, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11); // + l+4
+    s = s + __builtin_shufflevector(s, s, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13); // + l+2
+    s = s + __builtin_shufflevector(s, s, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14); // + l+1
+    out[0] = s[0], out[1] = s[8];
 }
 
 /* A per-thread scratch array of n vectors, aligned (scratch() gives malloc's alignment only). */
@@ -79,61 +84,73 @@ static wvec *wv_scratch(int slot, size_t n) {
     return (wvec *)(p + (sizeof(wvec) - (uintptr_t)p % sizeof(wvec)) % sizeof(wvec));
 }
 
-/* One step of the recurrence on one head: S (Nv,N) updated in place; y (Nv) = S' r (NULL: not wanted);
- * sa (Nv) receives sa_i when not NULL. Row i:
- *   sa_i = -S_i . kk ;  S_i = S_i * w + (sa_i b + v_i k) ;  y_i = S_i . r      (b = kk * a)
- * each dot product summed per lane over the row's vectors in order, then by wkv7_lanes_sum. The token's
- * key-side vectors are loaded once into kv (5 NV vectors: kk, b, w, k, r); inlined with a constant N (the
- * callers below) kv lives in registers. Rows are independent: the out-of-order core overlaps one row's
- * horizontal sums with the next row's products. */
-WKV_INLINE void wkv7_step_k(const int N, int Nv, wvec *restrict kv, real *restrict S, real *restrict y,
+/* One step of the recurrence on one head: Sin (Nv,N) -> Sout (Nv,N) (the same array for an update in
+ * place); y (Nv) = S' r (NULL: not wanted); sa (Nv) receives sa_i when not NULL. Row i:
+ *   sa_i = -S_i . kk ;  S'_i = S_i * w + (sa_i b + v_i k) ;  y_i = S'_i . r      (b = kk * a)
+ * each dot product summed per lane over the row's vectors in order, then by wkv7_lanes_sum2, rows two at a
+ * time (an odd last row is paired with itself). kv: 7 NV vectors, the token's kk, b, w, k, r loaded once and
+ * the two rows; inlined with a constant N (the callers below) they live in registers. */
+WKV_INLINE void wkv7_step_k(const int N, int Nv, wvec *restrict kv, const real *Sin, real *Sout, real *restrict y,
                             real *restrict sa_out, const real *restrict r, const real *restrict w,
                             const real *restrict k, const real *restrict v, const real *restrict kk,
                             const real *restrict a) {
     const int NV = (N + WKV_LANES - 1) / WKV_LANES;
     wvec *restrict kkv = kv, *restrict bv = kv + NV, *restrict wv = kv + 2 * NV, *restrict kv_ = kv + 3 * NV;
-    wvec *restrict rv = kv + 4 * NV;
+    wvec *restrict rv = kv + 4 * NV, *restrict x0 = kv + 5 * NV, *restrict x1 = kv + 6 * NV;
 #pragma GCC unroll 8
     for (int q = 0; q < NV; q++) {
         const int o = q * WKV_LANES, n = N - o;
         kkv[q] = wv_load(kk + o, n), bv[q] = kkv[q] * wv_load(a + o, n), wv[q] = wv_load(w + o, n);
         kv_[q] = wv_load(k + o, n), rv[q] = y ? wv_load(r + o, n) : (wvec){0};
     }
-    for (int i = 0; i < Nv; i++) {
-        real *restrict Si = S + (size_t)i * N;
-        wvec acc = {0};
-#pragma GCC unroll 8
-        for (int q = 0; q < NV; q++) acc = wv_fma(wv_load(Si + q * WKV_LANES, N - q * WKV_LANES), kkv[q], acc);
-        const real sa = -wkv7_lanes_sum(acc);
-        if (sa_out) sa_out[i] = sa;
-        const wvec sav = wv_set(sa), vi = wv_set(v[i]);
-        wvec ya = {0};
+    for (int i0 = 0; i0 < Nv; i0 += 2) {
+        const int i1 = i0 + 1 < Nv ? i0 + 1 : i0;
+        const real *S0 = Sin + (size_t)i0 * N, *S1 = Sin + (size_t)i1 * N;
+        wvec a0 = {0}, a1 = {0};
 #pragma GCC unroll 8
         for (int q = 0; q < NV; q++) {
             const int o = q * WKV_LANES, n = N - o;
-            const wvec s = wv_fma(wv_load(Si + o, n), wv[q], wv_fma(sav, bv[q], vi * kv_[q]));
-            wv_store(Si + o, s, n);
-            ya = wv_fma(s, rv[q], ya);
+            x0[q] = wv_load(S0 + o, n), x1[q] = wv_load(S1 + o, n);
+            a0 = wv_fma(x0[q], kkv[q], a0), a1 = wv_fma(x1[q], kkv[q], a1);
         }
-        if (y) y[i] = wkv7_lanes_sum(ya);
+        real sa[2];
+        wkv7_lanes_sum2(a0, a1, sa);
+        sa[0] = -sa[0], sa[1] = -sa[1];
+        if (sa_out) sa_out[i0] = sa[0], sa_out[i1] = sa[1];
+        const wvec sa0 = wv_set(sa[0]), sa1 = wv_set(sa[1]), v0 = wv_set(v[i0]), v1 = wv_set(v[i1]);
+        real *D0 = Sout + (size_t)i0 * N, *D1 = Sout + (size_t)i1 * N;
+        wvec y0 = {0}, y1 = {0};
+#pragma GCC unroll 8
+        for (int q = 0; q < NV; q++) {
+            const int o = q * WKV_LANES, n = N - o;
+            const wvec s0 = wv_fma(x0[q], wv[q], wv_fma(sa0, bv[q], v0 * kv_[q]));
+            const wvec s1 = wv_fma(x1[q], wv[q], wv_fma(sa1, bv[q], v1 * kv_[q]));
+            wv_store(D0 + o, s0, n), wv_store(D1 + o, s1, n);
+            y0 = wv_fma(s0, rv[q], y0), y1 = wv_fma(s1, rv[q], y1);
+        }
+        if (y) {
+            real yy[2];
+            wkv7_lanes_sum2(y0, y1, yy);
+            y[i0] = yy[0], y[i1] = yy[1];
+        }
     }
 }
 #define WKV7_STEP_ARGS                                                                                             \
-    real *S, real *y, real *sa, const real *r, const real *w, const real *k, const real *v, const real *kk,          \
-        const real *a, int Nv
-#define WKV7_STEP_PASS S, y, sa, r, w, k, v, kk, a
+    const real *Sin, real *Sout, real *y, real *sa, const real *r, const real *w, const real *k, const real *v,     \
+        const real *kk, const real *a, int Nv
+#define WKV7_STEP_PASS Sin, Sout, y, sa, r, w, k, v, kk, a
 static void wkv7_step_32(WKV7_STEP_ARGS) {
-    wvec kv[5 * 2];
+    wvec kv[7 * 2];
     wkv7_step_k(32, Nv, kv, WKV7_STEP_PASS);
 }
 static void wkv7_step_64(WKV7_STEP_ARGS) {
-    wvec kv[5 * 4];
+    wvec kv[7 * 4];
     wkv7_step_k(64, Nv, kv, WKV7_STEP_PASS);
 }
 static void wkv7_step_n(WKV7_STEP_ARGS, int N, wvec *kv) { wkv7_step_k(N, Nv, kv, WKV7_STEP_PASS); }
-/* the step with the kernel specialised for N when there is one; kv: 5 NV vectors of scratch */
-static void wkv7_step(real *S, real *y, real *sa, wvec *kv, const real *r, const real *w, const real *k,
-                      const real *v, const real *kk, const real *a, int N, int Nv) {
+/* the step with the kernel specialised for N when there is one; kv: 7 NV vectors of scratch */
+static void wkv7_step(const real *Sin, real *Sout, real *y, real *sa, wvec *kv, const real *r, const real *w,
+                      const real *k, const real *v, const real *kk, const real *a, int N, int Nv) {
     if (N == 32) wkv7_step_32(WKV7_STEP_PASS, Nv);
     else if (N == 64) wkv7_step_64(WKV7_STEP_PASS, Nv);
     else wkv7_step_n(WKV7_STEP_PASS, Nv, N, kv);
@@ -148,7 +165,7 @@ void wkv7_forward(real *y, real *ckpt, real *sT, real *states, const real *r, co
 #pragma omp parallel
     {
         real *S = scratch(SCR_WKV_S, NN * sizeof(real));
-        wvec *kv = wv_scratch(SCR_WKV_B, 5 * (size_t)((N + WKV_LANES - 1) / WKV_LANES));
+        wvec *kv = wv_scratch(SCR_WKV_B, 7 * (size_t)((N + WKV_LANES - 1) / WKV_LANES));
 #pragma omp for schedule(static)
         for (int bh = 0; bh < B * H; bh++) {
             int b = bh / H, h = bh % H;
@@ -157,7 +174,7 @@ void wkv7_forward(real *y, real *ckpt, real *sT, real *states, const real *r, co
             for (int t = 0; t < T; t++) {
                 if (t % K == 0 && ckpt) memcpy(ckpt + ((size_t)bh * NC + t / K) * NN, S, NN * sizeof(real));
                 size_t o = ((size_t)b * T + t) * C + (size_t)h * N, ov = ((size_t)b * T + t) * CV + (size_t)h * Nv;
-                wkv7_step(S, y + ov, NULL, kv, r + o, w + o, k + o, v + ov, kk + o, a + o, N, Nv);
+                wkv7_step(S, S, y + ov, NULL, kv, r + o, w + o, k + o, v + ov, kk + o, a + o, N, Nv);
                 if (states) memcpy(states + (((size_t)b * T + t) * H + h) * NN, S, NN * sizeof(real));
             }
             if (sT) memcpy(sT + (size_t)bh * NN, S, NN * sizeof(real));
@@ -169,7 +186,7 @@ void wkv7_forward(real *y, real *ckpt, real *sT, real *states, const real *r, co
  * on entry and dL/dS on return; So / Sn are the states before / after the token, sat its sa. The j-indexed
  * sums (dr, dw, db, dk, dq) accumulate over the rows i in order, per lane; the two i-indexed dot products
  * over j (dsa_i = G_i . b, dv_i = G_i . k) are summed per lane in the same pass and finished by
- * wkv7_lanes_sum. acc holds 11 NV vectors: the five sums, the row's G + dy r^T and the token's r, b = kk * a,
+ * wkv7_lanes_sum2. acc holds 11 NV vectors: the five sums, the row's G + dy r^T and the token's r, b = kk * a,
  * k, w, kk; inlined with a constant N (the callers below) they live in registers. */
 WKV_INLINE void wkv7_back_k(const int N, int Nv, wvec *restrict acc, real *restrict G, const real *restrict So,
                             const real *restrict Sn, const real *restrict sat, const real *restrict rt,
@@ -207,8 +224,10 @@ WKV_INLINE void wkv7_back_k(const int N, int Nv, wvec *restrict acc, real *restr
             as = wv_fma(g[q], bv[q], as);
             av = wv_fma(g[q], kv[q], av);
         }
-        const real dsa = wkv7_lanes_sum(as);
-        dvt[i] += wkv7_lanes_sum(av);
+        real sums[2];
+        wkv7_lanes_sum2(as, av, sums);
+        const real dsa = sums[0];
+        dvt[i] += sums[1];
         // sa = S q (q = -kk): dq += S^T dsa ; G <- G diag(w) + dsa q^T
         const wvec dsav = wv_set(dsa), ndsa = wv_set(-dsa);
 #pragma GCC unroll 8
@@ -264,7 +283,7 @@ void wkv7_backward(real *dr, real *dw, real *dk, real *dv, real *dkk, real *da, 
         real *G = scratch(SCR_WKV_G, NN * sizeof(real));                      // dL/dS' for the current token
         // the generic kernels' vectors (the specialised ones keep them in registers)
         const size_t NVS = (size_t)((N + WKV_LANES - 1) / WKV_LANES);
-        wvec *kv = wv_scratch(SCR_WKV_B, 5 * NVS), *acc = wv_scratch(SCR_WKV_DQ, 11 * NVS);
+        wvec *kv = wv_scratch(SCR_WKV_B, 7 * NVS), *acc = wv_scratch(SCR_WKV_DQ, 11 * NVS);
 #pragma omp for schedule(static)
         for (int bh = 0; bh < B * H; bh++) {
             int b = bh / H, h = bh % H;
@@ -277,8 +296,7 @@ void wkv7_backward(real *dr, real *dw, real *dk, real *dv, real *dkk, real *da, 
                 for (int t = t0; t < t1; t++) {
                     size_t o = ((size_t)b * T + t) * C + (size_t)h * N, ov = ((size_t)b * T + t) * CV + (size_t)h * Nv;
                     real *Sn = Sbuf + (size_t)(t - t0 + 1) * NN;
-                    memcpy(Sn, Sn - NN, NN * sizeof(real));
-                    wkv7_step(Sn, NULL, sabuf + (size_t)(t - t0) * Nv, kv, r + o, w + o, k + o, v + ov, kk + o, a + o, N, Nv);
+                    wkv7_step(Sn - NN, Sn, NULL, sabuf + (size_t)(t - t0) * Nv, kv, r + o, w + o, k + o, v + ov, kk + o, a + o, N, Nv);
                 }
                 for (int t = t1 - 1; t >= t0; t--) {
                     size_t o = ((size_t)b * T + t) * C + (size_t)h * N, ov = ((size_t)b * T + t) * CV + (size_t)h * Nv;

@@ -9,9 +9,12 @@
 # Model: rwkvlab's official x070 init, NOT the paper's init variant (spec/tasks.md section 3), so the
 # numbers are not comparable to the paper's table; scaled down as the config's header says (batch 64,
 # 3000 steps of fresh sequences instead of 64 epochs over 100k, fp32).
-# CPU budget on an idle 2-core machine, --jobs 2: a d = 64 run is about 2-6 minutes (early stop at 0.99
-# sequence accuracy; V = 8192 makes the output layer the cost), d = 128 about twice that; 3 lr x 2 d x
-# 1 seed = 6 runs: about 25 minutes. Resumable (rwkvlab sweep). Output: results/mqar/d<d>/<run>/ and
+# CPU budget, measured 2026-12-02 (2-core machine shared with builds, --jobs 2, one thread per run): a
+# d = 64 run trains at about 3,000 tokens/s, so its 3000 steps x 64 x 64 tokens take about 1 hour (the
+# early stop at 0.99 cannot shorten it before the model learns: at step 320 the loss was 8.35 nats,
+# ln 8192 = 9.01, accuracy 0; V = 8192 makes the output layer the cost); an idle machine is perhaps
+# twice as fast. 3 lr x d = 64 = 3 runs: about 1.5 hours at --jobs 2; d = 128 about twice that per run.
+# Resumable (rwkvlab sweep): interrupt it and run it again to continue. Output: results/mqar/d<d>/<run>/ and
 # results/mqar/table.md (token accuracy = Zoology's metric: every sequence has K queries).
 cd "$(dirname "$0")/.."
 . experiments/lib.sh

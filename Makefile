@@ -150,8 +150,8 @@ $(O)/dtest_f32: $(call objs,dbg,$(T32_SRC)) $(O)/dbg/librwkvlab.a $(call STUB,db
 	$(Q)$(CC) $(FL_dbg) -o $@ $^ $(LDLIBS) $(CRIT_LIBS)
 $(O)/dtest_f64: $(call objs,dbg64,$(T64_SRC)) $(O)/dbg64/librwkvlab.a $(call STUB,dbg64)
 	$(Q)$(CC) $(FL_dbg64) -o $@ $^ $(LDLIBS) $(CRIT_LIBS)
-# the WKV7 recurrence timed alone (not in `make test`): OMP_NUM_THREADS=1 build/bench_wkv7
-$(O)/bench_wkv7: $(call objs,rel,tests/bench/bench_wkv7.c) $(O)/rel/librwkvlab.a $(call STUB,rel)
+# the WKV7 and WKV6 recurrences timed alone (not in `make test`): OMP_NUM_THREADS=1 build/bench_wkv
+$(O)/bench_wkv: $(call objs,rel,tests/bench/bench_wkv.c) $(O)/rel/librwkvlab.a $(call STUB,rel)
 	$(Q)$(CC) $(FL_rel) -o $@ $^ $(LDLIBS)
 $(O)/rwkvlab_dbg: $(call objs,dbg,$(CLI_SRC)) $(O)/dbg/librwkvlab.a $(call STUB,dbg)
 	$(Q)$(CC) $(FL_dbg) -o $@ $^ $(LDLIBS)

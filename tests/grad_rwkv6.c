@@ -1,5 +1,6 @@
 /* grad_rwkv6.c -- RWKV-6 (x060) in double precision:
- *  - the WKV6 kernel against a direct implementation of its definition (y_t = S_{t-1}^T r + ((u*k).r) v,
+ *  - the WKV6 kernel (N = 4, and 32, 40, 64: its specialised and generic vector kernels) against a direct
+ *    implementation of its definition (y_t = S_{t-1}^T r + ((u*k).r) v,
  *    S_t = diag(w) S_{t-1} + k v^T, state [key][value]) from a non-zero state; its backward against finite
  *    differences (every input, u, the initial state, an upstream gradient on the final state); chunked ==
  *    unchunked bit for bit; token by token == one pass;
@@ -15,7 +16,12 @@
 #include "wkv6.h"
 
 /* ---- the kernel ------------------------------------------------------------------------------------- */
-enum { KB = 2, KT = 7, KH = 2, KN = 4, KC = KH * KN };
+/* the kernel case's shape: the small default, or the head sizes with their own kernels (N = 32, 64) and the
+ * generic kernel with a partial vector (N = 40), set by set_kshape */
+static int KB = 2, KT = 7, KH = 2, KN = 4, KC = 8;
+static void set_kshape(int b, int t, int h, int n) { KB = b, KT = t, KH = h, KN = n, KC = h * n; }
+static void default_kshape(void) { set_kshape(2, 7, 2, 4); }
+TestSuite(grad_rwkv6, .init = default_kshape);
 #define NX ((size_t)KB * KT * KC)
 #define NS ((size_t)KB * KH * KN * KN)
 #define NU ((size_t)KH * KN)
@@ -65,7 +71,7 @@ static void backward(WkvCase *c, WkvGrads *g) {
 
 /* The definition, written out without the kernel's loop order: for every (b, h, t)
  *   y[j] = sum_i r[i] * (u[i] k[i] v[j] + S[i][j]) ;  then S[i][j] = w[i] S[i][j] + k[i] v[j]. */
-Test(grad_rwkv6, wkv6_matches_its_definition) {
+static void definition_check(void) {
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     gsl_rng_set(rng, 3);
     WkvCase c;
@@ -100,28 +106,42 @@ Test(grad_rwkv6, wkv6_matches_its_definition) {
     free_case(&c);
     gsl_rng_free(rng);
 }
+Test(grad_rwkv6, wkv6_matches_its_definition) { definition_check(); }
+Test(grad_rwkv6, wkv6_matches_its_definition_n32_n40_n64) {
+    int ns[] = {32, 40, 64};
+    for (int i = 0; i < 3; i++) set_kshape(2, 7, 2, ns[i]), definition_check();
+}
 
-Test(grad_rwkv6, wkv6_finite_differences_chunked) {
+static void fd_check(unsigned long seed, size_t max_elems, GradTol tol) {
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
-    gsl_rng_set(rng, 7);
+    gsl_rng_set(rng, seed);
     WkvCase c;
     make_case(&c, rng, 3); /* K = 3 does not divide T = 7: a partial last chunk */
     WkvGrads g;
     grads_alloc(&g);
     backward(&c, &g);
-    check_grad("wkv6.r", c.r, g.dr, NX, wkv_loss, &c, NX, rng, GRAD_TOL);
-    check_grad("wkv6.k", c.k, g.dk, NX, wkv_loss, &c, NX, rng, GRAD_TOL);
-    check_grad("wkv6.v", c.v, g.dv, NX, wkv_loss, &c, NX, rng, GRAD_TOL);
-    check_grad("wkv6.w", c.w, g.dw, NX, wkv_loss, &c, NX, rng, GRAD_TOL);
-    check_grad("wkv6.u", c.u, g.du, NU, wkv_loss, &c, NU, rng, GRAD_TOL);
-    check_grad("wkv6.s0", c.s0, g.ds0, NS, wkv_loss, &c, NS, rng, GRAD_TOL);
+    check_grad("wkv6.r", c.r, g.dr, NX, wkv_loss, &c, max_elems, rng, tol);
+    check_grad("wkv6.k", c.k, g.dk, NX, wkv_loss, &c, max_elems, rng, tol);
+    check_grad("wkv6.v", c.v, g.dv, NX, wkv_loss, &c, max_elems, rng, tol);
+    check_grad("wkv6.w", c.w, g.dw, NX, wkv_loss, &c, max_elems, rng, tol);
+    check_grad("wkv6.u", c.u, g.du, NU, wkv_loss, &c, max_elems, rng, tol);
+    check_grad("wkv6.s0", c.s0, g.ds0, NS, wkv_loss, &c, max_elems, rng, tol);
     grads_free(&g);
     free_case(&c);
     gsl_rng_free(rng);
 }
+Test(grad_rwkv6, wkv6_finite_differences_chunked) { fd_check(7, (size_t)-1, GRAD_TOL); }
+/* B 1, T 7, H 2, K 3, a random subset of 40 elements per tensor. The loss sums thousands of terms here, so the
+ * central difference with h = 1e-6 carries ~1e-7 of rounding noise: h = 1e-5 instead, whose truncation error
+ * (h^2/6 times the third derivative) stays ~1e-9; the error limits are GRAD_TOL's. */
+static const GradTol WIDE_TOL = {1e-8, 1e-5, 1e-5};
+Test(grad_rwkv6, wkv6_finite_differences_n32_n40_n64) {
+    int ns[] = {32, 40, 64};
+    for (int i = 0; i < 3; i++) printf("wkv6 N=%d:\n", ns[i]), set_kshape(1, 7, 2, ns[i]), fd_check(20 + i, 40, WIDE_TOL);
+}
 
 /* Chunked (K = 2, 3, 5, 7, 16) reproduces the store-everything backward (K = 1) bit for bit. */
-Test(grad_rwkv6, wkv6_chunked_equals_unchunked) {
+static void chunked_check(void) {
     int Ks[] = {1, 2, 3, 5, 7, 16};
     WkvGrads ref = {0};
     for (int ki = 0; ki < 6; ki++) {
@@ -150,9 +170,14 @@ Test(grad_rwkv6, wkv6_chunked_equals_unchunked) {
     }
     grads_free(&ref);
 }
+Test(grad_rwkv6, wkv6_chunked_equals_unchunked) { chunked_check(); }
+Test(grad_rwkv6, wkv6_chunked_equals_unchunked_n32_n40_n64) {
+    int ns[] = {32, 40, 64};
+    for (int i = 0; i < 3; i++) set_kshape(2, 7, 2, ns[i]), chunked_check();
+}
 
 /* One token at a time carrying the state == one pass. */
-Test(grad_rwkv6, wkv6_state_carry_equals_one_pass) {
+static void state_carry_check(void) {
     gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
     gsl_rng_set(rng, 5);
     WkvCase c;
@@ -168,10 +193,15 @@ Test(grad_rwkv6, wkv6_state_carry_equals_one_pass) {
         for (int i = 0; i < KC; i++) maxdiff = fmax(maxdiff, fabs(y1[i] - c.y[o + i]));
     }
     for (int i = 0; i < KH * KN * KN; i++) maxdiff = fmax(maxdiff, fabs(S[i] - c.sT[i]));
-    printf("  wkv6 token-by-token vs sequence: max |diff| = %.3g\n", maxdiff);
+    printf("  wkv6 N=%d token-by-token vs sequence: max |diff| = %.3g\n", KN, maxdiff);
     cr_expect(maxdiff == 0, "recurrent and sequence WKV6 differ by %g", maxdiff);
     free_case(&c);
     gsl_rng_free(rng);
+}
+Test(grad_rwkv6, wkv6_state_carry_equals_one_pass) { state_carry_check(); }
+Test(grad_rwkv6, wkv6_state_carry_equals_one_pass_n32_n40_n64) {
+    int ns[] = {32, 40, 64};
+    for (int i = 0; i < 3; i++) set_kshape(2, 7, 2, ns[i]), state_carry_check();
 }
 
 /* ---- RWKV-6's small ops ------------------------------------------------------------------------------- */

@@ -13,9 +13,9 @@
  */
 #include "wkv7.h"
 
-#include <math.h>
-#include <stdint.h>
 #include <string.h>
+
+#include "wkv_vec.h"
 
 static inline int nchunks(const Wkv7Dims *d) { return (d->T + d->K - 1) / d->K; }
 
@@ -30,64 +30,10 @@ static void check_dims(const Wkv7Dims *d) {
     CHECK(d->K >= 1, "WKV7 checkpoint interval K must be >= 1 (got %d)", d->K);
 }
 
-/* Vectors of WKV_LANES reals (GCC/Clang vector extensions: one AVX-512 register for fp32, two for fp64; the
- * compiler lowers them to whatever the target has). A state row of N reals is NV = ceil(N / WKV_LANES) such
- * vectors, the last one zero-padded when N is not a multiple (loads fill the missing lanes with 0, stores
- * write only the N - WKV_LANES * q valid ones). Every product-sum is an explicit fused multiply-add, so the
- * rounding does not depend on what the compiler contracts. */
-#define WKV_LANES 16
-#pragma GCC diagnostic ignored "-Wpsabi" /* fp64 vectors are 128 bytes: a note about an old ABI change */
-typedef real wvec __attribute__((vector_size(WKV_LANES * sizeof(real))));
-typedef real wvec8 __attribute__((vector_size(8 * sizeof(real))));
-typedef real wvec4 __attribute__((vector_size(4 * sizeof(real))));
-
-#define WKV_INLINE static inline __attribute__((always_inline))
-
-WKV_INLINE wvec wv_load(const real *p, int n) { /* n valid lanes (>= WKV_LANES: a whole vector) */
-    wvec x = {0};
-    memcpy(&x, p, (n >= WKV_LANES ? WKV_LANES : n) * sizeof(real));
-    return x;
-}
-WKV_INLINE void wv_store(real *p, wvec x, int n) { memcpy(p, &x, (n >= WKV_LANES ? WKV_LANES : n) * sizeof(real)); }
-WKV_INLINE wvec wv_set(real s) {
-    wvec x;
-    for (int l = 0; l < WKV_LANES; l++) x[l] = s;
-    return x;
-}
-WKV_INLINE wvec wv_fma(wvec a, wvec b, wvec c) { /* a * b + c, one rounding per lane */
-    wvec x;
-#ifdef RWKV_F64
-    for (int l = 0; l < WKV_LANES; l++) x[l] = fma(a[l], b[l], c[l]);
-#else
-    for (int l = 0; l < WKV_LANES; l++) x[l] = fmaf(a[l], b[l], c[l]);
-#endif
-    return x;
-}
-
-/* The lanes of x and of y summed, each by the same fixed halving tree (lane l + lane l+8, then l + l+4, then
- * l + l+2, then the last two: ((x0+x8)+(x4+x12)) + ((x2+x10)+(x6+x14)) + ...), two at a time so that the
- * shuffles serve both: out[0] = sum of x, out[1] = sum of y. The order depends neither on the thread count
- * nor on N nor on the target, and a sum is the same whichever vector it is paired with. */
-WKV_INLINE void wkv7_lanes_sum2(wvec x, wvec y, real out[2]) {
-    // s[0..7] = x[l] + x[l+8], s[8..15] = y[l] + y[l+8]
-    wvec s = __builtin_shufflevector(x, y, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
-             __builtin_shufflevector(x, y, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
-    s = s + __builtin_shufflevector(s, s, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11); // + l+4
-    s = s + __builtin_shufflevector(s, s, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13); // + l+2
-    s = s + __builtin_shufflevector(s, s, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14); // + l+1
-    out[0] = s[0], out[1] = s[8];
-}
-
-/* A per-thread scratch array of n vectors, aligned (scratch() gives malloc's alignment only). */
-static wvec *wv_scratch(int slot, size_t n) {
-    char *p = scratch(slot, (n + 1) * sizeof(wvec));
-    return (wvec *)(p + (sizeof(wvec) - (uintptr_t)p % sizeof(wvec)) % sizeof(wvec));
-}
-
 /* One step of the recurrence on one head: Sin (Nv,N) -> Sout (Nv,N) (the same array for an update in
  * place); y (Nv) = S' r (NULL: not wanted); sa (Nv) receives sa_i when not NULL. Row i:
  *   sa_i = -S_i . kk ;  S'_i = S_i * w + (sa_i b + v_i k) ;  y_i = S'_i . r      (b = kk * a)
- * each dot product summed per lane over the row's vectors in order, then by wkv7_lanes_sum2, rows two at a
+ * each dot product summed per lane over the row's vectors in order, then by wkv_lanes_sum2, rows two at a
  * time (an odd last row is paired with itself). kv: 7 NV vectors, the token's kk, b, w, k, r loaded once and
  * the two rows; inlined with a constant N (the callers below) they live in registers. */
 WKV_INLINE void wkv7_step_k(const int N, int Nv, wvec *restrict kv, const real *Sin, real *Sout, real *restrict y,
@@ -114,7 +60,7 @@ WKV_INLINE void wkv7_step_k(const int N, int Nv, wvec *restrict kv, const real *
             a0 = wv_fma(x0[q], kkv[q], a0), a1 = wv_fma(x1[q], kkv[q], a1);
         }
         real sa[2];
-        wkv7_lanes_sum2(a0, a1, sa);
+        wkv_lanes_sum2(a0, a1, sa);
         sa[0] = -sa[0], sa[1] = -sa[1];
         if (sa_out) sa_out[i0] = sa[0], sa_out[i1] = sa[1];
         const wvec sa0 = wv_set(sa[0]), sa1 = wv_set(sa[1]), v0 = wv_set(v[i0]), v1 = wv_set(v[i1]);
@@ -130,7 +76,7 @@ WKV_INLINE void wkv7_step_k(const int N, int Nv, wvec *restrict kv, const real *
         }
         if (y) {
             real yy[2];
-            wkv7_lanes_sum2(y0, y1, yy);
+            wkv_lanes_sum2(y0, y1, yy);
             y[i0] = yy[0], y[i1] = yy[1];
         }
     }
@@ -186,7 +132,7 @@ void wkv7_forward(real *y, real *ckpt, real *sT, real *states, const real *r, co
  * on entry and dL/dS on return; So / Sn are the states before / after the token, sat its sa. The j-indexed
  * sums (dr, dw, db, dk, dq) accumulate over the rows i in order, per lane; the two i-indexed dot products
  * over j (dsa_i = G_i . b, dv_i = G_i . k) are summed per lane in the same pass and finished by
- * wkv7_lanes_sum2. acc holds 11 NV vectors: the five sums, the row's G + dy r^T and the token's r, b = kk * a,
+ * wkv_lanes_sum2. acc holds 11 NV vectors: the five sums, the row's G + dy r^T and the token's r, b = kk * a,
  * k, w, kk; inlined with a constant N (the callers below) they live in registers. */
 WKV_INLINE void wkv7_back_k(const int N, int Nv, wvec *restrict acc, real *restrict G, const real *restrict So,
                             const real *restrict Sn, const real *restrict sat, const real *restrict rt,
@@ -225,7 +171,7 @@ WKV_INLINE void wkv7_back_k(const int N, int Nv, wvec *restrict acc, real *restr
             av = wv_fma(g[q], kv[q], av);
         }
         real sums[2];
-        wkv7_lanes_sum2(as, av, sums);
+        wkv_lanes_sum2(as, av, sums);
         const real dsa = sums[0];
         dvt[i] += sums[1];
         // sa = S q (q = -kk): dq += S^T dsa ; G <- G diag(w) + dsa q^T

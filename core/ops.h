@@ -23,7 +23,7 @@
  * uses ops_expf below (no libm call: a loop of them vectorises, which libm's exp does not without
  * fast-math). Accuracy (tests/test_ops_math.c, against double exp and the double formulas, over the whole
  * float range incl. overflow, underflow, subnormal results, +-0, +-inf, NaN): ops_expf <= 1 ulp,
- * ops_sigmoid <= 2 ulp, ops_tanh <= 3 ulp. */
+ * ops_sigmoid <= 3 ulp, ops_tanh <= 3 ulp (a scan of all 2^32 inputs measured 0.94, 2.78 and 2.37 ulp). */
 
 /* exp(x) in single precision: Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2 (ln2 in two parts, FMA),
  * exp(r) by its Taylor polynomial to r^7 (truncation < 6e-9 relative, below 0.1 ulp), times 2^n applied as

@@ -102,17 +102,22 @@ void norm_forward(real *out, real *mean, real *rstd, const real *in, const real 
 #pragma omp parallel for schedule(static)
     for (int rg = 0; rg < R * G; rg++) {
         int g = rg % G;
-        const real *x = in + (size_t)rg * N;
-        real *y = out + (size_t)rg * N;
+        const real *restrict x = in + (size_t)rg * N, *restrict wg = w + (size_t)g * N, *restrict bg = b + (size_t)g * N;
+        real *restrict y = out + (size_t)rg * N;
+        /* two passes over the row (in L1), each a vectorised reduction in double: the centred variance
+         * keeps its accuracy whatever the mean (a one-pass E[x^2] - m^2 would not) */
         double m = 0, v = 0;
+#pragma omp simd reduction(+ : m)
         for (int i = 0; i < N; i++) m += x[i];
         m /= N;
+#pragma omp simd reduction(+ : v)
         for (int i = 0; i < N; i++) v += (x[i] - m) * (x[i] - m);
         v /= N;
-        real s = (real)(1.0 / sqrt(v + eps));
-        mean[rg] = (real)m;
+        const real s = (real)(1.0 / sqrt(v + eps)), mr = (real)m;
+        mean[rg] = mr;
         rstd[rg] = s;
-        for (int i = 0; i < N; i++) y[i] = (x[i] - (real)m) * s * w[g * N + i] + b[g * N + i];
+#pragma omp simd
+        for (int i = 0; i < N; i++) y[i] = (x[i] - mr) * s * wg[i] + bg[i];
     }
 }
 void norm_backward(real *din, real *dw, real *db, const real *dout, const real *in, const real *mean,
@@ -123,20 +128,21 @@ void norm_backward(real *din, real *dw, real *db, const real *dout, const real *
 #pragma omp parallel for schedule(static)
     for (int rg = 0; rg < R * G; rg++) {
         int g = rg % G;
-        const real *x = in + (size_t)rg * N, *dy = dout + (size_t)rg * N;
-        real m = mean[rg], s = rstd[rg];
+        const real *restrict x = in + (size_t)rg * N, *restrict dy = dout + (size_t)rg * N, *restrict wg = w + (size_t)g * N;
+        const real m = mean[rg], s = rstd[rg];
         double s1 = 0, s2 = 0;
+#pragma omp simd reduction(+ : s1, s2)
         for (int i = 0; i < N; i++) {
-            real dxh = dy[i] * w[g * N + i], xh = (x[i] - m) * s;
+            const real dxh = dy[i] * wg[i], xh = (x[i] - m) * s;
             s1 += dxh;
             s2 += dxh * xh;
         }
-        s1 /= N;
-        s2 /= N;
-        real *dx = din + (size_t)rg * N;
+        const real m1 = (real)(s1 / N), m2 = (real)(s2 / N);
+        real *restrict dx = din + (size_t)rg * N;
+#pragma omp simd
         for (int i = 0; i < N; i++) {
-            real dxh = dy[i] * w[g * N + i], xh = (x[i] - m) * s;
-            dx[i] += s * (dxh - (real)s1 - xh * (real)s2);
+            const real dxh = dy[i] * wg[i], xh = (x[i] - m) * s;
+            dx[i] += s * (dxh - m1 - xh * m2);
         }
     }
     if (!dw && !db) return;
@@ -180,37 +186,20 @@ void token_shift_backward(real *dx, real *dx0, const real *dprev, int B, int T, 
         int b = bt / T, t = bt % T;
         const real *dp = dprev + (size_t)bt * C;
         real *dst = t > 0 ? dx + (size_t)(bt - 1) * C : (dx0 ? dx0 + (size_t)b * C : NULL);
-        if (dst)
-            for (int c = 0; c < C; c++) dst[c] += dp[c];
+        if (dst) {
+            real *restrict d = dst;
+#pragma omp simd
+            for (int c = 0; c < C; c++) d[c] += dp[c];
+        }
     }
 }
 void mix_forward(real *out, const real *x, const real *prev, const real *mu, int R, int C) {
-#pragma omp parallel for schedule(static)
-    for (int r = 0; r < R; r++)
-        for (int c = 0; c < C; c++) {
-            size_t i = (size_t)r * C + c;
-            out[i] = x[i] + (prev[i] - x[i]) * mu[c];
-        }
+    mixn_forward(&out, x, prev, &mu, 1, R, C);
 }
 void mix_backward(real *dx, real *dprev, real *dmu, const real *dout, const real *x, const real *prev,
                   const real *mu, int R, int C) {
     // fwd: out = x + (prev - x) * mu
-#pragma omp parallel for schedule(static)
-    for (int r = 0; r < R; r++)
-        for (int c = 0; c < C; c++) {
-            size_t i = (size_t)r * C + c;
-            dx[i] += dout[i] * (1 - mu[c]);
-            dprev[i] += dout[i] * mu[c];
-        }
-#pragma omp parallel
-    OPS_COLS_BEGIN(C)
-    for (int r = 0; r < R; r++) {
-        const real *restrict d = dout + (size_t)r * C, *restrict p = prev + (size_t)r * C, *restrict xr = x + (size_t)r * C;
-#pragma omp simd
-        for (int c = cb; c < ce; c++) acc[c - cb] += d[c] * (p[c] - xr[c]);
-    }
-    for (int c = cb; c < ce; c++) dmu[c] += acc[c - cb];
-    OPS_COLS_END
+    mixn_backward(dx, dprev, &dmu, &dout, x, prev, &mu, 1, R, C);
 }
 
 /* n mixes of the same (x, prev) in one pass: out[m] = x + (prev - x) * mu[m], m = 0..n-1 (n <= OPS_MIXN). */
@@ -259,35 +248,82 @@ void mixn_backward(real *dx, real *dprev, real *const *dmu, const real *const *d
     OPS_COLS_END
 }
 
+/* ---- bias + activation ------------------------------------------------------------------------ */
+/* out(R,C) = F(in + bias) with z the pre-activation: rows in parallel, bias may be NULL, in == out allowed */
+#define OPS_ACT_FORWARD(R, C, in, bias, BODY)                                     \
+    _Pragma("omp parallel for schedule(static)") for (int r = 0; r < (R); r++) { \
+        const size_t o_ = (size_t)r * (C);                                        \
+        if (bias) {                                                               \
+            _Pragma("omp simd") for (int c = 0; c < (C); c++) {                   \
+                const size_t i = o_ + c;                                          \
+                const real z = (in)[i] + (bias)[c];                               \
+                BODY;                                                             \
+            }                                                                     \
+        } else {                                                                  \
+            _Pragma("omp simd") for (int c = 0; c < (C); c++) {                   \
+                const size_t i = o_ + c;                                          \
+                const real z = (in)[i];                                           \
+                BODY;                                                             \
+            }                                                                     \
+        }                                                                         \
+    }
+/* din(R,C) = DIN (an expression of the element index i), assigned; dbias(C) += its column sums over rows in
+ * order (the column-parallel walk of OPS_COLS_BEGIN: the sums do not depend on the thread count), or no
+ * reduction when dbias is NULL */
+#define OPS_ACT_BACKWARD(R, C, din, dbias, DIN)                                                       \
+    if (!(dbias)) {                                                                                   \
+        _Pragma("omp parallel for simd schedule(static)") for (size_t i = 0; i < (size_t)(R) * (C); i++) \
+            (din)[i] = (DIN);                                                                         \
+    } else {                                                                                          \
+        _Pragma("omp parallel") OPS_COLS_BEGIN(C) for (int r = 0; r < (R); r++) {                     \
+            _Pragma("omp simd") for (int c = cb; c < ce; c++) {                                       \
+                const size_t i = (size_t)r * (C) + c;                                                 \
+                const real d_ = (DIN);                                                                \
+                (din)[i] = d_;                                                                        \
+                acc[c - cb] += d_;                                                                    \
+            }                                                                                         \
+        }                                                                                             \
+        for (int c = cb; c < ce; c++) (dbias)[c] += acc[c - cb];                                      \
+        OPS_COLS_END                                                                                  \
+    }
+
+void tanh_forward(real *out, const real *in, const real *bias, int R, int C) {
+    OPS_ACT_FORWARD(R, C, in, bias, out[i] = ops_tanh(z))
+}
+void tanh_backward(real *din, real *dbias, const real *dout, const real *out, int R, int C) {
+    // fwd: out = tanh(z), z = in + bias
+    OPS_ACT_BACKWARD(R, C, din, dbias, dout[i] * (1 - out[i] * out[i]))
+}
+void sigmoid_forward(real *out, const real *in, const real *bias, int R, int C) {
+    OPS_ACT_FORWARD(R, C, in, bias, out[i] = ops_sigmoid(z))
+}
+void sigmoid_backward(real *din, real *dbias, const real *dout, const real *out, int R, int C) {
+    // fwd: out = sigmoid(z), z = in + bias
+    OPS_ACT_BACKWARD(R, C, din, dbias, dout[i] * out[i] * (1 - out[i]))
+}
+#define EXP_M05 0.60653065971263342 /* exp(-0.5) */
+void decay_forward(real *w, real *sig, const real *z_in, const real *bias, int R, int C) {
+    OPS_ACT_FORWARD(R, C, z_in, bias, {
+        const real sg = ops_sigmoid(z);
+        sig[i] = sg;
+        w[i] = ops_exp((real)-EXP_M05 * sg);
+    })
+}
+void decay_backward(real *dz, real *dbias, const real *dw, const real *w, const real *sig, int R, int C) {
+    // fwd: w = exp(-e^-0.5 * sigmoid(z)), z = in + bias;  dw/dz = w * (-e^-0.5) * sig * (1 - sig)
+    OPS_ACT_BACKWARD(R, C, dz, dbias, dw[i] * w[i] * (real)(-EXP_M05) * sig[i] * (1 - sig[i]))
+}
+
 /* ---- elementwise ----------------------------------------------------------------------------- */
-void tanh_forward(real *out, const real *in, int n) {
-#pragma omp parallel for simd schedule(static)
-    for (int i = 0; i < n; i++) out[i] = tanh(in[i]);
-}
-void tanh_backward(real *din, const real *dout, const real *out, int n) {
-    // fwd: out = tanh(in)
-#pragma omp parallel for simd schedule(static)
-    for (int i = 0; i < n; i++) din[i] += dout[i] * (1 - out[i] * out[i]);
-}
-static inline real sigm(real x) { return 1 / (1 + exp(-x)); }
-void sigmoid_forward(real *out, const real *in, int n) {
-#pragma omp parallel for simd schedule(static)
-    for (int i = 0; i < n; i++) out[i] = sigm(in[i]);
-}
-void sigmoid_backward(real *din, const real *dout, const real *out, int n) {
-    // fwd: out = sigmoid(in)
-#pragma omp parallel for simd schedule(static)
-    for (int i = 0; i < n; i++) din[i] += dout[i] * out[i] * (1 - out[i]);
-}
 void silu_forward(real *out, const real *in, int n) {
 #pragma omp parallel for simd schedule(static)
-    for (int i = 0; i < n; i++) out[i] = in[i] * sigm(in[i]);
+    for (int i = 0; i < n; i++) out[i] = in[i] * ops_sigmoid(in[i]);
 }
 void silu_backward(real *din, const real *dout, const real *in, int n) {
     // fwd: out = x sigmoid(x)  ->  d/dx = s (1 + x (1 - s))
 #pragma omp parallel for simd schedule(static)
     for (int i = 0; i < n; i++) {
-        const real s = sigm(in[i]);
+        const real s = ops_sigmoid(in[i]);
         din[i] += dout[i] * s * (1 + in[i] * (1 - s));
     }
 }
@@ -299,15 +335,22 @@ void relu2_forward(real *out, const real *in, int n) {
     }
 }
 void relu2_backward(real *din, const real *dout, const real *in, int n) {
-    // fwd: out = relu(in)^2
+    // fwd: out = relu(in)^2   (din assigned, as the activations above)
 #pragma omp parallel for simd schedule(static)
-    for (int i = 0; i < n; i++)
-        if (in[i] > 0) din[i] += 2 * in[i] * dout[i];
+    for (int i = 0; i < n; i++) din[i] = in[i] > 0 ? 2 * in[i] * dout[i] : 0;
+}
+void add_into(real *out, const real *x, size_t n) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] += x[i];
 }
 void add_bias_forward(real *out, const real *in, const real *bias, int R, int C) {
 #pragma omp parallel for schedule(static)
-    for (int r = 0; r < R; r++)
-        for (int c = 0; c < C; c++) out[(size_t)r * C + c] = in[(size_t)r * C + c] + bias[c];
+    for (int r = 0; r < R; r++) {
+        real *o = out + (size_t)r * C;
+        const real *x = in + (size_t)r * C;
+#pragma omp simd
+        for (int c = 0; c < C; c++) o[c] = x[c] + bias[c];
+    }
 }
 void add_bias_backward(real *dbias, const real *dout, int R, int C) {
     // fwd: out = in + bias
@@ -323,36 +366,24 @@ void add_bias_backward(real *dbias, const real *dout, int R, int C) {
 }
 
 /* ---- RWKV-7 small ops ------------------------------------------------------------------------ */
-#define EXP_M05 0.60653065971263342 /* exp(-0.5) */
-void decay_forward(real *w, real *sig, const real *z, int n) {
-#pragma omp parallel for simd schedule(static)
-    for (int i = 0; i < n; i++) {
-        sig[i] = sigm(z[i]);
-        w[i] = exp(-EXP_M05 * sig[i]);
-    }
-}
-void decay_backward(real *dz, const real *dw, const real *w, const real *sig, int n) {
-    // fwd: w = exp(-e^-0.5 * sigmoid(z));  dw/dz = w * (-e^-0.5) * sig * (1 - sig)
-#pragma omp parallel for simd schedule(static)
-    for (int i = 0; i < n; i++) dz[i] += dw[i] * w[i] * (real)(-EXP_M05) * sig[i] * (1 - sig[i]);
-}
-
 #define KK_EPS ((real)1e-12)
 void kk_forward(real *kk, real *norm, const real *k, const real *k_k, int R, int H, int N) {
     int C = H * N;
 #pragma omp parallel for schedule(static)
     for (int rh = 0; rh < R * H; rh++) {
-        int h = rh % H;
-        const real *kr = k + (size_t)rh * N;
-        real *o = kk + (size_t)rh * N;
+        const int h = rh % H;
+        const real *restrict kr = k + (size_t)rh * N, *restrict kh = k_k + (size_t)h * N;
+        real *restrict o = kk + (size_t)rh * N;
         double ss = 0;
+#pragma omp simd reduction(+ : ss)
         for (int j = 0; j < N; j++) {
-            o[j] = kr[j] * k_k[h * N + j];
-            ss += (double)o[j] * o[j];
+            const real u = kr[j] * kh[j];
+            o[j] = u;
+            ss += (double)u * u;
         }
-        real nr = (real)sqrt(ss);
+        const real nr = (real)sqrt(ss), den = nr > KK_EPS ? nr : KK_EPS;
         norm[rh] = nr;
-        real den = nr > KK_EPS ? nr : KK_EPS;
+#pragma omp simd
         for (int j = 0; j < N; j++) o[j] /= den;
     }
     (void)C;
@@ -365,19 +396,22 @@ void kk_backward(real *dk, real *dk_k, const real *dkk, const real *kk, const re
     real *du = scratch(SCR_KK_DU, (size_t)R * C * sizeof(real));
 #pragma omp parallel for schedule(static)
     for (int rh = 0; rh < R * H; rh++) {
-        int h = rh % H;
-        const real *o = kk + (size_t)rh * N, *g = dkk + (size_t)rh * N;
-        real *d = du + (size_t)rh * N;
-        real nr = norm[rh];
+        const int h = rh % H;
+        const real *restrict o = kk + (size_t)rh * N, *restrict g = dkk + (size_t)rh * N, *restrict kh = k_k + (size_t)h * N;
+        real *restrict d = du + (size_t)rh * N, *restrict dkr = dk + (size_t)rh * N;
+        const real nr = norm[rh];
         if (nr > KK_EPS) {
             real dot = 0;
+#pragma omp simd reduction(+ : dot)
             for (int j = 0; j < N; j++) dot += o[j] * g[j];
+#pragma omp simd
             for (int j = 0; j < N; j++) d[j] = (g[j] - o[j] * dot) / nr;
         } else {
+#pragma omp simd
             for (int j = 0; j < N; j++) d[j] = g[j] / KK_EPS;
         }
-        real *dkr = dk + (size_t)rh * N;
-        for (int j = 0; j < N; j++) dkr[j] += d[j] * k_k[h * N + j];
+#pragma omp simd
+        for (int j = 0; j < N; j++) dkr[j] += d[j] * kh[j];
     }
 #pragma omp parallel
     OPS_COLS_BEGIN(C)
@@ -392,22 +426,28 @@ void kk_backward(real *dk, real *dk_k, const real *dkk, const real *kk, const re
 
 void kmod_forward(real *knew, const real *k, const real *a, const real *k_a, int R, int C) {
 #pragma omp parallel for schedule(static)
-    for (int r = 0; r < R; r++)
-        for (int c = 0; c < C; c++) {
-            size_t i = (size_t)r * C + c;
-            knew[i] = k[i] * (1 + (a[i] - 1) * k_a[c]);
-        }
+    for (int r = 0; r < R; r++) {
+        const size_t o = (size_t)r * C;
+        real *restrict kn = knew + o;
+        const real *restrict kr = k + o, *restrict ar = a + o;
+#pragma omp simd
+        for (int c = 0; c < C; c++) kn[c] = kr[c] * (1 + (ar[c] - 1) * k_a[c]);
+    }
 }
 void kmod_backward(real *dk, real *da, real *dk_a, const real *dknew, const real *k, const real *a,
                    const real *k_a, int R, int C) {
     // fwd: knew = k * (1 + (a - 1) * k_a)
 #pragma omp parallel for schedule(static)
-    for (int r = 0; r < R; r++)
+    for (int r = 0; r < R; r++) {
+        const size_t o = (size_t)r * C;
+        real *restrict dkr = dk + o, *restrict dar = da + o;
+        const real *restrict d = dknew + o, *restrict kr = k + o, *restrict ar = a + o;
+#pragma omp simd
         for (int c = 0; c < C; c++) {
-            size_t i = (size_t)r * C + c;
-            dk[i] += dknew[i] * (1 + (a[i] - 1) * k_a[c]);
-            da[i] += dknew[i] * k[i] * k_a[c];
+            dkr[c] += d[c] * (1 + (ar[c] - 1) * k_a[c]);
+            dar[c] += d[c] * kr[c] * k_a[c];
         }
+    }
 #pragma omp parallel
     OPS_COLS_BEGIN(C)
     for (int r = 0; r < R; r++) {
@@ -438,11 +478,16 @@ void bonus_forward(real *out, const real *y, const real *r, const real *k, const
                    int R, int H, int N) {
 #pragma omp parallel for schedule(static)
     for (int rh = 0; rh < R * H; rh++) {
-        int h = rh % H;
-        size_t o = (size_t)rh * N;
+        const int h = rh % H;
+        const size_t o = (size_t)rh * N;
+        const real *restrict rr = r + o, *restrict kr = k + o, *restrict vr = v + o, *restrict yr = y + o,
+                   *restrict rkh = r_k + (size_t)h * N;
+        real *restrict out_r = out + o;
         real s = 0;
-        for (int j = 0; j < N; j++) s += r[o + j] * k[o + j] * r_k[h * N + j];
-        for (int j = 0; j < N; j++) out[o + j] = y[o + j] + s * v[o + j];
+#pragma omp simd reduction(+ : s)
+        for (int j = 0; j < N; j++) s += rr[j] * kr[j] * rkh[j];
+#pragma omp simd
+        for (int j = 0; j < N; j++) out_r[j] = yr[j] + s * vr[j];
     }
 }
 void bonus_backward(real *dy, real *dr, real *dk, real *dv, real *dr_k, const real *dout, const real *r,
@@ -452,19 +497,24 @@ void bonus_backward(real *dy, real *dr, real *dk, real *dv, real *dr_k, const re
     real *ds = scratch(SCR_BONUS_DS, (size_t)R * H * sizeof(real));
 #pragma omp parallel for schedule(static)
     for (int rh = 0; rh < R * H; rh++) {
-        int h = rh % H;
-        size_t o = (size_t)rh * N;
+        const int h = rh % H;
+        const size_t o = (size_t)rh * N;
+        const real *restrict rr = r + o, *restrict kr = k + o, *restrict vr = v + o, *restrict g = dout + o,
+                   *restrict rkh = r_k + (size_t)h * N;
+        real *restrict dyr = dy + o, *restrict dvr = dv + o, *restrict drr = dr + o, *restrict dkr = dk + o;
         real s = 0, d = 0;
+#pragma omp simd reduction(+ : s, d)
         for (int j = 0; j < N; j++) {
-            s += r[o + j] * k[o + j] * r_k[h * N + j];
-            d += dout[o + j] * v[o + j];
+            s += rr[j] * kr[j] * rkh[j];
+            d += g[j] * vr[j];
         }
         ds[rh] = d;
+#pragma omp simd
         for (int j = 0; j < N; j++) {
-            dy[o + j] += dout[o + j];
-            dv[o + j] += dout[o + j] * s;
-            dr[o + j] += d * k[o + j] * r_k[h * N + j];
-            dk[o + j] += d * r[o + j] * r_k[h * N + j];
+            dyr[j] += g[j];
+            dvr[j] += g[j] * s;
+            drr[j] += d * kr[j] * rkh[j];
+            dkr[j] += d * rr[j] * rkh[j];
         }
     }
 #pragma omp parallel
@@ -507,9 +557,16 @@ double crossentropy_forward(real *probs, int *pred, const real *logits, const in
         int am = 0;
         for (int i = 1; i < V; i++)
             if (l[i] > l[am]) am = i;
+        /* each exp once (into p), summed in double; then normalised */
+        const real lmax = l[am];
         double z = 0;
-        for (int i = 0; i < V; i++) z += exp((double)l[i] - l[am]);
-        for (int i = 0; i < V; i++) p[i] = (real)(exp((double)l[i] - l[am]) / z);
+#pragma omp simd reduction(+ : z)
+        for (int i = 0; i < V; i++) {
+            p[i] = ops_exp(l[i] - lmax);
+            z += p[i];
+        }
+#pragma omp simd
+        for (int i = 0; i < V; i++) p[i] = (real)(p[i] / z);
         if (pred) pred[r] = am;
         rowloss[r] = 0;
         if (mask[r]) {

@@ -13,6 +13,78 @@
 
 #include "common.h"
 
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ---- scalar functions: exp, and sigmoid and tanh built on it ---------------------------------- */
+/* One definition of each, inlined into the loops of the ops so that they vectorise. The fp64 build (the
+ * gradient checks) keeps libm's exp and tanh, so finite differences stay exact there. The fp32 build
+ * uses ops_expf below (no libm call: a loop of them vectorises, which libm's exp does not without
+ * fast-math). Accuracy (tests/test_ops_math.c, against double exp and the double formulas, over the whole
+ * float range incl. overflow, underflow, subnormal results, +-0, +-inf, NaN): ops_expf <= 1 ulp,
+ * ops_sigmoid <= 2 ulp, ops_tanh <= 3 ulp. */
+
+/* exp(x) in single precision: Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2 (ln2 in two parts, FMA),
+ * exp(r) by its Taylor polynomial to r^7 (truncation < 6e-9 relative, below 0.1 ulp), times 2^n applied as
+ * two factors 2^(n/2) 2^(n - n/2) so that both stay normal for n in [-150, 128]: results that overflow
+ * give +inf, results below half the smallest subnormal give 0, subnormal results are rounded once.
+ * NaN gives NaN. x is clamped to [-104, 89] first (exp is inf above 88.73 and 0 below -103.98 anyway). */
+static inline float ops_expf(float x) {
+    float xc = x < 89.0f ? x : 89.0f; /* NaN -> 89 here (no undefined float-to-int below); restored at the end */
+    xc = xc > -104.0f ? xc : -104.0f;
+    const float shift = 0x1.8p23f; /* adding it rounds to an integer (round to nearest, |x/ln2| < 2^22) */
+    const float nf = (xc * 0x1.715476p+0f + shift) - shift;  /* n = round(x / ln2) */
+    float r = fmaf(nf, -0x1.62e43p-1f, xc);                   /* x - n ln2_hi */
+    r = fmaf(nf, 0x1.05c61p-29f, r);                          /* - n ln2_lo (ln2_lo < 0) */
+    float p = 0x1.a01a02p-13f;                                /* 1/7! */
+    p = fmaf(p, r, 0x1.6c16c2p-10f);                          /* 1/6! */
+    p = fmaf(p, r, 0x1.111112p-7f);                           /* 1/5! */
+    p = fmaf(p, r, 0x1.555556p-5f);                           /* 1/4! */
+    p = fmaf(p, r, 0x1.555556p-3f);                           /* 1/3! */
+    p = fmaf(p, r, 0.5f);
+    p = fmaf(p, r, 1.0f);
+    p = fmaf(p, r, 1.0f);
+    const int32_t n = (int32_t)nf, n1 = n / 2, n2 = n - n1;
+    const uint32_t b1 = (uint32_t)(n1 + 127) << 23, b2 = (uint32_t)(n2 + 127) << 23;
+    float s1, s2;
+    memcpy(&s1, &b1, sizeof s1);
+    memcpy(&s2, &b2, sizeof s2);
+    const float y = p * s1 * s2;
+    return x != x ? x : y;
+}
+
+/* tanh(x) in single precision: |x| < 0.3 by its odd Taylor series to x^15 (truncation < 3e-12 relative),
+ * else (1 - e) / (1 + e), e = exp(-2|x|) (1 at large |x|; NaN gives NaN); the sign of x put back. */
+static inline float ops_tanhf(float x) {
+    const float ax = fabsf(x), x2 = x * x;
+    float p = -0x1.7da364p-10f;      /* -929569/638512875 */
+    p = fmaf(p, x2, 0x1.d6d3d0p-9f); /*  21844/6081075 */
+    p = fmaf(p, x2, -0x1.226e36p-7f); /* -1382/155925 */
+    p = fmaf(p, x2, 0x1.664f48p-6f); /*  62/2835 */
+    p = fmaf(p, x2, -0x1.ba1ba2p-5f); /* -17/315 */
+    p = fmaf(p, x2, 0x1.111112p-3f); /*  2/15 */
+    p = fmaf(p, x2, -0x1.555556p-2f); /* -1/3 */
+    const float small = fmaf(p * x2, ax, ax);
+    const float e = ops_expf(-2 * ax);
+    const float big = (1 - e) / (1 + e);
+    return copysignf(ax < 0.3f ? small : big, x);
+}
+
+#ifdef RWKV_F64
+static inline real ops_exp(real x) { return exp(x); }
+static inline real ops_tanh(real x) { return tanh(x); }
+#else
+static inline real ops_exp(real x) { return ops_expf(x); }
+static inline real ops_tanh(real x) { return ops_tanhf(x); }
+#endif
+/* 1 / (1 + exp(-x)), as e / (1 + e) with e = exp(x) for x < 0 (so neither side overflows: tiny results
+ * keep their relative accuracy down to the subnormals) */
+static inline real ops_sigmoid(real x) {
+    const real e = ops_exp(-fabs(x)), d = 1 / (1 + e);
+    return x >= 0 ? d : e * d;
+}
+
 /* ---- matrix products (BLAS) ------------------------------------------------------------------ */
 /* C(M,N) = alpha * A(M,K) @ op(B) + beta * C;  op(B) = B(K,N) or, with transB, B(N,K)^T */
 void mm(real *Cm, const real *A, const real *Bm, int M, int N, int K, int transA, int transB,
@@ -55,25 +127,35 @@ void mixn_forward(real *const *out, const real *x, const real *prev, const real 
 void mixn_backward(real *dx, real *dprev, real *const *dmu, const real *const *dout, const real *x, const real *prev,
                    const real *const *mu, int n, int R, int C);
 
+/* ---- bias + activation, one pass each way ------------------------------------------------------ */
+/* <act>_forward(out, saved.., in, bias, R, C):  out(R,C) = act(in + bias), bias (C) broadcast over rows or
+ *   NULL (none); in == out is allowed.
+ * <act>_backward(din, dbias, dout, saved.., R, C):  din = dout * act'  is ASSIGNED (=): din is the gradient
+ *   of the pre-activation, a product's output that nothing else reads, so it needs no zeroing (the one
+ *   exception to the += rule); dbias (C) += the column sums of din, rows in order (NULL: not wanted), in the
+ *   same pass. */
+void tanh_forward(real *out, const real *in, const real *bias, int R, int C);
+void tanh_backward(real *din, real *dbias, const real *dout, const real *out, int R, int C);
+void sigmoid_forward(real *out, const real *in, const real *bias, int R, int C);
+void sigmoid_backward(real *din, real *dbias, const real *dout, const real *out, int R, int C);
+/* RWKV-7 decay: sig = sigmoid(z + bias); w = exp(-exp(-0.5) * sig). Saves sig. */
+void decay_forward(real *w, real *sig, const real *z, const real *bias, int R, int C);
+void decay_backward(real *dz, real *dbias, const real *dw, const real *w, const real *sig, int R, int C);
+
 /* ---- elementwise ------------------------------------------------------------------------------ */
-void tanh_forward(real *out, const real *in, int n);
-void tanh_backward(real *din, const real *dout, const real *out, int n);
-void sigmoid_forward(real *out, const real *in, int n);
-void sigmoid_backward(real *din, const real *dout, const real *out, int n);
-/* out = relu(in)^2 */
+/* out = relu(in)^2; the backward ASSIGNS din (=), as the activations above (din is a pre-activation's gradient) */
 void relu2_forward(real *out, const real *in, int n);
 void relu2_backward(real *din, const real *dout, const real *in, int n);
 /* out = silu(in) = in * sigmoid(in); the backward reads the input */
 void silu_forward(real *out, const real *in, int n);
 void silu_backward(real *din, const real *dout, const real *in, int n);
+/* out += x over n elements (a residual connection; its adjoint is the identity: the caller copies or adds) */
+void add_into(real *out, const real *x, size_t n);
 /* out(R,C) = in + bias(C) broadcast over rows; backward: dbias += column sums */
 void add_bias_forward(real *out, const real *in, const real *bias, int R, int C);
 void add_bias_backward(real *dbias, const real *dout, int R, int C);
 
 /* ---- RWKV-7 specific small ops ---------------------------------------------------------------- */
-/* decay: sig = sigmoid(z); w = exp(-exp(-0.5) * sig). Saves sig. */
-void decay_forward(real *w, real *sig, const real *z, int n);
-void decay_backward(real *dz, const real *dw, const real *w, const real *sig, int n);
 /* kk = normalize_per_head(k * k_k) (H heads of N, eps 1e-12); saves the pre-norm norms (R,H) */
 void kk_forward(real *kk, real *norm, const real *k, const real *k_k, int R, int H, int N);
 void kk_backward(real *dk, real *dk_k, const real *dkk, const real *kk, const real *norm, const real *k,

@@ -161,9 +161,17 @@ Test(grad_ops, mixn) {
         run_checks(c, (const char *[]){#op ".in"});                                              \
         freecase(c);                                                                            \
     }
-ELEMENTWISE_TEST(tanh, -2, 2, 1)
-ELEMENTWISE_TEST(sigmoid, -3, 3, 1)
 ELEMENTWISE_TEST(relu2, -1, 1, 0)
+/* relu2_backward assigns din: garbage in it must not survive (an op that accumulated would fail) */
+Test(grad_ops, relu2_assigns) {
+    OpCase *c = mk(1, (size_t[]){R * C}, R * C, -1, 1);
+    c->fwd = f_relu2;
+    f_relu2(c);
+    for (int i = 0; i < R * C; i++) c->d[0][i] = 1e3;
+    relu2_backward(c->d[0], c->dout, c->in[0], R * C);
+    run_checks(c, (const char *[]){"relu2(assigned).in"});
+    freecase(c);
+}
 ELEMENTWISE_TEST(silu, -3, 3, 0)
 
 static void f_bias(void *s) { OpCase *c = s; add_bias_forward(c->out, c->in[0], c->in[1], R, C); }
@@ -177,17 +185,38 @@ Test(grad_ops, add_bias) {
     freecase(c);
 }
 
-/* ---- RWKV-7 small ops ---- */
+/* ---- bias + activation: out = act(in + bias), with the bias and without (NULL); the backward ASSIGNS din
+ * (prefilled with garbage here: an op that accumulated would fail) and accumulates dbias in the same pass ---- */
 static real saved1[R * C];
-static void f_decay(void *s) { OpCase *c = s; decay_forward(c->out, saved1, c->in[0], R * C); }
-Test(grad_ops, decay) {
-    OpCase *c = mk(1, (size_t[]){R * C}, R * C, -4, 4);
-    c->fwd = f_decay;
-    f_decay(c);
-    decay_backward(c->d[0], c->dout, c->out, saved1, R * C);
-    run_checks(c, (const char *[]){"decay.z"});
+static void f_tanh_b(void *s) { OpCase *c = s; tanh_forward(c->out, c->in[0], c->in[1], R, C); }
+static void f_tanh_n(void *s) { OpCase *c = s; tanh_forward(c->out, c->in[0], NULL, R, C); }
+static void f_sigmoid_b(void *s) { OpCase *c = s; sigmoid_forward(c->out, c->in[0], c->in[1], R, C); }
+static void f_sigmoid_n(void *s) { OpCase *c = s; sigmoid_forward(c->out, c->in[0], NULL, R, C); }
+static void f_decay_b(void *s) { OpCase *c = s; decay_forward(c->out, saved1, c->in[0], c->in[1], R, C); }
+static void f_decay_n(void *s) { OpCase *c = s; decay_forward(c->out, saved1, c->in[0], NULL, R, C); }
+static void act_case(const char *name, void (*fwd)(void *), int with_bias, double lo, double hi) {
+    OpCase *c = mk(2, (size_t[]){R * C, C}, R * C, lo, hi);
+    c->fwd = fwd;
+    fwd(c);
+    for (int i = 0; i < R * C; i++) c->d[0][i] = 1e3; /* must be overwritten */
+    real *db = with_bias ? c->d[1] : NULL;
+    if (!strcmp(name, "tanh")) tanh_backward(c->d[0], db, c->dout, c->out, R, C);
+    else if (!strcmp(name, "sigmoid")) sigmoid_backward(c->d[0], db, c->dout, c->out, R, C);
+    else decay_backward(c->d[0], db, c->dout, c->out, saved1, R, C);
+    char n0[64], n1[64];
+    snprintf(n0, sizeof n0, "%s%s.in", name, with_bias ? "+bias" : "");
+    snprintf(n1, sizeof n1, "%s+bias.bias", name);
+    run_checks(c, (const char *[]){n0, with_bias ? n1 : NULL});
     freecase(c);
 }
+Test(grad_ops, tanh_bias) { act_case("tanh", f_tanh_b, 1, -2, 2); }
+Test(grad_ops, tanh) { act_case("tanh", f_tanh_n, 0, -2, 2); }
+Test(grad_ops, sigmoid_bias) { act_case("sigmoid", f_sigmoid_b, 1, -3, 3); }
+Test(grad_ops, sigmoid) { act_case("sigmoid", f_sigmoid_n, 0, -3, 3); }
+Test(grad_ops, decay_bias) { act_case("decay", f_decay_b, 1, -4, 4); }
+Test(grad_ops, decay) { act_case("decay", f_decay_n, 0, -4, 4); }
+
+/* ---- RWKV-7 small ops ---- */
 static void f_kk(void *s) { OpCase *c = s; kk_forward(c->out, saved1, c->in[0], c->in[1], R, H, N); }
 Test(grad_ops, kk_normalize) {
     OpCase *c = mk(2, (size_t[]){R * C, C}, R * C, -1, 1);

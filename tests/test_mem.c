@@ -289,3 +289,24 @@ Test(mem, train_refuses_up_front, .init = mk_tmpdir, .fini = rm_tmpdir, .timeout
                               "%s/run.log", out, rwkvlab_bin(), cfg, out, tmpdir, tmpdir, out);
     cr_assert_eq(sh(cmd), 0, "--force-memory must do what RWKVLAB_FORCE_MEMORY=1 does, and run.log gives the estimate");
 }
+
+/* The refusal comes before the Merrill dataset is built: under an address-space limit (ulimit -v) that the
+ * build cannot live in (S5 swaps at n = 8, 4194304 distinct sequences: about 608 MiB while built), train must
+ * still answer with the memory refusal, not die in the build ("out of memory holding ..."), and quickly
+ * touch little memory. Skipped under ASan (its shadow memory needs far more address space than the limit). */
+Test(mem, train_refuses_before_building_the_dataset, .init = mk_tmpdir, .fini = rm_tmpdir, .timeout = 60) {
+    if (UNDER_ASAN) cr_skip_test("ulimit -v cannot hold an AddressSanitizer process");
+    char cfg[128], cmd[1400], out[160];
+    snprintf(cfg, sizeof cfg, "%s/mem.ini", tmpdir);
+    write_cfg(cfg);
+    snprintf(out, sizeof out, "%s/refused", tmpdir);
+    snprintf(cmd, sizeof cmd, "ulimit -v 400000; RWKVLAB_MEM_AVAILABLE=100000000 %s train %s --out %s --quiet --set "
+             "task.protocol=merrill --set task.train_len=8 --set task.test_lens=8 --set task.dataset_max=4194304 > "
+             "%s/log.txt 2>&1", rwkvlab_bin(), cfg, out, tmpdir);
+    cr_assert_eq(sh(cmd), 1, "train must exit 1 (see %s/log.txt)", tmpdir);
+    snprintf(cmd, sizeof cmd, "grep -q 'merrill dataset: .* while it is built) needs about .* of memory but only "
+             "95.4 MiB is available' %s/log.txt && ! grep -q 'out of memory holding' %s/log.txt", tmpdir, tmpdir);
+    cr_assert_eq(sh(cmd), 0, "the refusal must come before the dataset build (see %s/log.txt)", tmpdir);
+    struct stat st;
+    cr_assert(stat(out, &st) != 0, "a refused run must leave no run directory behind");
+}

@@ -265,7 +265,7 @@ void arch_ffn_forward(real *x_next, ArchFfnActs *a, const ArchFfn *w, const real
     linear_forward(a->fk, a->fxk, w->Wk, w->bk, R, C, F);
     relu2_forward(a->fr, a->fk, R * F);
     linear_forward(x_next, a->fr, w->Wv, w->bv, R, F, C);
-    for (size_t i = 0; i < (size_t)R * C; i++) x_next[i] += a->x_mid[i];
+    add_into(x_next, a->x_mid, (size_t)R * C);
     if (shift_out) arch_copy_last_token(shift_out, a->ln2, B, T, C);
 }
 

@@ -76,7 +76,6 @@ void delta_rmsnorm_backward(real *dx, real *dw, const real *dout, const real *x,
 }
 
 static inline real softplus(real z) { return z > 0 ? z + log1p(exp(-z)) : log1p(exp(z)); }
-static inline real sigm(real z) { return 1 / (1 + exp(-z)); }
 
 void delta_gate_forward(real *alpha, const real *u, const real *A_log, const real *dt_bias, int R, int H) {
     // alpha = exp(g), g = -exp(A_log) softplus(u + dt_bias)
@@ -97,7 +96,7 @@ void delta_gate_backward(real *du, real *dA_log, real *ddt_bias, const real *dal
         for (long r = 0; r < R; r++) {
             const size_t i = (size_t)r * H + h;
             const real z = u[i] + dt_bias[h], dg = dalpha[i] * alpha[i];
-            const real dz = -dg * eA * sigm(z);
+            const real dz = -dg * eA * ops_sigmoid(z);
             sA += dg * (-eA * softplus(z));
             sB += dz;
             du[i] += dz;
@@ -462,7 +461,7 @@ const real *delta_forward(Model *mm, const int *tokens, int B, int T, const Mode
         scale_into(a->r, a->qn, qscale, (size_t)R * C); // r = q / sqrt(N)
         // beta = sigmoid(W_b x)  [extended: 2 sigmoid(W_b x)]
         linear_forward(a->bz, a->ln1, P->Wb, NULL, R, C, H);
-        sigmoid_forward(a->bsig, a->bz, R * H);
+        sigmoid_forward(a->bsig, a->bz, NULL, R, H);
         scale_into(a->beta, a->bsig, beta_scale, (size_t)R * H);
         // gated: alpha = exp(-exp(A_log) softplus(W_a x + dt_bias))
         if (s.gated) {
@@ -484,7 +483,7 @@ const real *delta_forward(Model *mm, const int *tokens, int B, int T, const Mode
             oin = a->og;
         }
         linear_forward(a->f.x_mid, oin, P->Wo, NULL, R, CV, C);
-        for (size_t i = 0; i < (size_t)R * C; i++) a->f.x_mid[i] += a->x_in[i];
+        add_into(a->f.x_mid, a->x_in, (size_t)R * C);
 
         // ---- FFN (RWKV-7's channel mix, arch_util.h): x_next = x_mid + W_v relu(W_k mix(ln2, shift(ln2)))^2
         const ArchFfn fw = ARCH_FFN_OF(P);
@@ -557,7 +556,7 @@ void delta_backward(Model *mm, const real *dlogits) {
         Wkv7Dims wd = {.B = B, .T = T, .H = H, .N = N, .K = m->Kc, .Nv = Nv};
         wkv7_backward(g->r, g->w, g->kn, g->vb, g->dkk, g->a, NULL, g->y, NULL, A->ckpt + l * A->ckpt_layer, a->r,
                       a->w, a->kn, a->vb, a->kn, a->a, &wd);
-        for (size_t i = 0; i < (size_t)R * C; i++) g->kn[i] += g->dkk[i];
+        add_into(g->kn, g->dkk, (size_t)R * C);
         // fwd: w, a, vb from alpha, beta, v (delta_transition_forward)
         delta_transition_backward(g->alpha, g->beta, g->vs, g->w, g->a, g->vb, a->alpha, a->beta, a->vs, R, H, N, Nv);
         if (s.gated) { // fwd: alpha = gate(au; A_log, dt_bias) ; au = W_a ln1
@@ -566,7 +565,7 @@ void delta_backward(Model *mm, const real *dlogits) {
         }
         // fwd: beta = scale * sigmoid(bz) ; bz = W_b ln1
         scale_into(g->bsig, g->beta, beta_scale, (size_t)R * H);
-        sigmoid_backward(g->bz, g->bsig, a->bsig, R * H);
+        sigmoid_backward(g->bz, NULL, g->bsig, a->bsig, R, H);
         linear_backward(g->ln1, Q->Wb, NULL, g->bz, a->ln1, P->Wb, R, C, H);
         // fwd: r = qn / sqrt(N) ; qn, kn = l2norm(qs, ks) ; qs, ks, vs = silu(qc, kc, vc)
         for (size_t i = 0; i < (size_t)R * C; i++) g->qn[i] += g->r[i] * qscale;

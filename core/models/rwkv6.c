@@ -193,15 +193,15 @@ void rwkv6_ddlerp_backward(real *dx, real *dprev, real *dmu, real *dm, const rea
 }
 
 void rwkv6_decay_forward(real *w, real *ez, const real *z, int n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (int i = 0; i < n; i++) {
-        ez[i] = exp(z[i]);
-        w[i] = exp(-ez[i]);
+        ez[i] = ops_exp(z[i]);
+        w[i] = ops_exp(-ez[i]);
     }
 }
 void rwkv6_decay_backward(real *dz, const real *dw, const real *w, const real *ez, int n) {
     // fwd: w = exp(-ez), ez = exp(z)  ->  dz = -dw w ez  (-> 0 as z -> inf, where w = 0 and ez may be inf)
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (int i = 0; i < n; i++) dz[i] += w[i] > 0 ? -dw[i] * w[i] * ez[i] : 0;
 }
 
@@ -346,7 +346,7 @@ static const real *rwkv6_forward(Rwkv6 *m, const int *tokens, int B, int T, cons
         // xxx = x + (x_prev - x) maa_x ;  m_i = tanh(xxx w1)[i] w2[i]
         mix_forward(a->xxx, a->ln1, a->prev1, P->maa_x, R, C);
         matmul_forward(a->mh, a->xxx, P->maa_w1, R, C, 5 * Dm);
-        tanh_forward(a->mh, a->mh, R * 5 * Dm);
+        tanh_forward(a->mh, a->mh, NULL, R, 5 * Dm);
         split5(a->mh5, a->mh, R, Dm);
         for (int i = 0; i < 5; i++)
             matmul_forward(a->m5 + (size_t)i * R * C, a->mh5 + (size_t)i * R * Dm, P->maa_w2 + (size_t)i * Dm * C, R,
@@ -371,7 +371,7 @@ static const real *rwkv6_forward(Rwkv6 *m, const int *tokens, int B, int T, cons
         }
         // w = exp(-exp(time_decay + tanh(x_w decay_w1) decay_w2))
         matmul_forward(a->wh, a->xw, P->decay_w1, R, C, Dd);
-        tanh_forward(a->wh, a->wh, R * Dd);
+        tanh_forward(a->wh, a->wh, NULL, R, Dd);
         matmul_forward(a->w, a->wh, P->decay_w2, R, Dd, C);
         add_bias_forward(a->w, a->w, P->decay, R, C);
         rwkv6_decay_forward(a->w, a->ez, a->w, R * C);
@@ -384,7 +384,7 @@ static const real *rwkv6_forward(Rwkv6 *m, const int *tokens, int B, int T, cons
         norm_forward(a->gn, a->gn_m, a->gn_r, a->y, P->lnx_w, P->lnx_b, R, H, N, GN_EPS);
         mul_forward(a->yg, a->gn, a->g, R * C);
         linear_forward(a->x_mid, a->yg, P->Wo, NULL, R, C, C);
-        for (size_t i = 0; i < (size_t)R * C; i++) a->x_mid[i] += a->x_in[i];
+        add_into(a->x_mid, a->x_in, (size_t)R * C);
 
         // ---- ChannelMix: x_next = x_mid + sigmoid(W_r x_r) * W_v relu(W_k x_k)^2
         norm_forward(a->ln2, a->ln2_m, a->ln2_r, a->x_mid, P->ln2_w, P->ln2_b, R, 1, C, LN_EPS);
@@ -395,9 +395,9 @@ static const real *rwkv6_forward(Rwkv6 *m, const int *tokens, int B, int T, cons
         relu2_forward(a->fr2, a->fk, R * F);
         linear_forward(a->fv, a->fr2, P->f_Wv, NULL, R, F, C);
         linear_forward(a->frs, a->fxr, P->f_Wr, NULL, R, C, C);
-        sigmoid_forward(a->frs, a->frs, R * C);
+        sigmoid_forward(a->frs, a->frs, NULL, R, C);
         mul_forward(x_next, a->frs, a->fv, R * C);
-        for (size_t i = 0; i < (size_t)R * C; i++) x_next[i] += a->x_mid[i];
+        add_into(x_next, a->x_mid, (size_t)R * C);
 
         if (state_out) {
             arch_copy_last_token(rwkv6_state_att_prev(d, state_out, B, l), a->ln1, B, T, C);
@@ -445,8 +445,7 @@ static void rwkv6_backward(Rwkv6 *m, const real *dlogits) {
         memcpy(g->x_mid, A->e.dx, (size_t)R * C * sizeof(real));
         mul_backward(g->frs, g->fv, A->e.dx, a->frs, a->fv, R * C);
         // fwd: frs = sigmoid(f_Wr fxr)
-        arch_zero(g->pre, (size_t)R * C);
-        sigmoid_backward(g->pre, g->frs, a->frs, R * C);
+        sigmoid_backward(g->pre, NULL, g->frs, a->frs, R, C);
         linear_backward(g->fxr, Q->f_Wr, NULL, g->pre, a->fxr, P->f_Wr, R, C, C);
         // fwd: fv = f_Wv relu(f_Wk fxk)^2
         linear_backward(g->fr2, Q->f_Wv, NULL, g->fv, a->fr2, P->f_Wv, R, F, C);
@@ -481,8 +480,7 @@ static void rwkv6_backward(Rwkv6 *m, const real *dlogits) {
         rwkv6_decay_backward(g->pre, g->w, a->w, a->ez, R * C);
         add_bias_backward(Q->decay, g->pre, R, C);
         matmul_backward(g->wh, Q->decay_w2, g->pre, a->wh, P->decay_w2, R, Dd, C);
-        arch_zero(g->preD, (size_t)R * Dd);
-        tanh_backward(g->preD, g->wh, a->wh, R * Dd);
+        tanh_backward(g->preD, NULL, g->wh, a->wh, R, Dd);
         matmul_backward(g->xw, Q->decay_w1, g->preD, a->xw, P->decay_w1, R, C, Dd);
         // fwd: g = silu(gz), gz = W_g xg
         silu_backward(g->gz, g->g, a->gz, R * C);
@@ -503,8 +501,7 @@ static void rwkv6_backward(Rwkv6 *m, const real *dlogits) {
             matmul_backward(g->mh5 + (size_t)i * R * Dm, Q->maa_w2 + (size_t)i * Dm * C, g->m5 + (size_t)i * R * C,
                             a->mh5 + (size_t)i * R * Dm, P->maa_w2 + (size_t)i * Dm * C, R, Dm, C);
         merge5(g->mh, g->mh5, R, Dm);
-        arch_zero(g->preD, (size_t)R * 5 * Dm);
-        tanh_backward(g->preD, g->mh, a->mh, R * 5 * Dm);
+        tanh_backward(g->preD, NULL, g->mh, a->mh, R, 5 * Dm);
         matmul_backward(g->xxx, Q->maa_w1, g->preD, a->xxx, P->maa_w1, R, C, 5 * Dm);
         // fwd: xxx = mix(ln1, prev1, maa_x) ; prev1 = shift(ln1) ; ln1 = LN(x_in)
         mix_backward(g->ln1, g->prev1, Q->maa_x, g->xxx, a->ln1, a->prev1, P->maa_x, R, C);

@@ -261,7 +261,9 @@ static void layer_acts_layout(LayerActs *a, size_t *off, real *base, const Rwkv7
         if (!with_scratch) a->conv_in = arch_carve(off, base, conv_state_numel(d, B));
     }
     a->wh = arch_carve(off, base, R * d->Dw), RC(w), RC(wsig);
-    a->ah = arch_carve(off, base, R * d->Da), RC(asig), RC(a);
+    a->ah = arch_carve(off, base, R * d->Da), RC(asig);
+    if (d->extended) RC(a);
+    else a->a = a->asig; /* standard range: a = sigmoid(..) is asig itself (no copy, no adjoint pass) */
     a->gh = arch_carve(off, base, R * d->Dg), RC(g);
     a->vh = arch_carve(off, base, R * d->Dv), RC(vgate), RC(vv);
     RC(kk), a->kkn = arch_carve(off, base, R * H), RC(knew);
@@ -326,13 +328,13 @@ void rwkv7_free(Rwkv7 *m) {
 
 /* ---- in-context rate: standard a = sig, extended a = 2 w sig ---------------------------------- */
 static void arate_forward(real *a, const real *sig, const real *w, int n, int extended) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (int i = 0; i < n; i++) a[i] = extended ? 2 * w[i] * sig[i] : sig[i];
 }
 static void arate_backward(real *dsig, real *dw, const real *da, const real *sig, const real *w, int n,
                            int extended) {
     // fwd: a = sig (standard) | a = 2 w sig (extended)
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (int i = 0; i < n; i++) {
         if (extended) {
             dsig[i] += da[i] * 2 * w[i];
@@ -400,19 +402,17 @@ const real *rwkv7_forward(Rwkv7 *m, const int *tokens, int B, int T, int K, cons
         }
         // w = exp(-e^-0.5 sigmoid(w0 + tanh(xw w1) w2))
         matmul_forward(a->wh, a->xw, P->w1, R, C, d->Dw);
-        tanh_forward(a->wh, a->wh, R * d->Dw);
+        tanh_forward(a->wh, a->wh, NULL, R, d->Dw);
         matmul_forward(a->w, a->wh, P->w2, R, d->Dw, C);
-        add_bias_forward(a->w, a->w, P->w0, R, C);
-        decay_forward(a->w, a->wsig, a->w, R * C);
-        // a = sigmoid(a0 + (xa a1) a2)   [extended: 2 w sigmoid(...)]
+        decay_forward(a->w, a->wsig, a->w, P->w0, R, C);
+        // a = sigmoid(a0 + (xa a1) a2)   [extended: 2 w sigmoid(...); standard: a is asig, the same buffer]
         matmul_forward(a->ah, a->xa, P->a1, R, C, d->Da);
         matmul_forward(a->asig, a->ah, P->a2, R, d->Da, C);
-        add_bias_forward(a->asig, a->asig, P->a0, R, C);
-        sigmoid_forward(a->asig, a->asig, R * C);
-        arate_forward(a->a, a->asig, a->w, R * C, d->extended);
+        sigmoid_forward(a->asig, a->asig, P->a0, R, C);
+        if (d->extended) arate_forward(a->a, a->asig, a->w, R * C, d->extended);
         // g = sigmoid(xg g1) g2
         matmul_forward(a->gh, a->xg, P->g1, R, C, d->Dg);
-        sigmoid_forward(a->gh, a->gh, R * d->Dg);
+        sigmoid_forward(a->gh, a->gh, NULL, R, d->Dg);
         matmul_forward(a->g, a->gh, P->g2, R, d->Dg, C);
         // kk = normalize(k * k_k) ; k = k * (1 + (a-1) k_a)
         kk_forward(a->kk, a->kkn, a->kc, P->k_k, R, H, N);
@@ -423,8 +423,7 @@ const real *rwkv7_forward(Rwkv7 *m, const int *tokens, int B, int T, int K, cons
         } else {
             matmul_forward(a->vh, a->xv, P->v1, R, C, d->Dv);
             matmul_forward(a->vgate, a->vh, P->v2, R, d->Dv, C);
-            add_bias_forward(a->vgate, a->vgate, P->v0, R, C);
-            sigmoid_forward(a->vgate, a->vgate, R * C);
+            sigmoid_forward(a->vgate, a->vgate, P->v0, R, C);
             vres_forward(a->vv, a->vc, A->la[0].vv, a->vgate, R * C);
         }
         Wkv7Dims wd = {B, T, H, N, K, N};
@@ -435,7 +434,7 @@ const real *rwkv7_forward(Rwkv7 *m, const int *tokens, int B, int T, int K, cons
         bonus_forward(a->yb, a->gn, a->rc, a->knew, a->vv, P->r_k, R, H, N);
         mul_forward(a->yg, a->yb, a->g, R * C);
         linear_forward(a->f.x_mid, a->yg, P->Wo, P->bo, R, C, C);
-        for (size_t i = 0; i < (size_t)R * C; i++) a->f.x_mid[i] += a->x_in[i];
+        add_into(a->f.x_mid, a->x_in, (size_t)R * C);
 
         // ---- ChannelMix (arch_util.h)
         const ArchFfn fw = ARCH_FFN_OF(P);
@@ -459,6 +458,20 @@ const real *rwkv7_forward(Rwkv7 *m, const int *tokens, int B, int T, int K, cons
 
 /* ---- backward -------------------------------------------------------------------------------- */
 
+/* Zero the gradients in one layer's scratch whose first writer accumulates (+=). Not zeroed, as their first
+ * writer assigns: x_in and f.x_mid (copies), f.fk (relu2_backward), pre and preD (the activations' backward),
+ * r, k, v under a short conv (shortconv3_backward; without one they are rc, kc, vc); and what has no
+ * gradient (wsig, kkn and the norms' saved means and rstds). The standard range's a is asig. */
+static void dla_zero(const LayerActs *g, const Rwkv7Dims *d, size_t R) {
+    real *const rc[] = {g->ln1, g->prev1, g->xr,  g->xw,    g->xk, g->xv,   g->xa, g->xg, g->rc,     g->kc,      g->vc,
+                        g->w,   g->asig,  g->g,   g->vgate, g->vv, g->kk,   g->knew, g->y, g->gn,    g->yb,      g->yg,
+                        g->f.ln2, g->f.prev2, g->f.fxk};
+    for (size_t i = 0; i < sizeof rc / sizeof *rc; i++) arch_zero(rc[i], R * d->C);
+    if (d->extended) arch_zero(g->a, R * d->C);
+    arch_zero(g->wh, R * d->Dw), arch_zero(g->ah, R * d->Da), arch_zero(g->gh, R * d->Dg), arch_zero(g->vh, R * d->Dv);
+    arch_zero(g->f.fr, R * d->F);
+}
+
 void rwkv7_backward(Rwkv7 *m, const real *dlogits) {
     const Rwkv7Dims *d = &m->d;
     const int C = d->C, H = d->H, N = d->N, F = d->F, V = d->V, L = d->L;
@@ -476,13 +489,11 @@ void rwkv7_backward(Rwkv7 *m, const real *dlogits) {
     arch_zero(A->dvfirst, (size_t)R * C);
 
     LayerActs *g = &A->dla;
-    /* the gradient scratch of one layer is contiguous from x_in to the end of preD */
-    const size_t dla_numel = (size_t)(A->dla.preD - A->dla.x_in) + (size_t)R * lora_max_rank(d);
     for (int l = L - 1; l >= 0; l--) {
         const Rwkv7Layer *P = &W->layer[l];
         Rwkv7Layer *Q = &G->layer[l];
         const LayerActs *a = &A->la[l];
-        arch_zero(g->x_in, dla_numel);
+        dla_zero(g, d, (size_t)R);
         // ---- ChannelMix. fwd: x_next = x_mid + FFN(x_mid)   (arch_util.h)
         const ArchFfn fw = ARCH_FFN_OF(P), fg = ARCH_FFN_OF(Q);
         arch_ffn_backward(&g->f, &fg, A->e.dx, &a->f, &fw, B, T, C, F);
@@ -500,12 +511,11 @@ void rwkv7_backward(Rwkv7 *m, const real *dlogits) {
                       a->rc, a->w, a->knew, a->vv, a->kk, a->a, &wd);
         // fwd: vv = v (l = 0, v_first) | vv = v + (v_first - v) sigmoid(v0 + (xv v1) v2)
         if (l == 0) {
+#pragma omp parallel for simd schedule(static)
             for (size_t i = 0; i < (size_t)R * C; i++) g->vc[i] += g->vv[i] + A->dvfirst[i];
         } else {
             vres_backward(g->vc, A->dvfirst, g->vgate, g->vv, a->vc, A->la[0].vv, a->vgate, R * C);
-            arch_zero(g->pre, (size_t)R * C);
-            sigmoid_backward(g->pre, g->vgate, a->vgate, R * C);
-            add_bias_backward(Q->v0, g->pre, R, C);
+            sigmoid_backward(g->pre, Q->v0, g->vgate, a->vgate, R, C);
             matmul_backward(g->vh, Q->v2, g->pre, a->vh, P->v2, R, d->Dv, C);
             matmul_backward(g->xv, Q->v1, g->vh, a->xv, P->v1, R, C, d->Dv);
         }
@@ -514,23 +524,17 @@ void rwkv7_backward(Rwkv7 *m, const real *dlogits) {
         kk_backward(g->kc, Q->k_k, g->kk, a->kk, a->kkn, a->kc, P->k_k, R, H, N);
         // fwd: g = sigmoid(xg g1) g2
         matmul_backward(g->gh, Q->g2, g->g, a->gh, P->g2, R, d->Dg, C);
-        arch_zero(g->preD, (size_t)R * d->Dg);
-        sigmoid_backward(g->preD, g->gh, a->gh, R * d->Dg);
+        sigmoid_backward(g->preD, NULL, g->gh, a->gh, R, d->Dg);
         matmul_backward(g->xg, Q->g1, g->preD, a->xg, P->g1, R, C, d->Dg);
         // fwd: a = arate(sigmoid(a0 + (xa a1) a2), w)
-        arate_backward(g->asig, g->w, g->a, a->asig, a->w, R * C, d->extended);
-        arch_zero(g->pre, (size_t)R * C);
-        sigmoid_backward(g->pre, g->asig, a->asig, R * C);
-        add_bias_backward(Q->a0, g->pre, R, C);
+        if (d->extended) arate_backward(g->asig, g->w, g->a, a->asig, a->w, R * C, d->extended); /* standard: g->asig is g->a */
+        sigmoid_backward(g->pre, Q->a0, g->asig, a->asig, R, C);
         matmul_backward(g->ah, Q->a2, g->pre, a->ah, P->a2, R, d->Da, C);
         matmul_backward(g->xa, Q->a1, g->ah, a->xa, P->a1, R, C, d->Da);
         // fwd: w = decay(w0 + tanh(xw w1) w2)
-        arch_zero(g->pre, (size_t)R * C);
-        decay_backward(g->pre, g->w, a->w, a->wsig, R * C);
-        add_bias_backward(Q->w0, g->pre, R, C);
+        decay_backward(g->pre, Q->w0, g->w, a->w, a->wsig, R, C);
         matmul_backward(g->wh, Q->w2, g->pre, a->wh, P->w2, R, d->Dw, C);
-        arch_zero(g->preD, (size_t)R * d->Dw);
-        tanh_backward(g->preD, g->wh, a->wh, R * d->Dw);
+        tanh_backward(g->preD, NULL, g->wh, a->wh, R, d->Dw);
         matmul_backward(g->xw, Q->w1, g->preD, a->xw, P->w1, R, C, d->Dw);
         // fwd: rc, kc, vc = conv_K(r, k, v)  (shortconv3_backward assigns dr, dk, dv; off: rc, kc, vc are r, k, v)
         if (d->conv) {

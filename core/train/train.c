@@ -528,10 +528,12 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
     if (config_validate(cfg, err)) return TRAIN_ERROR;
     if (!(r->task = task_create(cfg, err))) return TRAIN_ERROR;
     r->chance = task_chance(r->task);
-    /* the protocol before anything is written: a Merrill split that leaves a part empty is an error here */
-    if (protocol_init(&r->proto, cfg, r->task, (unsigned long)r->seed, err)) goto done;
-    size_t mem_need = 0; /* before writing or allocating anything */
+    /* the memory check first, before anything is allocated or written: its estimate covers the Merrill
+     * dataset's build (mem.h), so a dataset that cannot fit is refused before it is built */
+    size_t mem_need = 0;
     if (mem_check_train(cfg, task_vocab(r->task), r->K, opts->force_memory, &mem_need, err)) goto done;
+    /* then the protocol, still before anything is written: a Merrill split that leaves a part empty is an error here */
+    if (protocol_init(&r->proto, cfg, r->task, (unsigned long)r->seed, err)) goto done;
     if (choose_run_dir(r, err)) goto done;
     snprintf(opts->run_dir, sizeof opts->run_dir, "%s", r->dir);
     r->config_ini = config_to_ini(cfg);

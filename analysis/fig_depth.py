@@ -63,7 +63,7 @@ def plot(dirs, out, name, max_layers=4, title="", emit_json=False):
         ax.set_xticklabels([str(n) for n in lengths])
         ax.set_xlim(-0.6, len(lengths) - 0.4)
         ax.set_xlabel("sequence length n (tokens)")
-        ax.set_title(g.upper() + (f" ({pending} searches unfinished)" if pending else ""), fontsize="medium")
+        ax.set_title(g.upper() + (f" ({pending} search{'es' if pending > 1 else ''} unfinished)" if pending else ""), fontsize="medium")
         meta["panels"].append({"group": g, "cells": cells})
     ax0 = axes[0][0]
     ax0.set_yticks(list(range(1, max_layers + 2)))

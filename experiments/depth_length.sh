@@ -28,14 +28,15 @@ suite_options "lengths=LENGTHS groups=GROUP_LIST max-layers=MAXL seeds=SEEDS" "$
 suite_begin depth_length
 SCALE=(--set model.d_model=128 --set model.head_size=32 --set train.steps=2000 --set train.lr=3e-3
        --set train.warmup=100 --set train.eval_every=500 --set train.ckpt_every=500 --set train.log_every=50
-       --set "experiment.seeds=$SEEDS" --set task.variant=full --set "task.test_lens=${LENGTHS//,/, }")
-# one cell: the smallest depth reaching > 0.9 (prints it); every depth is its own resumable sweep
+       --set "experiment.seeds=$SEEDS" --set task.variant=full)
+# one cell: the smallest depth reaching > 0.9 (prints it); every depth is its own resumable sweep, tested at
+# its own n only (so a run's config does not depend on which other lengths this invocation covers)
 cell() {
   local arch=$1 range=$2 group=$3 n=$4 L
   for L in $(seq 1 "$MAXL"); do
     "$BIN" sweep configs/merrill_depth.ini --set model.arch="$arch" --set model.eig_range="$range" \
       --set sweep.task.name="$group" --set sweep.task.train_len="$n" --set sweep.model.layers="$L" \
-      --set sweep.model.eig_range="$range" "${SCALE[@]}" --jobs 2 --out "$OUT/$arch" >>"$OUT/lanes.log" 2>&1
+      --set sweep.model.eig_range="$range" --set task.test_lens="$n" "${SCALE[@]}" --jobs 2 --out "$OUT/$arch" >>"$OUT/lanes.log" 2>&1
     local r=$?
     [ "$r" = 130 ] && return 130
     if [ "$r" != 0 ]; then

@@ -132,6 +132,13 @@ $(O)/$(1)/librwkvlab.a: $(call objs,$(1),$(LIB_SRC))
 endef
 $(foreach f,rel f64 dbg dbg64,$(eval $(call flavour,$(f))))
 
+# The code version is compiled into the files that print or record it (summary.json, run.h5, bench,
+# sweep logs): they are rebuilt when `git describe` changes, so a result never names an older commit.
+VERSION_STAMP := $(O)/version.stamp
+$(shell mkdir -p $(O) && { [ "$$(cat $(VERSION_STAMP) 2>/dev/null)" = '$(GIT_VERSION)' ] || echo '$(GIT_VERSION)' > $(VERSION_STAMP); })
+VERSION_SRC := $(shell grep -l 'RWKVLAB_VERSION' $(LIB_SRC) $(CLI_SRC) 2>/dev/null)
+$(foreach f,rel f64 dbg dbg64,$(call objs,$(f),$(VERSION_SRC))): $(VERSION_STAMP)
+
 # rwkvlab: the CPU library and the GPU engine (or its stub) in one link group (they call each other)
 CLI_GPU      := $(if $(CUDA_ON),$(O)/cuda/librwkvcuda.a,$(call STUB,rel))
 CLI_GPU_LIBS  = $(if $(CUDA_ON),$(CUDA_RT_LIBS))

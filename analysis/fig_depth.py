@@ -20,7 +20,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import depthstats  # noqa: E402
 import rwkvplot as rp  # noqa: E402
-from fig_suite import ARCH_ORDER  # noqa: E402
 
 GROUP_ORDER = ["s5", "a5", "a4xz5", "z60", "z5", "s3", "a4"]
 
@@ -32,8 +31,7 @@ def plot(dirs, out, name, max_layers=4, title="", emit_json=False):
     if not r:
         raise rp.PlotError(f"{', '.join(dirs)}: no finished run of experiments/depth_length.sh (DIR/<name=G,"
                            f"train_len=N,layers=L,eig_range=R>-seed<S>/summary.json): run the suite first")
-    models = sorted({(k[0], k[1]) for k in r}, key=lambda m: (ARCH_ORDER.index(m[0]) if m[0] in ARCH_ORDER else 9,
-                                                             m[0], m[1] != "standard", m[1]))
+    models = sorted({(k[0], k[1]) for k in r}, key=lambda m: rp.model_sort_key(*m))
     groups = sorted({k[2] for k in r}, key=lambda g: (GROUP_ORDER.index(g) if g in GROUP_ORDER else 99, g))
     lengths = sorted({k[3] for k in r})
     k = len(models)
@@ -80,12 +78,10 @@ def plot(dirs, out, name, max_layers=4, title="", emit_json=False):
             handles.append(rp.matplotlib.lines.Line2D([], [], ls="", marker=rp.MARKERS[j % len(rp.MARKERS)],
                                                       color=rp.COLORS[j % len(rp.COLORS)], ms=6))
             labels.append(lab)
-    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), frameon=False, fontsize="small")
     fig.suptitle(f"{title or 'Depth versus length'}: the smallest depth reaching > {depthstats.THRESHOLD:.0%} "
                  f"held-out sequence accuracy\nfilled: reached; open on the '> {max_layers}' row: no depth up "
                  f"to {max_layers} did (the best depth's accuracy below it)", fontsize="medium")
-    rows = (len(labels) + 3) // 4
-    fig.tight_layout(rect=(0, min(0.4, (0.21 * rows + 0.06) / fig.get_figheight()), 1, 1))
+    rp.legend_below(fig, handles, labels, min(4, len(labels)))
     return rp.save(fig, out, name, emit_json, meta)
 
 

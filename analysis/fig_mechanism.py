@@ -23,7 +23,6 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import eigstats  # noqa: E402
 import rwkvplot as rp  # noqa: E402
-from fig_suite import ARCH_ORDER  # noqa: E402
 
 BINS = np.linspace(-1.05, 1.05, 43)  # 0.05 wide; eigenvalues of these transitions lie in [-1, 1]
 
@@ -53,11 +52,10 @@ def load(dirs, metric, length):
                                    f"{sorted(e['length'] for e in ev)} (choose one with --length)")
             rp.check_unit_interval(acc, metric, sp)
             task, model = rp.run_labels(rd, s)
-            model = model.replace(", ", " ", 1).replace(" range (eigenvalues ", " (eig. ")
+            model = rp.short_model(model)
             tasks.add(task)
             exps.add(s.get("experiment", "?"))
-            key = (ARCH_ORDER.index(s["arch"]) if s.get("arch") in ARCH_ORDER else 9, s.get("arch"),
-                   s.get("eig_range") != "standard", s.get("eig_range"))
+            key = rp.model_sort_key(s.get("arch"), s.get("eig_range"))
             m = models.setdefault(key, {"label": model, "runs": [], "T": set()})
             m["runs"].append({"seed": s.get("seed"), "dir": rd, "acc": float(acc[0]), "neg": st["neg"],
                               "mins": st["mins"]})
@@ -109,12 +107,10 @@ def plot(dirs, out, name, metric="seq_acc", length=0, title="", emit_json=False)
     asc.set_ylim(-0.04, 1.04)
     asc.set_title("one point per run (seed)", fontsize="medium")
     handles, labels = ah.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=3, frameon=False, fontsize="small")
     head = title or ", ".join(sorted(exps))
     fig.suptitle(f"{head}: negative transition eigenvalues and accuracy\ntask {', '.join(sorted(tasks))}; "
                  f"{sum(len(m['runs']) for m in models.values())} trained runs", fontsize="medium")
-    rows = (len(models) + 1 + 2) // 3
-    fig.tight_layout(rect=(0, min(0.4, (0.21 * rows + 0.06) / fig.get_figheight()), 1, 1))
+    rp.legend_below(fig, handles, labels, 3)
     return rp.save(fig, out, name, emit_json, meta)
 
 

@@ -24,7 +24,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rwkvplot as rp  # noqa: E402
 
-ARCH_ORDER = ["rwkv7", "deltanet", "gated_deltanet", "rwkv6"]
 METRICS = {"seq_acc": "sequence accuracy (fraction)", "token_acc": "token accuracy (fraction)"}
 
 
@@ -50,13 +49,12 @@ def load(dirs, metric):
         vals = {int(e["length"]): e[metric] for e in s.get("eval", []) if e.get(metric) is not None}
         rp.check_unit_interval(list(vals.values()), metric, path)
         task, model = rp.run_labels(run_dir, s)
-        model = model.replace(", ", " ", 1).replace(" range (eigenvalues ", " (eig. ")
+        model = rp.short_model(model)
         tasks.add(task)
         exps.add(s.get("experiment", "?"))
         if s.get("train_len"):
             train.add(str(s["train_len"]))
-        key = (ARCH_ORDER.index(s["arch"]) if s.get("arch") in ARCH_ORDER else 9, s.get("arch"),
-               s.get("eig_range") != "standard", s.get("eig_range"))
+        key = rp.model_sort_key(s.get("arch"), s.get("eig_range"))
         ser = panels.setdefault(panel, {}).setdefault(key, {"point": f"{s.get('arch')}:{s.get('eig_range')}",
                                                             "label": model, "seeds": {}})
         ser["seeds"][s.get("seed", len(ser["seeds"]))] = vals
@@ -101,13 +99,11 @@ def plot(dirs, out, name, metric="seq_acc", title="", emit_json=False):
     handles.append(rp.matplotlib.lines.Line2D([], [], color="0.3", marker="o", ls="", ms=3))
     labels.append("one seed (bar: min to max)")
     ncol = min(k, 3)
-    fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False, fontsize="small")
     head = title or ", ".join(sorted(exps))
     fig.suptitle(f"{head}: {METRICS[metric].split(' (')[0]} vs length, median over seeds\n"
                  f"task {', '.join(sorted(tasks))}; {sum(s['n'] for v in panels.values() for s in v.values())} "
                  f"finished runs", fontsize="medium")
-    rows = (nser + 2 + ncol - 1) // ncol
-    fig.tight_layout(rect=(0, min(0.5, (0.21 * rows + 0.06) / fig.get_figheight()), 1, 1))
+    rp.legend_below(fig, handles, labels, ncol, max_frac=0.5)
     return rp.save(fig, out, name, emit_json, meta)
 
 

@@ -61,6 +61,19 @@ EIG_LOW = {("rwkv7", "standard"): "eigenvalues >= -0.455", ("rwkv7", "extended")
            ("rwkv6", "extended"): "eigenvalues in (0, 1)"}
 
 
+ARCH_ORDER = ["rwkv7", "deltanet", "gated_deltanet", "rwkv6"]  # the order models are drawn and listed in
+
+
+def model_sort_key(arch, eig_range):
+    """Models in a fixed order: by architecture (ARCH_ORDER), the standard range before the extended."""
+    return (ARCH_ORDER.index(arch) if arch in ARCH_ORDER else 9, arch or "", eig_range != "standard", eig_range or "")
+
+
+def short_model(label):
+    """'RWKV-7, extended range (eigenvalues >= -1)' -> 'RWKV-7 extended (eig. >= -1)' (for legends)."""
+    return label.replace(", ", " ", 1).replace(" range (eigenvalues ", " (eig. ")
+
+
 def eig_label(arch, eig_range):
     low = EIG_LOW.get((arch, eig_range))
     return f"{eig_range} range ({low})" if low else f"eig_range {eig_range}"
@@ -293,6 +306,14 @@ def draw_seed_series(ax, shown, lengths):
         drawn.append({"point": s["point"], "label": name, "x": s["x"], "median": s["median"],
                       "seed_points": len(pts_x), "coincides_with": same[0] if same else None})
     return drawn
+
+
+def legend_below(fig, handles, labels, ncol, max_frac=0.4):
+    """One legend for the whole figure below its panels, with room made for its rows (at most max_frac
+    of the figure's height)."""
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False, fontsize="small")
+    rows = (len(labels) + ncol - 1) // ncol
+    fig.tight_layout(rect=(0, min(max_frac, (0.21 * rows + 0.06) / fig.get_figheight()), 1, 1))
 
 
 def seed_legend(ax, ncol=2):

@@ -14,7 +14,6 @@ Writes OUT/NAME.png (default the first DIR's parent/figures/mechanism.png).
 """
 import argparse
 import glob
-import json
 import os
 import sys
 
@@ -32,12 +31,8 @@ def load(dirs, metric, length):
     for d in dirs:
         for sp in sorted(glob.glob(os.path.join(d, "*", "summary.json"))):
             rd = os.path.dirname(sp)
-            try:
-                with open(sp) as fp:
-                    s = json.load(fp)
-            except ValueError as e:
-                raise rp.PlotError(f"{sp} is not valid JSON ({e}): delete the run directory and run it again")
-            if s.get("status") not in ("completed", "early_stopped"):
+            s = rp.finished_summary(sp)
+            if s is None:
                 continue
             st = eigstats.run_stats(rd)
             if st is None:

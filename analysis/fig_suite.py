@@ -15,7 +15,6 @@ Writes OUT/NAME.png (default DIR's parent/figures/suite_<metric>.png).
 """
 import argparse
 import glob
-import json
 import os
 import re
 import statistics
@@ -36,12 +35,8 @@ def load(dirs, metric):
                            f"(experiments/) first")
     for path in paths:
         run_dir = os.path.dirname(path)
-        try:
-            with open(path) as fp:
-                s = json.load(fp)
-        except ValueError as e:
-            raise rp.PlotError(f"{path} is not valid JSON ({e}): delete the run directory and run it again")
-        if s.get("status") not in ("completed", "early_stopped"):
+        s = rp.finished_summary(path)
+        if s is None:
             continue
         m = re.match(r"^(.*)-seed(\d+)$", os.path.basename(run_dir))
         point = m.group(1) if m else os.path.basename(run_dir)

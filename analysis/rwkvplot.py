@@ -192,6 +192,17 @@ class RunInfo:
         return f"training length {lo}" if lo == hi else f"training lengths {lo}-{hi}"
 
 
+def finished_summary(path):
+    """A run's summary.json as a dict when the run finished (completed or early stopped), else None; a file
+    that is not JSON is refused with a message saying what to do."""
+    try:
+        with open(path) as fp:
+            s = json.load(fp)
+    except ValueError as e:
+        raise PlotError(f"{path} is not valid JSON ({e}): delete the run directory and run it again")
+    return s if s.get("status") in ("completed", "early_stopped") else None
+
+
 def run_labels(run_dir, summary):
     """(task, model) labels of a finished run directory for titles and legends: task from its config.ini
     ('s5 (swaps)'), model from summary.json ('RWKV-7, extended range (eigenvalues >= -1)')."""

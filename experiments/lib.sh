@@ -10,6 +10,8 @@
 #   suite_options "NAME=VAR ..." ARGS...: each --NAME VALUE sets VAR; everything else is collected in the
 #     array ARGS (extra sweep options for the suite's sweeps).
 #   suite_begin NAME / suite_wall: the wall time of this invocation in seconds.
+#   suite_keep STATUS: after a sweep: exits the suite with 130 when it was interrupted, else keeps the
+#     first non-zero STATUS in rc (the suite's exit status).
 #   suite_figure TITLE METRIC NAME DIR...: DIR's runs as one figure, OUT of the first DIR's parent/figures/
 #     NAME.png (analysis/fig_suite.py); skipped with a note when no Python with matplotlib and h5py is found.
 #   suite_plot SCRIPT ARGS...: analysis/SCRIPT ARGS with such a Python (the same note otherwise).
@@ -46,6 +48,12 @@ suite_plot() {
 suite_figure() {
   local title=$1 metric=$2 name=$3; shift 3
   suite_plot fig_suite.py "$@" --metric "$metric" --title "$title" --name "$name" --out "$(dirname "$1")/figures"
+}
+
+suite_keep() {
+  [ "$1" = 130 ] && exit 130
+  [ "$rc" = 0 ] && rc=$1
+  return 0
 }
 
 suite_begin() {

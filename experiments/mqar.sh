@@ -29,9 +29,7 @@ for d in ${DS//,/ }; do
   echo "== mqar: d = $d, lr in {$lrs}"
   "$BIN" sweep configs/mqar_rwkv7.ini --set model.d_model="$d" --set "sweep.train.lr=$lrs" \
     --set "experiment.seeds=$SEEDS" --jobs "$JOBS" --out "$OUT/d$d" "${ARGS[@]}"
-  r=$?
-  [ "$r" = 130 ] && exit 130
-  [ "$rc" = 0 ] && rc=$r
+  suite_keep $?
 done
 wall=$(suite_wall)
 echo

@@ -26,10 +26,10 @@ SCALE=(--set model.layers=2 --set model.d_model=32 --set model.head_size=16 --se
        --set train.ckpt_every=500 --set task.test_size=128 --set "experiment.seeds=$SEEDS")
 MODELS="rwkv7:standard rwkv7:extended deltanet:standard deltanet:extended gated_deltanet:standard gated_deltanet:extended rwkv6:standard"
 rc=0
-sweep_models configs/deletang_regular.ini "$OUT/deletang" "$MODELS" "${SCALE[@]}" "${ARGS[@]}"; r=$?
-[ "$r" = 130 ] && exit 130; [ "$rc" = 0 ] && rc=$r
-sweep_models configs/grazzi_modarith.ini "$OUT/grazzi_modarith" "$MODELS" "${SCALE[@]}" "${ARGS[@]}"; r=$?
-[ "$r" = 130 ] && exit 130; [ "$rc" = 0 ] && rc=$r
+sweep_models configs/deletang_regular.ini "$OUT/deletang" "$MODELS" "${SCALE[@]}" "${ARGS[@]}"
+suite_keep $?
+sweep_models configs/grazzi_modarith.ini "$OUT/grazzi_modarith" "$MODELS" "${SCALE[@]}" "${ARGS[@]}"
+suite_keep $?
 wall=$(suite_wall)
 echo
 echo "== regular tables (this invocation: $((wall / 60)) min $((wall % 60)) s on $(nproc) cores, --jobs $JOBS, seeds $SEEDS)"

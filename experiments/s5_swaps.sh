@@ -23,9 +23,7 @@ MODELS="deltanet:standard deltanet:extended rwkv7:standard rwkv7:extended rwkv6:
 rc=0
 for L in ${LAYERS//,/ }; do
   sweep_models "$CFG" "$OUT" "$MODELS" --set sweep.model.layers="$L" "${ARGS[@]}"
-  r=$?
-  [ "$r" = 130 ] && exit 130
-  [ "$rc" = 0 ] && rc=$r
+  suite_keep $?
 done
 wall=$(suite_wall)
 echo

@@ -134,6 +134,7 @@ static const CfgKey CFG_KEYS[] = {
     K_LONG(train, ckpt_every, 1, INFINITY),
     K_INT(train, chunk, 0, BIG),
     K_INT(train, threads, 0, 4096),
+    K_INT(train, shards, 1, 1024),
     K_INT(train, l2wrap, 0, 1),
 
     K_INT(log, trajectories, 0, BIG),
@@ -195,6 +196,7 @@ void config_defaults(RunConfig *c) {
     c->train.ckpt_every = 500;
     c->train.chunk = 16;
     c->train.threads = 0;
+    c->train.shards = 2;
     c->train.l2wrap = 0;
 
     c->log.trajectories = 4;

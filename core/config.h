@@ -12,7 +12,7 @@
  *   [train]      steps, batch, lr, lr_min, warmup, schedule (cosine|constant), weight_decay, grad_clip,
  *                beta1, beta2, adam_eps, w0_lr_mult, eval_every, early_stop, log_every, ckpt_every,
  *                chunk (WKV checkpoint interval K; 0 = store all states), threads (0 = OpenMP default),
- *                l2wrap (0|1)
+ *                shards (batch shards of one step, default 2), l2wrap (0|1)
  *   [log]        trajectories, trajectory_len
  *   [sweep]      any "section.key = v1, v2, ..." (stored verbatim for `rwkvlab sweep`)
  * Errors name the file and line, the key, and the allowed values.
@@ -81,6 +81,7 @@ typedef struct {
         double early_stop;      /* stop when train-length test seq acc >= this; 0 = off */
         int chunk;
         int threads;
+        int shards;             /* batch shards of a step (core/train/step.h): results depend on it, not on threads */
         int l2wrap;
     } train;
     struct {

@@ -237,9 +237,14 @@ size_t mem_train_bytes(const RunConfig *c, const ModelArch *a, const void *dims,
         if (!strcmp(a->dim_fields[i].name, "V")) V = vals[i];
     p.params = p.grads = np * sizeof(real);
     p.optim = 2 * np * sizeof(real);
-    /* the activation and loss buffers only grow: their peak is the largest of the shapes the run forwards */
+    /* the activation and loss buffers only grow: their peak is the largest of the shapes the run forwards
+     * (an evaluation batch larger than a training shard is counted whole, backward part included, though
+     * evaluation never touches that part: then this is an upper bound of the resident size) */
     const int B = c->train.batch, T = c->task.train_len;
-    size_t acts = fwd_bytes(a, dims, V, B, T, K);
+    /* the step's shards (step.h): min(shards, B) of at most ceil(B / that) sequences; shard 0 is the model */
+    const int ns = c->train.shards < B ? c->train.shards : B, Bs = (B + ns - 1) / ns;
+    size_t acts = fwd_bytes(a, dims, V, Bs, T, K);
+    p.shards = (size_t)(ns - 1) * (2 * np * sizeof(real) + fwd_bytes(a, dims, V, Bs, T, K));
     long max_rows = (long)B * T; /* as train.c's run_eval / train_evaluate */
     if (max_rows < 4096) max_rows = 4096;
     int tmax = 0;
@@ -275,7 +280,7 @@ size_t mem_train_bytes(const RunConfig *c, const ModelArch *a, const void *dims,
     }
     p.acts = acts;
     p.ckpt = 2 * np * sizeof(real);
-    p.total = p.params + p.grads + p.optim + p.acts + p.data + p.traj + p.ckpt;
+    p.total = p.params + p.grads + p.optim + p.acts + p.data + p.traj + p.shards + p.ckpt;
     if (p.dataset_build > p.total) p.total = p.dataset_build; /* the build's peak comes before everything else */
     if (parts) *parts = p;
     return p.total;
@@ -293,13 +298,13 @@ int mem_check_train(const RunConfig *c, int vocab, int K, int force, size_t *nee
     if (mem_train_dims(c, vocab, a, dims, err)) return -1;
     mem_train_bytes(c, a, dims, K, &p);
     if (need) *need = p.total;
-    char what[600], s[7][24];
+    char what[700], s[8][24];
     snprintf(what, sizeof what,
              "training (%s L=%d C=%d, batch %d x length %d) (parameters %s, gradients %s, AdamW moments %s, "
-             "activations %s, data %s, trajectories %s, checkpoint buffer %s)",
+             "activations %s, data %s, trajectories %s, batch-shard replicas %s, checkpoint buffer %s)",
              a->title, c->model.layers, c->model.d_model, c->train.batch, c->task.train_len, mem_fmt(p.params, s[0], 24), mem_fmt(p.grads, s[1], 24),
              mem_fmt(p.optim, s[2], 24), mem_fmt(p.acts, s[3], 24), mem_fmt(p.data, s[4], 24),
-             mem_fmt(p.traj, s[5], 24), mem_fmt(p.ckpt, s[6], 24));
+             mem_fmt(p.traj, s[5], 24), mem_fmt(p.shards, s[7], 24), mem_fmt(p.ckpt, s[6], 24));
     if (p.dataset) {
         char d1[24], d2[24];
         size_t l = strlen(what);

@@ -49,6 +49,8 @@ typedef struct {
                             including the WKV state checkpoints and the per-row token buffers */
     size_t data;         /* training batch and fixed test sets */
     size_t traj;         /* trajectory capture buffers at the end of the run */
+    size_t shards;       /* the step's replicas (core/train/step.h): train.shards - 1 times parameters,
+                            gradients and a training forward of the largest shard */
     size_t ckpt;         /* checkpoint writing: ckpt.c builds optim.bin (both moments) in memory before its
                             atomic write (and resume reads files of that size) */
     size_t dataset;      /* of data: task.protocol = merrill's finite dataset as it stays (train + held-out

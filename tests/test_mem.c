@@ -17,6 +17,7 @@
 #include "mem.h"
 #include "rwkv7.h"
 #include "optim.h"
+#include "step.h"
 #include "train.h"
 #include "task.h"
 #include "testutil.h"
@@ -88,7 +89,7 @@ Test(mem, train_estimate_parts_match_real_buffers) {
     const int K = c.train.chunk;
     MemTrainParts p;
     size_t total = mem_train_bytes(&c, &model_rwkv7, &d, K, &p);
-    cr_assert_eq(total, p.params + p.grads + p.optim + p.acts + p.data + p.traj + p.ckpt);
+    cr_assert_eq(total, p.params + p.grads + p.optim + p.acts + p.data + p.traj + p.shards + p.ckpt);
     cr_assert_eq(p.ckpt, p.optim, "optim.bin holds both moments");
     Model *m = model_create(&model_rwkv7, &d, 1);
     cr_assert_eq(p.params, m->nparams * sizeof(real));
@@ -124,8 +125,20 @@ Test(mem, train_estimate_parts_match_real_buffers) {
     cr_assert_eq(m->loss_cap, rows, "loss buffers hold %zu rows, the largest forward %zu", m->loss_cap, rows);
     size_t want = acts + rows * (2 * (size_t)m->V * sizeof(real) + sizeof(int) + 1) + rows * sizeof(int);
     cr_assert_eq(p.acts, want, "activation estimate %zu, real buffer %zu + %zu rows", p.acts, acts, rows);
-    printf("train estimate (L=2 C=64, B=5 T=24, tests 24 and 300): params %zu, grads %zu, optim %zu, acts %zu, data %zu "
-           "-> %zu bytes\n", p.params, p.grads, p.optim, p.acts, p.data, total);
+    /* the step's replicas (train.shards = 2 of B = 5: the replica holds the larger shard, 3 sequences) */
+    cr_assert_eq(c.train.shards, 2);
+    TrainStep ts;
+    train_step_init(&ts, m, c.train.shards);
+    long nc, cnt;
+    train_step_grads(&ts, b.inputs, b.targets, b.mask, b.B, b.T, K, &nc, &cnt);
+    const Model *rep = ts.rep[1];
+    cr_assert(rep && rep->B == 3, "the replica holds shard 1 (3 sequences)");
+    size_t rep_bytes = 2 * rep->nparams * sizeof(real) + rep->arch->act_bytes(rep) +
+                       rep->loss_cap * (2 * (size_t)rep->V * sizeof(real) + sizeof(int) + 1);
+    cr_assert_eq(p.shards, rep_bytes, "replica estimate %zu, real %zu", p.shards, rep_bytes);
+    train_step_free(&ts);
+    printf("train estimate (L=2 C=64, B=5 T=24, tests 24 and 300): params %zu, grads %zu, optim %zu, acts %zu, data %zu, "
+           "shard replica %zu -> %zu bytes\n", p.params, p.grads, p.optim, p.acts, p.data, p.shards, total);
     gsl_rng_free(rng);
     batch_free(&b);
     model_free(m);
@@ -173,7 +186,7 @@ Test(mem, merrill_dataset_is_counted) {
         cr_assert_eq(p.dataset, real_bytes, "%s: estimate %zu bytes, the built dataset holds %zu", cases[k].name,
                      p.dataset, real_bytes);
         cr_assert(p.dataset_build > p.dataset && p.total >= p.dataset_build);
-        cr_assert(p.total >= p.params + p.grads + p.optim + p.acts + p.data + p.traj + p.ckpt);
+        cr_assert(p.total >= p.params + p.grads + p.optim + p.acts + p.data + p.traj + p.shards + p.ckpt);
         snprintf(a, sizeof a, "task.protocol=fresh");
         cr_assert_eq(config_set(&c, a, &e), 0, "%s", e.msg);
         mem_train_bytes(&c, &model_rwkv7, &d, c.train.chunk, &pf);
@@ -241,9 +254,12 @@ Test(mem, train_estimate_vs_peak_rss, .init = mk_tmpdir, .fini = rm_tmpdir, .tim
     static const char *const heavy[3][9] = {
         /* parameters: L=8 C=256 -> 6.8M parameters, x4 buffers */
         {"model.layers=8", "model.d_model=256", "model.head_size=64", "train.batch=1", NULL},
-        /* activations: B=32 x T=128 with every WKV state kept (chunk = 1), evaluation at length 128 */
+        /* activations: B=32 x T=128 in 2 shards (the model and one replica, 16 sequences each) with every WKV
+         * state kept (chunk = 1), evaluation at length 128 in batches of 16 (no larger than a shard: a larger
+         * evaluation batch grows the model's buffer, whose backward part evaluation never touches, so the
+         * estimate is then an upper bound rather than the resident size) */
         {"model.layers=2", "model.d_model=64", "model.head_size=16", "train.batch=32", "task.train_len=128",
-         "task.test_lens=128", "task.test_size=32", "train.chunk=1", NULL},
+         "task.test_lens=128", "task.test_size=16", "train.chunk=1", NULL},
         /* the merrill dataset: S5 swaps (11 symbols) at n = 8, 10^6 distinct sequences (72 MiB), whose build
          * holds about twice that */
         {"task.protocol=merrill", "task.train_len=8", "task.test_lens=8", "task.dataset_max=1000000", NULL}};

@@ -33,6 +33,7 @@
 #include "model.h"
 #include "opts.h"
 #include "rwkv7.h"
+#include "step.h"
 #include "lmeval_data.h"
 #include "tokenizer.h"
 
@@ -138,6 +139,7 @@ static BenchFlops bench_flops(const Rwkv7Dims *d0) {
 /* ---- training steps --------------------------------------------------------------------------------- */
 typedef struct {
     Model *m;
+    TrainStep ts;  /* the trainer's step, with the default train.shards */
     AdamW opt;
     int *tokens, *targets;
     unsigned char *mask;
@@ -159,30 +161,29 @@ static void bench_run_init(BenchRun *r, const BenchCfg *c, int steps) {
     AdamWConfig ac = {.lr = 1e-3, .lr_min = 1e-3, .warmup = 0, .steps = steps, .cosine = 0, .beta1 = 0.9,
                       .beta2 = 0.99, .eps = 1e-8, .weight_decay = 0.1, .grad_clip = 1.0};
     adamw_init(&r->opt, &ac, r->m->nparams);
+    RunConfig dc;
+    config_defaults(&dc);
+    train_step_init(&r->ts, r->m, dc.train.shards);
 }
 
 static void bench_run_free(BenchRun *r) {
     adamw_free(&r->opt);
+    train_step_free(&r->ts);
     model_free(r->m);
     free(r->tokens), free(r->targets), free(r->mask);
 }
 
-/* One step; t[0..2] += seconds of forward(+loss), backward(+zero grads), optimizer. */
+/* One step of the trainer (train_step_grads, then AdamW); t[0..2] += seconds of forward(+loss) (shard 0's,
+ * step.h), the rest of the gradient step (backward, the other shards' excess, the shard sum), optimizer. */
 static void bench_step(BenchRun *r, const BenchCfg *c, double t[3]) {
     long nc, cnt;
-    double t0 = now_seconds();
-    ModelFwd f = {.K = c->K};
-    model_forward(r->m, r->tokens, c->B, c->T, &f);
-    double loss = model_loss(r->m, r->targets, r->mask, NULL, &nc, &cnt);
-    double t1 = now_seconds();
-    memset(r->m->grads, 0, r->m->nparams * sizeof(real));
-    model_backward(r->m);
+    double loss = train_step_grads(&r->ts, r->tokens, r->targets, r->mask, c->B, c->T, c->K, &nc, &cnt);
     double t2 = now_seconds();
     double gn;
     adamw_step(&r->opt, r->m->params, r->m->grads, r->m->tensors, r->m->ntensors, &gn, NULL);
     double t3 = now_seconds();
     CHECK(loss == loss && gn == gn, "bench: non-finite loss %g or grad norm %g", loss, gn);
-    t[0] += t1 - t0, t[1] += t2 - t1, t[2] += t3 - t2;
+    t[0] += r->ts.fwd_s, t[1] += r->ts.step_s - r->ts.fwd_s, t[2] += t3 - t2;
 }
 
 /* A warm-up step, then `steps` timed steps. */
@@ -347,8 +348,10 @@ int bench_main(int argc, char **argv) {
     double load0 = bench_loadavg();
     printf("- load average at start: %.2f%s\n", load0,
            load0 > 0.5 ? " (other processes share these CPUs: the rates below are lower bounds)" : "");
-    printf("- training: random tokens, V=120, K=16 (WKV checkpoint interval), AdamW; 1 warm-up step + %d timed\n\n",
-           steps);
+    RunConfig dflt;
+    config_defaults(&dflt);
+    printf("- training: the trainer's step (train.shards = %d batch shards, core/train/step.h), random tokens, V=120, "
+           "K=16 (WKV checkpoint interval), AdamW; 1 warm-up step + %d timed\n\n", dflt.train.shards, steps);
 
     /* 1. RSS sweep first: this process is still small, and OpenMP has not started its threads. */
     BenchCfg rc = cfgs[0];

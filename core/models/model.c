@@ -70,23 +70,29 @@ double model_loss(Model *m, const int *targets, const unsigned char *mask, int *
     return loss;
 }
 
-void model_backward(Model *m) {
+void model_backward(Model *m) { model_backward_part(m, m->ncount, (long)m->B * m->T); }
+
+void model_backward_part(Model *m, long ncount_all, long rows_all) {
     CHECK(m->grads, "model_backward on an inference model (created without gradients)");
     CHECK(m->logits && m->B > 0, "model_backward needs a forward and model_loss first");
+    CHECK(ncount_all >= m->ncount && rows_all >= (long)m->B * m->T,
+          "model_backward_part: the whole batch (%ld counted of %ld rows) is smaller than this part (%ld of %ld)",
+          ncount_all, rows_all, m->ncount, (long)m->B * m->T);
     const int R = m->B * m->T, V = m->V;
     memset(m->dlogits, 0, (size_t)R * V * sizeof(real));
-    // fwd: loss = mean over counted positions of CE(logits)
-    crossentropy_backward(m->dlogits, m->probs, m->targets, m->mask, R, V, m->ncount, 1);
+    // fwd: loss = mean over the whole batch's counted positions of CE(logits)
+    crossentropy_backward(m->dlogits, m->probs, m->targets, m->mask, R, V, ncount_all, 1);
     if (m->l2wrap) {
         /* L2Wrap (official): every position, counted or not, gets 1e-4 * max_logit / (B*T) added to the
          * gradient of its argmax logit (upstream loss gradient = 1). Normalised by B*T as the original. */
+        const real rows = (real)rows_all;
 #pragma omp parallel for schedule(static)
         for (int r = 0; r < R; r++) {
             const real *lg = m->logits + (size_t)r * V;
             int am = 0;
             for (int i = 1; i < V; i++)
                 if (lg[i] > lg[am]) am = i;
-            m->dlogits[(size_t)r * V + am] += (real)1e-4 * lg[am] / R;
+            m->dlogits[(size_t)r * V + am] += (real)1e-4 * lg[am] / rows;
         }
     }
     m->arch->backward(m, m->dlogits);

@@ -145,6 +145,10 @@ const real *model_forward(Model *m, const int *tokens, int B, int T, const Model
 double model_loss(Model *m, const int *targets, const unsigned char *mask, int *pred, long *ncorrect, long *ncount);
 /* grads += d loss / d params (call after model_loss). */
 void model_backward(Model *m);
+/* The same for a part of a larger batch (core/train/step.h): the loss is the mean over the whole batch's
+ * ncount_all counted positions and L2Wrap is normalised by its rows_all = B*T, so this part's logit
+ * gradients are exactly those of one backward over the whole batch. */
+void model_backward_part(Model *m, long ncount_all, long rows_all);
 size_t model_state_numel(const Model *m, int B);
 /* State size reported everywhere (info, summary.json, run.h5): matrix part and all of it, per sequence. */
 size_t model_matrix_state_numel(const Model *m);

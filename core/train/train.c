@@ -24,6 +24,7 @@
 #include "optim.h"
 #include "model.h"
 #include "protocol.h"
+#include "step.h"
 #include "task.h"
 
 #ifndef RWKVLAB_VERSION
@@ -119,6 +120,7 @@ typedef struct {
     Protocol proto; /* training batches and test sets (protocol.h) */
     double chance;  /* task_chance: uniform-guess accuracy at a scored position (< 0 unknown) */
     Model *m;
+    TrainStep step; /* the step's batch shards (step.h) */
     AdamW opt;
     gsl_rng *rng;
     H5Log *h5;
@@ -346,6 +348,7 @@ static void run_free(Run *r) {
     batch_free(&r->batch);
     h5log_close(r->h5);
     if (r->m) adamw_free(&r->opt);
+    train_step_free(&r->step);
     model_free(r->m);
     task_free(r->task);
     if (r->rng) gsl_rng_free(r->rng);
@@ -563,6 +566,7 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
         r->m = model_create(arch, dims, 1);
     }
     r->m->l2wrap = cfg->train.l2wrap;
+    train_step_init(&r->step, r->m, cfg->train.shards);
     r->rng = gsl_rng_alloc(gsl_rng_mt19937);
     gsl_rng_set(r->rng, (unsigned long)r->seed);
     model_init(r->m, r->rng, cfg);
@@ -656,9 +660,10 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
             snprintf(dl + strlen(dl), sizeof dl - strlen(dl), "%s%s=%d", i ? " " : "", arch->dim_fields[i].name, vals[i]);
         char mb[32];
         say(&r->out, "model: %s %s eig_range=%s, %zu params, state %zu numbers (matrix %zu); %s, %d threads, "
-                     "recurrence checkpoint every %d tokens; estimated memory %s",
+                     "%d batch shards, recurrence checkpoint every %d tokens; estimated memory %s",
             arch->title, dl, cfg->model.eig_range, r->m->nparams, model_state_numel(r->m, 1),
-            model_matrix_state_numel(r->m), REAL_NAME, threads, r->K, mem_fmt(mem_need, mb, sizeof mb));
+            model_matrix_state_numel(r->m), REAL_NAME, threads, train_step_nshards(cfg->train.batch, cfg->train.shards),
+            r->K, mem_fmt(mem_need, mb, sizeof mb));
     }
     if (r->out.log) fprintf(r->out.log, "resolved config:\n%s\n", r->config_ini);
     if (resuming && step > 0)
@@ -683,13 +688,9 @@ int train_run(RunConfig *cfg, TrainOpts *opts, Err *err) {
     while (r->st.status == RUN_TRAINING && step < cfg->train.steps) {
         protocol_batch(&r->proto, r->rng, &r->batch, NULL); /* this step's length(s) from the run's rng */
         const int T = r->batch.T;
-        memset(r->m->grads, 0, r->m->nparams * sizeof(real));
-        ModelFwd fwd = {.K = r->K};
-        model_forward(r->m, r->batch.inputs, B, T, &fwd);
         long nc, cnt;
-        double loss = model_loss(r->m, r->batch.targets, r->batch.mask, NULL, &nc, &cnt);
+        double loss = train_step_grads(&r->step, r->batch.inputs, r->batch.targets, r->batch.mask, B, T, r->K, &nc, &cnt);
         if (opts->inject_nan_at > 0 && step + 1 == opts->inject_nan_at) loss = NAN;
-        model_backward(r->m);
         double gn = grad_norm(r->m->grads, r->m->nparams);
         if (!isfinite(loss) || !isfinite(gn)) {
             say(&r->out, "error: the %s became %s at step %ld. The run stops; the last good checkpoint is kept in "

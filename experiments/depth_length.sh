@@ -4,8 +4,10 @@
 # length-2 sequence, test on the held-out 20%) on S5, A5 and Z60 (the abelian control), and for each
 # architecture the minimum number of layers whose held-out sequence accuracy exceeds 90% at each n.
 #
-#   experiments/depth_length.sh [--lengths 4,6] [--groups s5,a5,z60] [--max-layers 2] [--seeds 1]
+#   experiments/depth_length.sh [--lengths 4,6] [--groups s5,a5,z60] [--max-layers 2] [--seeds 1] [--set k=v ...]
 #
+# Further --set options go to every sweep after the scale below (tests/test_suites.c runs the suite at a
+# toy scale this way; results at another scale are not the ones EXPERIMENTS.md reports).
 # Search: for each (model, group, n) depths 1, 2, ... are trained in turn until one reaches > 0.9 (median
 # over the seeds); deeper ones are not run. Models (every architecture): RWKV-7, DeltaNet and Gated
 # DeltaNet in both ranges, RWKV-6. Two lanes run side by side, each with its own models (each sweep has
@@ -24,7 +26,9 @@ cd "$(dirname "$0")/.."
 OUT=${DEPTH_OUT:-results/depth_length}
 LENGTHS=4,6; GROUP_LIST=s5,a5,z60; MAXL=2; SEEDS=1
 suite_options "lengths=LENGTHS groups=GROUP_LIST max-layers=MAXL seeds=SEEDS" "$@"
-[ ${#ARGS[@]} = 0 ] || { echo "depth_length.sh: unknown option ${ARGS[0]} (see the header)"; exit 1; }
+for ((i = 0; i < ${#ARGS[@]}; i += 2)); do
+  [ "${ARGS[i]}" = --set ] && [ -n "${ARGS[i + 1]:-}" ] || { echo "depth_length.sh: unknown option ${ARGS[i]} (see the header)"; exit 1; }
+done
 suite_begin depth_length
 SCALE=(--set model.d_model=128 --set model.head_size=32 --set train.steps=2000 --set train.lr=3e-3
        --set train.warmup=100 --set train.eval_every=500 --set train.ckpt_every=500 --set train.log_every=50
@@ -36,7 +40,7 @@ cell() {
   for L in $(seq 1 "$MAXL"); do
     "$BIN" sweep configs/merrill_depth.ini --set model.arch="$arch" --set model.eig_range="$range" \
       --set sweep.task.name="$group" --set sweep.task.train_len="$n" --set sweep.model.layers="$L" \
-      --set sweep.model.eig_range="$range" --set task.test_lens="$n" "${SCALE[@]}" --jobs 2 --out "$OUT/$arch" >>"$OUT/lanes.log" 2>&1
+      --set sweep.model.eig_range="$range" --set task.train_len="$n" --set task.test_lens="$n" "${SCALE[@]}" "${ARGS[@]}" --jobs 2 --out "$OUT/$arch" >>"$OUT/lanes.log" 2>&1
     local r=$?
     [ "$r" = 130 ] && return 130
     if [ "$r" != 0 ]; then

@@ -24,6 +24,13 @@ void train_step_free(TrainStep *ts) {
     memset(ts, 0, sizeof *ts);
 }
 
+size_t train_step_act_bytes(const TrainStep *ts) {
+    size_t n = ts->m->arch->act_bytes(ts->m);
+    for (int s = 1; s < ts->S; s++)
+        if (ts->rep[s]) n += ts->rep[s]->arch->act_bytes(ts->rep[s]);
+    return n;
+}
+
 int train_step_nshards(int B, int S) { return S < B ? S : B; }
 
 /* The model of shard s (0: the model itself; others: a replica holding the model's current parameters). */

@@ -36,6 +36,8 @@ void train_step_free(TrainStep *ts);
  * first; L2Wrap when m->l2wrap). Returns the loss; *ncorrect and *ncount as model_loss over the batch. */
 double train_step_grads(TrainStep *ts, const int *inputs, const int *targets, const unsigned char *mask, int B,
                         int T, int K, long *ncorrect, long *ncount);
+/* Activation bytes of the model and its replicas (each architecture's act_bytes). */
+size_t train_step_act_bytes(const TrainStep *ts);
 /* The shards a batch of B sequences is cut into: min(S, B); the largest has ceil(B / that) sequences. */
 int train_step_nshards(int B, int S);
 

@@ -25,7 +25,9 @@
 typedef struct {
     Model *m;        /* shard 0 and the home of the result (m->grads) */
     int S;           /* shards as configured (a batch smaller than S uses B shards of one sequence) */
-    Model **rep;     /* (S-1) replicas, created on first use */
+    Model **rep;     /* (S) the model of each shard: rep[0] = m, the replicas created on first use */
+    double *loss;    /* (S) each shard's loss, correct and counted positions in the last step */
+    long *nc, *cnt;
     double fwd_s;    /* last step: wall seconds of shard 0's forward + loss (its thread), and of the whole step */
     double step_s;
 } TrainStep;

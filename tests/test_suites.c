@@ -1,11 +1,13 @@
 /* test_suites.c -- the experiment suites (the scripts in experiments/) run end to end at a toy scale (a few steps of
  * tiny models, through each suite's `--set` pass-through): every sweep they start must be accepted and
  * finish, and the suite must write its table; a sweep that fails must be reported and fail the suite.
- * (A suite whose cells all failed config validation once went unnoticed: depth_length at n != 4.) */
+ * (A suite whose cells all failed config validation once went unnoticed: depth_length at n != 4.) Every
+ * suite of EXPERIMENTS.md: parity, s5_swaps, mechanism (on those two's runs), regular, mqar, depth_length. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -66,4 +68,60 @@ Test(suites, depth_length_reports_a_failed_sweep, .init = mk_tmpdir, .fini = rm_
     cr_expect_neq(rc, 0, "depth_length.sh exit 0 although every sweep failed:\n%s", out);
     cr_expect(strstr(out, "FAILED: rwkv7 standard z60 n=3, 1 layers"), "the failure is not reported:\n%s", out);
     free(out);
+}
+
+/* Runs `VAR=tmpdir/NAME bash experiments/SCRIPT ARGS` and checks it succeeded without a failed sweep and
+ * wrote each of the files named (relative to tmpdir/NAME, NULL-terminated). */
+static void suite_ok(const char *var, const char *name, const char *script, const char *args, const char *const *files) {
+    char env[600], log[400];
+    snprintf(env, sizeof env, "%s='%s/%s'", var, tmpdir, name);
+    snprintf(log, sizeof log, "%s/%s.log", tmpdir, name);
+    int rc = run_suite(env, script, args, log);
+    char *out = read_file_str(log);
+    cr_assert(out, "%s: no output", script);
+    cr_expect_eq(rc, 0, "%s exit %d:\n%s", script, rc, out);
+    cr_expect(!strstr(out, "FAILED") && !strstr(out, "rwkvlab sweep: "), "%s: a sweep failed:\n%s", script, out);
+    free(out);
+    for (int i = 0; files[i]; i++) {
+        char p[600];
+        snprintf(p, sizeof p, "%s/%s/%s", tmpdir, name, files[i]);
+        cr_expect(access(p, F_OK) == 0, "%s did not write %s", script, files[i]);
+    }
+}
+
+#define TOY1 TOY " --set experiment.seeds=1"
+
+Test(suites, parity_s5_swaps_and_mechanism, .init = mk_tmpdir, .fini = rm_tmpdir, .timeout = 300) {
+    /* trajectories kept (log.trajectories = 1 after TOY's 0): mechanism.sh reads them */
+    static const char *const parity[] = {"table.md", "figures/parity.png", NULL};
+    suite_ok("PARITY_OUT", "parity", "parity.sh", TOY1 " --set log.trajectories=1", parity);
+    static const char *const s5[] = {"table.md", "figures/s5_swaps.png", NULL};
+    suite_ok("S5_OUT", "s5", "s5_swaps.sh", "--layers 1" TOY1 " --set log.trajectories=1", s5);
+    char env[900], log[400];
+    snprintf(env, sizeof env, "PARITY_OUT='%s/parity' S5_OUT='%s/s5' MECH_OUT='%s/mech'", tmpdir, tmpdir, tmpdir);
+    snprintf(log, sizeof log, "%s/mech.log", tmpdir);
+    int rc = run_suite(env, "mechanism.sh", "", log);
+    char *out = read_file_str(log);
+    cr_assert(out);
+    cr_expect_eq(rc, 0, "mechanism.sh exit %d:\n%s", rc, out);
+    free(out);
+    static const char *const mech[] = {"parity.md", "s5_swaps.md", "figures/mechanism_parity.png",
+                                       "figures/mechanism_s5_swaps.png"};
+    for (size_t i = 0; i < sizeof mech / sizeof *mech; i++) {
+        char p[600];
+        snprintf(p, sizeof p, "%s/mech/%s", tmpdir, mech[i]);
+        cr_expect(access(p, F_OK) == 0, "mechanism.sh did not write %s", mech[i]);
+    }
+}
+
+Test(suites, regular_and_mqar, .init = mk_tmpdir, .fini = rm_tmpdir, .timeout = 300) {
+    static const char *const regular[] = {"deletang.md", "grazzi_modarith.md", "deletang/figures/deletang.png",
+                                          "grazzi_modarith/figures/grazzi_modarith.png", NULL};
+    suite_ok("REGULAR_OUT", "regular", "regular.sh", "--seeds 1" TOY, regular);
+    /* MQAR keeps its head size 64 and sets d_model itself */
+    static const char *const mqar[] = {"table.md", NULL};
+    suite_ok("MQAR_OUT", "mqar", "mqar.sh",
+             "--d 64 --set train.steps=4 --set train.warmup=0 --set train.eval_every=2 --set train.ckpt_every=2"
+             " --set train.log_every=2 --set task.test_size=16 --set log.trajectories=0",
+             mqar);
 }

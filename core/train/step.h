@@ -12,7 +12,7 @@
  *   otherwise:               the shards run one after another, each with every thread.
  *
  * Why: at the sizes this trainer is for (C = 128, B*T = 8192) a matrix product split over two threads runs
- * at 57% of the square-size rate and every short elementwise pass pays a wake-up, while two independent
+ * at 57-70% of the square-size rate and every short elementwise pass pays a wake-up, while two independent
  * halves of the batch keep both cores busy (measured: BENCHMARKS.md, issue 12).
  */
 #ifndef RWKV_STEP_H

@@ -15,7 +15,8 @@
 # ln 8192 = 9.01, accuracy 0; V = 8192 makes the output layer the cost); an idle machine is perhaps
 # twice as fast. 3 lr x d = 64 = 3 runs: about 1.5 hours at --jobs 2; d = 128 about twice that per run.
 # Resumable (rwkvlab sweep): interrupt it and run it again to continue. Output: results/mqar/d<d>/<run>/ and
-# results/mqar/table.md (token accuracy = Zoology's metric: every sequence has K queries).
+# results/mqar/table.md (token accuracy = Zoology's metric: every sequence has K queries) and
+# results/mqar/figures/mqar.png (analysis/fig_mqar.py: accuracy vs state size, one series per lr_mult).
 cd "$(dirname "$0")/.."
 . experiments/lib.sh
 OUT=${MQAR_OUT:-results/mqar}
@@ -39,4 +40,5 @@ $PY experiments/summarize.py "$OUT"/d* --metric token_acc --lengths 64 --prefix-
   --out "$OUT/table.md" || rc=1
 for d in ${DS//,/ }; do echo "d = $d: state size $((2 * (d / 64) * 64 * 64)) (L*H*N*N)"; done
 echo "(published, RWKV-7 paper with its init variant: average accuracy 0.94+ at state 8k (d = 64), 0.99+ at 16k (d = 128))"
+suite_plot fig_mqar.py "$OUT"/d* --title "MQAR (experiments/mqar.sh)" --out "$OUT/figures" || rc=1
 exit "$rc"

@@ -119,7 +119,7 @@ Test(suites, regular_and_mqar, .init = mk_tmpdir, .fini = rm_tmpdir, .timeout = 
                                           "grazzi_modarith/figures/grazzi_modarith.png", NULL};
     suite_ok("REGULAR_OUT", "regular", "regular.sh", "--seeds 1" TOY, regular);
     /* MQAR keeps its head size 64 and sets d_model itself */
-    static const char *const mqar[] = {"table.md", NULL};
+    static const char *const mqar[] = {"table.md", "figures/mqar.png", NULL};
     suite_ok("MQAR_OUT", "mqar", "mqar.sh",
              "--d 64 --set train.steps=4 --set train.warmup=0 --set train.eval_every=2 --set train.ckpt_every=2"
              " --set train.log_every=2 --set task.test_size=16 --set log.trajectories=0",

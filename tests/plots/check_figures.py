@@ -330,6 +330,48 @@ def main():
     p = script("fig_depth.py", os.path.join(work, "nowhere"), expect=1)
     check("no finished run" in p.stderr, f"fig_depth without runs: {p.stderr!r}")
 
+    # ---- MQAR (fig_mqar.py): accuracy vs state size, one series per lr_mult = lr sqrt(d) T
+    mq = os.path.join(work, "mqar")
+    made = {(64, 1, 1): 0.5, (64, 1, 2): 0.7, (64, 2, 1): 0.25, (128, 1, 1): 0.9, (128, 2, 1): 0.95}
+    for (d, mult, seed), acc in made.items():
+        lr = mult / (d ** 0.5 * 64)
+        rd = os.path.join(mq, f"d{d}", f"lr={lr:.4g}-seed{seed}")
+        os.makedirs(rd)
+        with open(os.path.join(rd, "config.ini"), "w") as fp:
+            fp.write(f"[model]\narch = rwkv7\nd_model = {d}\nhead_size = 64\ninit = official\n"
+                     f"[task]\nname = mqar\nnum_kv = 4\ntrain_len = 64 ; T\n[train]\nlr = {lr:.4g}\n")
+        with open(os.path.join(rd, "summary.json"), "w") as fp:
+            json.dump({"status": "completed", "arch": "rwkv7", "eig_range": "standard", "seed": seed,
+                       "state_size": 2 * (d // 64) * 64 * 64, "steps_done": 10,
+                       "eval": [{"length": 64, "token_acc": acc, "seq_acc": acc / 2}]}, fp)
+    rd = os.path.join(mq, "d128", "lr=0.009-seed1")  # a run still going: left out and counted
+    os.makedirs(rd)
+    with open(os.path.join(rd, "summary.json"), "w") as fp:
+        json.dump({"status": "running", "eval": []}, fp)
+    script("fig_mqar.py", os.path.join(mq, "d64"), os.path.join(mq, "d128"), "--out", out, "--emit-json")
+    d = sidecar(out, "mqar")
+    a = d["axes"][0] if d["axes"] else {"lines": [], "xticks": [], "collections": []}
+    check(close(a["xticks"], [8192, 16384]), f"mqar: ticks {a['xticks']} are not the state sizes")
+    check(close(line(a, "lr_mult 1 (n=2)")["y"], [0.6, 0.9]), "mqar: lr_mult 1 medians (0.6 at 8192, 0.9 at 16384)")
+    check(close(line(a, "lr_mult 2 (n=1)")["y"], [0.25, 0.95]), "mqar: lr_mult 2 values")
+    check(close(line(a, "best lr at each size (median over seeds)")["y"], [0.6, 0.95]), "mqar: best-lr line")
+    stars = next((c for c in a["collections"] if c["label"].startswith("RWKV-7 paper")), {"offsets": []})
+    check(sorted(map(tuple, stars["offsets"])) == [(8192, 0.94), (16384, 0.99)], f"mqar: published {stars}")
+    check("1 run not finished" in d["suptitle"] and "task mqar, (T, K) = (64, 4)" in d["suptitle"]
+          and "RWKV-7, standard range" in d["suptitle"] and "init official" in d["suptitle"],
+          f"mqar: title names task, model, range, init and the unfinished run: {d['suptitle']!r}")
+    with open(os.path.join(mq, "d64", "lr=0.001953-seed1", "summary.json"), "r+") as fp:
+        sj = json.load(fp)
+        sj["eval"][0]["token_acc"] = 1.5
+        fp.seek(0), fp.truncate(), json.dump(sj, fp)
+    p = script("fig_mqar.py", os.path.join(mq, "d64"), "--out", bad_out, expect=1)
+    check("outside [0, 1]" in p.stderr and "1.5" in p.stderr, f"mqar: refusal message: {p.stderr!r}")
+    check(not os.path.exists(os.path.join(bad_out, "mqar.png")), "mqar: a refused figure was written")
+    p = script("fig_mqar.py", os.path.join(mq, "d128"), "--published", "8192=0.9", "--out", bad_out, expect=1)
+    check("STATE:ACC" in p.stderr, f"mqar: a bad --published must be refused: {p.stderr!r}")
+    p = script("fig_mqar.py", os.path.join(work, "nowhere"), expect=1)
+    check("no run directory" in p.stderr, f"fig_mqar without runs: {p.stderr!r}")
+
     # ---- refusals and old files for a run
     bad = os.path.join(work, "bad_run")
     os.makedirs(bad)

@@ -152,6 +152,44 @@ Test(sweep_resume, a_directory_with_another_config_is_an_error) {
     free(before);
 }
 
+/* The line of `text` that starts with `prefix` (after leading blanks), copied into buf ("" when none). */
+static const char *line_of(const char *text, const char *prefix, char *buf, size_t n) {
+    buf[0] = 0;
+    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        const char *b = l + strspn(l, " ");
+        if (!strncmp(b, prefix, strlen(prefix))) {
+            size_t k = strcspn(b, "\n");
+            snprintf(buf, n, "%.*s", (int)(k < n ? k : n - 1), b);
+            break;
+        }
+    }
+    return buf;
+}
+
+/* Every run a sweep starts or continues gets this sweep's thread count: the config's train.threads when
+ * set (it was overridden by cores / --jobs), else cores / --jobs -- for a continued run too (it kept the
+ * count of its first start, so a sweep begun with --jobs 1 and continued with --jobs 2 oversubscribed). */
+Test(sweep_resume, threads_reach_fresh_and_continued_runs) {
+    prepare();
+    char *t, l[1024];
+    cr_expect_eq(sweep("--set train.threads=3 --dry-run", &t), 0, "%s", t);
+    line_of(t, "[continue] base-seed3", l, sizeof l);
+    cr_expect(strstr(l, "--resume") && strstr(l, "--set train.threads=3") && sw_count(l, "train.threads=") == 1,
+              "a continued run must get the config's train.threads: '%s'\n%s", l, t);
+    line_of(t, "[start] base-seed5", l, sizeof l);
+    cr_expect(strstr(l, "train.threads=3") && sw_count(l, "train.threads=") == 2 && !strstr(l, "train.threads=1 ") &&
+                  !strstr(l, "train.threads=2 "),
+              "a fresh run must get the config's train.threads (the user's --set and the sweep's, equal): '%s'", l);
+    free(t);
+    long nc = sysconf(_SC_NPROCESSORS_ONLN);
+    char jobs[64];
+    snprintf(jobs, sizeof jobs, "--jobs %ld --dry-run", nc);
+    cr_expect_eq(sweep(jobs, &t), 0, "%s", t);
+    line_of(t, "[continue] base-seed6", l, sizeof l);
+    cr_expect(strstr(l, "--set train.threads=1"), "--jobs = cores: a continued run gets 1 thread: '%s'\n%s", l, t);
+    free(t);
+}
+
 /* SIGTERM to the sweep (a Slurm time limit, `kill`): the running train is told, checkpoints and says
  * interrupted; the sweep exits 130; the next sweep continues the run. */
 Test(sweep_resume, sigterm_reaches_the_running_train) {

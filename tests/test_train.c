@@ -1,6 +1,7 @@
 /* test_train.c -- the training run end to end (fp32 build): loss goes down on a fixed batch,
  * --resume continues bit-identically, NaN stops the run and keeps the last good checkpoint,
  * same seed => identical results, thread count does not change results, CLI errors. */
+#include <cblas.h>
 #include <criterion/criterion.h>
 #include <hdf5.h>
 #include <math.h>
@@ -155,6 +156,19 @@ Test(train, same_seed_same_result_and_thread_independent) {
     cr_expect(m1->nparams == m2->nparams && memcmp(m1->params, m2->params, m1->nparams * sizeof(real)) == 0,
               "1 thread and 2 threads give different parameters");
     model_free(m1), model_free(m2);
+}
+
+/* train.threads bounds OpenBLAS's own pool too (it defaults to every core): two 1-thread runs of a sweep ran
+ * 2 BLAS threads each on 2 cores. The 2-thread run above compares results across both counts. */
+Test(train, threads_bound_the_blas_pool) {
+    openblas_set_num_threads(2);
+    if (openblas_get_num_threads() < 2) cr_skip_test("OpenBLAS runs one thread here: nothing to bound");
+    RunConfig c;
+    small_cfg(&c, 2);
+    c.train.threads = 1;
+    cr_assert_eq(run(&c, "b1", NULL, 0, 0), TRAIN_OK);
+    cr_expect_eq(openblas_get_num_threads(), 1, "train.threads = 1 left OpenBLAS at %d threads",
+                 openblas_get_num_threads());
 }
 
 Test(train, nan_stops_and_keeps_last_good_checkpoint) {

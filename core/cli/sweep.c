@@ -315,14 +315,16 @@ static void fresh_argv(Argv *a, const char *self, const char *cfg, const char *c
     a->v[a->n] = NULL;
 }
 
-/* `train DIR/config.ini --resume DIR`: the run's own config; train decides how to continue it */
-static void continue_argv(Argv *a, const char *self, const Run *r, long stop_after) {
+/* `train DIR/config.ini --resume DIR --set train.threads=N`: the run's own config with this sweep's thread
+ * count (which cannot change a result); train decides how to continue it */
+static void continue_argv(Argv *a, const char *self, const Run *r, int threads, long stop_after) {
     a->n = a->ns = 0;
     a->v[a->n++] = (char *)self;
     a->v[a->n++] = "train";
     a->v[a->n++] = argv_fmt(a, "%s/config.ini", r->dir, 0);
     a->v[a->n++] = "--resume";
     a->v[a->n++] = (char *)r->dir;
+    if (threads > 0) a->v[a->n++] = "--set", a->v[a->n++] = argv_fmt(a, "train.threads=%ld", NULL, threads);
     if (stop_after > 0) a->v[a->n++] = "--stop-after", a->v[a->n++] = argv_fmt(a, "%ld", NULL, stop_after);
     a->v[a->n] = NULL;
 }
@@ -696,7 +698,7 @@ static void usage(FILE *f) {
             "                            [--slurm [--time T] [--mem SIZE] [--partition NAME] [--cpus-per-task N]\n"
             "                             | --dry-run | --report]\n"
             "  runs the config's [sweep] grid x experiment.seeds with `rwkvlab train` (N at a time, default 1;\n"
-            "  each with train.threads = cores / N). Running it again continues the sweep: finished runs are\n"
+            "  each with train.threads = cores / N unless the config sets it). Running it again continues the sweep: finished runs are\n"
             "  skipped, diverged runs are reported and not retried, every other run with a directory is\n"
             "  continued with `train --resume`; a run directory holding another config is an error.\n"
             "  Each run's output is appended to DIR/<run>.log. DIR defaults to results/<experiment>/sweep.\n"
@@ -799,8 +801,13 @@ static int sweep_setup(Sweep *s, Err *err) {
                                         "in letters or digits", s->runs[q].point, p, u->dir);
         }
     }
+    /* every run's train.threads, fresh or continued: the config's (after --set) when set, else cores / jobs
+     * (the config's was once overridden by cores / jobs, and continued runs kept the thread count of their
+     * first start: --jobs 1 then 2 ran two 2-thread runs on 2 cores, at 40% of their speed) */
     long ncores = sysconf(_SC_NPROCESSORS_ONLN);
-    s->threads = ncores / s->o->jobs > 0 ? (int)(ncores / s->o->jobs) : 1;
+    s->threads = c->train.threads > 0            ? c->train.threads
+                 : ncores / s->o->jobs > 0 ? (int)(ncores / s->o->jobs)
+                                           : 1;
     ssize_t sl = readlink("/proc/self/exe", s->self, sizeof s->self - 1);
     if (sl <= 0) return err_set(err, "cannot find this program's path (/proc/self/exe: %s)", strerror(errno));
     s->self[sl] = 0;
@@ -848,7 +855,7 @@ static void sweep_dry_run(Sweep *s) {
             if (u->plan == PLAN_NEW)
                 fresh_argv(s->av, s->self, s->o->cfgp, s->o->sets, s->o->nsets, s->g, u, s->threads, s->o->stop_after,
                            u->dir);
-            else continue_argv(s->av, s->self, u, s->o->stop_after);
+            else continue_argv(s->av, s->self, u, s->threads, s->o->stop_after);
             printf(": ");
             print_argv(stdout, s->av->v, s->av->n);
         }
@@ -927,7 +934,7 @@ static int sweep_write_slurm(Sweep *s, Err *err) {
 /* starts run u (its log appended); 0, or -1 with err set */
 static int sweep_start(Sweep *s, Run *u, Err *err) {
     const int cont = u->plan == PLAN_CONTINUE;
-    if (cont) continue_argv(s->av, s->self, u, s->o->stop_after);
+    if (cont) continue_argv(s->av, s->self, u, s->threads, s->o->stop_after);
     else fresh_argv(s->av, s->self, s->o->cfgp, s->o->sets, s->o->nsets, s->g, u, s->threads, s->o->stop_after, u->dir);
     int fd = open_run_log(u, cont ? "continuing the run" : "starting the run", s->av->v, s->av->n, err);
     if (fd < 0) return -1;

@@ -557,6 +557,9 @@ double crossentropy_forward(real *probs, int *pred, const real *logits, const in
         int am = 0;
         for (int i = 1; i < V; i++)
             if (l[i] > l[am]) am = i;
+        if (pred) pred[r] = am;
+        rowloss[r] = 0;
+        if (!mask[r]) continue; /* not counted: its argmax only */
         /* each exp once (into p), summed in double; then normalised */
         const real lmax = l[am];
         double z = 0;
@@ -567,13 +570,9 @@ double crossentropy_forward(real *probs, int *pred, const real *logits, const in
         }
 #pragma omp simd
         for (int i = 0; i < V; i++) p[i] = (real)(p[i] / z);
-        if (pred) pred[r] = am;
-        rowloss[r] = 0;
-        if (mask[r]) {
-            rowloss[r] = -((double)l[targets[r]] - l[am] - log(z));
-            corr += am == targets[r];
-            cnt++;
-        }
+        rowloss[r] = -((double)l[targets[r]] - l[am] - log(z));
+        corr += am == targets[r];
+        cnt++;
     }
     double loss = 0;
     for (int r = 0; r < R; r++) loss += rowloss[r];

@@ -178,7 +178,9 @@ void mul_forward(real *out, const real *x, const real *g, int n);
 void mul_backward(real *dx, real *dg, const real *dout, const real *x, const real *g, int n);
 
 /* ---- loss ----------------------------------------------------------------------------------- */
-/* Masked mean cross-entropy over positions with mask=1. probs (R,V) saved (softmax).
+/* Masked mean cross-entropy over positions with mask=1. probs (R,V) saved (softmax) on the counted rows
+ * only (the only ones crossentropy_backward reads; the others are left as they were: MQAR scores 4 of
+ * 64 positions, and the softmax over V = 8192 of every row was 30% of its training step).
  * Returns the loss; *ncorrect = argmax hits among counted rows, *ncount = counted rows.
  * pred (R) may be NULL; else receives the argmax of every row. */
 double crossentropy_forward(real *probs, int *pred, const real *logits, const int *targets,

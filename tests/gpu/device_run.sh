@@ -25,7 +25,7 @@ t0=$(date +%s.%N)
 secs() { echo "$(date +%s.%N) $1" | awk '{printf "%.2f", $1 - $2}'; }
 
 if on tests; then
-  timeout "$(lim 170)" ./test_gpu --require-data --data . --lmeval-data data --lmeval-full > "$out/test_gpu.log" 2>&1
+  timeout "$(lim 240)" ./test_gpu --require-data --data . --lmeval-data data --lmeval-full > "$out/test_gpu.log" 2>&1
   summary+="test_gpu rc=$?: $(tail -1 "$out/test_gpu.log")"$'\n'
 fi
 

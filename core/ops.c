@@ -554,12 +554,13 @@ double crossentropy_forward(real *probs, int *pred, const real *logits, const in
     for (int r = 0; r < R; r++) {
         const real *l = logits + (size_t)r * V;
         real *p = probs + (size_t)r * V;
+        rowloss[r] = 0;
+        if (!mask[r] && !pred) continue; /* not counted: its argmax only, when asked for */
         int am = 0;
         for (int i = 1; i < V; i++)
             if (l[i] > l[am]) am = i;
         if (pred) pred[r] = am;
-        rowloss[r] = 0;
-        if (!mask[r]) continue; /* not counted: its argmax only */
+        if (!mask[r]) continue;
         /* each exp once (into p), summed in double; then normalised */
         const real lmax = l[am];
         double z = 0;

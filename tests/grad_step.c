@@ -1,7 +1,9 @@
 /* grad_step.c -- the sharded training step (core/train/step.h) in double precision, for every architecture:
  * its gradient against finite differences of the whole batch's loss; against one unsharded backward
  * (equal up to the order of the shard sum) for 1, 2, 3 and B shards, uneven ones included, with a mask and
- * with L2Wrap; the replicas follow the model's parameters from one step to the next. */
+ * with L2Wrap; the replicas follow the model's parameters from one step to the next. Without L2Wrap a shard
+ * computes the head at its counted rows only (ModelFwd.head_rows, logits packed), the reference at every
+ * row: the comparison and the finite differences check that path too. */
 #include <string.h>
 
 #include "config.h"

@@ -209,7 +209,23 @@ void arch_embed_backward(const ArchEnds *g, ArchEndActs *e, const real *dx0, con
     }
 }
 
-const real *arch_head_forward(ArchEndActs *e, const ArchEnds *w, int B, int T, int C, int V, int last_only) {
+const real *arch_head_forward(ArchEndActs *e, const ArchEnds *w, int B, int T, int C, int V, int last_only,
+                              const unsigned char *rows) {
+    CHECK(!(last_only && rows), "arch_head_forward: head rows and last-only exclude each other");
+    e->rows = rows, e->nrows = B * T;
+    if (rows) {
+        const int R = B * T;
+        norm_forward(e->lnf, e->lnf_m, e->lnf_r, e->x_fin, w->lnout_w, w->lnout_b, R, 1, C, LN_EPS);
+        int n = 0; /* pack the flagged rows of lnf to the front, in order (row n <= r: nothing is overwritten) */
+        for (int r = 0; r < R; r++)
+            if (rows[r]) {
+                if (n != r) memcpy(e->lnf + (size_t)n * C, e->lnf + (size_t)r * C, (size_t)C * sizeof(real));
+                n++;
+            }
+        e->nrows = n;
+        if (n) linear_forward(e->logits, e->lnf, w->head, w->head_b, n, C, V);
+        return e->logits;
+    }
     if (last_only) { /* only the last token of each sequence: rows b*T + T-1 */
         for (int b = 0; b < B; b++) {
             const size_t r = (size_t)b * T + T - 1;
@@ -229,7 +245,19 @@ void arch_head_backward(ArchEndActs *e, const ArchEnds *g, const real *dlogits, 
                         int V) {
     // fwd: logits = lnf head^T (+ head_b) ; lnf = LN(x_fin; ln_out)
     memset(e->dlnf, 0, (size_t)R * C * sizeof(real));
-    linear_backward(e->dlnf, g->head, g->head_b, dlogits, e->lnf, w->head, R, C, V);
+    if (e->rows) { /* packed: the nrows flagged rows; their dlnf unpacked back to their rows, the rest 0 */
+        const int n = e->nrows;
+        if (n) linear_backward(e->dlnf, g->head, g->head_b, dlogits, e->lnf, w->head, n, C, V);
+        for (int r = R - 1, k = n - 1; r >= 0 && k >= 0; r--) /* row r >= k: a packed row is moved once */
+            if (e->rows[r]) {
+                if (k != r) memcpy(e->dlnf + (size_t)r * C, e->dlnf + (size_t)k * C, (size_t)C * sizeof(real));
+                k--;
+            }
+        for (int r = 0; r < R; r++)
+            if (!e->rows[r]) memset(e->dlnf + (size_t)r * C, 0, (size_t)C * sizeof(real));
+    } else {
+        linear_backward(e->dlnf, g->head, g->head_b, dlogits, e->lnf, w->head, R, C, V);
+    }
     memset(e->dx, 0, (size_t)R * C * sizeof(real));
     norm_backward(e->dx, g->lnout_w, g->lnout_b, e->dlnf, e->x_fin, e->lnf_m, e->lnf_r, w->lnout_w, R, 1, C);
 }

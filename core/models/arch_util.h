@@ -110,6 +110,8 @@ typedef struct {
     real *emb, *ln0_m, *ln0_r;                  /* (R,C) (R) (R): the raw embedding when ln0 exists */
     real *x_fin, *lnf, *lnf_m, *lnf_r, *logits; /* (R,C) (R,C) (R) (R) (R,V) */
     real *dx, *dlnf, *demb;                     /* backward scratch (R,C) each; NULL without backward */
+    const unsigned char *rows;                  /* the last forward's head rows (NULL: every row), and */
+    int nrows;                                  /* how many: logits then holds those rows, packed */
 } ArchEndActs;
 void arch_ends_carve(ArchEndActs *e, size_t *off, real *base, size_t R, int C, int V);
 void arch_ends_carve_grad(ArchEndActs *e, size_t *off, real *base, size_t R, int C, int with_backward);
@@ -120,9 +122,14 @@ void arch_embed_forward(real *x0, ArchEndActs *e, const int *tokens, const ArchE
 void arch_embed_backward(const ArchEnds *g, ArchEndActs *e, const real *dx0, const int *tokens, const ArchEnds *w,
                          int R, int C, int V);
 /* e->logits (B,T,V) = head LN(e->x_fin; ln_out) (+ head_b); returned. last_only (inference): only each
- * sequence's last row b*T + T-1, the other rows left unset. */
-const real *arch_head_forward(ArchEndActs *e, const ArchEnds *w, int B, int T, int C, int V, int last_only);
-/* e->dx (R,C) = d loss / d x_fin (assigned); g->lnout, g->head += */
+ * sequence's last row b*T + T-1, the other rows left unset. rows (B*T flags, or NULL; training): the head
+ * only at the rows flagged, their logits packed in order as the first nrows rows of e->logits (the loss
+ * needs no other: MQAR scores 4 of 64 positions, and the head is most of its step); e->lnf is packed the
+ * same way. The flags are read again by arch_head_backward, so they must live until it. */
+const real *arch_head_forward(ArchEndActs *e, const ArchEnds *w, int B, int T, int C, int V, int last_only,
+                              const unsigned char *rows);
+/* e->dx (R,C) = d loss / d x_fin (assigned); g->lnout, g->head +=. After a forward with head rows, dlogits
+ * holds their nrows packed rows (model_backward writes it so); the other rows' logit gradient is zero. */
 void arch_head_backward(ArchEndActs *e, const ArchEnds *g, const real *dlogits, const ArchEnds *w, int R, int C,
                         int V);
 

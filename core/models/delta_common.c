@@ -508,7 +508,7 @@ const real *delta_forward(Model *mm, const int *tokens, int B, int T, const Mode
 #ifdef _OPENMP
     omp_set_num_threads(saved_threads);
 #endif
-    return arch_head_forward(&A->e, &ends, B, T, C, V, f->head_last_only);
+    return arch_head_forward(&A->e, &ends, B, T, C, V, f->head_last_only, f->head_rows);
 }
 
 /* ---- backward -------------------------------------------------------------------------------- */

@@ -42,9 +42,17 @@ const real *model_forward(Model *m, const int *tokens, int B, int T, const Model
     for (long i = 0; i < (long)B * T; i++)
         CHECK(tokens[i] >= 0 && tokens[i] < m->V, "token %d at position %ld is outside the vocabulary [0,%d)",
               tokens[i], i, m->V);
+    CHECK(!(run.head_rows && run.head_last_only), "model_forward: head_rows and head_last_only exclude each other");
+    CHECK(!(run.head_rows && m->l2wrap), "model_forward: head_rows with L2Wrap (which reads every row's logits)");
     m->logits = m->arch->forward(m, tokens, B, T, &run);
     m->B = run.head_last_only ? 0 : B; /* no loss / backward after a head-last-only forward */
     m->T = T;
+    m->head_rows = run.head_rows;
+    m->nhead = (long)B * T;
+    if (run.head_rows) {
+        m->nhead = 0;
+        for (long i = 0; i < (long)B * T; i++) m->nhead += run.head_rows[i] != 0;
+    }
     return m->logits;
 }
 
@@ -63,6 +71,19 @@ double model_loss(Model *m, const int *targets, const unsigned char *mask, int *
     CHECK(m->logits && m->B > 0, "model_loss needs a full forward first (not a head-last-only one)");
     const size_t R = (size_t)m->B * m->T;
     loss_ensure(m, R);
+    if (m->head_rows) { /* the logits hold the flagged rows, packed: so do targets and mask */
+        CHECK(!pred, "model_loss: pred needs every row's logits (a forward without head_rows)");
+        size_t n = 0;
+        for (size_t r = 0; r < R; r++) {
+            CHECK((mask[r] != 0) == (m->head_rows[r] != 0),
+                  "model_loss: row %zu: the mask differs from the forward's head_rows (they must be equal)", r);
+            if (mask[r]) m->targets[n] = targets[r], m->mask[n++] = 1;
+        }
+        double loss = crossentropy_forward(m->probs, NULL, m->logits, m->targets, m->mask, (int)n, m->V, ncorrect,
+                                           ncount);
+        m->ncount = *ncount;
+        return loss;
+    }
     memcpy(m->targets, targets, R * sizeof(int));
     memcpy(m->mask, mask, R);
     double loss = crossentropy_forward(m->probs, pred, m->logits, targets, mask, (int)R, m->V, ncorrect, ncount);
@@ -78,7 +99,7 @@ void model_backward_part(Model *m, long ncount_all, long rows_all) {
     CHECK(ncount_all >= m->ncount && rows_all >= (long)m->B * m->T,
           "model_backward_part: the whole batch (%ld counted of %ld rows) is smaller than this part (%ld of %ld)",
           ncount_all, rows_all, m->ncount, (long)m->B * m->T);
-    const int R = m->B * m->T, V = m->V;
+    const int R = (int)m->nhead, V = m->V; /* rows of the loss: packed with head_rows (model_loss) */
     memset(m->dlogits, 0, (size_t)R * V * sizeof(real));
     // fwd: loss = mean over the whole batch's counted positions of CE(logits)
     crossentropy_backward(m->dlogits, m->probs, m->targets, m->mask, R, V, ncount_all, 1);

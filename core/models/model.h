@@ -55,6 +55,10 @@ typedef struct {
     const ModelTrace *trace;    /* or NULL */
     int head_last_only;         /* inference: final LN + head only at each sequence's last token (the other
                                    logits rows are left unset; no backward after such a forward) */
+    const unsigned char *head_rows; /* training (B*T flags) or NULL: the head only at the flagged rows, which
+                                   must be model_loss's mask (the rows it counts); the logits hold them
+                                   packed. Not with L2Wrap (it reads every row). Must live until the
+                                   backward. Same loss and gradients as every row, less work. */
 } ModelFwd;
 
 typedef struct Model {
@@ -75,6 +79,8 @@ typedef struct Model {
     unsigned char *mask;
     long ncount;
     size_t loss_cap;
+    const unsigned char *head_rows; /* the last forward's ModelFwd.head_rows (NULL: every row) */
+    long nhead;                 /* rows of the loss: B*T, or the flagged rows with head_rows */
 } Model;
 
 /* An int field of an architecture's dims struct. */

@@ -412,7 +412,7 @@ static const real *rwkv6_forward(Rwkv6 *m, const int *tokens, int B, int T, cons
         }
     }
     free(traj);
-    return arch_head_forward(&A->e, &ends, B, T, C, V, f->head_last_only);
+    return arch_head_forward(&A->e, &ends, B, T, C, V, f->head_last_only, f->head_rows);
 }
 
 /* ---- backward -------------------------------------------------------------------------------------- */

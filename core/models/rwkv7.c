@@ -453,7 +453,7 @@ const real *rwkv7_forward(Rwkv7 *m, const int *tokens, int B, int T, int K, cons
 #ifdef _OPENMP
     omp_set_num_threads(saved_threads);
 #endif
-    return arch_head_forward(&A->e, &ends, B, T, C, V, m->head_last_only);
+    return arch_head_forward(&A->e, &ends, B, T, C, V, m->head_last_only, m->head_rows);
 }
 
 /* ---- backward -------------------------------------------------------------------------------- */
@@ -616,11 +616,13 @@ static const TraceQuantity rwkv7_trace[] = {
 static const real *arch_forward(Model *mm, const int *tokens, int B, int T, const ModelFwd *f) {
     Rwkv7 *m = mm->self;
     m->head_last_only = f->head_last_only;
+    m->head_rows = f->head_rows;
     const ModelTrace *mt = f->trace;
     Rwkv7Trace tr = {0};
     if (mt) tr = (Rwkv7Trace){.state = mt->state, .decay = mt->w, .a = mt->q[1], .kk = mt->alpha};
     const real *lg = rwkv7_forward(m, tokens, B, T, f->K, f->state_in, f->state_out, mt ? &tr : NULL);
     m->head_last_only = 0;
+    m->head_rows = NULL;
     if (mt) {
         size_t n = (size_t)m->d.L * B * T * m->d.C;
         for (size_t i = 0; i < n; i++) {

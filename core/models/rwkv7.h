@@ -69,6 +69,7 @@ typedef struct Rwkv7 {
     Model head;                   /* the model interface's view of this model (model.h) */
     int head_last_only;           /* inference option: ln_out + head only at each sequence's last token (the
                                      other logits rows are left unset; no backward after such a forward) */
+    const unsigned char *head_rows; /* training option: the head at these rows only (ModelFwd.head_rows) */
 } Rwkv7;
 
 /* Allocate params + grads (zeroed) and the tensor table: a model to train. */

@@ -65,7 +65,7 @@ static void shard_run(TrainStep *ts, const StepJob *j, int s) {
     double t0 = now_seconds();
     memset(sm->grads, 0, sm->nparams * sizeof(real));
     /* the head at the counted rows only (the loss reads no other); L2Wrap reads every row */
-    ModelFwd f = {.K = j->K, .head_rows = sm->l2wrap ? NULL : j->mask + o};
+    ModelFwd f = {.K = j->K, .head_rows = sm->l2wrap || ts->full_head ? NULL : j->mask + o};
     model_forward(sm, j->inputs + o, b1 - b0, j->T, &f);
     ts->loss[s] = model_loss(sm, j->targets + o, j->mask + o, NULL, &ts->nc[s], &ts->cnt[s]);
     if (s == 0) ts->fwd_s = now_seconds() - t0;

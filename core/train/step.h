@@ -30,6 +30,8 @@ typedef struct {
     long *nc, *cnt;
     double fwd_s;    /* last step: wall seconds of shard 0's forward + loss (its thread), and of the whole step */
     double step_s;
+    int full_head;   /* 1: the head at every row (bench's baseline); 0 (default): at the counted rows only
+                        (ModelFwd.head_rows; every row anyway with L2Wrap). Same loss and gradients. */
 } TrainStep;
 
 void train_step_init(TrainStep *ts, Model *m, int shards);

@@ -12,7 +12,6 @@ where no depth up to --max-layers reached the threshold is drawn as an open mark
 the best depth's accuracy written beside it; a cell whose search has not finished is left out and counted
 in the panel title. Writes OUT/NAME.png (default the first DIR's parent/figures/depth_length.png).
 """
-import argparse
 import os
 import sys
 
@@ -86,16 +85,10 @@ def plot(dirs, out, name, max_layers=4, title="", emit_json=False):
 
 
 def main(argv=None):
-    ap = rp.common_args(argparse.ArgumentParser(description=__doc__,
-                                                formatter_class=argparse.RawDescriptionHelpFormatter),
-                        "the first DIR's parent")
-    ap.add_argument("dirs", nargs="+", help="experiments/depth_length.sh's per-architecture run directories")
+    ap = rp.suite_parser(__doc__, "experiments/depth_length.sh's per-architecture run directories", "depth_length")
     ap.add_argument("--max-layers", type=int, default=4)
-    ap.add_argument("--title", default="")
-    ap.add_argument("--name", default="depth_length")
     a = ap.parse_args(argv)
-    out = a.out or os.path.join(os.path.dirname(os.path.normpath(a.dirs[0])), "figures")
-    plot(a.dirs, out, a.name, a.max_layers, a.title, a.emit_json)
+    plot(a.dirs, rp.suite_out(a), a.name, a.max_layers, a.title, a.emit_json)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ one point per run: the fraction of its steps with an eigenvalue below -0.5 again
 T (default: the longest test length), one marker per model. Accuracies outside [0, 1] are refused.
 Writes OUT/NAME.png (default the first DIR's parent/figures/mechanism.png).
 """
-import argparse
 import glob
 import os
 import sys
@@ -110,17 +109,12 @@ def plot(dirs, out, name, metric="seq_acc", length=0, title="", emit_json=False)
 
 
 def main(argv=None):
-    ap = rp.common_args(argparse.ArgumentParser(description=__doc__,
-                                                formatter_class=argparse.RawDescriptionHelpFormatter),
-                        "the first DIR's parent")
-    ap.add_argument("dirs", nargs="+", help="directories of run directories (each DIR/<run>/summary.json, run.h5)")
+    ap = rp.suite_parser(__doc__, "directories of run directories (each DIR/<run>/summary.json, run.h5)", "mechanism",
+                         "the figure's first title line (default: the experiment names)")
     ap.add_argument("--metric", default="seq_acc", choices=["seq_acc", "token_acc"])
     ap.add_argument("--length", type=int, default=0, help="the test length of the accuracy (default: the longest)")
-    ap.add_argument("--title", default="", help="the figure's first title line (default: the experiment names)")
-    ap.add_argument("--name", default="mechanism", help="output file name without .png")
     a = ap.parse_args(argv)
-    out = a.out or os.path.join(os.path.dirname(os.path.normpath(a.dirs[0])), "figures")
-    plot(a.dirs, out, a.name, a.metric, a.length, a.title, a.emit_json)
+    plot(a.dirs, rp.suite_out(a), a.name, a.metric, a.length, a.title, a.emit_json)
 
 
 if __name__ == "__main__":

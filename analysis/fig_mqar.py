@@ -16,7 +16,6 @@ paper's 0.94 at state 8192 and 0.99 at 16384, with its own init variant). Runs t
 left out and counted in the title; accuracies outside [0, 1] are refused.
 Writes OUT/NAME.png (default the first DIR's parent/figures/mqar.png).
 """
-import argparse
 import glob
 import math
 import os
@@ -124,18 +123,12 @@ def plot(dirs, out, name, metric="token_acc", published=PUBLISHED, title="", emi
 
 
 def main(argv=None):
-    ap = rp.common_args(argparse.ArgumentParser(description=__doc__,
-                                                formatter_class=argparse.RawDescriptionHelpFormatter),
-                        "the first DIR's parent")
-    ap.add_argument("dirs", nargs="+", help="experiments/mqar.sh's per-d_model sweep directories")
+    ap = rp.suite_parser(__doc__, "experiments/mqar.sh's per-d_model sweep directories", "mqar")
     ap.add_argument("--metric", default="token_acc", choices=sorted(METRICS))
     ap.add_argument("--published", default=PUBLISHED, help=f"STATE:ACC,... reference points ('' for none; "
                                                            f"default {PUBLISHED})")
-    ap.add_argument("--title", default="")
-    ap.add_argument("--name", default="mqar")
     a = ap.parse_args(argv)
-    out = a.out or os.path.join(os.path.dirname(os.path.normpath(a.dirs[0])), "figures")
-    plot(a.dirs, out, a.name, a.metric, a.published, a.title, a.emit_json)
+    plot(a.dirs, rp.suite_out(a), a.name, a.metric, a.published, a.title, a.emit_json)
 
 
 if __name__ == "__main__":

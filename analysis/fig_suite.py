@@ -13,7 +13,6 @@ mean of the two middle values), every seed as a point, the spread as a bar, coin
 Ticks at the tested lengths, the training length or range shaded; values outside [0, 1] are refused.
 Writes OUT/NAME.png (default DIR's parent/figures/suite_<metric>.png).
 """
-import argparse
 import glob
 import os
 import re
@@ -103,16 +102,11 @@ def plot(dirs, out, name, metric="seq_acc", title="", emit_json=False):
 
 
 def main(argv=None):
-    ap = rp.common_args(argparse.ArgumentParser(description=__doc__,
-                                                formatter_class=argparse.RawDescriptionHelpFormatter),
-                        "the first DIR's parent")
-    ap.add_argument("dirs", nargs="+", help="directories of run directories (each DIR/<run>/summary.json)")
+    ap = rp.suite_parser(__doc__, "directories of run directories (each DIR/<run>/summary.json)", "",
+                         "the figure's first title line (default: the experiment names)")
     ap.add_argument("--metric", default="seq_acc", choices=sorted(METRICS))
-    ap.add_argument("--title", default="", help="the figure's first title line (default: the experiment names)")
-    ap.add_argument("--name", default="", help="output file name without .png (default suite_<metric>)")
     a = ap.parse_args(argv)
-    out = a.out or os.path.join(os.path.dirname(os.path.normpath(a.dirs[0])), "figures")
-    plot(a.dirs, out, a.name or f"suite_{a.metric}", a.metric, a.title, a.emit_json)
+    plot(a.dirs, rp.suite_out(a), a.name or f"suite_{a.metric}", a.metric, a.title, a.emit_json)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Nothing here draws a figure; each figure kind is one script (fig_*.py) with a CL
 analysis/README.md. Errors the user can fix raise PlotError (message: what, where, how to fix); the
 scripts print it and exit 1.
 """
+import argparse
 import configparser
 import json
 import math
@@ -410,6 +411,23 @@ def run_cli(main):
         print(f"{prog}: error: {e}", file=sys.stderr)
         sys.exit(1)
     sys.exit(rc or 0)
+
+
+def suite_parser(doc, dirs_help, name, title_help="the figure's first title line"):
+    """The command line of a script over directories of run directories (fig_suite, fig_depth,
+    fig_mechanism, fig_mqar): DIR..., --title, --name (default `name`), --out, --emit-json; the caller adds
+    its own options, then calls suite_out on the parsed arguments."""
+    ap = common_args(argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter),
+                     "the first DIR's parent")
+    ap.add_argument("dirs", nargs="+", help=dirs_help)
+    ap.add_argument("--title", default="", help=title_help)
+    ap.add_argument("--name", default=name, help="output file name without .png")
+    return ap
+
+
+def suite_out(a):
+    """--out, or the first DIR's parent/figures."""
+    return a.out or os.path.join(os.path.dirname(os.path.normpath(a.dirs[0])), "figures")
 
 
 def common_args(ap, what="RUN_DIR"):

@@ -9,11 +9,13 @@
 # Model: rwkvlab's official x070 init, NOT the paper's init variant (spec/tasks.md section 3), so the
 # numbers are not comparable to the paper's table; scaled down as the config's header says (batch 64,
 # 3000 steps of fresh sequences instead of 64 epochs over 100k, fp32).
-# CPU budget, measured 2026-12-02 (2-core machine shared with builds, --jobs 2, one thread per run): a
-# d = 64 run trains at about 3,000 tokens/s, so its 3000 steps x 64 x 64 tokens take about 1 hour (the
-# early stop at 0.99 cannot shorten it before the model learns: at step 320 the loss was 8.35 nats,
-# ln 8192 = 9.01, accuracy 0; V = 8192 makes the output layer the cost); an idle machine is perhaps
-# twice as fast. 3 lr x d = 64 = 3 runs: about 1.5 hours at --jobs 2; d = 128 about twice that per run.
+# CPU budget, measured 2026-12-02 with commit 019eef2 (the head at the counted positions only; one thread
+# per run): a d = 64 run trains at about 10k tokens/s with one other run beside it on the 2 cores (7k with
+# two others), d = 128 at about 4k (3k), so a run that uses all its 3000 steps x 4096 tokens takes about
+# 20 min at d = 64 and 50 min at d = 128; a run that learns stops early (the loss sits at ln(V/2) = 8.3
+# nats for hundreds of steps, then drops: d = 64 lr_mult 1 stopped at step 1000 after 10 min). Both cells,
+# 6 runs: 63 min as two invocations side by side (--d 64 and --d 128, --set train.threads=1 each); this
+# script alone (d = 64, then d = 128, --jobs 2) about 1.5 hours (estimated from those runs).
 # Resumable (rwkvlab sweep): interrupt it and run it again to continue. Output: results/mqar/d<d>/<run>/ and
 # results/mqar/table.md (token accuracy = Zoology's metric: every sequence has K queries) and
 # results/mqar/figures/mqar.png (analysis/fig_mqar.py: accuracy vs state size, one series per lr_mult).
